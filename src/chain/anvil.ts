@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+
+/** Path of the anvil binary shipped inside the npm package `@foundry-rs/anvil-linux-amd64` (TOOLCHAIN.md). */
+export function anvilBinaryPath(): string {
+  const require = createRequire(import.meta.url)
+  const pkg = require.resolve('@foundry-rs/anvil-linux-amd64/package.json')
+  return join(dirname(pkg), 'bin', 'anvil')
+}
+
+export type AnvilOptions = {
+  /** 0 picks a free port (anvil prints the one it took). */
+  port?: number
+  /** Seconds between blocks; omitted = automine (a block per tx). */
+  blockTime?: number
+  /** `--state FILE`: load from and dump to this file, so a restarted anvil keeps its chain. */
+  stateFile?: string
+  chainId?: number
+  extraArgs?: string[]
+  /** Milliseconds to wait for the `Listening on` line. */
+  startTimeoutMs?: number
+}
+
+export type Anvil = {
+  rpcUrl: string
+  port: number
+  process: ChildProcess
+  stop(): Promise<void>
+}
+
+/** Starts anvil (cancun, so blob transactions and `blobhash` work) and resolves once it listens. */
+export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
+  const args = ['--hardfork', 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--silent']
+  if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId))
+  if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
+  if (options.stateFile !== undefined) args.push('--state', options.stateFile)
+  args.push(...(options.extraArgs ?? []))
+  // `--silent` hides per-request logs but anvil still prints its listening address on stdout.
+  const child = spawn(anvilBinaryPath(), args.filter((a) => a !== '--silent'), { stdio: ['ignore', 'pipe', 'pipe'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`anvil did not start within ${options.startTimeoutMs ?? 15000} ms`))
+    }, options.startTimeoutMs ?? 15000)
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /Listening on [\d.]+:(\d+)/.exec(out)
+      if (match) {
+        clearTimeout(timer)
+        child.stdout?.off('data', onData)
+        child.stdout?.resume()
+        resolve(Number(match[1]))
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`anvil exited with code ${code} before listening: ${out.trim().split('\n').pop() ?? ''}`))
+    })
+  })
+  child.stdout?.resume()
+  child.stderr?.resume()
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      child.once('exit', () => resolve())
+      child.kill('SIGTERM')
+    })
+  return { rpcUrl: `http://127.0.0.1:${port}`, port, process: child, stop }
+}

@@ -1,0 +1,58 @@
+// The seams between the sidecar and the TEE (DESIGN.md §10). Production and simulated quotes pass through the
+// same interfaces, so the devnet exercises the code path a real node runs.
+import type { Hex } from 'viem'
+
+export type TeeType = 'tdx' | 'sgx'
+
+/** TCB statuses as Intel's TCB info names them; bit positions follow DESIGN.md §7 (`setTcbPolicy`). */
+export const TCB_STATUS_BITS = {
+  UpToDate: 0,
+  SWHardeningNeeded: 1,
+  ConfigurationNeeded: 2,
+  ConfigurationAndSWHardeningNeeded: 3,
+  OutOfDate: 4,
+  OutOfDateConfigurationNeeded: 5,
+} as const
+export type TcbStatus = keyof typeof TCB_STATUS_BITS | 'Revoked'
+
+/** Produces a quote whose report data is exactly the 64 bytes asked for. */
+export interface QuoteProvider {
+  readonly name: string
+  readonly teeType: TeeType
+  getQuote(reportData: Uint8Array): Promise<Uint8Array>
+}
+
+/** What a successfully verified quote tells (DESIGN.md §4, §11 `quote verify --json`). */
+export type VerifiedQuote = {
+  teeType: TeeType
+  status: TcbStatus
+  advisoryIds: string[]
+  /** 6-byte FMSPC, 0x-prefixed lowercase hex. */
+  fmspc: Hex
+  /** Named raw measurement fields (mrTd, rtMr0…, or mrEnclave, mrSigner…), 0x-hex. */
+  measurements: Record<string, Hex>
+  /** keccak256 of `measurementRaw` (DESIGN.md §4). */
+  measurementId: Hex
+  /** The packed preimage of the measurement id, as `addMeasurement(id, raw)` takes it. */
+  measurementRaw: Hex
+  /** The 64 report-data bytes. */
+  reportData: Uint8Array
+  /** Unix seconds the collateral was issued (the oldest of its parts); for the policy's max collateral age. */
+  collateralIssuedAt: number
+}
+
+/** Verifies a quote's signatures and TCB level; throws `QuoteVerificationError` with a reason when it fails. */
+export interface QuoteVerifier {
+  verify(quote: Uint8Array, options?: { now?: number }): Promise<VerifiedQuote>
+}
+
+export class QuoteVerificationError extends Error {
+  override name = 'QuoteVerificationError'
+  constructor(
+    /** Short machine-readable reason, e.g. `bad_signature`, `collateral_expired`, `malformed_quote`. */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
