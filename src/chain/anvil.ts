@@ -31,13 +31,12 @@ export type Anvil = {
 
 /** Starts anvil (cancun, so blob transactions and `blobhash` work) and resolves once it listens. */
 export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
-  const args = ['--hardfork', 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--silent']
+  const args = ['--hardfork', 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId))
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
   if (options.stateFile !== undefined) args.push('--state', options.stateFile)
   args.push(...(options.extraArgs ?? []))
-  // `--silent` hides per-request logs but anvil still prints its listening address on stdout.
-  const child = spawn(anvilBinaryPath(), args.filter((a) => a !== '--silent'), { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => {
