@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+
+export type Db = Database.Database
+
+// DESIGN.md §9: one data dir, one SQLite file. Each migration runs once, in order, inside a transaction;
+// `user_version` records how many have run. Never edit a shipped migration: append a new one.
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+  -- Sealed master secrets, one per generation (DESIGN.md §9).
+  CREATE TABLE sealed_secrets (
+    generation INTEGER PRIMARY KEY,
+    x_pub TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  -- This node's own pending registration: the ephemeral key, sealed.
+  CREATE TABLE registrations (
+    address TEXT PRIMARY KEY,
+    pubkey64 TEXT NOT NULL,
+    sealed_key BLOB,
+    ref_block_number INTEGER NOT NULL,
+    ref_block_hash TEXT NOT NULL,
+    request_id TEXT,
+    tx_hash TEXT,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  -- Onboarding requests this node has looked at as a helper, and what it decided (DESIGN.md §5 step 4).
+  CREATE TABLE requests (
+    request_id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT,
+    message TEXT,
+    measurement_id TEXT,
+    fulfill_tx TEXT,
+    decided_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX requests_requester ON requests (requester);
+  -- Every blob this node used, by versioned hash (DESIGN.md §12: beacon nodes prune after ~18 days).
+  CREATE TABLE blobs (
+    versioned_hash TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    stored_at INTEGER NOT NULL
+  ) STRICT;
+  `,
+]
+
+/** Opens (creating if needed) the node database and brings its schema up to date. */
+export function openDatabase(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  // Secrets and nonces are written here: a power cut must not lose an acknowledged write (DESIGN.md §9).
+  db.pragma('synchronous = FULL')
+  db.pragma('foreign_keys = ON')
+  db.pragma('busy_timeout = 5000')
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > MIGRATIONS.length) {
+    db.close()
+    throw new Error(`database ${path} has schema version ${current}, newer than this build knows (${MIGRATIONS.length})`)
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!)
+      db.pragma(`user_version = ${version + 1}`)
+    })()
+  }
+  return db
+}

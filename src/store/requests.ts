@@ -1,0 +1,78 @@
+import type { Hex } from 'viem'
+import type { Db } from './database.ts'
+
+export type RequestDecision = 'fulfilled' | 'refused' | 'pending'
+
+export type RequestRecord = {
+  requestId: bigint
+  requester: Hex
+  blockNumber: bigint
+  decision: RequestDecision
+  reason: string | null
+  message: string | null
+  measurementId: Hex | null
+  fulfillTx: Hex | null
+  decidedAt: number
+}
+
+type Row = {
+  request_id: string
+  requester: string
+  block_number: number
+  decision: string
+  reason: string | null
+  message: string | null
+  measurement_id: string | null
+  fulfill_tx: string | null
+  decided_at: number
+}
+
+function fromRow(row: Row): RequestRecord {
+  return {
+    requestId: BigInt(row.request_id),
+    requester: row.requester as Hex,
+    blockNumber: BigInt(row.block_number),
+    decision: row.decision as RequestDecision,
+    reason: row.reason,
+    message: row.message,
+    measurementId: row.measurement_id as Hex | null,
+    fulfillTx: row.fulfill_tx as Hex | null,
+    decidedAt: row.decided_at,
+  }
+}
+
+/** Each onboarding request this node judged as a helper, with the decision and its reason (DESIGN.md §9). */
+export function createRequestStore(db: Db) {
+  const upsert = db.prepare(
+    `INSERT INTO requests (request_id, requester, block_number, decision, reason, message, measurement_id, fulfill_tx, decided_at)
+     VALUES (@request_id, @requester, @block_number, @decision, @reason, @message, @measurement_id, @fulfill_tx, @decided_at)
+     ON CONFLICT (request_id) DO UPDATE SET decision = excluded.decision, reason = excluded.reason,
+       message = excluded.message, measurement_id = COALESCE(excluded.measurement_id, requests.measurement_id),
+       fulfill_tx = COALESCE(excluded.fulfill_tx, requests.fulfill_tx), decided_at = excluded.decided_at`,
+  )
+  const get = db.prepare<[string], Row>('SELECT * FROM requests WHERE request_id = ?')
+  const recent = db.prepare<[number], Row>('SELECT * FROM requests ORDER BY decided_at DESC, CAST(request_id AS INTEGER) DESC LIMIT ?')
+  return {
+    record(r: RequestRecord): void {
+      upsert.run({
+        request_id: r.requestId.toString(),
+        requester: r.requester.toLowerCase(),
+        block_number: Number(r.blockNumber),
+        decision: r.decision,
+        reason: r.reason,
+        message: r.message,
+        measurement_id: r.measurementId,
+        fulfill_tx: r.fulfillTx,
+        decided_at: r.decidedAt,
+      })
+    },
+    get(requestId: bigint): RequestRecord | undefined {
+      const row = get.get(requestId.toString())
+      return row ? fromRow(row) : undefined
+    },
+    recent(limit: number): RequestRecord[] {
+      return recent.all(limit).map(fromRow)
+    },
+  }
+}
+export type RequestStore = ReturnType<typeof createRequestStore>
