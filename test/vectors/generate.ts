@@ -1,0 +1,200 @@
+// Writes the known-answer vectors of src/keys (DESIGN.md §2, §3, §6, §7) into test/vectors/*.json.
+// Run once when a format is introduced: `node --import tsx test/vectors/generate.ts`. The unit tests beside the
+// code recompute every vector from its inputs and compare, and cross-check some by an independent path
+// (node:crypto, viem's signTypedData, hand-laid ABI words), so a file is never just the code agreeing with itself.
+// Regenerating a file whose format is already published is a protocol change, not a fix.
+import { writeFileSync } from 'node:fs'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { utf8ToBytes } from '@noble/hashes/utils.js'
+import { toHex0x } from '../../src/keys/bytes.ts'
+import {
+  appIdForPod,
+  derivedPublicKey,
+  getKeyResponse,
+  issueAppKey,
+  deriveSealkey,
+  normalizeKeyAlgorithm,
+} from '../../src/keys/derive.ts'
+import { eciesEncrypt, onboardAad } from '../../src/keys/ecies.ts'
+import { bootstrapReportData, registerReportData } from '../../src/keys/reportData.ts'
+import { addressOfPublicKey, publicKey33, publicKey64, signDigest } from '../../src/keys/signature.ts'
+import { attestationDigest, onboardReceiptDigest, onboardResponseDigest } from '../../src/keys/typedData.ts'
+
+/** A fixed test key: keccak256 of a label (all labels here give valid secp256k1 scalars). */
+function testKey(label: string): Uint8Array {
+  return keccak_256(utf8ToBytes(`keymanager test vector: ${label}`))
+}
+
+const hex = toHex0x
+const MASTER = testKey('master secret')
+const CHAIN_ID = 31337
+const REGISTRY = '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const
+
+function write(name: string, about: string, body: object): void {
+  const path = new URL(`./${name}`, import.meta.url)
+  writeFileSync(path, `${JSON.stringify({ _about: about, ...body }, null, 2)}\n`)
+  console.log(`wrote test/vectors/${name}`)
+}
+
+function derivation() {
+  const podNames = ['app', 'web-1', 'pod with spaces/ünïcode ✓']
+  const requests = [
+    { path: 'keymanager/sealkey', purpose: '', algorithm: 'secp256k1' },
+    { path: '/wallet/0', purpose: 'ethereum', algorithm: 'secp256k1' },
+    { path: 'signing', purpose: 'signing', algorithm: 'ed25519' },
+  ]
+  return {
+    masterSecret: hex(MASTER),
+    masterPublicKey33: hex(publicKey33(MASTER)),
+    masterPublicKey64: hex(publicKey64(MASTER)),
+    xPub: addressOfPublicKey(publicKey33(MASTER)),
+    apps: podNames.map((podName) => {
+      const appId = appIdForPod(podName)
+      const issued = issueAppKey(MASTER, appId)
+      return {
+        podName,
+        appId: hex(appId),
+        appKey: hex(issued.appKey),
+        appPublicKey33: hex(issued.appPublicKey33),
+        appAddress: addressOfPublicKey(issued.appPublicKey33),
+        kmsSignature: hex(issued.kmsSignature),
+        sealkey: hex(deriveSealkey(MASTER, appId)),
+        getKey: requests.map((request) => {
+          const response = getKeyResponse({ appKey: issued.appKey, kmsSignature: issued.kmsSignature, ...request })
+          const pub = derivedPublicKey(response.key, normalizeKeyAlgorithm(request.algorithm))
+          return {
+            ...request,
+            key: hex(response.key),
+            publicKey: hex(pub),
+            signatureChain: response.signatureChain.map(hex),
+          }
+        }),
+      }
+    }),
+  }
+}
+
+function ecies() {
+  const recipientSecretKey = testKey('ecies recipient')
+  const cases = [
+    {
+      name: 'master secret to a newcomer, onboarding aad',
+      plaintext: MASTER,
+      aad: onboardAad({ chainId: CHAIN_ID, registry: REGISTRY, requestId: 7n, generation: 1n }),
+      aadArgs: { chainId: CHAIN_ID, registry: REGISTRY, requestId: '7', generation: '1' },
+      uncompressedRecipient: false,
+    },
+    {
+      name: 'empty plaintext, empty aad, recipient given uncompressed',
+      plaintext: new Uint8Array(0),
+      aad: new Uint8Array(0),
+      aadArgs: undefined,
+      uncompressedRecipient: true,
+    },
+    {
+      name: 'odd-length plaintext and aad',
+      plaintext: utf8ToBytes('keymanager ecies v1: 37-byte message!'),
+      aad: utf8ToBytes('aad'),
+      aadArgs: undefined,
+      uncompressedRecipient: false,
+    },
+  ]
+  return {
+    vectors: cases.map((c, i) => {
+      const ephemeralSecretKey = testKey(`ecies ephemeral ${i}`)
+      const nonce = keccak_256(utf8ToBytes(`keymanager test vector: ecies nonce ${i}`)).slice(0, 12)
+      const recipientPublicKey = c.uncompressedRecipient
+        ? new Uint8Array([4, ...publicKey64(recipientSecretKey)])
+        : publicKey33(recipientSecretKey)
+      return {
+        name: c.name,
+        recipientSecretKey: hex(recipientSecretKey),
+        recipientPublicKey: hex(recipientPublicKey),
+        ephemeralSecretKey: hex(ephemeralSecretKey),
+        nonce: hex(nonce),
+        plaintext: hex(c.plaintext),
+        aad: hex(c.aad),
+        ...(c.aadArgs ? { onboardAad: c.aadArgs } : {}),
+        ciphertext: hex(eciesEncrypt(recipientPublicKey, c.plaintext, c.aad, { ephemeralSecretKey, nonce })),
+      }
+    }),
+  }
+}
+
+function typedData() {
+  const domain = { chainId: CHAIN_ID, registry: REGISTRY }
+  const newcomer = testKey('newcomer ephemeral key')
+  const attestation = { hostname: 'app', appData: hex(keccak_256(utf8ToBytes('app data'))) }
+  const response = {
+    requestIds: ['1', '2', '115792089237316195423570985008687907853269984665640564039457584007913129639935'],
+    responseBlobHash: hex(keccak_256(utf8ToBytes('blob'))).replace(/^0x../, '0x01'),
+    generation: '1',
+  }
+  const receipt = { requestId: '1', xPub: addressOfPublicKey(publicKey33(MASTER)) }
+  const attestationHash = attestationDigest({ ...domain, ...attestation })
+  const responseHash = onboardResponseDigest({
+    ...domain,
+    ...response,
+    requestIds: response.requestIds.map(BigInt),
+    responseBlobHash: response.responseBlobHash as `0x${string}`,
+    generation: BigInt(response.generation),
+  })
+  const receiptHash = onboardReceiptDigest({ ...domain, requestId: BigInt(receipt.requestId), xPub: receipt.xPub })
+  return {
+    domain: { name: 'KeyManager', version: '1', chainId: CHAIN_ID, verifyingContract: REGISTRY },
+    masterSecret: hex(MASTER),
+    newcomerSecretKey: hex(newcomer),
+    attestation: { message: attestation, digest: hex(attestationHash), signature: hex(signDigest(attestationHash, MASTER)) },
+    onboardResponse: { message: response, digest: hex(responseHash), signature: hex(signDigest(responseHash, MASTER)) },
+    onboardReceipt: { message: receipt, digest: hex(receiptHash), signature: hex(signDigest(receiptHash, newcomer)) },
+  }
+}
+
+function reportData() {
+  const newcomer = testKey('newcomer ephemeral key')
+  const bootstrap = { chainId: CHAIN_ID, registry: REGISTRY, masterPubkey64: hex(publicKey64(MASTER)) }
+  const register = {
+    chainId: CHAIN_ID,
+    registry: REGISTRY,
+    pubkey64: hex(publicKey64(newcomer)),
+    refBlockNumber: '12345',
+    refBlockHash: hex(keccak_256(utf8ToBytes('block 12345'))),
+  }
+  return {
+    bootstrap: [{ ...bootstrap, reportData: hex(bootstrapReportData(bootstrap)) }],
+    register: [
+      {
+        ...register,
+        reportData: hex(
+          registerReportData({
+            ...register,
+            refBlockNumber: BigInt(register.refBlockNumber),
+            pubkey64: register.pubkey64,
+            refBlockHash: register.refBlockHash,
+          }),
+        ),
+      },
+    ],
+  }
+}
+
+write(
+  'keymanager-derivation.json',
+  'DESIGN.md §2: appIdForPod, app keys, getKey (secp256k1 and ed25519) with signature chains, and sealkey of a fixed M. Hex is 0x-prefixed; signatures are r||s||v with v in {0,1}.',
+  derivation(),
+)
+write(
+  'ecies-v1.json',
+  'DESIGN.md §6 ECIES v1 with fixed ephemeral keys and nonces (never do this outside tests): ciphertext = ephemeralPub33 || nonce12 || AES-256-GCM ciphertext || tag16.',
+  ecies(),
+)
+write(
+  'typed-data.json',
+  'DESIGN.md §7 EIP-712 digests and signatures (r||s||v, v in {0,1}) for Attestation (by M), OnboardResponse (by M), OnboardReceipt (by the newcomer key). Integers are decimal strings.',
+  typedData(),
+)
+write(
+  'report-data.json',
+  'DESIGN.md §3 report data: keccak256(abi.encode(tag, uint256 chainId, address registry, bytes pubkey64[, uint64 refBlockNumber, bytes32 refBlockHash])) || 32 zero bytes. Integers are decimal strings.',
+  reportData(),
+)
