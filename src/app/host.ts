@@ -1,0 +1,110 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { Logger } from 'pino'
+import { getAddress, type Address } from 'viem'
+import { KeymanagerError } from '../errors.ts'
+import { parseHex, toHex0x } from '../keys/bytes.ts'
+import { addressOfPublicKey } from '../keys/signature.ts'
+import type { HelpResult, KeymanagerNode } from '../node/node.ts'
+import type { BlobArchive } from '../store/blobArchive.ts'
+import { createErrorHandler, errorJson, notFound } from './errors.ts'
+
+export type HostAppDeps = {
+  node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state'>
+  blobs: BlobArchive
+  /** Bearer token the host must present; compared in constant time. */
+  token: string
+  logger: Logger
+}
+
+/** Host requests carry no large bodies: anything over this is refused before it is read. */
+const MAX_BODY = 16 * 1024
+
+/** Bearer-token check in constant time (both sides hashed first, so lengths leak nothing either). */
+export function hostAuth(token: string): MiddlewareHandler {
+  if (token.length < 16) throw new Error('host token must be at least 16 characters')
+  const expected = createHash('sha256').update(token).digest()
+  return async function requireHostToken(c, next) {
+    const header = c.req.header('authorization') ?? ''
+    const match = /^Bearer (.+)$/.exec(header)
+    const given = createHash('sha256').update(match?.[1] ?? '').digest()
+    if (!match || !timingSafeEqual(given, expected)) return errorJson(c, 'unauthorized', 'missing or wrong bearer token')
+    return next()
+  }
+}
+
+/** `:addr` of `/helper/:addr`: a request id in decimal, or the newcomer's 0x address. */
+export function parseHelperRef(value: string): { requestId: bigint } | { requester: Address } {
+  if (/^[0-9]{1,78}$/.test(value)) {
+    const requestId = BigInt(value)
+    if (requestId === 0n || requestId >= 2n ** 256n) throw new KeymanagerError('bad_request', 'request id out of range')
+    return { requestId }
+  }
+  if (/^0x[0-9a-fA-F]{40}$/.test(value)) return { requester: getAddress(value.toLowerCase()) }
+  throw new KeymanagerError('bad_request', 'addr must be a decimal request id or a 0x-prefixed 20-byte address')
+}
+
+/** `:enckey` of `/register/:enckey`: the registration's key as an address or a 64-byte public key. */
+export function parseEncKey(value: string): Address {
+  if (/^0x[0-9a-fA-F]{40}$/.test(value)) return getAddress(value.toLowerCase())
+  const pubkey = parseHex(value, { name: 'enckey', length: 64, prefix: 'optional' })
+  return addressOfPublicKey(pubkey)
+}
+
+function helpResultJson(result: HelpResult) {
+  if (result.decision === 'refused')
+    return { requestId: result.requestId.toString(), decision: result.decision, reason: result.reason, message: result.message }
+  return { requestId: result.requestId.toString(), decision: result.decision, ...result.tx }
+}
+
+/** The host listener (DESIGN.md §8): an untrusted operator drives bootstrap and onboarding. */
+export function createHostApp(deps: HostAppDeps) {
+  const app = new Hono()
+  app.onError(createErrorHandler(deps.logger))
+  app.notFound(notFound)
+  app.use('*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => errorJson(c, 'payload_too_large', `request body over ${MAX_BODY} bytes`) }))
+  app.use('*', hostAuth(deps.token))
+
+  app.post('/bootstrap', async (c) => c.json(await deps.node.bootstrap()))
+  app.post('/register', async (c) => c.json(await deps.node.register()))
+  app.post('/register/:enckey', async (c) => c.json(await deps.node.complete(parseEncKey(c.req.param('enckey')))))
+
+  const helper = async (c: Context) => {
+    const result = await deps.node.helpByRef(parseHelperRef(c.req.param('addr') ?? ''))
+    if (result.decision === 'refused')
+      return errorJson(c, 'unprocessable', `request ${result.requestId} refused: ${result.message}`, { reason: result.reason, requestId: result.requestId.toString() })
+    return c.json(helpResultJson(result))
+  }
+  app.get('/helper/:addr', helper)
+  app.post('/helper/:addr', helper)
+
+  app.get('/status', async (c) => c.json(await deps.node.status()))
+
+  app.get('/blobs/:versionedHash', (c) => {
+    const hash = parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' })
+    if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'versionedHash must start with 0x01 (EIP-4844 KZG version)')
+    const blob = deps.blobs.get(toHex0x(hash))
+    if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')
+    return c.body(blob as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' })
+  })
+
+  app.get('/metrics', async (c) => {
+    const status = await deps.node.status()
+    const counts = new Map<string, number>()
+    for (const r of status.requests) counts.set(r.decision, (counts.get(r.decision) ?? 0) + 1)
+    const lines = [
+      '# HELP keymanager_ready 1 when the node holds the master secret',
+      '# TYPE keymanager_ready gauge',
+      `keymanager_ready ${status.state === 'ready' ? 1 : 0}`,
+      '# HELP keymanager_generation master secret generation held',
+      '# TYPE keymanager_generation gauge',
+      `keymanager_generation ${status.generation}`,
+      '# HELP keymanager_recent_requests onboarding decisions among the last 50 requests judged',
+      '# TYPE keymanager_recent_requests gauge',
+      ...[...counts].map(([decision, n]) => `keymanager_recent_requests{decision="${decision}"} ${n}`),
+    ]
+    return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
+  })
+  return app
+}

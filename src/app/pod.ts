@@ -1,0 +1,87 @@
+import { Hono } from 'hono'
+import type { Logger } from 'pino'
+import type { Address } from 'viem'
+import { KeymanagerError } from '../errors.ts'
+import { appIdForPod } from '../keys/derive.ts'
+import { parseHex, toHex0x } from '../keys/bytes.ts'
+import type { KeymanagerNode } from '../node/node.ts'
+import { createErrorHandler, notFound } from './errors.ts'
+import { podIdentity, type PodIdentityOptions } from './podIdentity.ts'
+
+export type PodAppDeps = {
+  node: Pick<KeymanagerNode, 'master' | 'state' | 'generation'>
+  chainId: number
+  registry: Address
+  /** Pod name → pinned 20-byte appId (DESIGN.md §2), e.g. to keep a dstack app's keys across a migration. */
+  appIds: Record<string, Uint8Array>
+  identity: PodIdentityOptions
+  logger: Logger
+}
+
+type Env = { Variables: { pod: string } }
+
+/** The pod listener (DESIGN.md §8): keys for the pods of this CVM. */
+export function createPodApp(deps: PodAppDeps) {
+  const app = new Hono<Env>()
+  const appIdCache = new Map<string, Uint8Array>()
+  function appIdOf(pod: string): Uint8Array {
+    let id = deps.appIds[pod] ?? appIdCache.get(pod)
+    if (!id) {
+      id = appIdForPod(pod)
+      if (appIdCache.size > 10_000) appIdCache.clear()
+      appIdCache.set(pod, id)
+    }
+    return id
+  }
+  // The /sealkey body is a pure function of (pod, generation): serve it from memory. The cache lives in the TEE
+  // like the master secret, and is dropped when the generation changes.
+  const sealkeyBodies = new Map<string, string>()
+  let cachedGeneration = -1
+
+  function requireReady() {
+    if (deps.node.state !== 'ready') throw new KeymanagerError('not_ready', `node is ${deps.node.state}`)
+    return deps.node.master()
+  }
+
+  app.onError(createErrorHandler(deps.logger))
+  app.notFound(notFound)
+
+  app.get('/healthz', (c) => c.json({ ok: true, state: deps.node.state }))
+
+  app.use('/sealkey', podIdentity(deps.identity))
+  app.use('/attest/*', podIdentity(deps.identity))
+
+  app.get('/sealkey', (c) => {
+    const master = requireReady()
+    const pod = c.get('pod')
+    if (cachedGeneration !== deps.node.generation) {
+      sealkeyBodies.clear()
+      cachedGeneration = deps.node.generation
+    }
+    let body = sealkeyBodies.get(pod)
+    if (!body) {
+      const appId = appIdOf(pod)
+      body = JSON.stringify({ key: toHex0x(master.sealkey(appId)), appId: toHex0x(appId), generation: deps.node.generation })
+      if (sealkeyBodies.size > 10_000) sealkeyBodies.clear()
+      sealkeyBodies.set(pod, body)
+    }
+    return c.body(body, 200, { 'content-type': 'application/json' })
+  })
+
+  app.get('/attest/:appdata', (c) => {
+    const appData = parseHex(c.req.param('appdata'), { name: 'appdata', length: 32, prefix: 'optional' })
+    const master = requireReady()
+    const hostname = c.get('pod')
+    const signature = master.signAttestation({ chainId: deps.chainId, registry: deps.registry, hostname, appData })
+    return c.json({
+      hostname,
+      appData: toHex0x(appData),
+      signature: toHex0x(signature),
+      signer: master.address,
+      registry: deps.registry,
+      chainId: deps.chainId,
+    })
+  })
+
+  return app
+}

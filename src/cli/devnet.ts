@@ -1,0 +1,230 @@
+// `keymanager devnet` (DESIGN.md §11): an embedded anvil, the registry, N sidecars as separate processes, and the
+// whole onboarding walk-through driven through the host API as an operator would drive it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { foundry } from 'viem/chains'
+import { startAnvil, type Anvil } from '../chain/anvil.ts'
+import { sendBlobTransaction } from '../chain/blobs.ts'
+import { deployKeyManager } from '../chain/deploy.ts'
+import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
+import { createRegistryClient } from '../chain/registry.ts'
+import type { NodeConfig } from '../config.ts'
+import { toHex0x } from '../keys/bytes.ts'
+import { measurementOf } from '../tee/measurement.ts'
+import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { UsageError } from './args.ts'
+
+/** anvil's well-known development mnemonic: account 0 owns the registry, account i pays node i's gas. */
+const DEV_MNEMONIC = 'test test test test test test test test test test test junk'
+export const DEVNET_MEASUREMENT_LABEL = 'devnet'
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/keymanager.js')
+
+export type DevnetNodeInfo = { podUrl: string; hostUrl: string; hostToken: string }
+export type DevnetInfo = { rpcUrl: string; chainId: number; registry: Address; nodes: DevnetNodeInfo[] }
+
+export function parseNodeCount(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new UsageError(`--nodes must be a whole number, got '${value}'`)
+  const n = Number(value)
+  if (n < 1 || n > 64) throw new UsageError(`--nodes must be between 1 and 64, got ${n}`)
+  return n
+}
+
+export function devAccount(index: number) {
+  return mnemonicToAccount(DEV_MNEMONIC, { addressIndex: index })
+}
+
+function devPrivateKey(index: number): Hex {
+  return toHex0x(devAccount(index).getHdKey().privateKey!)
+}
+
+export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string }
+
+/** Starts `keymanager serve` as its own process and waits for its `listening` log line. */
+export async function spawnNode(configPath: string, logPath: string): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const log = createWriteStream(logPath, { flags: 'a' })
+  child.stderr!.pipe(log)
+  let lastLine = ''
+  return new Promise((resolvePromise, reject) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.on('line', (line) => {
+      log.write(line + '\n')
+      lastLine = line
+      try {
+        const entry = JSON.parse(line) as { msg?: string; podUrl?: string; hostUrl?: string }
+        if (entry.msg === 'listening' && entry.podUrl && entry.hostUrl) resolvePromise({ child, podUrl: entry.podUrl, hostUrl: entry.hostUrl })
+      } catch {
+        // not a log line of ours; kept in the log file
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`node exited with code ${code} during start-up (see ${logPath}): ${lastLine}`)))
+  })
+}
+
+/** Calls a node's host API as the operator; a non-2xx answer becomes an error carrying the node's message. */
+export async function hostCall<T = Record<string, unknown>>(node: DevnetNodeInfo, method: 'GET' | 'POST', path: string): Promise<T> {
+  const res = await fetch(node.hostUrl + path, { method, headers: { authorization: `Bearer ${node.hostToken}` } })
+  const body = (await res.json()) as T & { error?: { code: string; message: string } }
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`.trim())
+  return body
+}
+
+export async function runDevnet({ nodes: count, dir, print }: { nodes: number; dir: string; print: (line: string) => void }) {
+  const root = resolve(dir)
+  const devnetDir = join(root, 'devnet')
+  rmSync(devnetDir, { recursive: true, force: true })
+  mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
+  const started: { anvil?: Anvil; nodes: NodeProcess[] } = { nodes: [] }
+
+  async function stop() {
+    await Promise.all(
+      started.nodes.map(
+        ({ child }) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done()
+            child.once('exit', () => done())
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+    await started.anvil?.stop()
+  }
+
+  try {
+    // Spare funded accounts for nodes added later (tests add rogue nodes).
+    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)] })
+    started.anvil = anvil
+    print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
+    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl), pollingInterval: 100 })
+    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+
+    const registry = await deployKeyManager({ walletClient: owner, publicClient, owner: owner.account.address, measurementDelay: 0n })
+    print(`✓ KeyManager registry deployed at ${registry} (owner ${owner.account.address})`)
+
+    // The devnet's simulated TEE: one attestation key, trusted explicitly by every node of this devnet only.
+    const attestation = generateSimulatedAttestationKey()
+    const attestationKeyFile = join(devnetDir, 'attestation.key')
+    writeFileSync(attestationKeyFile, attestation.secretKey, { mode: 0o600 })
+    const probe = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) })
+    const measured = measurementOf(await probe.getQuote(new Uint8Array(64)))
+    const addHash = await owner.writeContract({
+      address: registry,
+      abi: keyManagerAbi,
+      functionName: 'addMeasurement',
+      args: [measured.measurementId, measured.measurementRaw],
+    } as never)
+    await publicClient.waitForTransactionReceipt({ hash: addHash })
+    print(`✓ simulated measurement ${measured.measurementId} allowed`)
+
+    /** Starts one more sidecar on this devnet; options let tests run rogue or misconfigured nodes. */
+    async function addNode(options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number } = {}): Promise<NodeProcess> {
+      const i = started.nodes.length + 1
+      const nodeDir = join(devnetDir, `node${i}`)
+      mkdirSync(nodeDir, { recursive: true, mode: 0o700 })
+      const hostToken = randomBytes(24).toString('hex')
+      writeFileSync(join(nodeDir, 'host.token'), hostToken, { mode: 0o600 })
+      writeFileSync(join(nodeDir, 'gas.key'), devPrivateKey(options.gasAccount ?? i), { mode: 0o600 })
+      const config = {
+        dataDir: '.',
+        chain: { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, fromBlock: 0 },
+        blobs: { kind: 'anvil', url: options.blobsUrl ?? anvil.rpcUrl },
+        pod: { host: '127.0.0.1', port: 0 },
+        host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
+        gasKeyFile: 'gas.key',
+        quote: {
+          provider: 'simulated',
+          attestationKeyFile,
+          trustedAttestationKey: toHex0x(attestation.publicKey),
+          measurementLabel: options.measurementLabel ?? DEVNET_MEASUREMENT_LABEL,
+        },
+        seal: 'dev-file',
+        devnet: true,
+        pods: { names: {}, appIds: {} },
+        maxReferenceAge: 64,
+        logLevel: 'info',
+      } satisfies NodeConfig
+      const configPath = join(nodeDir, 'config.json')
+      writeFileSync(configPath, JSON.stringify(config, null, 2))
+      const { child, podUrl, hostUrl } = await spawnNode(configPath, join(nodeDir, 'node.log'))
+      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir }
+      started.nodes.push(node)
+      print(`✓ node ${i} up: pod ${podUrl}, host ${hostUrl}`)
+      return node
+    }
+
+    /** Register, help, complete (DESIGN.md §5 steps 3-5): `helper` verifies and answers `node`'s request. */
+    async function onboard(node: NodeProcess, helper: DevnetNodeInfo) {
+      const name = `node ${started.nodes.indexOf(node) + 1}`
+      const reg = await hostCall<{ enckey: Address; requestId: string }>(node, 'POST', '/register')
+      print(`  ${name} requested onboarding: request ${reg.requestId}, key ${reg.enckey}`)
+      const help = await hostCall<{ decision: string; txHash?: Hex }>(helper, 'POST', `/helper/${reg.enckey}`)
+      print(`  the helper verified its quote and sent the encrypted master secret: ${help.txHash}`)
+      const done = await hostCall<{ state: string; xPub: Address }>(node, 'POST', `/register/${reg.enckey}`)
+      if (done.state !== 'ready') throw new Error(`${name} did not complete onboarding (${done.state})`)
+      print(`✓ ${name} onboarded and ready`)
+      return done
+    }
+
+    for (let i = 1; i <= count; i++) await addNode()
+
+    // Bootstrap (DESIGN.md §5 step 2): node 1 makes M; the owner sends bootstrap() with the node's blob.
+    const first = started.nodes[0]!
+    const prepared = await hostCall<{ xPub: Address; tx?: { to: Address; data: Hex; blobs: Hex[] } }>(first, 'POST', '/bootstrap')
+    if (prepared.tx) {
+      const sent = await sendBlobTransaction({ walletClient: owner, publicClient, to: prepared.tx.to, data: prepared.tx.data, blobs: prepared.tx.blobs })
+      print(`  owner sent bootstrap() with node 1's blob: ${sent.hash}`)
+      await hostCall(first, 'POST', '/bootstrap')
+    }
+    print(`✓ node 1 bootstrapped the network: master key ${prepared.xPub}`)
+
+    for (const node of started.nodes.slice(1)) {
+      const done = await onboard(node, first)
+      if (done.xPub.toLowerCase() !== prepared.xPub.toLowerCase()) throw new Error('a node holds another master key')
+    }
+
+    const info: DevnetInfo = {
+      rpcUrl: anvil.rpcUrl,
+      chainId: foundry.id,
+      registry,
+      nodes: started.nodes.map(({ podUrl, hostUrl, hostToken }) => ({ podUrl, hostUrl, hostToken })),
+    }
+    writeFileSync(join(root, 'devnet.json'), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+    print(`✓ wrote ${join(dir, 'devnet.json')}`)
+    print(`  try: curl -H 'x-keymanager-pod: app' ${first.podUrl}/sealkey`)
+
+    const registryClient = createRegistryClient({ publicClient, address: registry })
+    async function verify(): Promise<boolean> {
+      let ok = true
+      const check = (what: string, passed: boolean) => {
+        print(`${passed ? '✓' : '✗'} ${what}`)
+        ok &&= passed
+      }
+      const sealkey = async (node: DevnetNodeInfo, pod: string) => {
+        const res = await fetch(`${node.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': pod } })
+        return ((await res.json()) as { key: Hex }).key
+      }
+      const keys = await Promise.all(info.nodes.map((n) => sealkey(n, 'app')))
+      check(`/sealkey for pod 'app' is the same on all ${keys.length} nodes`, keys.every((k) => k === keys[0]))
+      check(`/sealkey for pod 'other' differs from pod 'app'`, (await sealkey(info.nodes[0]!, 'other')) !== keys[0])
+      const appData = toHex0x(randomBytes(32))
+      for (const [i, node] of info.nodes.entries()) {
+        const res = await fetch(`${node.podUrl}/attest/${appData}`, { headers: { 'x-keymanager-pod': 'app' } })
+        const body = (await res.json()) as { signature: Hex; hostname: string }
+        const valid = await registryClient.verifyAttestation(body.hostname, appData, body.signature)
+        check(`node ${i + 1}: /attest signature verifies on chain with verifyAttestation`, valid)
+      }
+      return ok
+    }
+    return { info, verify, stop, addNode, onboard, registry, owner, publicClient, anvil, attestationKeyFile, devnetDir }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}

@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs'
+import { serve, type ServerType } from '@hono/node-server'
+import pino, { type Logger } from 'pino'
+import { createPublicClient, createWalletClient, defineChain, http, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { createHostApp } from '../app/host.ts'
+import { createPodApp } from '../app/pod.ts'
+import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
+import { createRegistryClient } from '../chain/registry.ts'
+import type { NodeConfig } from '../config.ts'
+import { parseHex } from '../keys/bytes.ts'
+import { createNode } from '../node/node.ts'
+import { devFileSealProvider, noneSealProvider } from '../secret/seal.ts'
+import { createBlobArchive } from '../store/blobArchive.ts'
+import { openDatabase } from '../store/database.ts'
+import { createMetaStore } from '../store/meta.ts'
+import { createRegistrationStore } from '../store/registrations.ts'
+import { createRequestStore } from '../store/requests.ts'
+import { createSealedSecretStore } from '../store/sealedSecrets.ts'
+import { simulatedMeasurement, simulatedQuoteProvider, simulatedQuoteVerifier } from '../tee/simulated.ts'
+
+export type RunningNode = {
+  podUrl: string
+  hostUrl: string
+  close(): Promise<void>
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch (error) {
+    throw new Error(`${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`)
+  }
+}
+
+function listen(app: { fetch: (req: Request) => Response | Promise<Response> }, hostname: string, port: number) {
+  return new Promise<{ server: ServerType; url: string }>((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname, port }, (info) => resolve({ server, url: `http://${hostname}:${info.port}` }))
+    server.once('error', reject)
+  })
+}
+
+/** `keymanager serve`: one sidecar, pod and host listeners, state in the data dir. */
+export async function startNode(config: NodeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningNode> {
+  const chain = defineChain({
+    id: config.chain.chainId,
+    name: `chain-${config.chain.chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [config.chain.rpcUrl] } },
+  })
+  const publicClient = createPublicClient({ chain, transport: http(config.chain.rpcUrl, { retryCount: 2 }), pollingInterval: 250 })
+  const rpcChainId = await publicClient.getChainId()
+  if (rpcChainId !== config.chain.chainId)
+    throw new Error(`RPC ${new URL(config.chain.rpcUrl).host} serves chain ${rpcChainId}, config says ${config.chain.chainId}`)
+
+  const gasKey = config.gasKeyFile ? parseHex(readSecretFile(config.gasKeyFile, 'gas key'), { name: 'gas key', length: 32, prefix: 'required' }) : undefined
+  const walletClient = gasKey
+    ? createWalletClient({ account: privateKeyToAccount(`0x${Buffer.from(gasKey).toString('hex')}` as Hex), chain, transport: http(config.chain.rpcUrl) })
+    : undefined
+  gasKey?.fill(0)
+
+  const token = readSecretFile(config.host.tokenFile, 'host token')
+  const db = openDatabase(`${config.dataDir}/keymanager.sqlite`)
+  const seal = config.seal === 'dev-file' ? devFileSealProvider(config.dataDir) : noneSealProvider()
+  if (seal.insecure) logger.warn({ seal: seal.name }, 'INSECURE seal provider: secrets at rest are readable from the data dir (devnet only)')
+
+  const q = config.quote
+  const attestationKey = new Uint8Array(readFileSync(q.attestationKeyFile))
+  const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestationKey, measurement: simulatedMeasurement(q.measurementLabel) })
+  attestationKey.fill(0)
+  const quoteVerifier = simulatedQuoteVerifier({ attestationPublicKey: parseHex(q.trustedAttestationKey, { name: 'trustedAttestationKey', length: 64, prefix: 'required' }) })
+  logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed by a devnet key, not by Intel hardware')
+
+  const stores = {
+    meta: createMetaStore(db),
+    sealedSecrets: createSealedSecretStore(db),
+    registrations: createRegistrationStore(db),
+    requests: createRequestStore(db),
+    blobs: createBlobArchive(db),
+  }
+  const registry = createRegistryClient({ publicClient, address: config.chain.registry as Hex, fromBlock: BigInt(config.chain.fromBlock) })
+  const node = createNode({
+    chainId: config.chain.chainId,
+    registryAddress: registry.address,
+    publicClient,
+    walletClient,
+    registry,
+    blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
+    quoteProvider,
+    quoteVerifier,
+    seal,
+    db,
+    stores,
+    logger,
+    now: () => Math.floor(Date.now() / 1000),
+    maxReferenceAge: BigInt(config.maxReferenceAge),
+  })
+  await node.start()
+
+  if (config.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
+  const appIds = Object.fromEntries(
+    Object.entries(config.pods.appIds).map(([pod, id]) => [pod, parseHex(id, { name: `pods.appIds.${pod}`, length: 20, prefix: 'required' })]),
+  )
+  const podApp = createPodApp({
+    node,
+    chainId: config.chain.chainId,
+    registry: registry.address,
+    appIds,
+    identity: { devnet: config.devnet, staticNames: config.pods.names },
+    logger,
+  })
+  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger })
+  const pod = await listen(podApp, config.pod.host, config.pod.port)
+  const host = await listen(hostApp, config.host.host, config.host.port)
+  logger.info({ podUrl: pod.url, hostUrl: host.url, state: node.state }, 'listening')
+
+  const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
+  return {
+    podUrl: pod.url,
+    hostUrl: host.url,
+    async close() {
+      ;(pod.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      ;(host.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      await Promise.all([closeServer(pod.server), closeServer(host.server)])
+      node.stop()
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs'
+import { isAbsolute, resolve, dirname } from 'node:path'
+import { z } from 'zod'
+
+const hex = (bytes: number, what: string) =>
+  z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
+const port = z.number().int().min(0).max(65535)
+
+/** Node configuration (`keymanager serve --config FILE`), validated once at start-up. */
+export const nodeConfigSchema = z
+  .object({
+    dataDir: z.string().min(1),
+    chain: z.strictObject({
+      rpcUrl: z.url(),
+      chainId: z.number().int().positive(),
+      registry: hex(20, 'chain.registry'),
+      /** Block the registry was deployed in: where event scans start. */
+      fromBlock: z.number().int().nonnegative().default(0),
+    }),
+    blobs: z.strictObject({
+      /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */
+      kind: z.enum(['anvil', 'beacon']),
+      url: z.url(),
+    }),
+    pod: z.strictObject({ host: z.string().default('127.0.0.1'), port, socket: z.string().optional() }),
+    host: z.strictObject({
+      host: z.string().default('127.0.0.1'),
+      port,
+      /** File holding the bearer token (never the token itself in config). */
+      tokenFile: z.string(),
+    }),
+    /** File holding the host-provided gas key (0x + 64 hex). Without one, txs are returned for the host to send. */
+    gasKeyFile: z.string().optional(),
+    quote: z.discriminatedUnion('provider', [
+      z.strictObject({
+        provider: z.literal('simulated'),
+        /** P-256 devnet attestation secret key file (32 raw bytes). */
+        attestationKeyFile: z.string(),
+        /** Public key of the devnet attestation key this node trusts when verifying others (64 bytes). */
+        trustedAttestationKey: hex(64, 'quote.trustedAttestationKey'),
+        /** Label of the simulated build; different labels give different measurements. */
+        measurementLabel: z.string().min(1).max(64),
+      }),
+    ]),
+    seal: z.enum(['dev-file', 'none']),
+    /** Devnet mode: pods may name themselves with `x-keymanager-pod` (logged as insecure). */
+    devnet: z.boolean().default(false),
+    pods: z
+      .strictObject({
+        names: z.record(z.string(), z.string()).default({}),
+        appIds: z.record(z.string(), hex(20, 'pods.appIds value')).default({}),
+      })
+      .default({ names: {}, appIds: {} }),
+    /** A request's reference block may trail its inclusion by at most this many blocks (contract allows 256). */
+    maxReferenceAge: z.number().int().min(1).max(256).default(64),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+  })
+  .strict()
+export type NodeConfig = z.infer<typeof nodeConfigSchema>
+
+/** One line naming every problem, for a non-zero exit. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+}
+
+/** Reads and validates a config file; relative paths inside it are relative to the file. */
+export function loadNodeConfig(path: string): NodeConfig {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new Error(`config ${path}: ${(error as Error).message}`)
+  }
+  const parsed = nodeConfigSchema.safeParse(raw)
+  if (!parsed.success) throw new Error(`config ${path}: ${describeZodError(parsed.error)}`)
+  const base = dirname(resolve(path))
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p))
+  const config = parsed.data
+  config.dataDir = abs(config.dataDir)
+  config.host.tokenFile = abs(config.host.tokenFile)
+  if (config.gasKeyFile) config.gasKeyFile = abs(config.gasKeyFile)
+  if (config.quote.provider === 'simulated') config.quote.attestationKeyFile = abs(config.quote.attestationKeyFile)
+  return config
+}

@@ -1,0 +1,60 @@
+// The only module that reads argv and the environment and installs signal handlers (STYLE.md, ponder model).
+import { onShutdown, parseFlags, UsageError } from './cli/args.ts'
+
+const USAGE = `usage: keymanager <command> [options]
+
+commands:
+  serve --config FILE            run one sidecar
+  devnet [--nodes N] [--once]    local chain, registry and N sidecars, onboarded end to end
+  help                           this text`
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve': {
+      const { values } = parseFlags(rest, { config: { type: 'string' } })
+      if (!values.config) throw new UsageError('serve needs --config FILE')
+      const { loadNodeConfig } = await import('./config.ts')
+      const { startNode } = await import('./cli/serve.ts')
+      const running = await startNode(loadNodeConfig(values.config))
+      onShutdown(() => running.close())
+      return -1
+    }
+    case 'devnet': {
+      const { values } = parseFlags(rest, {
+        nodes: { type: 'string', default: '3' },
+        once: { type: 'boolean', default: false },
+        dir: { type: 'string', default: '.keymanager' },
+      })
+      const { runDevnet, parseNodeCount } = await import('./cli/devnet.ts')
+      const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes), dir: values.dir, print: (line) => process.stdout.write(line + '\n') })
+      if (values.once) {
+        const ok = await devnet.verify()
+        await devnet.stop()
+        return ok ? 0 : 1
+      }
+      process.stdout.write('devnet running; Ctrl-C to stop\n')
+      onShutdown(() => devnet.stop())
+      return -1
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n')
+      return command === undefined ? 2 : 0
+    default:
+      throw new UsageError(`unknown command '${command}'`)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code)
+  },
+  (error: Error) => {
+    process.stderr.write(`keymanager: ${error.message}\n`)
+    if (error instanceof UsageError) process.stderr.write(`run 'keymanager help' for usage\n`)
+    process.exit(error instanceof UsageError ? 2 : 1)
+  },
+)

@@ -1,0 +1,44 @@
+import type { Logger } from 'pino'
+import type { Account, Address, Chain, Hex, PublicClient, Transport, WalletClient } from 'viem'
+import type { BlobSource } from '../chain/beacon.ts'
+import type { RegistryClient } from '../chain/registry.ts'
+import type { SealProvider } from '../secret/seal.ts'
+import type { BlobArchive } from '../store/blobArchive.ts'
+import type { Db } from '../store/database.ts'
+import type { MetaStore } from '../store/meta.ts'
+import type { RegistrationStore } from '../store/registrations.ts'
+import type { RequestStore } from '../store/requests.ts'
+import type { SealedSecretStore } from '../store/sealedSecrets.ts'
+import type { QuoteProvider, QuoteVerifier } from '../tee/types.ts'
+
+/** Everything a node's flows depend on, injected (ponder's `createServer({ deps })`). */
+export type NodeContext = {
+  chainId: number
+  registryAddress: Address
+  publicClient: PublicClient
+  /** The host-provided gas key; without one the node returns unsigned transactions for the host to send. */
+  walletClient: WalletClient<Transport, Chain, Account> | undefined
+  registry: RegistryClient
+  blobSource: BlobSource
+  quoteProvider: QuoteProvider
+  quoteVerifier: QuoteVerifier
+  seal: SealProvider
+  db: Db
+  stores: {
+    meta: MetaStore
+    sealedSecrets: SealedSecretStore
+    registrations: RegistrationStore
+    requests: RequestStore
+    blobs: BlobArchive
+  }
+  logger: Logger
+  /** Unix seconds. */
+  now(): number
+  /** Blocks a request's reference block may trail its inclusion block before a helper calls it stale. */
+  maxReferenceAge: bigint
+}
+
+/** A transaction the node either sent itself or hands to the host to sign and send. */
+export type TxOutcome =
+  | { sent: true; txHash: Hex; blockNumber: string }
+  | { sent: false; tx: { to: Address; data: Hex; blobs?: Hex[]; chainId: number } }
