@@ -1,0 +1,209 @@
+// End to end on a real anvil with real blobs, real SQLite and real HTTP between separate sidecar processes;
+// only the TEE is simulated (DESIGN.md §10). The walk-through, then the refusals of DESIGN.md §5 step 4.
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { bytesToHex, createWalletClient, hexToBytes, http, type Address, type Hex } from 'viem'
+import { sendBlobTransaction } from '../src/chain/blobs.ts'
+import { envelopeToBlobs } from '../src/chain/envelope.ts'
+import { createRegistryClient } from '../src/chain/registry.ts'
+import { devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/cli/devnet.ts'
+import { registerReportData } from '../src/keys/reportData.ts'
+import { addressOfPublicKey } from '../src/keys/signature.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { foundry } from 'viem/chains'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+
+async function getJson(url: string, init?: RequestInit) {
+  const res = await fetch(url, init)
+  const text = await res.text()
+  return { status: res.status, text, body: JSON.parse(text) as Record<string, any> }
+}
+
+async function refusal(helper: DevnetNodeInfo, requester: Address | string) {
+  const res = await fetch(`${helper.hostUrl}/helper/${requester}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${helper.hostToken}` },
+  })
+  const body = (await res.json()) as { error: { code: string; reason: string; requestId: string } }
+  return { status: res.status, ...body.error }
+}
+
+async function statusReason(helper: DevnetNodeInfo, requestId: string) {
+  const status = await hostCall<{ requests: { requestId: string; decision: string; reason: string }[] }>(helper, 'GET', '/status')
+  return status.requests.find((r) => r.requestId === requestId)
+}
+
+describe('devnet: onboarding end to end', () => {
+  let devnet: Devnet
+  const lines: string[] = []
+
+  before(async () => {
+    devnet = await runDevnet({ nodes: 3, dir: mkdtempSync(join(tmpdir(), 'km-devnet-')), print: (l) => lines.push(l) })
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('default: every node holds the master key; sealkeys agree; attestations verify on chain', async () => {
+    assert.equal(devnet.info.nodes.length, 3)
+    assert.equal(await devnet.verify(), true, lines.join('\n'))
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    const xPub = await registry.xPub()
+    for (const node of devnet.info.nodes) {
+      const status = await hostCall<{ state: string; xPub: Address; generation: number }>(node, 'GET', '/status')
+      assert.equal(status.state, 'ready')
+      assert.equal(status.xPub.toLowerCase(), xPub.toLowerCase())
+      assert.equal(status.generation, 1)
+    }
+    const a = await getJson(`${devnet.info.nodes[1]!.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'app' } })
+    const b = await getJson(`${devnet.info.nodes[2]!.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'app' } })
+    const c = await getJson(`${devnet.info.nodes[2]!.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'db' } })
+    assert.equal(a.body.key, b.body.key)
+    assert.notEqual(a.body.key, c.body.key)
+    assert.match(a.body.key, /^0x[0-9a-f]{64}$/)
+    assert.match(a.body.appId, /^0x[0-9a-f]{40}$/)
+    // An attestation for one pod does not verify under another pod's hostname.
+    const appData = '0x' + '11'.repeat(32)
+    const att = await getJson(`${devnet.info.nodes[1]!.podUrl}/attest/${appData.slice(2)}`, { headers: { 'x-keymanager-pod': 'app' } })
+    assert.equal(att.body.signer.toLowerCase(), xPub.toLowerCase())
+    assert.equal(await registry.verifyAttestation('app', appData as Hex, att.body.signature), true)
+    assert.equal(await registry.verifyAttestation('db', appData as Hex, att.body.signature), false)
+  })
+
+  test('error: a newcomer whose measurement is not allowed gets nothing', async () => {
+    const rogue = await devnet.addNode({ measurementLabel: 'unreviewed-build' })
+    const reg = await hostCall<{ enckey: Address; requestId: string }>(rogue, 'POST', '/register')
+    const helper = devnet.info.nodes[0]!
+    const refused = await refusal(helper, reg.enckey)
+    assert.equal(refused.status, 422)
+    assert.equal(refused.reason, 'measurement_not_allowed')
+    assert.equal((await statusReason(helper, reg.requestId))?.reason, 'measurement_not_allowed')
+    const done = await fetch(`${rogue.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${rogue.hostToken}` } })
+    assert.equal(done.status, 409)
+    assert.equal((await getJson(`${rogue.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'app' } })).status, 503)
+  })
+
+  /** Sends requestOnboard as a malicious host would, with a chosen key, quote and reference block. */
+  async function hostileRequest(args: { pubkey64: Uint8Array; quoteKey: Uint8Array; refAge: bigint }) {
+    const wallet = createWalletClient({ account: devAccount(15), chain: { ...foundry, rpcUrls: { default: { http: [devnet.anvil.rpcUrl] } } }, transport: http(devnet.anvil.rpcUrl) })
+    const head = await devnet.publicClient.getBlockNumber()
+    const ref = await devnet.publicClient.getBlock({ blockNumber: head - args.refAge })
+    const provider = simulatedQuoteProvider({
+      attestationSecretKey: new Uint8Array(readFileSync(devnet.attestationKeyFile)),
+      measurement: simulatedMeasurement('devnet'),
+    })
+    const quote = await provider.getQuote(
+      registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: args.quoteKey, refBlockNumber: ref.number, refBlockHash: ref.hash }),
+    )
+    const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: args.pubkey64, refBlockNumber: ref.number, refBlockHash: hexToBytes(ref.hash) })
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    await sendBlobTransaction({ walletClient: wallet, publicClient: devnet.publicClient, to: devnet.registry, data: registry.calldata.requestOnboard(bytesToHex(args.pubkey64), ref.number), blobs })
+    const [request] = await registry.onboardRequests({ requester: addressOfPublicKey(args.pubkey64) })
+    return request!
+  }
+
+  test('error: a quote binding another key than the request gets nothing', async () => {
+    const victim = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
+    const attacker = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
+    // The quote binds `victim`, the request and envelope carry `attacker`: the helper must not encrypt to it.
+    const request = await hostileRequest({ pubkey64: attacker, quoteKey: victim, refAge: 1n })
+    const refused = await refusal(devnet.info.nodes[0]!, request.requestId.toString())
+    assert.equal(refused.reason, 'report_data_mismatch')
+    assert.equal((await statusReason(devnet.info.nodes[0]!, request.requestId.toString()))?.reason, 'report_data_mismatch')
+  })
+
+  test('error: a stale reference block gets nothing', async () => {
+    await devnet.publicClient.request({ method: 'anvil_mine' as never, params: ['0x64'] as never })
+    const key = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
+    const request = await hostileRequest({ pubkey64: key, quoteKey: key, refAge: 100n })
+    const refused = await refusal(devnet.info.nodes[1]!, request.requestId.toString())
+    assert.equal(refused.reason, 'stale_reference')
+    assert.equal((await statusReason(devnet.info.nodes[1]!, request.requestId.toString()))?.reason, 'stale_reference')
+  })
+
+  test('error: a tampered blob (versioned-hash mismatch) gets nothing', async () => {
+    // A helper whose blob source lies: a proxy in front of anvil that flips one byte once switched on.
+    let tamper = false
+    const proxy: Server = createServer(async (req, res) => {
+      const upstream = await fetch(devnet.anvil.rpcUrl + (req.url ?? '/'), {
+        method: req.method,
+        headers: { 'content-type': 'application/json' },
+        body: req.method === 'POST' ? await new Response(req as any).text() : undefined,
+      })
+      let text = await upstream.text()
+      if (tamper && req.url?.startsWith('/eth/v1/beacon/blobs')) text = text.replace(/"0x00/, '"0x01')
+      res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text)
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+    try {
+      const port = (proxy.address() as { port: number }).port
+      const lying = await devnet.addNode({ blobsUrl: `http://127.0.0.1:${port}` })
+      await devnet.onboard(lying, devnet.info.nodes[0]!)
+      tamper = true
+      const newcomer = await devnet.addNode()
+      const reg = await hostCall<{ enckey: Address; requestId: string }>(newcomer, 'POST', '/register')
+      const refused = await refusal(lying, reg.enckey)
+      assert.equal(refused.reason, 'blob_hash_mismatch')
+      assert.equal((await statusReason(lying, reg.requestId))?.reason, 'blob_hash_mismatch')
+      // An honest helper still serves the same request.
+      const helped = await hostCall<{ decision: string }>(devnet.info.nodes[0]!, 'POST', `/helper/${reg.enckey}`)
+      assert.equal(helped.decision, 'fulfilled')
+    } finally {
+      proxy.close()
+    }
+  })
+
+  test('error: bad input on every route is a 4xx JSON error, never a 5xx or a stack trace', async () => {
+    const node = devnet.info.nodes[0]!
+    const auth = { authorization: `Bearer ${node.hostToken}` }
+    const pod = { 'x-keymanager-pod': 'app' }
+    const cases: [string, string, RequestInit, number][] = [
+      ['pod', '/attest/zz', { headers: pod }, 400],
+      ['pod', '/attest/0x1234', { headers: pod }, 400],
+      ['pod', `/attest/${'ab'.repeat(33)}`, { headers: pod }, 400],
+      ['pod', `/attest/0x${'g'.repeat(64)}`, { headers: pod }, 400],
+      ['pod', '/sealkey', { headers: { 'x-keymanager-pod': 'Not A Name!' } }, 400],
+      ['pod', '/sealkey', { headers: { 'x-keymanager-pod': 'a'.repeat(300) } }, 400],
+      ['pod', '/nope', {}, 404],
+      ['host', '/status', {}, 401],
+      ['host', '/status', { headers: { authorization: 'Bearer wrong-token-wrong-token' } }, 401],
+      ['host', '/status', { headers: { authorization: node.hostToken } }, 401],
+      ['host', '/helper/abc', { headers: auth }, 400],
+      ['host', '/helper/0', { headers: auth }, 400],
+      ['host', `/helper/${'9'.repeat(80)}`, { headers: auth }, 400],
+      ['host', '/helper/99999', { headers: auth }, 404],
+      ['host', `/helper/0x${'12'.repeat(20)}`, { headers: auth }, 404],
+      ['host', '/register/0x1234', { method: 'POST', headers: auth }, 400],
+      ['host', `/register/0x${'12'.repeat(20)}`, { method: 'POST', headers: auth }, 409],
+      ['host', '/register', { method: 'POST', headers: auth, body: 'x'.repeat(100_000) }, 413],
+      ['host', '/bootstrap', { method: 'POST', headers: auth }, 409],
+      ['host', '/blobs/0x1234', { headers: auth }, 400],
+      ['host', `/blobs/0x02${'00'.repeat(31)}`, { headers: auth }, 400],
+      ['host', `/blobs/0x01${'00'.repeat(31)}`, { headers: auth }, 404],
+      ['host', '/nope', { headers: auth }, 404],
+    ]
+    for (const [listener, path, init, expected] of cases) {
+      const base = listener === 'pod' ? node.podUrl : node.hostUrl
+      const res = await getJson(base + path, init)
+      assert.equal(res.status, expected, `${listener} ${init.method ?? 'GET'} ${path.slice(0, 40)} → ${res.status} ${res.text.slice(0, 200)}`)
+      assert.equal(typeof res.body.error?.code, 'string', path)
+      assert.equal(typeof res.body.error?.message, 'string', path)
+      assert.doesNotMatch(res.text, /\n\s+at |node_modules|\.ts:\d+/, `stack trace leaked for ${path}`)
+    }
+  })
+
+  test('default: the blob archive serves blobs the node used, checked by hash', async () => {
+    const node = devnet.info.nodes[0]!
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    const [request] = await registry.onboardRequests({ requestId: 1n })
+    const res = await fetch(`${node.hostUrl}/blobs/${request!.quoteBlobHash}`, { headers: { authorization: `Bearer ${node.hostToken}` } })
+    assert.equal(res.status, 200)
+    assert.equal((await res.arrayBuffer()).byteLength, 131072)
+  })
+})
