@@ -1,0 +1,151 @@
+// Typed errors of the blob transport (DESIGN.md §6, §12), in viem's manner: one base class, named subclasses,
+// a one-line `shortMessage` and the facts as `metaMessages`. They extend `KeymanagerError`, so the host API maps
+// them to its closed list of codes; every message is public data (hashes, paths, lengths), never a secret.
+import type { Hex, TransactionReceipt } from 'viem'
+import { KeymanagerError, type ErrorCode } from '../errors.ts'
+
+export type ChainErrorParameters = {
+  metaMessages?: string[] | undefined
+  cause?: unknown
+}
+
+/** Base of every error the chain modules throw on purpose. */
+export class ChainError extends KeymanagerError {
+  override name = 'ChainError'
+  readonly shortMessage: string
+  readonly metaMessages: string[]
+
+  constructor(code: ErrorCode, shortMessage: string, parameters: ChainErrorParameters = {}) {
+    const metaMessages = parameters.metaMessages ?? []
+    super(code, metaMessages.length > 0 ? `${shortMessage}\n\n${metaMessages.join('\n')}` : shortMessage, {
+      cause: parameters.cause,
+    })
+    this.shortMessage = shortMessage
+    this.metaMessages = metaMessages
+  }
+}
+
+/** Why an envelope was refused; stable strings, fit for a stored decision reason. */
+export type EnvelopeErrorReason =
+  | 'too_large'
+  | 'malformed_rlp'
+  | 'non_canonical_rlp'
+  | 'not_a_list'
+  | 'bad_magic'
+  | 'unsupported_version'
+  | 'unknown_kind'
+  | 'field_count'
+  | 'field_type'
+  | 'field_length'
+  | 'field_value'
+  | 'non_canonical_integer'
+  | 'duplicate_request'
+  | 'bad_blobs'
+
+/** A blob envelope that is not exactly what DESIGN.md §6 allows, on decode or on encode. */
+export class EnvelopeError extends ChainError {
+  override name = 'EnvelopeError'
+  constructor(
+    readonly reason: EnvelopeErrorReason,
+    shortMessage: string,
+    parameters: ChainErrorParameters = {},
+  ) {
+    super('unprocessable', shortMessage, parameters)
+  }
+}
+
+/** A blob transaction that was mined and reverted, or refused by gas estimation before it was sent. */
+export class BlobTransactionRevertedError extends ChainError {
+  override name = 'BlobTransactionRevertedError'
+  /** Undefined when the node refused the transaction before it was sent (gas estimation reverted). */
+  readonly hash: Hex | undefined
+  readonly receipt: TransactionReceipt | undefined
+  /** Raw revert data, when the node returned it. */
+  readonly revertData: Hex | undefined
+  /** Decoded error name (`Error`, `Panic` or a custom error of the given ABI), when the data could be decoded. */
+  readonly errorName: string | undefined
+  readonly errorArgs: readonly unknown[] | undefined
+
+  constructor(parameters: {
+    hash?: Hex | undefined
+    receipt?: TransactionReceipt | undefined
+    revertData?: Hex | undefined
+    errorName?: string | undefined
+    errorArgs?: readonly unknown[] | undefined
+    cause?: unknown
+  }) {
+    const { hash, receipt, revertData, errorName, errorArgs } = parameters
+    const reason = describeRevert(errorName, errorArgs)
+    const metaMessages = [
+      hash ? `transaction: ${hash}` : 'transaction: not sent (gas estimation reverted)',
+      ...(receipt ? [`block: ${receipt.blockNumber}`, `gas used: ${receipt.gasUsed}`] : []),
+      `reason: ${reason ?? (revertData && revertData !== '0x' ? `undecoded revert data ${revertData}` : 'none given')}`,
+    ]
+    super('unprocessable', 'Blob transaction reverted.', { metaMessages, cause: parameters.cause })
+    this.hash = hash
+    this.receipt = receipt
+    this.revertData = revertData
+    this.errorName = errorName
+    this.errorArgs = errorArgs
+  }
+}
+
+function describeRevert(errorName: string | undefined, errorArgs: readonly unknown[] | undefined): string | undefined {
+  if (errorName === undefined) return undefined
+  if (errorName === 'Error' && typeof errorArgs?.[0] === 'string') return errorArgs[0]
+  const args = (errorArgs ?? []).map((arg) => (typeof arg === 'bigint' ? arg.toString() : JSON.stringify(arg)))
+  return `${errorName}(${args.join(', ')})`
+}
+
+/**
+ * A blob source failed at the transport level: network error, timeout, HTTP status, oversize or malformed
+ * response. `path` is the API route only (e.g. `/eth/v1/beacon/blobs/123`): never the base URL, its
+ * credentials or any query string, which may carry an API key.
+ */
+export class BlobSourceError extends ChainError {
+  override name = 'BlobSourceError'
+  constructor(
+    readonly path: string,
+    shortMessage: string,
+    /** The upstream's HTTP status, when it answered (`status` is this error's own status in the host API). */
+    readonly upstreamStatus?: number,
+    parameters: ChainErrorParameters = {},
+  ) {
+    super('upstream_failed', shortMessage, {
+      ...parameters,
+      metaMessages: [
+        `path: ${path}`,
+        ...(upstreamStatus !== undefined ? [`upstream status: ${upstreamStatus}`] : []),
+        ...(parameters.metaMessages ?? []),
+      ],
+    })
+  }
+}
+
+/** No source had a blob with this versioned hash (pruned, wrong block, or never published). */
+export class BlobNotFoundError extends ChainError {
+  override name = 'BlobNotFoundError'
+  constructor(
+    readonly versionedHash: Hex,
+    parameters: ChainErrorParameters = {},
+  ) {
+    super('not_found', 'Blob not found.', {
+      ...parameters,
+      metaMessages: [`versioned hash: ${versionedHash}`, ...(parameters.metaMessages ?? [])],
+    })
+  }
+}
+
+/** A source served data for a block, but no served blob commits to the expected versioned hash (DESIGN.md §6). */
+export class BlobHashMismatchError extends ChainError {
+  override name = 'BlobHashMismatchError'
+  constructor(
+    readonly expected: Hex,
+    /** Versioned hashes of what was served instead (`invalid` for a blob that is not a valid KZG blob). */
+    readonly served: readonly string[],
+  ) {
+    super('upstream_failed', 'Served blob does not match its versioned hash.', {
+      metaMessages: [`expected: ${expected}`, `served: ${served.length > 0 ? served.join(', ') : 'nothing usable'}`],
+    })
+  }
+}
