@@ -2,7 +2,7 @@
 // TypeError for a value of the wrong type, a RangeError for a value of the right type but wrong content or length,
 // and always the argument's name in the message.
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
-import { isAddress, type Address, type Hex } from 'viem'
+import { checksumAddress, type Address, type Hex } from 'viem'
 
 export type HexPrefix = 'optional' | 'required' | 'forbidden'
 
@@ -119,7 +119,9 @@ export function assertAddress(value: unknown, name: string): asserts value is Ad
     throw new TypeError(`${name} must be a 0x-prefixed address string, got ${describeValue(value)}`)
   }
   if (!/^0x[0-9a-fA-F]{40}$/.test(value)) throw new RangeError(`${name} must be 0x followed by 40 hex digits`)
-  if (!isAddress(value, { strict: true })) throw new RangeError(`${name} has an invalid EIP-55 checksum`)
+  const digits = value.slice(2)
+  if (digits === digits.toLowerCase() || digits === digits.toUpperCase()) return
+  if (checksumAddress(value as Address) !== value) throw new RangeError(`${name} has an invalid EIP-55 checksum`)
 }
 
 /**
