@@ -1,0 +1,273 @@
+// DCAP verification end to end on real Intel-signed quotes (test/fixtures/dcap), at a pinned now.
+import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { test } from 'node:test'
+import { parseCollateral, type Collateral, type CollateralSource } from '../src/tee/collateral.ts'
+import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
+import { measurementOf } from '../src/tee/measurement.ts'
+import { QuoteVerificationError, type VerifiedQuote } from '../src/tee/types.ts'
+
+const fixture = (path: string) => readFileSync(new URL(`fixtures/${path}`, import.meta.url))
+const tdxQuote = new Uint8Array(fixture('dcap/tdx_quote'))
+const sgxQuote = new Uint8Array(fixture('dcap/sgx_quote'))
+const tdxCollateral = parseCollateral(JSON.parse(fixture('dcap/tdx_quote_collateral.json').toString('utf8')))
+const sgxCollateral = parseCollateral(JSON.parse(fixture('dcap/sgx_quote_collateral.json').toString('utf8')))
+const now = 1751328000 // 2025-07-01T00:00:00Z
+const seconds = (iso: string) => Date.parse(iso) / 1000
+
+const staticCollateral = (collateral: Collateral): CollateralSource => ({ get: async () => collateral })
+const verifierWith = (collateral: Collateral, trustedRootCaDer?: Uint8Array[]) =>
+  createDcapVerifier({ collateral: staticCollateral(collateral), ...(trustedRootCaDer ? { trustedRootCaDer } : {}) })
+
+async function rejects(promise: Promise<unknown>, reason: string, message?: string | RegExp) {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof QuoteVerificationError, String(e))
+    assert.equal(e.reason, reason, e.message)
+    if (typeof message === 'string') assert.equal(e.message, message)
+    else if (message) assert.match(e.message, message)
+    return true
+  })
+}
+
+const flip = (quote: Uint8Array, at: number, mask = 0x01) => {
+  const out = quote.slice()
+  out[at]! ^= mask
+  return out
+}
+
+/** Byte offsets inside a quote's auth data (Intel DCAP quote formats; v4 nests the QE report in type-6 data). */
+function layout(quote: Uint8Array) {
+  const { signedLength } = measurementOf(quote)
+  const view = new DataView(quote.buffer, quote.byteOffset)
+  const signature = signedLength + 4
+  const attestationKey = signature + 64
+  const qeReport = attestationKey + 64 + (quote[0] === 4 ? 6 : 0)
+  const qeReportSignature = qeReport + 384
+  const qeAuthDataSize = view.getUint16(qeReportSignature + 64, true)
+  const qeAuthData = qeReportSignature + 64 + 2
+  const pem = Buffer.from(quote).indexOf('-----BEGIN CERTIFICATE-----')
+  // A base64 letter in the middle of the PCK leaf whose flipped low bit is another base64 letter.
+  let leafLetter = pem + 600
+  while (!/[A-Za-z]/.test(String.fromCharCode(quote[leafLetter]!)) || !/[A-Za-z]/.test(String.fromCharCode(quote[leafLetter]! ^ 1))) leafLetter++
+  return { signedLength, signature, attestationKey, qeReport, qeReportSignature, qeAuthData, qeAuthDataSize, pem, leafLetter }
+}
+
+test('default: TDX v4 quote → UpToDate', async () => {
+  const verified = await verifierWith(tdxCollateral).verify(tdxQuote, { now })
+  const m = measurementOf(tdxQuote)
+  assert.deepEqual(verified, {
+    teeType: 'tdx',
+    status: 'UpToDate',
+    advisoryIds: [],
+    fmspc: '0xb0c06f000000',
+    measurements: m.measurements,
+    measurementId: m.measurementId,
+    measurementRaw: m.measurementRaw,
+    reportData: m.reportData,
+    collateralIssuedAt: seconds('2025-06-19T10:00:35Z'),
+  } satisfies VerifiedQuote)
+  assert.ok(verified.measurements.mrTd!.startsWith('0x91eb2b44d141d4ec'))
+  assert.equal(verified.measurements.rtMr3, `0x${'00'.repeat(48)}`)
+  assert.equal(verified.measurementId, '0x8ee35132f2012859433fa8ab8a6b4515e0d1daaaa547214345f46bc18e0a8437')
+  assert.equal(verified.reportData.length, 64)
+})
+
+test('default: SGX v3 quote → ConfigurationAndSWHardeningNeeded with its advisories', async () => {
+  const verified = await verifierWith(sgxCollateral).verify(sgxQuote, { now })
+  assert.equal(verified.teeType, 'sgx')
+  assert.equal(verified.status, 'ConfigurationAndSWHardeningNeeded')
+  assert.deepEqual(verified.advisoryIds, ['INTEL-SA-00289', 'INTEL-SA-00615'])
+  assert.equal(verified.fmspc, '0x00a067110000')
+  const reportData = new Uint8Array(64)
+  reportData.set(new TextEncoder().encode('Hello, world!'))
+  assert.deepEqual(verified.reportData, reportData)
+  assert.ok(verified.measurements.mrEnclave!.startsWith('0x33d8736db756ed49'))
+  assert.ok(verified.measurements.mrSigner!.startsWith('0x815f42f11cf64430'))
+  assert.equal(verified.measurementId, measurementOf(sgxQuote).measurementId)
+  assert.equal(verified.collateralIssuedAt, seconds('2025-06-19T10:01:18Z'))
+})
+
+test('default: the collateral source is asked for the quote\'s TEE type, FMSPC and PCK CA', async () => {
+  const requests: unknown[] = []
+  const source: CollateralSource = {
+    get: async ({ teeType, fmspc, ca, now }) => {
+      requests.push({ teeType, fmspc, ca, now })
+      return teeType === 'tdx' ? tdxCollateral : sgxCollateral
+    },
+  }
+  const verifier = createDcapVerifier({ collateral: source })
+  await verifier.verify(tdxQuote, { now })
+  await verifier.verify(sgxQuote, { now })
+  assert.deepEqual(requests, [
+    { teeType: 'tdx', fmspc: '0xb0c06f000000', ca: 'platform', now },
+    { teeType: 'sgx', fmspc: '0x00a067110000', ca: 'processor', now },
+  ])
+})
+
+test('default: several trusted roots; the chain picks its own', async () => {
+  const other = new X509Certificate(fixture('pki/other-root-ca.pem')).raw
+  const verified = await verifierWith(tdxCollateral, [other, INTEL_SGX_ROOT_CA_DER]).verify(tdxQuote, { now })
+  assert.equal(verified.status, 'UpToDate')
+})
+
+for (const [name, quote, collateral] of [
+  ['TDX', tdxQuote, tdxCollateral],
+  ['SGX', sgxQuote, sgxCollateral],
+] as const) {
+  test(`error: ${name}: one flipped byte in the header, body, report data, signature, QE report or certification data`, async () => {
+    const verifier = verifierWith(collateral)
+    const at = layout(quote)
+    const reportDataAt = name === 'TDX' ? 568 : 368
+    const cases: [string, number, string, string?][] = [
+      ['header: QE SVN', 8, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['header: user data', 30, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['header: version', 0, 'unsupported_quote'],
+      ['header: attestation key type', 2, 'unsupported_quote', 'attestation key type 3, expected 2 (ECDSA P-256)'],
+      ['header: TEE type', 4, 'unsupported_quote'],
+      ['body: first byte', 48, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['body: MRTD / MRENCLAVE', name === 'TDX' ? 200 : 120, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['report data: first byte', reportDataAt, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['report data: last byte', reportDataAt + 63, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['signature', at.signature + 5, 'bad_signature', 'ISV enclave report signature is invalid'],
+      ['attestation key', at.attestationKey + 5, 'bad_signature', 'QE report hash mismatch'],
+      ['QE report', at.qeReport + 100, 'bad_signature', 'Signature is invalid for qe_report in quote'],
+      ['QE report data', at.qeReport + 330, 'bad_signature', 'Signature is invalid for qe_report in quote'],
+      ['QE report signature', at.qeReportSignature + 5, 'bad_signature', 'Signature is invalid for qe_report in quote'],
+      ['PCK leaf certificate', at.leafLetter, 'bad_certificate_chain'],
+    ]
+    if (at.qeAuthDataSize > 0) cases.push(['QE auth data', at.qeAuthData, 'bad_signature', 'QE report hash mismatch'])
+    for (const [what, offset, reason, message] of cases) {
+      await assert.rejects(verifier.verify(flip(quote, offset), { now }), (e: unknown) => {
+        assert.ok(e instanceof QuoteVerificationError, `${what}: ${String(e)}`)
+        assert.equal(e.reason, reason, `${what} (byte ${offset}): ${e.message}`)
+        if (message) assert.equal(e.message, message, what)
+        return true
+      })
+    }
+  })
+
+  test(`error: ${name}: every single-byte change of the signed region fails`, async () => {
+    const verifier = verifierWith(collateral)
+    const { signedLength } = measurementOf(quote)
+    for (let offset = 0; offset < signedLength; offset++) {
+      await assert.rejects(verifier.verify(flip(quote, offset, 0x80), { now }), QuoteVerificationError, `byte ${offset}`)
+    }
+  })
+}
+
+test('error: a non-zero byte in the TDX quote\'s zero padding', async () => {
+  await rejects(verifierWith(tdxCollateral).verify(flip(tdxQuote, 4950), { now }), 'malformed_quote', 'quote has non-zero bytes after its 4936 bytes of header, body and auth data')
+})
+
+test('error: mismatched collateral', async () => {
+  await rejects(verifierWith(sgxCollateral).verify(tdxQuote, { now }), 'collateral_mismatch', 'TDX quote with TCB info "SGX", expected "TDX"')
+  await rejects(verifierWith(tdxCollateral).verify(sgxQuote, { now }), 'collateral_mismatch', 'SGX quote with TCB info "TDX", expected "SGX"')
+  const qeSwapped = { ...tdxCollateral, qe_identity: sgxCollateral.qe_identity }
+  await rejects(verifierWith(qeSwapped).verify(tdxQuote, { now }), 'collateral_mismatch', 'TDX quote with QE identity "QE", expected "TD_QE"')
+  const otherFmspc = { ...tdxCollateral, tcb_info: tdxCollateral.tcb_info.replace('"fmspc":"B0C06F000000"', '"fmspc":"B0C06F000001"') }
+  await rejects(verifierWith(otherFmspc).verify(tdxQuote, { now }), 'collateral_mismatch', "TCB info is for FMSPC b0c06f000001, the PCK certificate's is b0c06f000000")
+})
+
+test('error: tampered TCB info or QE identity', async () => {
+  const tcbInfo = { ...sgxCollateral, tcb_info: sgxCollateral.tcb_info.replace('"tcbStatus":"ConfigurationAndSWHardeningNeeded"', '"tcbStatus":"UpToDate"') }
+  assert.notEqual(tcbInfo.tcb_info, sgxCollateral.tcb_info)
+  await rejects(verifierWith(tcbInfo).verify(sgxQuote, { now }), 'bad_collateral_signature', 'Signature is invalid for tcb_info')
+  const qeIdentity = { ...tdxCollateral, qe_identity: tdxCollateral.qe_identity.replace('"isvsvn":4', '"isvsvn":3') }
+  assert.notEqual(qeIdentity.qe_identity, tdxCollateral.qe_identity)
+  await rejects(verifierWith(qeIdentity).verify(tdxQuote, { now }), 'bad_collateral_signature', 'Signature is invalid for qe_identity')
+  const signature = { ...tdxCollateral, tcb_info_signature: `${tdxCollateral.tcb_info_signature.slice(0, -2)}00` }
+  await rejects(verifierWith(signature).verify(tdxQuote, { now }), 'bad_collateral_signature', 'Signature is invalid for tcb_info')
+})
+
+test('error: now outside the collateral validity window', async () => {
+  await rejects(verifierWith(tdxCollateral).verify(tdxQuote, { now: seconds('2025-08-01T00:00:00Z') }), 'collateral_expired', 'TCB info expired at 2025-07-19T10:16:03Z')
+  await rejects(verifierWith(sgxCollateral).verify(sgxQuote, { now: seconds('2025-07-19T10:30:00Z') }), 'collateral_expired', 'QE identity expired at 2025-07-19T10:01:18Z')
+  await rejects(verifierWith(tdxCollateral).verify(tdxQuote, { now: seconds('2025-06-01T00:00:00Z') }), 'collateral_not_yet_valid', 'TCB info is not valid before 2025-06-19T10:16:03Z')
+})
+
+/** The DER with one byte of its trailing ECDSA signature flipped. */
+const flipCrlSignature = (hex: string) => {
+  const der = Buffer.from(hex, 'hex')
+  der[der.length - 10]! ^= 0x01
+  return der.toString('hex')
+}
+
+test('error: a CRL with one flipped signature byte', async () => {
+  await rejects(verifierWith({ ...tdxCollateral, pck_crl: flipCrlSignature(tdxCollateral.pck_crl) }).verify(tdxQuote, { now }), 'crl_invalid', 'PCK CRL signature is invalid')
+  await rejects(verifierWith({ ...tdxCollateral, root_ca_crl: flipCrlSignature(tdxCollateral.root_ca_crl) }).verify(tdxQuote, { now }), 'crl_invalid', 'root CA CRL signature is invalid')
+  await rejects(verifierWith({ ...sgxCollateral, pck_crl: flipCrlSignature(sgxCollateral.pck_crl) }).verify(sgxQuote, { now }), 'crl_invalid', 'PCK CRL signature is invalid')
+})
+
+test('error: an expired CRL (now past its nextUpdate, the rest of the collateral still valid)', async () => {
+  // The PCK CRL's nextUpdate (10:00:35) comes before the TCB info's (10:16:03) and the QE identity's (10:32:27).
+  await rejects(verifierWith(tdxCollateral).verify(tdxQuote, { now: seconds('2025-07-19T10:05:00Z') }), 'crl_expired', 'PCK CRL expired at 2025-07-19T10:00:35Z')
+})
+
+test('error: unparsable or misplaced CRLs', async () => {
+  await rejects(verifierWith({ ...tdxCollateral, pck_crl: 'deadbeef' }).verify(tdxQuote, { now }), 'crl_invalid', /^PCK CRL is not a valid CRL: /)
+  await rejects(verifierWith({ ...tdxCollateral, root_ca_crl: '' }).verify(tdxQuote, { now }), 'crl_invalid', 'root CA CRL is not a valid CRL: truncated element at byte 0')
+  const truncated = tdxCollateral.pck_crl.slice(0, -20)
+  await rejects(verifierWith({ ...tdxCollateral, pck_crl: truncated }).verify(tdxQuote, { now }), 'crl_invalid', /^PCK CRL is not a valid CRL: /)
+  await rejects(
+    verifierWith({ ...tdxCollateral, root_ca_crl: tdxCollateral.pck_crl }).verify(tdxQuote, { now }),
+    'crl_invalid',
+    'root CA CRL was not issued by "Intel SGX Root CA"',
+  )
+  // The SGX collateral's PCK CRL comes from the Processor CA; the TDX quote's PCK certificate from the Platform CA.
+  await rejects(
+    verifierWith({ ...tdxCollateral, pck_crl: sgxCollateral.pck_crl }).verify(tdxQuote, { now }),
+    'crl_invalid',
+    'PCK CRL was not issued by "Intel SGX PCK Platform CA"',
+  )
+})
+
+test('error: an untrusted root (same name as Intel\'s, another key)', async () => {
+  const other = new X509Certificate(fixture('pki/other-root-ca.pem')).raw
+  await rejects(verifierWith(tdxCollateral, [other]).verify(tdxQuote, { now }), 'untrusted_root', 'PCK certificate chain ends at "Intel SGX Root CA", not a trusted root CA')
+})
+
+test('error: a CA certificate as the leaf of a collateral chain', async () => {
+  const swapped = { ...tdxCollateral, tcb_info_issuer_chain: tdxCollateral.pck_crl_issuer_chain }
+  await rejects(verifierWith(swapped).verify(tdxQuote, { now }), 'bad_certificate_chain', 'TCB info issuer chain: the leaf "Intel SGX PCK Platform CA" is a CA certificate')
+})
+
+test('error: collateral that cannot be had or read', async () => {
+  const failing = createDcapVerifier({ collateral: { get: async () => Promise.reject(new Error('connection refused')) } })
+  await rejects(failing.verify(tdxQuote, { now }), 'collateral_unavailable', 'no collateral for FMSPC b0c06f000000: connection refused')
+  const missing = { ...tdxCollateral } as Partial<Collateral>
+  delete missing.qe_identity
+  await rejects(verifierWith(missing as Collateral).verify(tdxQuote, { now }), 'collateral_invalid', /^collateral field qe_identity: /)
+  await rejects(verifierWith({ ...tdxCollateral, tcb_info: '[1,2]' }).verify(tdxQuote, { now }), 'collateral_invalid', 'tcb_info is not a JSON object')
+  const badDate = { ...tdxCollateral, tcb_info: tdxCollateral.tcb_info.replace('"issueDate":"2025-06-19T10:16:03Z"', '"issueDate":"yesterday"') }
+  await rejects(verifierWith(badDate).verify(tdxQuote, { now }), 'collateral_invalid', 'TCB info issueDate is not a UTC date: "yesterday"')
+})
+
+test('error: malformed quotes never crash', async () => {
+  const verifier = verifierWith(tdxCollateral)
+  await rejects(verifier.verify(tdxQuote.subarray(0, 700), { now }), 'malformed_quote')
+  await rejects(verifier.verify(new Uint8Array(0), { now }), 'malformed_quote')
+  for (let n = 632; n < 4936; n += 97) {
+    await assert.rejects(verifier.verify(tdxQuote.subarray(0, n), { now }), QuoteVerificationError, `length ${n}`)
+  }
+  // A QE auth data size pointing past the certification data.
+  const at = layout(tdxQuote)
+  const bad = tdxQuote.slice()
+  new DataView(bad.buffer).setUint16(at.qeReportSignature + 64, 0xffff, true)
+  await rejects(verifier.verify(bad, { now }), 'malformed_quote', /^quote auth data: /)
+})
+
+test('error: invalid verifier options', () => {
+  const collateral = staticCollateral(tdxCollateral)
+  assert.throws(() => createDcapVerifier({ collateral, trustedRootCaDer: [] }), { name: 'TypeError', message: 'trustedRootCaDer must name at least one root CA' })
+  assert.throws(() => createDcapVerifier({ collateral, trustedRootCaDer: [new Uint8Array(10)] }), {
+    name: 'TypeError',
+    message: 'trustedRootCaDer[0] is not a DER certificate',
+  })
+  const notCa = new X509Certificate(fixture('pki/not-a-ca.pem')).raw
+  assert.throws(() => createDcapVerifier({ collateral, trustedRootCaDer: [INTEL_SGX_ROOT_CA_DER, notCa] }), {
+    name: 'TypeError',
+    message: 'trustedRootCaDer[1] is not a self-signed CA certificate',
+  })
+  assert.throws(() => createDcapVerifier({} as never), { name: 'TypeError', message: 'collateral must be a CollateralSource' })
+})
