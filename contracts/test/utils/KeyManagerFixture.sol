@@ -46,6 +46,16 @@ abstract contract KeyManagerFixture is Test {
         return abi.encodePacked(r, s, v);
     }
 
+    /// @dev Lowercase hex without 0x, from the vm.toString cheatcode (not the contract's encoder).
+    function _hexNo0x(bytes memory data) internal pure returns (string memory) {
+        bytes memory prefixed = bytes(vm.toString(data));
+        bytes memory out = new bytes(prefixed.length - 2);
+        for (uint256 i; i < out.length; ++i) {
+            out[i] = prefixed[i + 2];
+        }
+        return string(out);
+    }
+
     /// @dev The malleable twin of a signature: s' = n - s and the other parity.
     function _highS(bytes memory signature) internal pure returns (bytes memory) {
         (bytes32 r, bytes32 s, uint8 v) = _split(signature);
