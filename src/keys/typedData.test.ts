@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { hexToBytes } from '@noble/hashes/utils.js'
-import { concat, encodeAbiParameters, keccak256, numberToHex, toHex, type Hex } from 'viem'
+import { concat, encodeAbiParameters, hashTypedData, keccak256, numberToHex, toHex, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { toHex0x } from './bytes.ts'
 import { signDigest } from './signature.ts'
@@ -111,6 +111,22 @@ describe('typed-data vectors', () => {
 describe('attestationDigest', () => {
   test('default: appData as bytes or hex', () => {
     assert.deepEqual(attestationDigest({ ...attestation, appData: unhex(attestation.appData) }), attestationDigest(attestation))
+  })
+
+  test('default: equals viem hashTypedData across domains (the cached separator is per chainId and registry)', () => {
+    const domains = [
+      { chainId: 1, registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3' },
+      { chainId: 1, registry: '0x0000000000000000000000000000000000000001' },
+      { chainId: 8453n, registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3' },
+      { chainId: 1, registry: '0x5fbdb2315678afecb367f032d93f642f64180aa3' },
+    ] as const
+    for (const domain of domains) {
+      for (const hostname of ['', 'app', 'ünïcode ✓', 'x'.repeat(300)]) {
+        const message = { hostname, appData: attestation.appData }
+        const expected = hashTypedData({ domain: keyManagerDomain(domain), types: KEYMANAGER_TYPES, primaryType: 'Attestation', message })
+        assert.equal(toHex0x(attestationDigest({ ...domain, ...message })), expected)
+      }
+    }
   })
 
   test('error: bad arguments', () => {
