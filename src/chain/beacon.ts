@@ -1,0 +1,365 @@
+// Fetching blobs back (DESIGN.md §1, §6, §12). Blob sources are untrusted transport: RPC and beacon nodes may lie,
+// so `fetchVerifiedBlobs` recomputes each blob's KZG commitment and accepts it only if `0x01 ‖ sha256(commitment)[1:]`
+// equals the versioned hash recorded on chain. Nothing else should read a `BlobSource` directly.
+//
+// What the endpoints return (checked against anvil 1.7.1 and the beacon-APIs spec):
+// - `GET /eth/v1/beacon/blobs/{block_id}?versioned_hashes=0x…,0x…` (post-Fulu `getBlobs`): `{"execution_optimistic",
+//   "finalized", "data": ["0x<blob hex>", …]}`, blobs in the block's commitment order. anvil serves it on its RPC
+//   port with an EL block number (or hash) as block_id, accepts the hashes comma-separated only (a repeated
+//   parameter keeps only the last), answers 404 `{"code":404,"message":"Block not found"}` for an unknown block and
+//   `"data":[]` for an unknown hash. A real beacon node takes a slot. Some providers' older `blobs` route answers
+//   with sidecar objects instead of strings; both shapes are read.
+// - `GET /eth/v1/beacon/blob_sidecars/{slot}` (pre-Fulu): `{"data": [{"index", "blob", "kzg_commitment",
+//   "kzg_proof", "signed_block_header", "kzg_commitment_inclusion_proof"}, …]}`. anvil answers 410 (deprecated).
+// - `GET /eth/v1/beacon/genesis`: `{"data": {"genesis_time": "<decimal seconds>", …}}`.
+// - anvil JSON-RPC `anvil_getBlobByHash [versionedHash]`: the blob as 0x-hex, or null.
+import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
+import { BlobHashMismatchError, BlobNotFoundError, BlobSourceError } from './errors.ts'
+import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
+
+const BYTES_PER_BLOB = 131072
+/** Most distinct versioned hashes one fetch may ask for (a transaction carries at most 6 blobs). */
+export const MAX_VERSIONED_HASHES_PER_FETCH = 64
+
+export type FetchBlobsParameters = {
+  /** The execution block that included the blob transaction. */
+  blockNumber: bigint
+  blockHash: Hex
+  /** Its timestamp (seconds): a beacon node is asked by slot = (timestamp − genesis_time) / secondsPerSlot. */
+  blockTimestamp: bigint
+  versionedHashes: readonly Hex[]
+}
+
+/**
+ * Transport for blobs. `fetchBlobs` returns the blobs the source claims carry the requested versioned hashes, in
+ * any order; it verifies nothing. Read blobs only through `fetchVerifiedBlobs`.
+ */
+export interface BlobSource {
+  fetchBlobs(parameters: FetchBlobsParameters): Promise<Uint8Array[]>
+}
+
+export type HttpSourceOptions = {
+  /** Per request, body included. Default 30 s. */
+  timeoutMs?: number
+  /** A larger response is cut off and refused. Default 32 MiB: a full block of 21 blobs as JSON is ~5.6 MB. */
+  maxResponseBytes?: number
+  /** Injected for tests; default the global fetch. */
+  fetch?: typeof fetch
+}
+
+export type BeaconSourceOptions = HttpSourceOptions & {
+  /** Default 12 (mainnet and its testnets). */
+  secondsPerSlot?: number
+  /** Skips the `/eth/v1/beacon/genesis` request when known. */
+  genesisTime?: bigint
+}
+
+/**
+ * Returns the blobs for `versionedHashes`, in that order, each checked against its hash by KZG commitment.
+ * A missing blob is a `BlobNotFoundError`; a source that served blobs of which none matches a wanted hash is a
+ * `BlobHashMismatchError`; transport failures are `BlobSourceError`.
+ */
+export async function fetchVerifiedBlobs(source: BlobSource, parameters: FetchBlobsParameters): Promise<Uint8Array[]> {
+  const wanted = parameters.versionedHashes.map((hash, i) => normaliseVersionedHash(hash, i))
+  const distinct = [...new Set(wanted)]
+  if (distinct.length === 0 || distinct.length > MAX_VERSIONED_HASHES_PER_FETCH)
+    throw new RangeError(`ask for 1 to ${MAX_VERSIONED_HASHES_PER_FETCH} versioned hashes, got ${distinct.length}`)
+  const served = await source.fetchBlobs({ ...parameters, versionedHashes: distinct })
+  const found = new Map<Hex, Uint8Array>()
+  const unmatched: string[] = []
+  const seen: Uint8Array[] = []
+  for (const blob of served) {
+    if (found.size === distinct.length) break
+    // The same bytes served twice (e.g. by two routes) are committed to once.
+    if (seen.some((other) => equalBytes(other, blob))) continue
+    seen.push(blob)
+    const hash = versionedHashOf(blob)
+    if (hash !== undefined && distinct.includes(hash)) found.set(hash, blob.slice())
+    else unmatched.push(hash ?? 'invalid')
+  }
+  const missing = distinct.find((hash) => !found.has(hash))
+  if (missing !== undefined) {
+    if (unmatched.length > 0) throw new BlobHashMismatchError(missing, unmatched)
+    throw new BlobNotFoundError(missing)
+  }
+  return wanted.map((hash) => found.get(hash)!)
+}
+
+/** The versioned hash a blob commits to, or undefined when it is not a valid blob (wrong size, field element ≥ p). */
+export function versionedHashOf(blob: Uint8Array): Hex | undefined {
+  if (!(blob instanceof Uint8Array) || blob.length !== BYTES_PER_BLOB) return undefined
+  try {
+    return bytesToHex(commitmentToVersionedHash(blobToCommitment(blob)))
+  } catch {
+    return undefined
+  }
+}
+
+/** anvil's own blob routes on its RPC port: the beacon-shaped REST route by block number, then `anvil_getBlobByHash`. */
+export function anvilBlobSource(rpcUrl: string, options: HttpSourceOptions = {}): BlobSource {
+  const http = createHttpClient(rpcUrl, options)
+  return {
+    async fetchBlobs({ blockNumber, versionedHashes }) {
+      const path = `/eth/v1/beacon/blobs/${blockNumber}`
+      const response = await http.get(path, `versioned_hashes=${versionedHashes.join(',')}`)
+      let blobs: Uint8Array[] = []
+      if (response.status === 200) blobs = selectClaimed(parseBlobItems(response.json, path), versionedHashes)
+      else if (response.status !== 404) throw statusError(path, response.status)
+      if (blobs.length >= versionedHashes.length) return blobs
+      // The block number may be stale (reorg) or the route may not know it: anvil also looks blobs up by hash.
+      for (const hash of versionedHashes) {
+        const blob = await http.rpc('anvil_getBlobByHash', [hash])
+        if (blob === null) continue
+        blobs.push(parseBlobHex(blob, '/ (anvil_getBlobByHash)'))
+      }
+      return blobs
+    },
+  }
+}
+
+/**
+ * A beacon node (or provider) by its REST base URL; credentials in the URL become a Basic Authorization header.
+ * Asks `GET /eth/v1/beacon/blobs/{slot}?versioned_hashes=…` (post-Fulu), retries without the filter on 400, and
+ * falls back to `/eth/v1/beacon/blob_sidecars/{slot}` (pre-Fulu) when the blobs route is unknown (400, 404, 405,
+ * 410, 501).
+ */
+export function beaconBlobSource(beaconUrl: string, options: BeaconSourceOptions = {}): BlobSource {
+  const http = createHttpClient(beaconUrl, options)
+  const secondsPerSlot = BigInt(options.secondsPerSlot ?? 12)
+  if (secondsPerSlot <= 0n) throw new RangeError('secondsPerSlot must be positive')
+  let genesis: Promise<bigint> | undefined = options.genesisTime !== undefined ? Promise.resolve(options.genesisTime) : undefined
+
+  async function genesisTime(): Promise<bigint> {
+    genesis ??= (async () => {
+      const path = '/eth/v1/beacon/genesis'
+      const response = await http.get(path)
+      if (response.status !== 200) throw statusError(path, response.status)
+      const time = (response.json as { data?: { genesis_time?: unknown } } | null)?.data?.genesis_time
+      if (typeof time !== 'string' || !/^\d{1,20}$/.test(time)) throw malformed(path, 'data.genesis_time is not a decimal string')
+      return BigInt(time)
+    })()
+    // A failed lookup is not cached: the next fetch asks again.
+    return genesis.catch((error) => {
+      genesis = undefined
+      throw error
+    })
+  }
+
+  return {
+    async fetchBlobs({ blockTimestamp, versionedHashes }) {
+      const start = await genesisTime()
+      const elapsed = blockTimestamp - start
+      if (elapsed < 0n || elapsed % secondsPerSlot !== 0n)
+        throw new BlobSourceError('/eth/v1/beacon/genesis', 'Block timestamp is not a slot time of this beacon chain.', undefined, {
+          metaMessages: [`block timestamp: ${blockTimestamp}`, `genesis time: ${start}`, `seconds per slot: ${secondsPerSlot}`],
+        })
+      const slot = elapsed / secondsPerSlot
+      const wanted = versionedHashes
+      const blobsPath = `/eth/v1/beacon/blobs/${slot}`
+      let response = await http.get(blobsPath, `versioned_hashes=${wanted.join(',')}`)
+      let filterApplied = true
+      if (response.status === 400) {
+        // 400 is "bad block id" or a filter syntax this node does not take (comma-separated here): ask for the block.
+        response = await http.get(blobsPath)
+        filterApplied = false
+      }
+      if (response.status === 200) {
+        const items = parseBlobItems(response.json, blobsPath)
+        // Sidecar objects name their commitment: those claiming a wanted hash are the node's answer.
+        if (items.some((item) => item.claimedHash !== undefined)) return selectClaimed(items, wanted)
+        const blobs = items.map((item) => item.blob)
+        if (!filterApplied || blobs.length > wanted.length) return selectByCommitment(items, wanted)
+        // Bare blobs for a filtered request are the node's claim; if some are missing, look through the whole
+        // block in case the node did not apply the filter as sent.
+        if (blobs.length === wanted.length) return blobs
+        const whole = await http.get(blobsPath)
+        if (whole.status !== 200) return blobs
+        return [...blobs, ...selectByCommitment(parseBlobItems(whole.json, blobsPath), wanted)]
+      }
+      if (![400, 404, 405, 410, 501].includes(response.status)) throw statusError(blobsPath, response.status)
+      const sidecarsPath = `/eth/v1/beacon/blob_sidecars/${slot}`
+      const sidecars = await http.get(sidecarsPath)
+      // 404: no block at this slot; 410: a post-Fulu node that dropped the route (the blobs route already failed).
+      if (sidecars.status === 404 || sidecars.status === 410) return []
+      if (sidecars.status !== 200) throw statusError(sidecarsPath, sidecars.status)
+      return selectClaimed(parseBlobItems(sidecars.json, sidecarsPath), wanted)
+    },
+  }
+}
+
+type BlobItem = { blob: Uint8Array; claimedHash?: Hex }
+
+/** Blobs a response presents as the wanted ones: every bare blob (filtered answer), sidecars claiming a wanted hash. */
+function selectClaimed(items: readonly BlobItem[], wanted: readonly Hex[]): Uint8Array[] {
+  return items.filter((item) => item.claimedHash === undefined || wanted.includes(item.claimedHash)).map((item) => item.blob)
+}
+
+/** Picks, from a whole block's blobs, those whose recomputed commitment is wanted (costs one commitment per blob). */
+function selectByCommitment(items: readonly BlobItem[], wanted: readonly Hex[]): Uint8Array[] {
+  const picked: Uint8Array[] = []
+  for (const { blob, claimedHash } of items) {
+    if (picked.length === wanted.length) break
+    if (claimedHash !== undefined && !wanted.includes(claimedHash)) continue
+    const hash = versionedHashOf(blob)
+    if (hash !== undefined && wanted.includes(hash)) picked.push(blob)
+  }
+  return picked
+}
+
+/** `data` as bare blob strings (getBlobs) or sidecar objects (blob_sidecars, older getBlobs). */
+function parseBlobItems(json: unknown, path: string): BlobItem[] {
+  const data = (json as { data?: unknown } | null)?.data
+  if (!Array.isArray(data)) throw malformed(path, '`data` is not an array')
+  return data.map((item: unknown, i): BlobItem => {
+    if (typeof item === 'string') return { blob: parseBlobHex(item, path) }
+    if (typeof item !== 'object' || item === null) throw malformed(path, `data[${i}] is neither a blob nor a sidecar`)
+    const { blob, kzg_commitment: commitment } = item as { blob?: unknown; kzg_commitment?: unknown }
+    if (typeof blob !== 'string') throw malformed(path, `data[${i}].blob is missing`)
+    if (typeof commitment !== 'string' || commitment.length !== 2 + 96 || !isHex(commitment, { strict: true }))
+      throw malformed(path, `data[${i}].kzg_commitment is not 48 bytes of hex`)
+    return {
+      blob: parseBlobHex(blob, path),
+      claimedHash: bytesToHex(commitmentToVersionedHash(hexToBytes(commitment as Hex))),
+    }
+  })
+}
+
+function parseBlobHex(value: unknown, path: string): Uint8Array {
+  if (typeof value !== 'string' || value.length !== 2 + 2 * BYTES_PER_BLOB || !isHex(value, { strict: true }))
+    throw malformed(path, `a blob is not ${BYTES_PER_BLOB} bytes of 0x-hex`)
+  return hexToBytes(value as Hex)
+}
+
+function normaliseVersionedHash(hash: Hex, index: number): Hex {
+  if (typeof hash !== 'string' || hash.length !== 66 || !isHex(hash, { strict: true }) || !hash.startsWith('0x01'))
+    throw new RangeError(`versionedHashes[${index}] is not a version-1 versioned hash (0x01 then 31 bytes)`)
+  return hash.toLowerCase() as Hex
+}
+
+function malformed(path: string, detail: string): BlobSourceError {
+  return new BlobSourceError(path, 'Blob source sent a malformed response.', undefined, { metaMessages: [`detail: ${detail}`] })
+}
+
+function statusError(path: string, status: number): BlobSourceError {
+  return new BlobSourceError(path, 'Blob source answered with an error status.', status)
+}
+
+type HttpResponse = { status: number; json?: unknown }
+
+/**
+ * A small JSON client for one base URL. Error messages carry only the route path (never the base URL, its
+ * credentials or query, where providers put API keys), and no upstream error text.
+ */
+function createHttpClient(baseUrl: string, options: HttpSourceOptions) {
+  const timeoutMs = options.timeoutMs ?? 30_000
+  const maxResponseBytes = options.maxResponseBytes ?? 32 * 1024 * 1024
+  const fetchImpl = options.fetch ?? fetch
+  let base: URL
+  try {
+    base = new URL(baseUrl)
+  } catch {
+    // URL's own error quotes the input, which may hold a key.
+    throw new TypeError('blob source URL is not a valid URL')
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('blob source URL must be http or https')
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (base.username !== '' || base.password !== '') {
+    const credentials = `${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`
+    headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`
+    base.username = ''
+    base.password = ''
+  }
+  const basePath = base.pathname.replace(/\/+$/, '')
+
+  async function send(path: string, init: { method: 'GET' | 'POST'; query?: string; body?: string }): Promise<HttpResponse> {
+    const url = new URL(base)
+    url.pathname = `${basePath}${path}`
+    if (init.query !== undefined) url.search = base.search ? `${base.search}&${init.query}` : `?${init.query}`
+    let response: Response
+    try {
+      response = await fetchImpl(url, {
+        method: init.method,
+        headers: init.body !== undefined ? { ...headers, 'content-type': 'application/json' } : headers,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        redirect: 'error',
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+    } catch (error) {
+      throw transportError(path, error, timeoutMs)
+    }
+    if (response.status < 200 || response.status > 299) {
+      await response.body?.cancel().catch(() => undefined)
+      return { status: response.status }
+    }
+    const text = await readBounded(response, path, maxResponseBytes, timeoutMs)
+    try {
+      return { status: response.status, json: JSON.parse(text) }
+    } catch {
+      throw malformed(path, 'the body is not JSON')
+    }
+  }
+
+  return {
+    get: (path: string, query?: string) => send(path, { method: 'GET', ...(query !== undefined ? { query } : {}) }),
+    /** One JSON-RPC call on the base URL; returns `result`. */
+    async rpc(method: string, params: unknown[]): Promise<unknown> {
+      const path = `/ (${method})`
+      const response = await send('', { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+      if (response.status !== 200) throw statusError(path, response.status)
+      const body = response.json as { result?: unknown; error?: { code?: unknown } } | null
+      if (body === null || typeof body !== 'object') throw malformed(path, 'not a JSON-RPC response')
+      if (body.error !== undefined)
+        throw new BlobSourceError(path, 'Blob source answered with a JSON-RPC error.', undefined, {
+          metaMessages: [`code: ${String(body.error?.code)}`],
+        })
+      if (!('result' in body)) throw malformed(path, 'no result')
+      return body.result
+    },
+  }
+}
+
+async function readBounded(response: Response, path: string, maxBytes: number, timeoutMs: number): Promise<string> {
+  const tooLarge = () =>
+    new BlobSourceError(path, 'Blob source response is too large.', response.status, { metaMessages: [`limit: ${maxBytes} bytes`] })
+  const declared = Number(response.headers.get('content-length') ?? NaN)
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined)
+    throw tooLarge()
+  }
+  if (response.body === null) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      total += value.length
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => undefined)
+        throw tooLarge()
+      }
+      chunks.push(value)
+    }
+  } catch (error) {
+    if (error instanceof BlobSourceError) throw error
+    throw transportError(path, error, timeoutMs)
+  }
+  return Buffer.concat(chunks, total).toString('utf8')
+}
+
+function transportError(path: string, error: unknown, timeoutMs: number): BlobSourceError {
+  const name = (error as { name?: unknown } | null)?.name
+  if (name === 'TimeoutError' || name === 'AbortError')
+    return new BlobSourceError(path, 'Blob source timed out.', undefined, { metaMessages: [`timeout: ${timeoutMs} ms`] })
+  // Only the error code (ECONNREFUSED, UND_ERR_…) is kept: messages and causes may quote the URL.
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause
+  const code = typeof cause?.code === 'string' ? cause.code : typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : undefined
+  return new BlobSourceError(path, 'Blob source request failed.', undefined, { metaMessages: code ? [`code: ${code}`] : [] })
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
