@@ -1,7 +1,6 @@
 // Where DCAP collateral comes from (DESIGN.md §10): an offline JSON file, or a PCCS / Intel PCS URL behind a cache.
 // Collateral is untrusted input either way: the verifier checks every signature, chain, CRL and validity window.
 import { readFile } from 'node:fs/promises'
-import { getCollateral } from '@phala/dcap-qvl'
 import type { Hex } from 'viem'
 import { z } from 'zod'
 import { parseCrl } from './crl.ts'
@@ -170,40 +169,91 @@ export type PccsCollateralOptions = {
   /** A PCCS or Intel PCS base URL, e.g. `https://pccs.example:8081` or `https://api.trustedservices.intel.com`. */
   url: string
   cache?: CollateralCache
-  /** Refetch this many seconds before the cached collateral expires (default 1 day). */
+  /** Refetch this many seconds before the cached collateral expires (default 1 hour). */
   refreshBefore?: number
   /** Keep fetched collateral at most this long, whatever it claims (default 1 day): a bad fetch is not kept for a month. */
   maxCacheSeconds?: number
-  /** Give up on one fetch after this long (default 30 s). */
+  /** Give up on one HTTP request after this long (default 30 s). */
   timeoutMs?: number
+  /** Where to get the root CA CRL when the server has no `rootcacrl` endpoint (Intel PCS has none). */
+  rootCaCrlUrl?: string
 }
 
+/** Intel SGX Root CA's CRL distribution point (from the root certificate). */
+export const INTEL_ROOT_CA_CRL_URL = 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der'
+
 /**
- * Collateral fetched with @phala/dcap-qvl's `getCollateral(url, quote)` (PCS v4 API paths; Intel PCS or a PCCS),
- * cached by TEE type, PCK CA and FMSPC. Cached collateral is served until `refreshBefore` seconds before it
- * expires; then a refetch is tried, and while it fails the still-valid cached copy is served. Concurrent requests
- * for one key share one fetch.
+ * Collateral from a PCCS or Intel PCS (API v4), cached by TEE type, PCK CA and FMSPC. Cached collateral is served
+ * until `refreshBefore` seconds before it expires; then a refetch is tried, and while it fails the still-valid cached
+ * copy is served. Concurrent requests for one key share one fetch.
+ *
+ * Not @phala/dcap-qvl's `getCollateral`: in 0.3.9 it cannot read the PCK certificate's issuer and always fetches the
+ * Processor CA's PCK CRL, the wrong one for Platform-CA platforms (most TDX servers), it re-serialises the signed
+ * TCB info JSON instead of keeping its bytes, and it has no timeouts.
  */
 export function pccsCollateral(options: PccsCollateralOptions): CollateralSource {
-  const { url, cache = memoryCollateralCache(), refreshBefore = 86_400, maxCacheSeconds = 86_400, timeoutMs = 30_000 } = options
+  const {
+    url,
+    cache = memoryCollateralCache(),
+    refreshBefore = 3_600,
+    maxCacheSeconds = 86_400,
+    timeoutMs = 30_000,
+    rootCaCrlUrl = INTEL_ROOT_CA_CRL_URL,
+  } = options
   if (!/^https?:\/\//.test(url)) throw new TypeError(`PCCS url must be http(s): ${url}`)
+  const base = url.replace(/\/+$/, '').replace(/\/(sgx|tdx)\/certification\/v4$/, '')
   const inFlight = new Map<string, Promise<Collateral>>()
 
-  async function fetchCollateral(request: CollateralRequest): Promise<Collateral> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      timer.unref()
-    })
+  async function get(path: string): Promise<Response> {
+    const target = /^https?:/.test(path) ? path : `${base}${path}`
+    let response: Response
     try {
-      const fetched = await Promise.race([getCollateral(url, Buffer.from(request.quote)), timeout])
-      return parseCollateral(fetched)
+      response = await fetch(target, { signal: AbortSignal.timeout(timeoutMs) })
     } catch (error) {
-      if (error instanceof QuoteVerificationError) throw error
-      throw new QuoteVerificationError('collateral_unavailable', `PCCS ${url}: ${(error as Error).message}`)
-    } finally {
-      clearTimeout(timer)
+      const e = error as Error
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause ? ` (${(e.cause as Error).message})` : ''}`
+      throw new QuoteVerificationError('collateral_unavailable', `PCCS ${target}: ${why}`)
     }
+    if (!response.ok) throw new QuoteVerificationError('collateral_unavailable', `PCCS ${target}: HTTP ${response.status}`)
+    return response
+  }
+  const header = (response: Response, ...names: string[]): string => {
+    for (const name of names) {
+      const value = response.headers.get(name)
+      if (value) return decodeURIComponent(value)
+    }
+    throw new QuoteVerificationError('collateral_invalid', `PCCS ${response.url}: no ${names.join(' or ')} header`)
+  }
+  /** A CRL body: DER, or hex text (PCCS's `rootcacrl`). */
+  const crlHex = async (response: Response): Promise<string> => {
+    const body = Buffer.from(await response.arrayBuffer())
+    if (body[0] === 0x30) return body.toString('hex')
+    const text = body.toString('latin1').trim()
+    if (/^([0-9a-fA-F]{2})+$/.test(text)) return text.toLowerCase()
+    throw new QuoteVerificationError('collateral_invalid', `PCCS ${response.url}: the CRL is neither DER nor hex`)
+  }
+
+  async function fetchCollateral({ teeType, ca, fmspc }: CollateralRequest): Promise<Collateral> {
+    const fmspcParam = fmspc.slice(2).toUpperCase()
+    const [pckCrl, tcb, qe, rootCrl] = await Promise.all([
+      get(`/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`),
+      get(`/${teeType}/certification/v4/tcb?fmspc=${fmspcParam}`),
+      get(`/${teeType}/certification/v4/qe/identity?update=standard`),
+      get('/sgx/certification/v4/rootcacrl').catch(() => get(rootCaCrlUrl)),
+    ])
+    const tcbBody = await tcb.text()
+    const qeBody = await qe.text()
+    return parseCollateral({
+      pck_crl_issuer_chain: header(pckCrl, 'SGX-PCK-CRL-Issuer-Chain'),
+      pck_crl: await crlHex(pckCrl),
+      root_ca_crl: await crlHex(rootCrl),
+      tcb_info_issuer_chain: header(tcb, 'TCB-Info-Issuer-Chain', 'SGX-TCB-Info-Issuer-Chain'),
+      tcb_info: signedJsonMember(tcbBody, 'tcbInfo', tcb.url),
+      tcb_info_signature: signatureOf(tcbBody, tcb.url),
+      qe_identity_issuer_chain: header(qe, 'SGX-Enclave-Identity-Issuer-Chain'),
+      qe_identity: signedJsonMember(qeBody, 'enclaveIdentity', qe.url),
+      qe_identity_signature: signatureOf(qeBody, qe.url),
+    })
   }
 
   async function refresh(key: string, request: CollateralRequest): Promise<Collateral> {
@@ -231,4 +281,55 @@ export function pccsCollateral(options: PccsCollateralOptions): CollateralSource
       }
     },
   }
+}
+
+function signatureOf(body: string, source: string): string {
+  const signature = (jsonField(body, `PCCS ${source} body`) as { signature?: unknown }).signature
+  if (typeof signature !== 'string') throw new QuoteVerificationError('collateral_invalid', `PCCS ${source}: no signature`)
+  return signature
+}
+
+/**
+ * The exact text of a top-level member's value in a JSON object: Intel signs the bytes of `tcbInfo` /
+ * `enclaveIdentity` as they appear in the response, so they are cut out, never re-serialised.
+ */
+export function signedJsonMember(body: string, key: string, source = 'response'): string {
+  jsonField(body, `PCCS ${source} body`)
+  let depth = 0
+  let i = 0
+  const skipString = () => {
+    const start = i
+    for (i++; i < body.length && body[i] !== '"'; i++) if (body[i] === '\\') i++
+    i++
+    return body.slice(start, i)
+  }
+  while (i < body.length) {
+    const c = body[i]!
+    if (c === '"') {
+      const name = skipString()
+      if (depth !== 1) continue
+      while (/\s/.test(body[i] ?? '')) i++
+      if (body[i] !== ':') continue
+      i++
+      while (/\s/.test(body[i] ?? '')) i++
+      if (JSON.parse(name) !== key) continue
+      const start = i
+      let nested = 0
+      do {
+        const v = body[i]!
+        if (v === '"') {
+          skipString()
+          continue
+        }
+        if (v === '{' || v === '[') nested++
+        else if (v === '}' || v === ']') nested--
+        i++
+      } while (nested > 0 && i < body.length)
+      return body.slice(start, i)
+    }
+    if (c === '{' || c === '[') depth++
+    else if (c === '}' || c === ']') depth--
+    i++
+  }
+  throw new QuoteVerificationError('collateral_invalid', `PCCS ${source}: no ${key}`)
 }
