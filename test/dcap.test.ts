@@ -1,8 +1,9 @@
 // DCAP verification end to end on real Intel-signed quotes (test/fixtures/dcap), at a pinned now.
 import assert from 'node:assert/strict'
-import { X509Certificate } from 'node:crypto'
+import { createHash, createPrivateKey, generateKeyPairSync, sign, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
+import { QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
 import { parseCollateral, type Collateral, type CollateralSource } from '../src/tee/collateral.ts'
 import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
@@ -16,6 +17,8 @@ const sgxCollateral = parseCollateral(JSON.parse(fixture('dcap/sgx_quote_collate
 const now = 1751328000 // 2025-07-01T00:00:00Z
 const seconds = (iso: string) => Date.parse(iso) / 1000
 
+const dcapQvlVerify = (quote: Uint8Array, collateral: Collateral, at: number, root = INTEL_SGX_ROOT_CA_DER) =>
+  new DcapQvlVerifier(Buffer.from(root)).verify(Buffer.from(quote), collateral, at)
 const staticCollateral = (collateral: Collateral): CollateralSource => ({ get: async () => collateral })
 const verifierWith = (collateral: Collateral, trustedRootCaDer?: Uint8Array[]) =>
   createDcapVerifier({ collateral: staticCollateral(collateral), ...(trustedRootCaDer ? { trustedRootCaDer } : {}) })
@@ -270,4 +273,217 @@ test('error: invalid verifier options', () => {
     message: 'trustedRootCaDer[1] is not a self-signed CA certificate',
   })
   assert.throws(() => createDcapVerifier({} as never), { name: 'TypeError', message: 'collateral must be a CollateralSource' })
+})
+
+// What @phala/dcap-qvl 0.3.9 alone accepts, and this verifier must not (DESIGN.md §10).
+test('default: the gaps in dcap-qvl alone that this verifier closes (Intel fixtures)', async () => {
+  const flipped = { ...tdxCollateral, pck_crl: flipCrlSignature(tdxCollateral.pck_crl) }
+  assert.equal(dcapQvlVerify(tdxQuote, flipped, now).status, 'UpToDate')
+  assert.equal(dcapQvlVerify(tdxQuote, { ...tdxCollateral, pck_crl: 'deadbeef' }, now).status, 'UpToDate')
+  assert.equal(dcapQvlVerify(tdxQuote, { ...tdxCollateral, pck_crl: sgxCollateral.pck_crl }, now).status, 'UpToDate')
+  assert.equal(dcapQvlVerify(tdxQuote, tdxCollateral, seconds('2025-07-19T10:05:00Z')).status, 'UpToDate') // PCK CRL expired
+})
+
+// A devnet PKI in Intel's shape (test/fixtures/devnet-pki, made by its make.sh): quotes and collateral minted here,
+// verified through the same code path with the devnet root trusted explicitly.
+const devnetFile = (name: string) => fixture(`devnet-pki/${name}`)
+const devnetRoot = new X509Certificate(devnetFile('root.pem')).raw
+const devnetNow = now
+const QE_MRSIGNER = 'aa'.repeat(32)
+const p1363 = (data: Uint8Array, keyFile: string) => sign('sha256', data, { key: createPrivateKey(devnetFile(keyFile)), dsaEncoding: 'ieee-p1363' })
+const u16 = (n: number) => Buffer.from([n & 0xff, n >> 8])
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return b
+}
+
+type DevnetQuoteOptions = {
+  pck?: 'pck' | 'pck-revoked' | 'pck-under-non-ca'
+  reportData?: Uint8Array
+  /** A non-zero byte in the QE report data's second half. */
+  qeReportDataTail?: number
+  tdAttributes?: number[]
+}
+
+/** A TDX v4 quote: the fixture's TD report (TEE_TCB_SVN 06 01 03…), signed by a fresh attestation key under a devnet PCK. */
+function devnetQuote(options: DevnetQuoteOptions = {}): Uint8Array {
+  const pck = options.pck ?? 'pck'
+  const signed = Buffer.from(tdxQuote.subarray(0, 632))
+  if (options.reportData) signed.set(options.reportData, 568)
+  if (options.tdAttributes) signed.set(options.tdAttributes, 48 + 120)
+  const attestation = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwk = attestation.publicKey.export({ format: 'jwk' })
+  const attestationKey = Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')])
+  const signature = sign('sha256', signed, { key: attestation.privateKey, dsaEncoding: 'ieee-p1363' })
+
+  const qeAuthData = Buffer.from(Array.from({ length: 32 }, (_, i) => i))
+  const qeReport = Buffer.alloc(384)
+  qeReport[48] = 0x11 // ATTRIBUTES: INIT | MODE64BIT, not DEBUG
+  qeReport.write(QE_MRSIGNER, 128, 'hex')
+  qeReport.writeUInt16LE(2, 256) // ISVPRODID
+  qeReport.writeUInt16LE(4, 258) // ISVSVN
+  createHash('sha256').update(attestationKey).update(qeAuthData).digest().copy(qeReport, 320)
+  if (options.qeReportDataTail !== undefined) qeReport[383] = options.qeReportDataTail
+  const issuer = pck === 'pck-under-non-ca' ? 'tcb-signing.pem' : 'pck-ca.pem'
+  const pem = Buffer.concat([devnetFile(`${pck}.pem`), devnetFile(issuer), devnetFile('root.pem')])
+  const inner = Buffer.concat([qeReport, p1363(qeReport, `${pck}.key`), u16(qeAuthData.length), qeAuthData, u16(5), u32(pem.length), pem])
+  const auth = Buffer.concat([signature, attestationKey, u16(6), u32(inner.length), inner])
+  return new Uint8Array(Buffer.concat([signed, u32(auth.length), auth]))
+}
+
+type DevnetCollateralOptions = {
+  platformStatus?: string
+  moduleId?: string
+  moduleMrSigner?: string
+  moduleLevels?: { tcb: { isvsvn: number }; tcbDate: string; tcbStatus: string; advisoryIDs?: string[] }[]
+}
+
+function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
+  const dates = { issueDate: '2025-06-20T00:00:00Z', nextUpdate: '2025-07-20T00:00:00Z' }
+  const tcbDate = '2025-01-01T00:00:00Z'
+  const module = { mrsigner: '00'.repeat(48), attributes: '00'.repeat(8), attributesMask: 'FF'.repeat(8) }
+  const svns = (values: number[]) => Array.from({ length: 16 }, (_, i) => ({ svn: values[i] ?? 0 }))
+  const tcbInfo = JSON.stringify({
+    id: 'TDX',
+    version: 3,
+    ...dates,
+    fmspc: 'DE7E00000001',
+    pceId: '0000',
+    tcbType: 0,
+    tcbEvaluationDataNumber: 17,
+    tdxModule: module,
+    tdxModuleIdentities: [
+      {
+        id: options.moduleId ?? 'TDX_01',
+        ...module,
+        mrsigner: options.moduleMrSigner ?? module.mrsigner,
+        tcbLevels: options.moduleLevels ?? [{ tcb: { isvsvn: 6 }, tcbDate, tcbStatus: 'UpToDate' }],
+      },
+    ],
+    tcbLevels: [
+      {
+        tcb: { sgxtcbcomponents: svns(Array(16).fill(3)), pcesvn: 13, tdxtcbcomponents: svns([6, 1, 3]) },
+        tcbDate,
+        tcbStatus: options.platformStatus ?? 'UpToDate',
+        ...(options.platformStatus && options.platformStatus !== 'UpToDate' ? { advisoryIDs: ['DEVNET-SA-0002'] } : {}),
+      },
+    ],
+  })
+  const qeIdentity = JSON.stringify({
+    id: 'TD_QE',
+    version: 2,
+    ...dates,
+    tcbEvaluationDataNumber: 17,
+    miscselect: '00000000',
+    miscselectMask: 'FFFFFFFF',
+    attributes: `11${'00'.repeat(15)}`,
+    attributesMask: `FBFFFFFFFFFFFFFF${'00'.repeat(8)}`,
+    mrsigner: QE_MRSIGNER.toUpperCase(),
+    isvprodid: 2,
+    tcbLevels: [{ tcb: { isvsvn: 4 }, tcbDate, tcbStatus: 'UpToDate' }],
+  })
+  const signingChain = `${devnetFile('tcb-signing.pem')}${devnetFile('root.pem')}`
+  return {
+    pck_crl_issuer_chain: `${devnetFile('pck-ca.pem')}${devnetFile('root.pem')}`,
+    root_ca_crl: devnetFile('root.crl').toString('hex'),
+    pck_crl: devnetFile('pck-ca.crl').toString('hex'),
+    tcb_info_issuer_chain: signingChain,
+    tcb_info: tcbInfo,
+    tcb_info_signature: p1363(Buffer.from(tcbInfo), 'tcb-signing.key').toString('hex'),
+    qe_identity_issuer_chain: signingChain,
+    qe_identity: qeIdentity,
+    qe_identity_signature: p1363(Buffer.from(qeIdentity), 'tcb-signing.key').toString('hex'),
+  }
+}
+
+const devnetVerifier = (collateral = devnetCollateral()) => verifierWith(collateral, [devnetRoot])
+
+test('default: a devnet quote verifies with the devnet root trusted explicitly', async () => {
+  const reportData = new Uint8Array(64).fill(7)
+  const quote = devnetQuote({ reportData })
+  const verified = await devnetVerifier().verify(quote, { now: devnetNow })
+  assert.equal(verified.teeType, 'tdx')
+  assert.equal(verified.status, 'UpToDate')
+  assert.equal(verified.fmspc, '0xde7e00000001')
+  assert.deepEqual(verified.reportData, reportData)
+  assert.equal(verified.measurementId, measurementOf(tdxQuote).measurementId)
+  assert.equal(verified.collateralIssuedAt, seconds('2025-06-01T00:00:00Z')) // the devnet PCK CRL's thisUpdate
+  // Trusting Intel and the devnet root together also works; the chain picks its root.
+  assert.equal((await verifierWith(devnetCollateral(), [INTEL_SGX_ROOT_CA_DER, devnetRoot]).verify(quote, { now: devnetNow })).status, 'UpToDate')
+})
+
+test('error: a devnet quote under the default (Intel-only) trust', async () => {
+  const verifier = createDcapVerifier({ collateral: staticCollateral(devnetCollateral()) })
+  await rejects(verifier.verify(devnetQuote(), { now: devnetNow }), 'untrusted_root', 'PCK certificate chain ends at "Devnet SGX Root CA", not a trusted root CA')
+  // Intel quote, devnet trust only.
+  await rejects(devnetVerifier(tdxCollateral).verify(tdxQuote, { now }), 'untrusted_root', 'PCK certificate chain ends at "Intel SGX Root CA", not a trusted root CA')
+})
+
+test('error: a revoked PCK certificate', async () => {
+  await rejects(
+    devnetVerifier().verify(devnetQuote({ pck: 'pck-revoked' }), { now: devnetNow }),
+    'revoked',
+    `"Devnet SGX PCK Certificate" (serial ${new X509Certificate(devnetFile('pck-revoked.pem')).serialNumber.toLowerCase().replace(/^(00)+/, '')}) is revoked by the PCK CRL`,
+  )
+})
+
+test('error: a PCK certificate issued by a non-CA certificate (dcap-qvl alone accepts it)', async () => {
+  const quote = devnetQuote({ pck: 'pck-under-non-ca' })
+  assert.equal(dcapQvlVerify(quote, devnetCollateral(), devnetNow, devnetRoot).status, 'UpToDate')
+  await rejects(
+    devnetVerifier().verify(quote, { now: devnetNow }),
+    'bad_certificate_chain',
+    'PCK certificate chain: "Devnet SGX TCB Signing" issues certificates but is not a CA',
+  )
+})
+
+test('default: an out-of-date TDX module makes the status OutOfDate (dcap-qvl alone says UpToDate)', async () => {
+  const collateral = devnetCollateral({
+    moduleLevels: [
+      { tcb: { isvsvn: 7 }, tcbDate: '2025-05-01T00:00:00Z', tcbStatus: 'UpToDate' },
+      { tcb: { isvsvn: 2 }, tcbDate: '2024-01-01T00:00:00Z', tcbStatus: 'OutOfDate', advisoryIDs: ['DEVNET-SA-0001'] },
+    ],
+  })
+  const quote = devnetQuote()
+  assert.equal(dcapQvlVerify(quote, collateral, devnetNow, devnetRoot).status, 'UpToDate')
+  const verified = await devnetVerifier(collateral).verify(quote, { now: devnetNow })
+  assert.equal(verified.status, 'OutOfDate')
+  assert.deepEqual(verified.advisoryIds, ['DEVNET-SA-0001'])
+  const configuration = devnetCollateral({ platformStatus: 'ConfigurationNeeded', moduleLevels: collateral.tcb_info && JSON.parse(collateral.tcb_info).tdxModuleIdentities[0].tcbLevels })
+  const converged = await devnetVerifier(configuration).verify(quote, { now: devnetNow })
+  assert.equal(converged.status, 'OutOfDateConfigurationNeeded')
+  assert.deepEqual(converged.advisoryIds, ['DEVNET-SA-0002', 'DEVNET-SA-0001'])
+})
+
+test('error: TDX module identity mismatches and unsupported module SVNs', async () => {
+  const quote = devnetQuote()
+  await rejects(devnetVerifier(devnetCollateral({ moduleId: 'TDX_03' })).verify(quote, { now: devnetNow }), 'tdx_module_mismatch', 'TCB info has no TDX module identity TDX_01')
+  await rejects(
+    devnetVerifier(devnetCollateral({ moduleMrSigner: '11'.repeat(48) })).verify(quote, { now: devnetNow }),
+    'tdx_module_mismatch',
+    'MRSIGNERSEAM differs from the TCB info TDX module mrsigner',
+  )
+  await rejects(
+    devnetVerifier(devnetCollateral({ moduleLevels: [{ tcb: { isvsvn: 9 }, tcbDate: '2025-01-01T00:00:00Z', tcbStatus: 'UpToDate' }] })).verify(quote, { now: devnetNow }),
+    'tcb_not_supported',
+    'TDX module SVN 6 is below every TCB level of TDX_01',
+  )
+  await rejects(
+    devnetVerifier(devnetCollateral({ moduleLevels: [{ tcb: { isvsvn: 0 }, tcbDate: '2025-01-01T00:00:00Z', tcbStatus: 'Revoked' }] })).verify(quote, { now: devnetNow }),
+    'tcb_revoked',
+    'TCB status is Revoked (TDX module)',
+  )
+})
+
+test('error: a revoked platform TCB level', async () => {
+  await rejects(devnetVerifier(devnetCollateral({ platformStatus: 'Revoked' })).verify(devnetQuote(), { now: devnetNow }), 'tcb_revoked', 'TCB status is invalid: Revoked')
+})
+
+test('error: a debug TD', async () => {
+  await rejects(devnetVerifier().verify(devnetQuote({ tdAttributes: [1, 0, 0, 0x10, 0, 0, 0, 0] }), { now: devnetNow }), 'debug_enabled', 'Debug mode is enabled')
+})
+
+test('error: non-zero bytes in the second half of the QE report data', async () => {
+  await rejects(devnetVerifier().verify(devnetQuote({ qeReportDataTail: 1 }), { now: devnetNow }), 'bad_signature', 'QE report data: bytes 32..64 must be zero')
 })

@@ -276,13 +276,15 @@ function verifyChain(chain: X509Certificate[], anchor: Anchor, now: number, what
     }
   }
   chain.forEach((cert, i) => {
+    if (i === 0 && cert.ca) fail('bad_certificate_chain', `${what}: the leaf "${commonName(cert.subject)}" is a CA certificate`)
+    if (i > 0 && !cert.ca) fail('bad_certificate_chain', `${what}: "${commonName(cert.subject)}" issues certificates but is not a CA`)
+  })
+  chain.forEach((cert, i) => {
     const issuer = chain[i + 1] ?? anchor.cert
     if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
       if (i === chain.length - 1) fail('untrusted_root', `${what} does not lead to a trusted root CA`)
       fail('bad_certificate_chain', `${what}: "${commonName(cert.subject)}" is not signed by "${commonName(issuer.subject)}"`)
     }
-    if (i === 0 && cert.ca) fail('bad_certificate_chain', `${what}: the leaf "${commonName(cert.subject)}" is a CA certificate`)
-    if (i > 0 && !cert.ca) fail('bad_certificate_chain', `${what}: "${commonName(cert.subject)}" issues certificates but is not a CA`)
     checkValidity(cert)
   })
   checkValidity(anchor.cert)
