@@ -68,7 +68,7 @@ function fuluHandler(block: TestBlob[], options: { tamper?: number; ignoreFilter
       .map((blob, index) => {
         if (options.tamper !== index) return blob
         const bytes = blob.bytes.slice()
-        bytes[5] ^= 0x01
+        bytes[5] = bytes[5]! ^ 0x01
         return { ...blob, hex: bytesToHex(bytes) }
       })
       .filter((blob) => wanted === undefined || wanted.includes(blob.versionedHash))
@@ -85,7 +85,7 @@ function sidecarHandler(block: TestBlob[], options: { tamper?: number } = {}): H
     json(response, 200, {
       data: block.map((blob, index) => {
         const bytes = blob.bytes.slice()
-        if (options.tamper === index) bytes[100] ^= 0x01
+        if (options.tamper === index) bytes[100] = bytes[100]! ^ 0x01
         return {
           index: String(index),
           blob: bytesToHex(bytes),
@@ -178,7 +178,7 @@ describe('beaconBlobSource', () => {
   test('error: a tampered blob is a BlobHashMismatchError', async () => {
     const server = await start(fuluHandler(blobs, { tamper: 1 }))
     const tampered = blobs[1]!.bytes.slice()
-    tampered[5] ^= 0x01
+    tampered[5] = tampered[5]! ^ 0x01
     await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[1]!.versionedHash] }), (error) => {
       assert.ok(error instanceof BlobHashMismatchError)
       assert.equal(
