@@ -340,4 +340,13 @@ describe('fetchVerifiedBlobs', () => {
     await assert.rejects(fetchVerifiedBlobs(fixed([]), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), BlobNotFoundError)
     await assert.rejects(fetchVerifiedBlobs(fixed([new Uint8Array(10)]), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), BlobHashMismatchError)
   })
+
+  test('error: a flood of junk gets a bounded number of checks', async () => {
+    const junk = Array.from({ length: 100 }, (_, i) => Uint8Array.of(i))
+    await assert.rejects(fetchVerifiedBlobs(fixed([...junk, blobs[0]!.bytes]), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
+      assert.ok(error instanceof BlobHashMismatchError)
+      assert.equal(error.served.length, 6)
+      return true
+    })
+  })
 })

@@ -13,6 +13,7 @@
 //   "kzg_proof", "signed_block_header", "kzg_commitment_inclusion_proof"}, …]}`. anvil answers 410 (deprecated).
 // - `GET /eth/v1/beacon/genesis`: `{"data": {"genesis_time": "<decimal seconds>", …}}`.
 // - anvil JSON-RPC `anvil_getBlobByHash [versionedHash]`: the blob as 0x-hex, or null.
+import { createHash } from 'node:crypto'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
 import { BlobHashMismatchError, BlobNotFoundError, BlobSourceError } from './errors.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
@@ -67,12 +68,15 @@ export async function fetchVerifiedBlobs(source: BlobSource, parameters: FetchBl
   const served = await source.fetchBlobs({ ...parameters, versionedHashes: distinct })
   const found = new Map<Hex, Uint8Array>()
   const unmatched: string[] = []
-  const seen: Uint8Array[] = []
+  const seen = new Set<string>()
+  // A commitment costs ~30-60 ms: a source that floods junk gets a bounded number of them checked.
+  const maxChecks = 2 * distinct.length + 4
   for (const blob of served) {
-    if (found.size === distinct.length) break
+    if (found.size === distinct.length || seen.size === maxChecks) break
     // The same bytes served twice (e.g. by two routes) are committed to once.
-    if (seen.some((other) => equalBytes(other, blob))) continue
-    seen.push(blob)
+    const digest = blob instanceof Uint8Array ? createHash('sha256').update(blob).digest('hex') : 'not bytes'
+    if (seen.has(digest)) continue
+    seen.add(digest)
     const hash = versionedHashOf(blob)
     if (hash !== undefined && distinct.includes(hash)) found.set(hash, blob.slice())
     else unmatched.push(hash ?? 'invalid')
@@ -356,10 +360,4 @@ function transportError(path: string, error: unknown, timeoutMs: number): BlobSo
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause
   const code = typeof cause?.code === 'string' ? cause.code : typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : undefined
   return new BlobSourceError(path, 'Blob source request failed.', undefined, { metaMessages: code ? [`code: ${code}`] : [] })
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }

@@ -45,6 +45,10 @@ const TEE_TYPE_CODES = { tdx: 1n, sgx: 2n } as const satisfies Record<TeeType, b
 const KINDS = ['bootstrap', 'register', 'onboard'] as const
 const FIELD_COUNTS = { bootstrap: 3, register: 5, onboard: 2 } as const
 const MAGIC_BYTES = new TextEncoder().encode(ENVELOPE_MAGIC)
+const KIND_BYTES = Object.fromEntries(KINDS.map((kind) => [kind, new TextEncoder().encode(kind)])) as Record<
+  (typeof KINDS)[number],
+  Uint8Array
+>
 
 export type EnvelopeKind = (typeof KINDS)[number]
 
@@ -74,7 +78,6 @@ type RlpItem = Uint8Array | readonly RlpItem[]
 
 /** RLP bytes of an envelope. Validates every field with the same limits decoding enforces. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  const header: RlpItem[] = [MAGIC_BYTES, encodeInteger(BigInt(ENVELOPE_VERSION)), new TextEncoder().encode(envelope.kind)]
   let fields: RlpItem[]
   switch (envelope.kind) {
     case 'bootstrap':
@@ -113,7 +116,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
         metaMessages: [`kind: ${JSON.stringify(String((envelope as { kind: unknown }).kind))}`],
       })
   }
-  return toRlp([...header, ...fields], 'bytes')
+  return toRlp([MAGIC_BYTES, encodeInteger(BigInt(ENVELOPE_VERSION)), KIND_BYTES[envelope.kind], ...fields], 'bytes')
 }
 
 /** Decodes envelope bytes; anything but a canonical, in-bounds version-1 envelope is an `EnvelopeError`. */
@@ -156,7 +159,7 @@ export function decodeEnvelope(input: Uint8Array | Hex): Envelope {
       metaMessages: [`version: ${version}`, `supported: ${ENVELOPE_VERSION}`],
     })
   const kindItem = items[2]
-  const kind = kindItem instanceof Uint8Array ? KINDS.find((k) => equalBytes(kindItem, new TextEncoder().encode(k))) : undefined
+  const kind = kindItem instanceof Uint8Array ? KINDS.find((k) => equalBytes(kindItem, KIND_BYTES[k])) : undefined
   if (kind === undefined)
     throw new EnvelopeError('unknown_kind', 'Unknown envelope kind.', {
       metaMessages: [`kind: ${kindItem instanceof Uint8Array ? `0x${Buffer.from(kindItem.subarray(0, 32)).toString('hex')}` : 'a list'}`],
