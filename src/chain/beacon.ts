@@ -18,6 +18,9 @@ import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
 import { BlobHashMismatchError, BlobNotFoundError, BlobSourceError } from './errors.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
 
+// Re-exported for callers that take the fetch and its failure modes from one module; errors.ts is their home.
+export { BlobHashMismatchError, BlobNotFoundError, BlobSourceError }
+
 const BYTES_PER_BLOB = 131072
 /** Most distinct versioned hashes one fetch may ask for (a transaction carries at most 6 blobs). */
 export const MAX_VERSIONED_HASHES_PER_FETCH = 64
