@@ -108,6 +108,21 @@ test('default: the collateral source is asked for the quote\'s TEE type, FMSPC a
   ])
 })
 
+test('default: a PCK chain in the collateral is ignored; the quote\'s own is verified', async () => {
+  // dcap-qvl prefers `pck_certificate_chain` from the collateral over the quote's; collateral is untrusted and
+  // shared per FMSPC, so parseCollateral drops it.
+  const sgxChain = Buffer.from(sgxQuote).toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*-----END CERTIFICATE-----/)![0]
+  const withChain = { ...tdxCollateral, pck_certificate_chain: sgxChain } as Collateral
+  assert.throws(() => dcapQvlVerify(tdxQuote, withChain, now), { message: 'Signature is invalid for qe_report in quote' })
+  assert.equal((await verifierWith(withChain).verify(tdxQuote, { now })).status, 'UpToDate')
+})
+
+test('default: without `now`, the current time is used', async () => {
+  // The fixtures' collateral expired in July 2025.
+  await rejects(verifierWith(tdxCollateral).verify(tdxQuote), 'collateral_expired', 'TCB info expired at 2025-07-19T10:16:03Z')
+  await assert.rejects(verifierWith(tdxCollateral).verify(tdxQuote, { now: 1.5 }), { name: 'TypeError', message: 'now must be unix seconds' })
+})
+
 test('default: several trusted roots; the chain picks its own', async () => {
   const other = new X509Certificate(fixture('pki/other-root-ca.pem')).raw
   const verified = await verifierWith(tdxCollateral, [other, INTEL_SGX_ROOT_CA_DER]).verify(tdxQuote, { now })

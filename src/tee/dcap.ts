@@ -131,7 +131,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
       checkCrl(pckCrl, pckChain[1]!, now)
       checkNotRevoked([rootCrl, pckCrl], [...pckChain, ...tcbChain, ...qeChain])
 
-      const report = runDcapQvl(anchor.verifier, quote, collateral, now)
+      const report = runDcapQvl(anchor.verifier, quote.subarray(0, measurement.usedLength), collateral, now)
 
       let status = report.status as TcbStatus
       const advisoryIds = [...report.advisory_ids]
