@@ -16,7 +16,6 @@ import {
   sliceHex,
   toBlobs,
   toHex,
-  type Address,
   type Hex,
   type PrivateKeyAccount,
   type TransactionReceipt,

@@ -2,6 +2,7 @@
 // EIP-712 attestations, the request → fulfill → confirm round trip, and the receipt-gas budgets of DESIGN.md §7.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import {
   bytesToHex,
@@ -33,6 +34,8 @@ import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
 import { deployKeyManager, DeployKeyManagerError } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'
+import { derivedPublicKey, getKeyResponse, issueAppKey } from '../src/keys/derive.ts'
+import { publicKey33, uncompressPublicKey } from '../src/keys/signature.ts'
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 const BUDGET = { requestOnboard: 120_000n, fulfillOne: 80_000n, fulfillPerRequestOfFifty: 15_000n }
@@ -124,11 +127,14 @@ function events(receipt: TransactionReceipt, eventName: string) {
   }[]
 }
 
-async function bootstrap(registry: Registry) {
-  const master = privateKeyToAccount(generatePrivateKey())
-  const data = encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [pubkey64(master)] })
-  const sent = await sendWithBlob(registry, registry.owner, data, blobFor('bootstrap envelope'))
-  return { master, ...sent }
+async function bootstrapWithPubkey(registry: Registry, masterPubkey64: Hex) {
+  const data = encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [masterPubkey64] })
+  return sendWithBlob(registry, registry.owner, data, blobFor('bootstrap envelope'))
+}
+
+async function bootstrap(registry: Registry, masterKey: Hex = generatePrivateKey()) {
+  const master = privateKeyToAccount(masterKey)
+  return { master, masterKey, ...(await bootstrapWithPubkey(registry, pubkey64(master))) }
 }
 
 function domain(registry: Registry, overrides: { chainId?: number; verifyingContract?: Address } = {}) {
@@ -283,7 +289,7 @@ describe('registry', () => {
 
   test('bootstrap: stores the master key and the blob hash, emits Bootstrapped', async () => {
     const registry = await deployRegistry()
-    const { master, receipt, blobHash } = await bootstrap(registry)
+    const { master, masterKey, receipt, blobHash } = await bootstrap(registry)
     assert.match(blobHash ?? '', /^0x01[0-9a-f]{62}$/)
     const [bootstrapped] = events(receipt, 'Bootstrapped')
     assert.deepEqual(bootstrapped?.args, {
@@ -295,8 +301,7 @@ describe('registry', () => {
     assert.equal(await read(registry, 'xPub'), master.address)
     assert.equal(await read(registry, 'generation'), 1n)
     assert.equal(await read(registry, 'bootstrapQuoteBlobHash'), blobHash)
-    const compressed = `0x${(hexToBigInt(sliceHex(master.publicKey, 33)) & 1n ? '03' : '02')}${master.publicKey.slice(4, 68)}`
-    assert.equal(await read(registry, 'masterPubkey'), compressed)
+    assert.equal(await read(registry, 'masterPubkey'), bytesToHex(publicKey33(hexToBytes(masterKey))))
   })
 
   test('verifyAttestation: true for the master key over this registry and chain, false otherwise', async () => {
@@ -326,6 +331,49 @@ describe('registry', () => {
     const otherSigner = await signAttestation(privateKeyToAccount(generatePrivateKey()), registry, message)
     assert.equal(await verify(message.hostname, message.appData, otherSigner), false, 'other signer')
     assert.equal(await verify(message.hostname, message.appData, early), false, 'a key that is not xPub')
+  })
+
+  test('verifySignatureChain: a chain made by src/keys verifies against xPub', async () => {
+    const registry = await deployRegistry()
+    const { masterKey } = await bootstrap(registry)
+    const appId = hexToBytes(keccak256(toHex('app'))).slice(0, 20)
+    const issued = issueAppKey(hexToBytes(masterKey), appId)
+    const got = getKeyResponse({ appKey: issued.appKey, kmsSignature: issued.kmsSignature, path: 'a/b', purpose: 'signing' })
+    const derived = bytesToHex(derivedPublicKey(got.key, 'secp256k1'))
+    const verify = (purpose: string, appSignature: Hex) =>
+      read<boolean>(registry, 'verifySignatureChain', [
+        bytesToHex(appId),
+        derived,
+        bytesToHex(issued.appPublicKey33),
+        appSignature,
+        bytesToHex(got.signatureChain[1]),
+        purpose,
+      ])
+    assert.equal(await verify('signing', bytesToHex(got.signatureChain[0])), true)
+    assert.equal(await verify('other', bytesToHex(got.signatureChain[0])), false, 'other purpose')
+    assert.equal(await verify('signing', highS(bytesToHex(got.signatureChain[0]))), false, 'high s')
+  })
+
+  test('verifySignatureChain: the dstack simulator vector verifies once rooted at its KMS key', async () => {
+    const v = JSON.parse(readFileSync(new URL('./vectors/dstack-simulator.json', import.meta.url), 'utf8')) as {
+      app_id: string
+      app_pub_compressed: string
+      kms_signature: string
+      kms_root_pub_compressed: string
+      getKey: { purpose: string; derived_pub_compressed: string; signature_chain_0: string }[]
+    }
+    const registry = await deployRegistry()
+    const args = v.getKey.map((entry) => [
+      `0x${v.app_id}`,
+      `0x${entry.derived_pub_compressed}`,
+      `0x${v.app_pub_compressed}`,
+      `0x${entry.signature_chain_0}`,
+      `0x${v.kms_signature}`,
+      entry.purpose,
+    ])
+    assert.equal(await read(registry, 'verifySignatureChain', args[0]!), false, 'before bootstrap')
+    await bootstrapWithPubkey(registry, bytesToHex(uncompressPublicKey(hexToBytes(`0x${v.kms_root_pub_compressed}`))))
+    for (const entry of args) assert.equal(await read(registry, 'verifySignatureChain', entry), true, String(entry[5]))
   })
 
   test('onboarding: request, fulfill, confirm with real blobs', async () => {
