@@ -9,12 +9,12 @@ import {KeyManager} from "../src/KeyManager.sol";
 contract VerificationTest is KeyManagerFixture {
     uint256 internal constant APP_PK = 0xA99;
     uint256 internal constant DERIVED_PK = 0xDE1;
-    bytes20 internal constant APP_ID = bytes20(hex"00112233445566778899aabbccddeeff00112233");
+    bytes20 internal constant APP_ID = hex"00112233445566778899aabbccddeeff00112233";
     string internal constant HOSTNAME = "web";
     bytes32 internal constant APP_DATA = keccak256("app data");
 
     // Public dstack simulator vector (../shared/vectors/dstack-simulator.json).
-    bytes20 internal constant DSTACK_APP_ID = bytes20(hex"5bb4ff9a3837357f19dc176407a5709c62eb6c56");
+    bytes20 internal constant DSTACK_APP_ID = hex"5bb4ff9a3837357f19dc176407a5709c62eb6c56";
     bytes internal constant DSTACK_APP_PUB = hex"02818494263695e8839122dbd88e281d7380622999df4e60a14befa0f2d096fc7c";
     bytes internal constant DSTACK_KMS_SIGNATURE =
         hex"9e618603e72d01fedb82deff6daf2d62a572becf0059eec3f89c1ab40e1f2e594d2a283f843f34e8f39e4cc49a612496ce67223a12ac923f8efe330346dfc6c500";
