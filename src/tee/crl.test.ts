@@ -140,3 +140,14 @@ test('default: revocation is scoped to the CRL issuer', () => {
   checkNotRevoked([crl], [fromProcessor])
   checkNotRevoked([crl], [platformCa, processorCa, intelRoot])
 })
+
+test('error: a CRL with a critical extension it does not process', () => {
+  // test/fixtures/devnet-pki: the devnet PCK CRL with a critical issuing distribution point (RFC 5280 §5.2.5).
+  rejects(
+    () => parseCrl(fixture('devnet-pki/pck-ca-critical-idp.crl'), 'PCK CRL'),
+    'crl_invalid',
+    'PCK CRL is not a valid CRL: critical extension 551d1c is not supported',
+  )
+  // The same CA's CRL without it parses.
+  assert.equal(parseCrl(fixture('devnet-pki/pck-ca.crl'), 'PCK CRL').revokedSerials.size, 1)
+})

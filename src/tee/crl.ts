@@ -204,12 +204,16 @@ export function parseCrl(der: Uint8Array, name: string): Crl {
     const revokedSerials = new Set<string>()
     if (fields[i]?.tag === DER_TAG.sequence) {
       for (const entry of derChildren(der, fields[i++]!)) {
-        const [serial, date] = derChildren(der, expectTag(entry, DER_TAG.sequence))
+        const [serial, date, extensions, ...rest] = derChildren(der, expectTag(entry, DER_TAG.sequence))
+        if (rest.length) throw new DerError('extra fields in a revoked certificate entry')
         revokedSerials.add(serialHex(derContent(der, expectTag(serial, DER_TAG.integer))))
         derTime(der, date ?? expectTag(undefined, DER_TAG.utcTime))
+        if (extensions) rejectCriticalExtensions(der, expectTag(extensions, DER_TAG.sequence))
       }
     }
-    if (fields[i]?.tag === DER_TAG.context0) i++
+    if (fields[i]?.tag === DER_TAG.context0) {
+      rejectCriticalExtensions(der, expectTag(derChildren(der, fields[i++]!)[0], DER_TAG.sequence))
+    }
     if (i !== fields.length) throw new DerError('unexpected fields in tbsCertList')
     return {
       name,
@@ -223,6 +227,20 @@ export function parseCrl(der: Uint8Array, name: string): Crl {
   } catch (error) {
     if (error instanceof DerError) throw new QuoteVerificationError('crl_invalid', `${name} is not a valid CRL: ${error.message}`)
     throw error
+  }
+}
+
+/**
+ * RFC 5280 §5.2, §5.3: a CRL with a critical extension the reader does not process (e.g. an issuing distribution
+ * point that narrows its scope) must not be used to decide revocation. Intel's CRLs carry none.
+ */
+function rejectCriticalExtensions(der: Uint8Array, extensions: DerElement) {
+  for (const extension of derChildren(der, extensions)) {
+    const [oid, critical] = derChildren(der, expectTag(extension, DER_TAG.sequence))
+    expectTag(oid, DER_TAG.oid)
+    if (critical?.tag === DER_TAG.boolean && derContent(der, critical)[0] !== 0) {
+      throw new DerError(`critical extension ${Buffer.from(derContent(der, oid!)).toString('hex')} is not supported`)
+    }
   }
 }
 
