@@ -16,8 +16,6 @@ export function errorJson(c: Context, code: ErrorCode, message: string, extra: R
 export function createErrorHandler(logger: Logger) {
   return function onError(error: Error, c: Context) {
     if (error instanceof KeymanagerError) return errorJson(c, error.code, error.message)
-    // Input validation in src/keys throws TypeError/RangeError with the argument named: the caller's fault.
-    if (error instanceof TypeError || error instanceof RangeError) return errorJson(c, 'bad_request', error.message)
     if ((error as { status?: number }).status === 413) return errorJson(c, 'payload_too_large', 'request body too large')
     logger.error({ err: { name: error.name, message: error.message }, path: c.req.path }, 'unhandled error')
     return errorJson(c, 'internal', 'internal error')
@@ -26,4 +24,17 @@ export function createErrorHandler(logger: Logger) {
 
 export function notFound(c: Context) {
   return errorJson(c, 'not_found', `no route ${c.req.method} ${c.req.path}`)
+}
+
+/**
+ * Runs a parser of client input: the TypeError/RangeError that src/keys validators throw (naming the argument)
+ * becomes a 400. Elsewhere such errors are bugs and stay 500s.
+ */
+export function parseInput<T>(parse: () => T): T {
+  try {
+    return parse()
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) throw new KeymanagerError('bad_request', error.message)
+    throw error
+  }
 }

@@ -8,7 +8,7 @@ import { parseHex, toHex0x } from '../keys/bytes.ts'
 import { addressOfPublicKey } from '../keys/signature.ts'
 import type { HelpResult, KeymanagerNode } from '../node/node.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
-import { createErrorHandler, errorJson, notFound } from './errors.ts'
+import { createErrorHandler, errorJson, notFound, parseInput } from './errors.ts'
 
 export type HostAppDeps = {
   node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state'>
@@ -48,8 +48,7 @@ export function parseHelperRef(value: string): { requestId: bigint } | { request
 /** `:enckey` of `/register/:enckey`: the registration's key as an address or a 64-byte public key. */
 export function parseEncKey(value: string): Address {
   if (/^0x[0-9a-fA-F]{40}$/.test(value)) return getAddress(value.toLowerCase())
-  const pubkey = parseHex(value, { name: 'enckey', length: 64, prefix: 'optional' })
-  return addressOfPublicKey(pubkey)
+  return parseInput(() => addressOfPublicKey(parseHex(value, { name: 'enckey', length: 64, prefix: 'optional' })))
 }
 
 function helpResultJson(result: HelpResult) {
@@ -82,7 +81,7 @@ export function createHostApp(deps: HostAppDeps) {
   app.get('/status', async (c) => c.json(await deps.node.status()))
 
   app.get('/blobs/:versionedHash', (c) => {
-    const hash = parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' })
+    const hash = parseInput(() => parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' }))
     if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'versionedHash must start with 0x01 (EIP-4844 KZG version)')
     const blob = deps.blobs.get(toHex0x(hash))
     if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')

@@ -5,7 +5,7 @@ import { KeymanagerError } from '../errors.ts'
 import { appIdForPod } from '../keys/derive.ts'
 import { parseHex, toHex0x } from '../keys/bytes.ts'
 import type { KeymanagerNode } from '../node/node.ts'
-import { createErrorHandler, notFound } from './errors.ts'
+import { createErrorHandler, notFound, parseInput } from './errors.ts'
 import { podIdentity, type PodIdentityOptions } from './podIdentity.ts'
 
 export type PodAppDeps = {
@@ -69,7 +69,7 @@ export function createPodApp(deps: PodAppDeps) {
   })
 
   app.get('/attest/:appdata', (c) => {
-    const appData = parseHex(c.req.param('appdata'), { name: 'appdata', length: 32, prefix: 'optional' })
+    const appData = parseInput(() => parseHex(c.req.param('appdata'), { name: 'appdata', length: 32, prefix: 'optional' }))
     const master = requireReady()
     const hostname = c.get('pod')
     const signature = master.signAttestation({ chainId: deps.chainId, registry: deps.registry, hostname, appData })

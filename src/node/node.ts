@@ -1,5 +1,5 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { bytesToHex, hexToBytes, type Address, type Hex } from 'viem'
+import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
 import { EnvelopeError } from '../chain/errors.ts'
 import { sendBlobTransaction } from '../chain/blobs.ts'
@@ -73,17 +73,17 @@ export function createNode(ctx: NodeContext) {
   }
 
   /** Sends a transaction with the gas key, or returns it unsigned for the host. */
-  async function submit(data: Hex, blobs?: Hex[]): Promise<TxOutcome & { logs?: readonly { topics: readonly Hex[]; data: Hex }[] }> {
+  async function submit(data: Hex, blobs?: Hex[]): Promise<TxOutcome> {
     const to = ctx.registryAddress
     if (!ctx.walletClient) return { sent: false, tx: { to, data, ...(blobs ? { blobs } : {}), chainId: ctx.chainId } }
     if (blobs) {
       const sent = await sendBlobTransaction({ walletClient: ctx.walletClient, publicClient: ctx.publicClient, to, data, blobs })
-      return { sent: true, txHash: sent.hash, blockNumber: sent.receipt.blockNumber.toString(), logs: sent.receipt.logs }
+      return { sent: true, txHash: sent.hash, blockNumber: sent.receipt.blockNumber.toString() }
     }
     const hash = await ctx.walletClient.sendTransaction({ to, data })
     const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash })
     if (receipt.status !== 'success') throw new KeymanagerError('upstream_failed', `transaction ${hash} reverted`)
-    return { sent: true, txHash: hash, blockNumber: receipt.blockNumber.toString(), logs: receipt.logs }
+    return { sent: true, txHash: hash, blockNumber: receipt.blockNumber.toString() }
   }
 
   async function fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope> {
@@ -393,7 +393,7 @@ export function createNode(ctx: NodeContext) {
     const entries = accepted.map(({ request, pubkey64 }) => ({
       requestId: request.requestId,
       ciphertext: master!.encryptTo(
-        pubkey64,
+        concatBytes([new Uint8Array([4]), pubkey64]),
         onboardAad({ chainId: ctx.chainId, registry: ctx.registryAddress, requestId: request.requestId, generation: gen }),
       ),
     }))
