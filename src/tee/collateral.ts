@@ -111,7 +111,7 @@ export function collateralExpiresAt(collateral: Collateral): number {
 }
 
 /**
- * Collateral from one JSON file in dcap-qvl's `getCollateral` shape (as `shared/fixtures/dcap/*_collateral.json`),
+ * Collateral from one JSON file in dcap-qvl's `getCollateral` shape (as `test/fixtures/dcap/*_collateral.json`),
  * read once. The same collateral is returned for every quote: the verifier rejects it (`collateral_mismatch`) for a
  * quote of another TEE type or FMSPC.
  */
