@@ -16,8 +16,11 @@ type ForgeArtifact = {
 type Compiled = { name: string; source: string; abi: unknown[]; bytecode: string; compiler: string }
 
 function buildSources(): void {
-  const paths = [join(contractsRoot, 'src')]
-  if (existsSync(join(contractsRoot, 'examples'))) paths.push(join(contractsRoot, 'examples'))
+  // examples/ is outside forge's default source folders, so every folder is named. Tests are built too: a build
+  // restricted to src/ and examples/ leaves a forge cache after which `forge lint` + `forge test` find no tests.
+  const paths = ['src', 'test', 'script', 'examples']
+    .map((folder) => join(contractsRoot, folder))
+    .filter((path) => existsSync(path))
   const code = runForge(['build', ...paths])
   if (code !== 0) {
     console.error(`build-contracts: forge build failed (exit ${code})`)

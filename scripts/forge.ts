@@ -1,5 +1,6 @@
 // Runs forge from the npm package on the Foundry project in contracts/, offline (TOOLCHAIN.md "forge offline").
-// `node --import tsx scripts/forge.ts test -vvv` = `forge test --root contracts -vvv` with FOUNDRY_SOLC set to the shim.
+// `node --import tsx scripts/forge.ts test -vvv` = `forge test --root contracts -vvv` with FOUNDRY_SOLC set to the shim,
+// run from contracts/ (so relative paths in arguments are relative to the Foundry project).
 // The exit code is forwarded: the `@foundry-rs/forge` wrapper package drops it, this must not.
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -24,6 +25,9 @@ export function runForge(args: readonly string[], options: { quiet?: boolean } =
   const forgeArgs =
     subcommand === undefined || subcommand.startsWith('-') ? [...args] : [subcommand, '--root', contractsRoot, ...rest]
   const result = spawnSync(forgeBinaryPath(), forgeArgs, {
+    // forge resolves some paths from the working directory (e.g. fuzz failure records in cache/fuzz): keep them
+    // inside contracts/, where .gitignore covers them.
+    cwd: contractsRoot,
     stdio: options.quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
     env: { ...process.env, FOUNDRY_SOLC: join(contractsRoot, 'solc') },
   })
