@@ -91,8 +91,8 @@ describe('devnet: onboarding end to end', () => {
 
   /** Sends requestOnboard as a malicious host would, with a chosen key, quote and reference block. */
   async function hostileRequest(args: { pubkey64: Uint8Array; quoteKey: Uint8Array; refAge: bigint }) {
-    const wallet = createWalletClient({ account: devAccount(15), chain: { ...foundry, rpcUrls: { default: { http: [devnet.anvil.rpcUrl] } } }, transport: http(devnet.anvil.rpcUrl) })
-    const head = await devnet.publicClient.getBlockNumber()
+    const wallet = createWalletClient({ account: devAccount(12), chain: { ...foundry, rpcUrls: { default: { http: [devnet.anvil.rpcUrl] } } }, transport: http(devnet.anvil.rpcUrl) })
+    const head = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
     const ref = await devnet.publicClient.getBlock({ blockNumber: head - args.refAge })
     const provider = simulatedQuoteProvider({
       attestationSecretKey: new Uint8Array(readFileSync(devnet.attestationKeyFile)),

@@ -308,7 +308,7 @@ export function createNode(ctx: NodeContext) {
   // ---- help (DESIGN.md §5 step 4) -------------------------------------------------------------------------
 
   async function judge(request: OnboardRequest): Promise<Uint8Array> {
-    const current = await ctx.publicClient.getBlockNumber()
+    const current = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
     const stored = await registry.getRequest(request.requestId)
     if (stored.status === 'none') throw new Refusal('unknown_request', `request ${request.requestId} is not on chain`)
     if (stored.status !== 'pending') throw new Refusal('already_fulfilled', `request ${request.requestId} is ${stored.status}`)
