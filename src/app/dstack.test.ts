@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { ed25519 } from '@noble/curves/ed25519.js'
@@ -21,6 +24,7 @@ import {
   type DstackKeySource,
 } from './dstack.ts'
 import { podIdentity } from './podIdentity.ts'
+import { serveUnixSocket } from './socket.ts'
 
 const registry = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
 const secret = hexToBytes('0101010101010101010101010101010101010101010101010101010101010101')
@@ -419,4 +423,49 @@ test('security: a TypeError from a bug (not from request validation) is a 500 wh
   }
   const r = await post(appWith({ resolvePodAppId: buggy }), '/GetKey', {})
   assertDstackError(r, 500, /^internal error$/)
+})
+
+test('default: over a real unix socket every answer, errors included, has Content-Length and no chunked encoding', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'km-dstack-'))
+  const server = await serveUnixSocket(appWith(), { path: join(dir, 'dstack.sock') })
+  // Written and read the way @phala/dstack-sdk 0.5.8 does it over a socket.
+  const raw = (route: string, payload: string) =>
+    new Promise<{ head: string; body: string }>((resolve, reject) => {
+      const client = connect({ path: server.path }, () => {
+        client.write(`POST ${route} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n${payload}`)
+      })
+      let data = ''
+      client.on('data', (chunk) => {
+        data += chunk
+        const end = data.indexOf('\r\n\r\n')
+        const length = end === -1 ? null : /content-length: (\d+)/i.exec(data.slice(0, end))
+        if (length && data.length - end - 4 >= Number(length[1])) client.end()
+      })
+      client.on('end', () => {
+        const end = data.indexOf('\r\n\r\n')
+        resolve({ head: data.slice(0, end), body: data.slice(end + 4) })
+      })
+      client.on('error', reject)
+    })
+  try {
+    const cases: [string, string, number][] = [
+      ['/GetKey', '{"path":"a","purpose":"b"}', 200],
+      ['/GetQuote', '{"report_data":"00"}', 200],
+      ['/Info', '{}', 200],
+      ['/Version', '{}', 200],
+      ['/GetKey', '{bad', 400],
+      ['/GetKey', JSON.stringify({ path: 'x'.repeat(DSTACK_MAX_BODY_BYTES) }), 413],
+      ['/Nope', '{}', 404],
+    ]
+    for (const [route, payload, status] of cases) {
+      const { head, body } = await raw(route, payload)
+      assert.match(head, new RegExp(`^HTTP/1.1 ${status} `), `${route} ${status}`)
+      assert.match(head, new RegExp(`content-length: ${Buffer.byteLength(body)}\\r?$`, 'im'))
+      assert.doesNotMatch(head, /transfer-encoding/i)
+      JSON.parse(body)
+    }
+  } finally {
+    await server.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
