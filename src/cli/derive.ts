@@ -27,7 +27,7 @@ export const DERIVE_USAGE =
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
 /** Turns a TypeError/RangeError of input parsing (argument named, value never shown) into a usage error. */
-function asUsage<T>(parse: () => T): T {
+export function asUsage<T>(parse: () => T): T {
   try {
     return parse()
   } catch (error) {

@@ -24,6 +24,7 @@ import { createRegistryClient } from '../chain/registry.ts'
 import { assertAddress, describeValue, parseHex, toHex0x, wipe } from '../keys/bytes.ts'
 import { verifyGetKeyChain, type ChainStep } from '../keys/verifyChain.ts'
 import { parseFlags, UsageError } from './args.ts'
+import { asUsage } from './derive.ts'
 
 export const VERIFY_CHAIN_USAGE =
   'usage: keymanager verify-chain FILE (--master-address ADDR | --rpc URL --registry ADDR) [--app-id HEX] [--message TEXT --message-signature HEX] [--json]'
@@ -129,18 +130,10 @@ export async function runVerifyChain(argv: string[], out: (line: string) => void
       }
       if (rpcUrl.protocol !== 'http:' && rpcUrl.protocol !== 'https:') throw new UsageError('--rpc must be an http(s) URL')
     }
-    const check = <T>(parse: () => T): T => {
-      try {
-        return parse()
-      } catch (error) {
-        if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message)
-        throw error
-      }
-    }
-    if (values.registry !== undefined) check(() => assertAddress(values.registry, '--registry'))
-    if (values['master-address'] !== undefined) check(() => assertAddress(values['master-address'], '--master-address'))
-    const expectedAppId = values['app-id'] === undefined ? undefined : check(() => parseHex(values['app-id'], { name: '--app-id', length: 20, prefix: 'optional' }))
-    const messageSignature = values['message-signature'] === undefined ? undefined : check(() => parseHex(values['message-signature'], { name: '--message-signature', prefix: 'optional' }))
+    if (values.registry !== undefined) asUsage(() => assertAddress(values.registry, '--registry'))
+    if (values['master-address'] !== undefined) asUsage(() => assertAddress(values['master-address'], '--master-address'))
+    const expectedAppId = values['app-id'] === undefined ? undefined : asUsage(() => parseHex(values['app-id'], { name: '--app-id', length: 20, prefix: 'optional' }))
+    const messageSignature = values['message-signature'] === undefined ? undefined : asUsage(() => parseHex(values['message-signature'], { name: '--message-signature', prefix: 'optional' }))
     file = readChainFile(positionals[0]!)
     const appId = expectedAppId ?? file.appId
     if (!appId) throw new UsageError('no app id: give --app-id HEX or an app_id field in FILE')
@@ -164,7 +157,7 @@ export async function runVerifyChain(argv: string[], out: (line: string) => void
       masterAddress = values['master-address'] as Address
     }
 
-    const result = check(() =>
+    const result = asUsage(() =>
       verifyGetKeyChain({
         appId,
         key: file!.key,
