@@ -6,6 +6,29 @@ const hex = (bytes: number, what: string) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
 const port = z.number().int().min(0).max(65535)
 
+/** Self-running (`auto`, DESIGN.md §5 without a host) and the chain watcher / outbox settings it implies. */
+const autoSchema = z.strictObject({
+  /** Register by itself when it holds no secret (and again when its request expires). */
+  register: z.boolean().default(true),
+  /** Answer other nodes' onboarding requests once ready. */
+  help: z.boolean().default(true),
+  /** Blocks an event must be buried under before the watcher processes it. */
+  confirmations: z.number().int().min(0).max(128).default(0),
+  pollIntervalMs: z.number().int().min(50).max(60_000).default(500),
+  /** Random wait before a help round, [min, max] ms: helpers seldom race, and close requests share one blob. */
+  jitterMs: z.tuple([z.number().int().min(0), z.number().int().min(0)]).default([500, 2500]),
+  maxBatch: z.number().int().min(1).max(200).default(50),
+  /** Blocks a broadcast tx may wait before it is replaced with higher fees (same nonce). */
+  bumpAfterBlocks: z.number().int().min(1).max(1000).default(3),
+})
+export type AutoConfig = z.infer<typeof autoSchema> & { enabled: boolean }
+
+/** `auto: true | false | {...}` as one settled object. */
+export function resolveAuto(auto: NodeConfig['auto']): AutoConfig {
+  if (typeof auto === 'boolean') return { ...autoSchema.parse({}), enabled: auto }
+  return { ...autoSchema.parse(auto), enabled: true }
+}
+
 /** Node configuration (`keymanager serve --config FILE`), validated once at start-up. */
 export const nodeConfigSchema = z
   .object({
@@ -43,6 +66,8 @@ export const nodeConfigSchema = z
       }),
     ]),
     seal: z.enum(['dev-file', 'none']),
+    /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
+    auto: z.union([z.boolean(), autoSchema]).default(false),
     /** Devnet mode: pods may name themselves with `x-keymanager-pod` (logged as insecure). */
     devnet: z.boolean().default(false),
     pods: z

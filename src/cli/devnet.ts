@@ -124,7 +124,7 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
     print(`✓ simulated measurement ${measured.measurementId} allowed`)
 
     /** Starts one more sidecar on this devnet; options let tests run rogue or misconfigured nodes. */
-    async function addNode(options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number } = {}): Promise<NodeProcess> {
+    async function addNode(options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number; auto?: NodeConfig['auto'] } = {}): Promise<NodeProcess> {
       const i = started.nodes.length + 1
       const nodeDir = join(devnetDir, `node${i}`)
       mkdirSync(nodeDir, { recursive: true, mode: 0o700 })
@@ -146,6 +146,7 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
         },
         seal: 'dev-file',
         devnet: true,
+        auto: options.auto ?? false,
         pods: { names: {}, appIds: {} },
         maxReferenceAge: 64,
         logLevel: 'info',

@@ -6,18 +6,29 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { createHostApp } from '../app/host.ts'
 import { createPodApp } from '../app/pod.ts'
 import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
+import { createOutbox } from '../chain/outbox.ts'
+import { createChainWatcher } from '../chain/watcher.ts'
 import { createRegistryClient } from '../chain/registry.ts'
-import type { NodeConfig } from '../config.ts'
+import { resolveAuto, type NodeConfig } from '../config.ts'
 import { parseHex } from '../keys/bytes.ts'
+import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
 import { devFileSealProvider, noneSealProvider } from '../secret/seal.ts'
 import { createBlobArchive } from '../store/blobArchive.ts'
+import { createCursorStore } from '../store/cursor.ts'
 import { openDatabase } from '../store/database.ts'
 import { createMetaStore } from '../store/meta.ts'
+import { createOutboxStore } from '../store/outbox.ts'
 import { createRegistrationStore } from '../store/registrations.ts'
 import { createRequestStore } from '../store/requests.ts'
 import { createSealedSecretStore } from '../store/sealedSecrets.ts'
 import { simulatedMeasurement, simulatedQuoteProvider, simulatedQuoteVerifier } from '../tee/simulated.ts'
+
+/** Test hooks, honoured only in devnet mode (main.ts reads them from the environment). */
+export type NodeHooks = {
+  /** Kill the process with SIGKILL right after a signed tx is stored and before it is broadcast (crash tests). */
+  crashAfterSign?: boolean
+}
 
 export type RunningNode = {
   podUrl: string
@@ -41,7 +52,11 @@ function listen(app: { fetch: (req: Request) => Response | Promise<Response> }, 
 }
 
 /** `keymanager serve`: one sidecar, pod and host listeners, state in the data dir. */
-export async function startNode(config: NodeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningNode> {
+export async function startNode(
+  config: NodeConfig,
+  logger: Logger = pino({ level: config.logLevel }),
+  hooks: NodeHooks = {},
+): Promise<RunningNode> {
   const chain = defineChain({
     id: config.chain.chainId,
     name: `chain-${config.chain.chainId}`,
@@ -78,12 +93,32 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ leve
     requests: createRequestStore(db),
     blobs: createBlobArchive(db),
   }
+  const now = () => Math.floor(Date.now() / 1000)
+  const auto = resolveAuto(config.auto)
+  if (hooks.crashAfterSign && !config.devnet) throw new Error('the crash-after-sign test hook needs devnet mode')
+  const outbox = walletClient
+    ? createOutbox({
+        walletClient,
+        publicClient,
+        store: createOutboxStore(db),
+        logger,
+        now,
+        bumpAfterBlocks: auto.bumpAfterBlocks,
+        afterPersist: hooks.crashAfterSign
+          ? (entry) => {
+              logger.warn(entry, 'test hook: crashing after a signed tx was stored, before its broadcast')
+              process.kill(process.pid, 'SIGKILL')
+            }
+          : undefined,
+      })
+    : undefined
   const registry = createRegistryClient({ publicClient, address: config.chain.registry as Hex, fromBlock: BigInt(config.chain.fromBlock) })
   const node = createNode({
     chainId: config.chain.chainId,
     registryAddress: registry.address,
     publicClient,
     walletClient,
+    outbox,
     registry,
     blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
     quoteProvider,
@@ -92,10 +127,41 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ leve
     db,
     stores,
     logger,
-    now: () => Math.floor(Date.now() / 1000),
+    now,
     maxReferenceAge: BigInt(config.maxReferenceAge),
   })
+  // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (DESIGN.md §9).
+  await outbox?.start()
   await node.start()
+  const cursor = createCursorStore(db)
+  const autoRunner = auto.enabled
+    ? createAutoRunner({
+        node,
+        registry,
+        publicClient,
+        cursor,
+        stores,
+        logger,
+        register: auto.register,
+        help: auto.help,
+        pollIntervalMs: auto.pollIntervalMs,
+        jitterMs: auto.jitterMs,
+        maxBatch: auto.maxBatch,
+      })
+    : undefined
+  const watcher = createChainWatcher({
+    publicClient,
+    registry: registry.address,
+    fromBlock: BigInt(config.chain.fromBlock),
+    store: cursor,
+    logger,
+    confirmations: auto.confirmations,
+    pollIntervalMs: auto.pollIntervalMs,
+    onHead: outbox ? (head) => outbox.tick(head) : undefined,
+    onEvents: () => autoRunner?.poke(),
+  })
+  watcher.start()
+  autoRunner?.start()
 
   if (config.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
   const appIds = Object.fromEntries(
@@ -122,6 +188,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ leve
       ;(pod.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
       ;(host.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
       await Promise.all([closeServer(pod.server), closeServer(host.server)])
+      // Loops finish their current step; a tx they stored but did not see mined is finished by the next start.
+      await Promise.race([
+        Promise.all([autoRunner?.stop(), watcher.stop()]),
+        new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+      ])
       node.stop()
       db.close()
     },

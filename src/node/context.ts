@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Account, Address, Chain, Hex, PublicClient, Transport, WalletClient } from 'viem'
 import type { BlobSource } from '../chain/beacon.ts'
+import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { SealProvider } from '../secret/seal.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
@@ -18,6 +19,8 @@ export type NodeContext = {
   publicClient: PublicClient
   /** The host-provided gas key; without one the node returns unsigned transactions for the host to send. */
   walletClient: WalletClient<Transport, Chain, Account> | undefined
+  /** Crash-safe sending with the gas key (DESIGN.md §9); every tx the node sends itself goes through it. */
+  outbox?: Outbox | undefined
   registry: RegistryClient
   blobSource: BlobSource
   quoteProvider: QuoteProvider

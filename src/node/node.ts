@@ -2,7 +2,6 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
 import { EnvelopeError } from '../chain/errors.ts'
-import { sendBlobTransaction } from '../chain/blobs.ts'
 import { fetchVerifiedBlobs, BlobHashMismatchError } from '../chain/beacon.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import { requestCommitment, type OnboardRequest } from '../chain/registry.ts'
@@ -72,18 +71,17 @@ export function createNode(ctx: NodeContext) {
     return { xPub, generation: Number(gen) }
   }
 
-  /** Sends a transaction with the gas key, or returns it unsigned for the host. */
-  async function submit(data: Hex, blobs?: Hex[]): Promise<TxOutcome> {
+  /**
+   * Sends a transaction with the gas key through the outbox (nonce and signed tx stored before broadcast,
+   * DESIGN.md §9) and waits for its receipt, or returns it unsigned for the host.
+   */
+  async function submit(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome> {
     const to = ctx.registryAddress
-    if (!ctx.walletClient) return { sent: false, tx: { to, data, ...(blobs ? { blobs } : {}), chainId: ctx.chainId } }
-    if (blobs) {
-      const sent = await sendBlobTransaction({ walletClient: ctx.walletClient, publicClient: ctx.publicClient, to, data, blobs })
-      return { sent: true, txHash: sent.hash, blockNumber: sent.receipt.blockNumber.toString() }
-    }
-    const hash = await ctx.walletClient.sendTransaction({ to, data })
-    const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash })
-    if (receipt.status !== 'success') throw new KeymanagerError('upstream_failed', `transaction ${hash} reverted`)
-    return { sent: true, txHash: hash, blockNumber: receipt.blockNumber.toString() }
+    if (!ctx.walletClient || !ctx.outbox) return { sent: false, tx: { to, data, ...(blobs ? { blobs } : {}), chainId: ctx.chainId } }
+    const { id } = await ctx.outbox.send({ label, to, data, blobs })
+    const receipt = await ctx.outbox.waitForReceipt(id)
+    if (receipt.status !== 'success') throw new KeymanagerError('upstream_failed', `transaction ${receipt.hash} (${label}) reverted`)
+    return { sent: true, txHash: receipt.hash, blockNumber: receipt.blockNumber.toString() }
   }
 
   async function fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope> {
@@ -190,7 +188,7 @@ export function createNode(ctx: NodeContext) {
         next: 'send tx from the registry owner, then POST /bootstrap again',
       }
     }
-    const outcome = await submit(data, blobs)
+    const outcome = await submit('bootstrap', data, blobs)
     await finishBootstrapIfOnChain()
     return { state, xPub: master!.address, generation, ...outcome }
   }
@@ -233,7 +231,7 @@ export function createNode(ctx: NodeContext) {
       now: ctx.now(),
     })
     state = 'registering'
-    const outcome = await submit(registry.calldata.requestOnboard(bytesToHex(pubkey64), ref.number), blobs)
+    const outcome = await submit('requestOnboard', registry.calldata.requestOnboard(bytesToHex(pubkey64), ref.number), blobs)
     let requestId: bigint | null = null
     if (outcome.sent) {
       const [request] = await registry.onboardRequests({ requester: address })
@@ -301,7 +299,7 @@ export function createNode(ctx: NodeContext) {
     const signature = bytesToHex(signDigest(receiptDigest, secretKey))
     secretKey.fill(0)
     ephemeralKeys.delete(enckey.toLowerCase())
-    const outcome = await submit(registry.calldata.confirmOnboard(request.requestId, signature))
+    const outcome = await submit('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, signature))
     return { state, xPub: secret.address, generation, requestId: request.requestId.toString(), confirm: outcome }
   }
 
@@ -404,7 +402,7 @@ export function createNode(ctx: NodeContext) {
     const signature = master.signDigest(
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
     )
-    const outcome = await submit(registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
+    const outcome = await submit('fulfillOnboard', registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
     for (const { request } of accepted) {
       stores.requests.record({
         requestId: request.requestId,

@@ -49,6 +49,43 @@ const MIGRATIONS: string[] = [
     stored_at INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  -- Tx outbox (DESIGN.md §9): a nonce is assigned and the signed tx stored before it is broadcast, so a crash
+  -- between signing and sending neither reuses nor skips a nonce. One row per nonce; a fee bump replaces the
+  -- signed tx in place and keeps every hash it ever had (any of them may be the one that gets mined).
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    params TEXT NOT NULL,
+    blobs BLOB,
+    raw_tx TEXT NOT NULL,
+    tx_hashes TEXT NOT NULL,
+    status TEXT NOT NULL,
+    broadcast_block INTEGER,
+    mined_hash TEXT,
+    mined_block INTEGER,
+    mined_block_hash TEXT,
+    receipt_status TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (account, nonce)
+  ) STRICT;
+  -- Chain watcher cursor (DESIGN.md §9): the last processed block and recent block hashes, to detect reorgs.
+  CREATE TABLE chain_blocks (
+    number INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL
+  ) STRICT;
+  -- Registry events the watcher has processed, keyed by request id (idempotent; rolled back on reorgs).
+  CREATE TABLE watched_requests (
+    request_id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    onboarded_block INTEGER,
+    onboarded_tx TEXT
+  ) STRICT;
+  `,
 ]
 
 /** Opens (creating if needed) the node database and brings its schema up to date. */

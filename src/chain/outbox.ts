@@ -1,0 +1,290 @@
+// Crash-safe transaction sending (DESIGN.md §9 "tx outbox"). Order of events for every tx the node sends:
+//   1. under a lock, pick the nonce: one past the highest the outbox ever stored, or the chain's pending count
+//      if that is higher (the key was used elsewhere);
+//   2. estimate and sign; a revert at estimation throws here, before any nonce is spent;
+//   3. store the signed raw tx (and its blobs) in SQLite with synchronous=FULL, then release the lock;
+//   4. broadcast. A crash between 3 and 4 leaves a signed row that `start()` rebroadcasts: no nonce is reused
+//      (the store remembers it) and none is skipped (the stored tx fills it).
+// `tick(head)` (run by the chain watcher's loop) then tracks receipts, rebroadcasts txs the node forgot (an RPC
+// restart empties its pool), replaces txs stuck `bumpAfterBlocks` blocks with higher fees and the same nonce
+// (geth: +10% for plain txs; its blob pool wants 2× on every fee cap, which is what blob txs get), and puts a
+// mined tx back to pending when a reorg takes its block away.
+import {
+  BaseError,
+  ExecutionRevertedError,
+  TransactionReceiptNotFoundError,
+  TransactionNotFoundError,
+  bytesToHex,
+  concatBytes,
+  hexToBytes,
+  keccak256,
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from 'viem'
+import type { Logger } from 'pino'
+import { KeymanagerError } from '../errors.ts'
+import type { OutboxEntry, OutboxParams, OutboxStore } from '../store/outbox.ts'
+import { buildSidecars } from './blobs.ts'
+
+const BYTES_PER_BLOB = 131072
+
+export type OutboxReceipt = { id: number; hash: Hex; blockNumber: bigint; status: 'success' | 'reverted' }
+
+export type OutboxOptions = {
+  walletClient: WalletClient<Transport, Chain, Account>
+  publicClient: PublicClient
+  store: OutboxStore
+  logger: Logger
+  now(): number
+  /** Blocks a broadcast tx may wait before it is replaced with higher fees. Default 3. */
+  bumpAfterBlocks?: number
+  /** How deep below the head mined txs are re-checked against reorgs. Default 12. */
+  reorgDepth?: number
+  /** Receipt polling interval. Default 250 ms. */
+  pollIntervalMs?: number
+  /** Test hook (devnet only): called after a signed tx is stored and before it is broadcast. */
+  afterPersist?: (entry: { id: number; nonce: number; label: string }) => void
+}
+
+function ceilMul(value: bigint, num: bigint, den: bigint): bigint {
+  return (value * num + den - 1n) / den
+}
+
+function isRevert(error: unknown): boolean {
+  return error instanceof BaseError && Boolean(error.walk((e) => e instanceof ExecutionRevertedError))
+}
+
+function rpcMessage(error: unknown): string {
+  const e = error as { details?: string; shortMessage?: string; message?: string }
+  return String(e.details ?? e.shortMessage ?? e.message ?? error).toLowerCase()
+}
+
+export function createOutbox(options: OutboxOptions) {
+  const { walletClient, publicClient, store, logger } = options
+  const account = walletClient.account
+  if (account.type !== 'local') throw new TypeError('the outbox signs in process: walletClient needs a local account (the gas key)')
+  const bumpAfter = BigInt(options.bumpAfterBlocks ?? 3)
+  const reorgDepth = BigInt(options.reorgDepth ?? 12)
+  const pollMs = options.pollIntervalMs ?? 250
+  let lock: Promise<unknown> = Promise.resolve()
+
+  /** Runs `fn` after every earlier locked call: nonce assignment and signing are strictly sequential. */
+  function locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = lock.then(fn, fn)
+    lock = run.catch(() => undefined)
+    return run
+  }
+
+  function blobsOf(entry: { blobs: Uint8Array | null }): Hex[] | undefined {
+    if (!entry.blobs) return undefined
+    const out: Hex[] = []
+    for (let i = 0; i < entry.blobs.length; i += BYTES_PER_BLOB) out.push(bytesToHex(entry.blobs.subarray(i, i + BYTES_PER_BLOB)))
+    return out
+  }
+
+  /** Signs `params` at `nonce`: the raw tx to broadcast (network form with sidecars for blob txs) and its hash. */
+  async function sign(params: OutboxParams, nonce: number, blobs: Hex[] | undefined): Promise<{ rawTx: Hex; hash: Hex }> {
+    const base = {
+      chainId: params.chainId,
+      to: params.to,
+      data: params.data,
+      nonce,
+      gas: BigInt(params.gas),
+      maxFeePerGas: BigInt(params.maxFeePerGas),
+      maxPriorityFeePerGas: BigInt(params.maxPriorityFeePerGas),
+    }
+    if (!blobs) {
+      const rawTx = await account.signTransaction!({ ...base, type: 'eip1559' })
+      return { rawTx, hash: keccak256(rawTx) }
+    }
+    const { sidecars, blobVersionedHashes } = buildSidecars(blobs)
+    const tx = { ...base, type: 'eip4844' as const, maxFeePerBlobGas: BigInt(params.maxFeePerBlobGas!), blobVersionedHashes }
+    // The tx hash covers the canonical form; the pool wants the wrapper with blobs, commitments and proofs.
+    const canonical = await account.signTransaction!({ ...tx, sidecars: false } as never)
+    const rawTx = await account.signTransaction!({ ...tx, sidecars } as never)
+    return { rawTx, hash: keccak256(canonical) }
+  }
+
+  /** Broadcasts a stored tx; true when the node has it (or already mined its nonce). */
+  async function broadcast(entry: Pick<OutboxEntry, 'id' | 'rawTx' | 'nonce' | 'label'>): Promise<boolean> {
+    try {
+      await publicClient.request({ method: 'eth_sendRawTransaction', params: [entry.rawTx] })
+      return true
+    } catch (error) {
+      const message = rpcMessage(error)
+      if (/already known|known transaction|already imported|already exists/.test(message)) return true
+      if (/nonce too low|nonce has already been used/.test(message)) return true
+      logger.warn({ outboxId: entry.id, nonce: entry.nonce, label: entry.label, error: message.slice(0, 200) }, 'broadcast failed; the tx stays in the outbox')
+      return false
+    }
+  }
+
+  async function findReceipt(entry: OutboxEntry) {
+    for (const hash of entry.txHashes.toReversed()) {
+      try {
+        const receipt = await publicClient.getTransactionReceipt({ hash })
+        return receipt
+      } catch (error) {
+        if (!(error instanceof TransactionReceiptNotFoundError)) throw error
+      }
+    }
+    return undefined
+  }
+
+  async function checkMined(entry: OutboxEntry): Promise<OutboxReceipt | undefined> {
+    const receipt = await findReceipt(entry)
+    if (!receipt) return undefined
+    store.markMined(entry.id, { hash: receipt.transactionHash, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, status: receipt.status }, options.now())
+    if (receipt.status === 'reverted') logger.warn({ outboxId: entry.id, label: entry.label, hash: receipt.transactionHash }, 'transaction reverted')
+    return { id: entry.id, hash: receipt.transactionHash, blockNumber: receipt.blockNumber, status: receipt.status }
+  }
+
+  /** Assigns a nonce, signs, stores and broadcasts. Resolves once the tx is stored and (if possible) broadcast. */
+  async function send(request: { label: string; to: Address; data: Hex; blobs?: readonly Hex[] | undefined }): Promise<{ id: number; hash: Hex }> {
+    const blobs = request.blobs ? [...request.blobs] : undefined
+    const signed = await locked(async () => {
+      const chainNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' })
+      const nonce = store.nextNonce(account.address, chainNonce)
+      const fees = await publicClient.estimateFeesPerGas()
+      const maxFeePerBlobGas = blobs ? 2n * (await publicClient.getBlobBaseFee()) : undefined
+      const sidecars = blobs ? buildSidecars(blobs) : undefined
+      let gas: bigint
+      try {
+        gas = await publicClient.estimateGas({
+          account: account.address,
+          to: request.to,
+          data: request.data,
+          ...(sidecars ? { blobVersionedHashes: sidecars.blobVersionedHashes, maxFeePerBlobGas } : {}),
+        } as never)
+      } catch (error) {
+        if (isRevert(error))
+          throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${(error as BaseError).shortMessage}`, { cause: error })
+        throw error
+      }
+      const params: OutboxParams = {
+        chainId: walletClient.chain.id,
+        to: request.to,
+        data: request.data,
+        gas: ceilMul(gas, 6n, 5n).toString(),
+        maxFeePerGas: fees.maxFeePerGas.toString(),
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
+        ...(maxFeePerBlobGas !== undefined ? { maxFeePerBlobGas: maxFeePerBlobGas.toString() } : {}),
+      }
+      const { rawTx, hash } = await sign(params, nonce, blobs)
+      const id = store.insert({
+        account: account.address,
+        nonce,
+        label: request.label,
+        params,
+        blobs: blobs ? concatBytes(blobs.map((b) => hexToBytes(b))) : null,
+        rawTx,
+        txHash: hash,
+        now: options.now(),
+      })
+      return { id, nonce, rawTx, hash }
+    })
+    options.afterPersist?.({ id: signed.id, nonce: signed.nonce, label: request.label })
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)
+    if (await broadcast({ id: signed.id, rawTx: signed.rawTx, nonce: signed.nonce, label: request.label })) store.markSent(signed.id, head, options.now())
+    logger.info({ outboxId: signed.id, nonce: signed.nonce, label: request.label, hash: signed.hash }, 'transaction sent')
+    return { id: signed.id, hash: signed.hash }
+  }
+
+  /** Waits until the stored tx (or a replacement of it) is mined. A timeout leaves it in the outbox. */
+  async function waitForReceipt(id: number, timeoutMs = 120_000): Promise<OutboxReceipt> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const entry = store.get(id)
+      if (!entry) throw new Error(`outbox entry ${id} does not exist`)
+      if (entry.status === 'mined')
+        return { id, hash: entry.minedHash!, blockNumber: entry.minedBlock!, status: entry.receiptStatus ?? 'success' }
+      if (entry.status === 'dropped') throw new KeymanagerError('upstream_failed', `transaction ${entry.label} (nonce ${entry.nonce}) was dropped`)
+      const mined = await checkMined(entry).catch(() => undefined)
+      if (mined) return mined
+      if (Date.now() > deadline)
+        throw new KeymanagerError('upstream_failed', `transaction ${entry.txHashes.at(-1)} not mined within ${timeoutMs} ms; it stays in the outbox`)
+      await new Promise((r) => setTimeout(r, pollMs))
+    }
+  }
+
+  /** Replaces a stuck tx: same nonce, higher fees; stored before it is broadcast, like a first send. */
+  async function bump(entry: OutboxEntry, head: bigint) {
+    const isBlob = entry.blobs !== null
+    const fees = await publicClient.estimateFeesPerGas()
+    const [num, den] = isBlob ? [2n, 1n] : [11n, 10n]
+    const priority = [ceilMul(BigInt(entry.params.maxPriorityFeePerGas), num, den) + 1n, fees.maxPriorityFeePerGas].reduce((a, b) => (a > b ? a : b))
+    const maxFee = [ceilMul(BigInt(entry.params.maxFeePerGas), num, den) + 1n, fees.maxFeePerGas, priority].reduce((a, b) => (a > b ? a : b))
+    const params: OutboxParams = { ...entry.params, maxFeePerGas: maxFee.toString(), maxPriorityFeePerGas: priority.toString() }
+    if (isBlob) {
+      const blobBase = await publicClient.getBlobBaseFee()
+      const blobFee = 2n * BigInt(entry.params.maxFeePerBlobGas!)
+      params.maxFeePerBlobGas = (blobFee > 2n * blobBase ? blobFee : 2n * blobBase).toString()
+    }
+    const { rawTx, hash } = await sign(params, entry.nonce, blobsOf(entry))
+    store.replace(entry.id, params, rawTx, [...entry.txHashes, hash], head, options.now())
+    logger.info({ outboxId: entry.id, nonce: entry.nonce, label: entry.label, hash, maxFeePerGas: params.maxFeePerGas }, 'stuck transaction replaced with higher fees')
+    await broadcast({ ...entry, rawTx })
+  }
+
+  /** One pass over the open txs: receipts, rebroadcasts, fee bumps, reorged receipts. */
+  async function tick(head?: bigint): Promise<void> {
+    await locked(async () => {
+      const current = head ?? (await publicClient.getBlockNumber({ cacheTime: 0 }))
+      for (const entry of store.minedSince(account.address, current > reorgDepth ? current - reorgDepth : 0n)) {
+        const block = await publicClient.getBlock({ blockNumber: entry.minedBlock! }).catch(() => undefined)
+        if (block && block.hash === entry.minedBlockHash) continue
+        const receipt = await findReceipt(entry)
+        if (receipt) {
+          store.markMined(entry.id, { hash: receipt.transactionHash, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, status: receipt.status }, options.now())
+        } else {
+          logger.warn({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'reorg removed a mined transaction; it is pending again')
+          store.unmine(entry.id, options.now())
+        }
+      }
+      for (const entry of store.open(account.address)) {
+        if (await checkMined(entry)) continue
+        if (entry.status === 'signed' || entry.broadcastBlock === null) {
+          if (await broadcast(entry)) store.markSent(entry.id, current, options.now())
+          continue
+        }
+        const latestNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'latest' })
+        if (latestNonce > entry.nonce) {
+          // The nonce is used and none of our hashes has a receipt: another tx of this key took it.
+          if (!(await checkMined(entry))) {
+            logger.warn({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'nonce used by another transaction; entry dropped')
+            store.markDropped(entry.id, options.now())
+          }
+          continue
+        }
+        if (current - entry.broadcastBlock >= bumpAfter) {
+          await bump(entry, current)
+          continue
+        }
+        const known = await publicClient.getTransaction({ hash: entry.txHashes.at(-1)! }).then(
+          () => true,
+          (error) => (error instanceof TransactionNotFoundError ? false : true),
+        )
+        if (!known) {
+          logger.info({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'the node forgot a pending transaction; rebroadcasting')
+          await broadcast(entry)
+        }
+      }
+    })
+  }
+
+  return {
+    address: account.address,
+    send,
+    waitForReceipt,
+    tick,
+    /** Start-up: rebroadcast every stored tx that has no receipt yet (signed before a crash, or lost by the node). */
+    start: () => tick(),
+    entries: () => store.all(account.address),
+  }
+}
+export type Outbox = ReturnType<typeof createOutbox>

@@ -1,0 +1,169 @@
+// Follows the registry's events (DESIGN.md §5 steps 4-5, §9 "chain cursor"): `OnboardRequested`, `Onboarded`,
+// `Bootstrapped`, from a persisted cursor (block number + hash), `confirmations` blocks behind the head.
+// Reorgs: when the stored hash of the cursor block is no longer canonical, the watcher walks its stored hashes down
+// to the last block that still matches, forgets everything above it and processes the range again; events are
+// stored by request id, so processing a block twice changes nothing. RPC outages: exponential backoff, one log
+// line when the outage starts and one when it ends.
+import type { Logger } from 'pino'
+import type { Address, Hex, PublicClient } from 'viem'
+import type { CursorStore, WatchedEvent } from '../store/cursor.ts'
+import { keyManagerAbi } from './keyManagerArtifact.ts'
+
+export type ChainWatcherOptions = {
+  publicClient: PublicClient
+  registry: Address
+  /** First block to scan (the registry's deployment block). */
+  fromBlock: bigint
+  store: CursorStore
+  logger: Logger
+  /** Blocks an event must be buried under before it is processed. Default 0 (devnet automine). */
+  confirmations?: number
+  pollIntervalMs?: number
+  /** Most blocks fetched per `eth_getLogs`. Default 2000. */
+  maxRange?: number
+  backoff?: { initialMs: number; maxMs: number }
+  /** Runs first in every poll with the current head (the outbox's receipt/rebroadcast pass). */
+  onHead?: (head: bigint) => Promise<void>
+  /** Runs after new events were stored. */
+  onEvents?: (events: WatchedEvent[]) => void
+}
+
+export function createChainWatcher(options: ChainWatcherOptions) {
+  const { publicClient, store, logger } = options
+  const confirmations = BigInt(options.confirmations ?? 0)
+  const maxRange = BigInt(options.maxRange ?? 2000)
+  const pollMs = options.pollIntervalMs ?? 500
+  const backoff = options.backoff ?? { initialMs: 500, maxMs: 10_000 }
+  let stopped = false
+  let loop: Promise<void> | undefined
+  let wake: (() => void) | undefined
+  let failures = 0
+  let reorgs = 0
+
+  const hashOf = async (number: bigint): Promise<Hex | undefined> =>
+    publicClient.getBlock({ blockNumber: number }).then(
+      (b) => b.hash,
+      () => undefined,
+    )
+
+  /** If the cursor block was reorged away, rolls back to the last stored block that is still canonical. */
+  async function checkReorg(): Promise<void> {
+    const cursor = store.cursor()
+    if (!cursor) return
+    const canonical = await publicClient.getBlock({ blockNumber: cursor.number }).catch((error: Error) => {
+      // A chain that got shorter (anvil evm_revert) has no such block at all.
+      if (/not found|could not be found/i.test(error.message)) return undefined
+      throw error
+    })
+    if (canonical && canonical.hash === cursor.hash) return
+    let fork = options.fromBlock - 1n
+    for (const block of store.blocks()) {
+      if ((await hashOf(block.number)) === block.hash) {
+        fork = block.number
+        break
+      }
+    }
+    reorgs++
+    logger.warn({ from: cursor.number.toString(), to: fork.toString() }, 'chain reorganised: rolling back the watcher cursor')
+    store.rollback(fork)
+  }
+
+  /** One pass: outbox tick, reorg check, then at most `maxRange` new blocks. True when there is more to fetch. */
+  async function poll(): Promise<boolean> {
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
+    await options.onHead?.(head)
+    await checkReorg()
+    const target = head - confirmations
+    const cursor = store.cursor()
+    const from = cursor ? cursor.number + 1n : options.fromBlock
+    if (target < from) return false
+    const to = target - from + 1n > maxRange ? from + maxRange - 1n : target
+    const before = await publicClient.getBlock({ blockNumber: to })
+    const logs = await publicClient.getContractEvents({ address: options.registry, abi: keyManagerAbi, fromBlock: from, toBlock: to, strict: true })
+    const after = await publicClient.getBlock({ blockNumber: to })
+    // A reorg while the logs were fetched: the logs may mix forks; fetch again.
+    if (before.hash !== after.hash) return true
+    const events: WatchedEvent[] = []
+    const eventBlocks = new Map<bigint, Hex>()
+    for (const log of logs) {
+      const args = log.args as Record<string, unknown>
+      if (log.blockHash) eventBlocks.set(log.blockNumber, log.blockHash)
+      if (log.eventName === 'OnboardRequested') {
+        events.push({
+          kind: 'OnboardRequested',
+          request: {
+            requestId: args.requestId as bigint,
+            requester: args.requester as Address,
+            pubkey64: args.pubkey64 as Hex,
+            quoteBlobHash: args.quoteBlobHash as Hex,
+            refBlockNumber: args.refBlockNumber as bigint,
+            refBlockHash: args.refBlockHash as Hex,
+            blockNumber: log.blockNumber,
+            blockHash: log.blockHash,
+            transactionHash: log.transactionHash,
+          },
+        })
+      } else if (log.eventName === 'Onboarded') {
+        events.push({ kind: 'Onboarded', requestId: args.requestId as bigint, blockNumber: log.blockNumber, transactionHash: log.transactionHash })
+      } else if (log.eventName === 'Bootstrapped') {
+        events.push({ kind: 'Bootstrapped', blockNumber: log.blockNumber })
+      }
+    }
+    store.advance({ number: to, hash: after.hash }, events, [...eventBlocks].map(([number, hash]) => ({ number, hash })))
+    if (events.length > 0) {
+      logger.debug({ from: from.toString(), to: to.toString(), events: events.length }, 'registry events processed')
+      options.onEvents?.(events)
+    }
+    return to < target
+  }
+
+  function sleep(ms: number) {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        wake = undefined
+        resolve()
+      }
+      wake = done
+    })
+  }
+
+  async function run() {
+    while (!stopped) {
+      let more = false
+      try {
+        more = await poll()
+        if (failures > 0) logger.info({ retries: failures }, 'chain RPC reachable again')
+        failures = 0
+      } catch (error) {
+        if (stopped) break
+        failures++
+        if (failures === 1) logger.warn({ error: (error as Error).message.split('\n')[0] }, 'chain RPC failing; retrying with backoff')
+      }
+      if (stopped) break
+      const delay = failures > 0 ? Math.min(backoff.initialMs * 2 ** (failures - 1), backoff.maxMs) : more ? 0 : pollMs
+      await sleep(delay)
+    }
+  }
+
+  return {
+    poll,
+    start() {
+      loop ??= run()
+    },
+    /** Stops the loop; resolves once the current pass has finished. */
+    async stop() {
+      stopped = true
+      wake?.()
+      await loop
+    },
+    get reorgs() {
+      return reorgs
+    },
+    get failing() {
+      return failures > 0
+    },
+  }
+}
+export type ChainWatcher = ReturnType<typeof createChainWatcher>

@@ -1,0 +1,188 @@
+// A node that runs itself (DESIGN.md §5 steps 3-5 without a host): a ready node answers pending onboarding
+// requests the watcher has seen; a node with no secret registers, waits for its `Onboarded`, completes and
+// confirms, and registers again when its request expires.
+//
+// Helping, per round: gather the watcher's pending requests that this node has not refused or given up on, wait
+// a random jitter (so that helpers seldom race and requests arriving together share a round), re-check each with
+// `getRequest` right before sending (fulfilled or expired ones are dropped cheaply), then answer every request
+// left in ONE blob and ONE `fulfillOnboard` (node.help batches). Refusals are recorded by node.help and never
+// retried; a request that keeps failing for other reasons is given up after `maxAttempts` rounds.
+import type { Logger } from 'pino'
+import type { RegistryClient } from '../chain/registry.ts'
+import type { CursorStore } from '../store/cursor.ts'
+import type { RegistrationStore } from '../store/registrations.ts'
+import type { RequestStore } from '../store/requests.ts'
+import type { PublicClient } from 'viem'
+import type { KeymanagerNode } from './node.ts'
+
+export type AutoOptions = {
+  node: KeymanagerNode
+  registry: RegistryClient
+  publicClient: PublicClient
+  cursor: CursorStore
+  stores: { requests: RequestStore; registrations: RegistrationStore }
+  logger: Logger
+  /** Register by itself when the node has no secret. */
+  register: boolean
+  /** Answer other nodes' requests once ready. */
+  help: boolean
+  pollIntervalMs?: number
+  /** Random wait before a help round acts, [min, max] ms. */
+  jitterMs?: [number, number]
+  /** Most requests answered in one blob. */
+  maxBatch?: number
+  maxAttempts?: number
+  random?: () => number
+}
+
+export function createAutoRunner(options: AutoOptions) {
+  const { node, registry, publicClient, cursor, stores, logger } = options
+  const pollMs = options.pollIntervalMs ?? 500
+  const [jitterMin, jitterMax] = options.jitterMs ?? [500, 2500]
+  const maxBatch = options.maxBatch ?? 50
+  const maxAttempts = options.maxAttempts ?? 5
+  const random = options.random ?? Math.random
+  const attempts = new Map<bigint, number>()
+  const skipped = new Set<bigint>()
+  let stopped = false
+  let loop: Promise<void> | undefined
+  let lastError: string | undefined
+  let rounds = 0
+
+  const wakers = { idle: undefined as (() => void) | undefined, jitter: undefined as (() => void) | undefined }
+
+  /** `idle` sleeps end early on poke() or stop(); `jitter` sleeps only on stop(). */
+  function sleep(ms: number, kind: keyof typeof wakers) {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        wakers[kind] = undefined
+        resolve()
+      }
+      wakers[kind] = done
+    })
+  }
+
+  function candidates() {
+    return cursor
+      .pendingRequests()
+      .filter((r) => !skipped.has(r.requestId) && stores.requests.get(r.requestId) === undefined)
+      .slice(0, maxBatch)
+  }
+
+  /** One help round; returns how many requests were answered. */
+  async function helpRound(): Promise<number> {
+    if (candidates().length === 0) return 0
+    await sleep(jitterMin + random() * (jitterMax - jitterMin), 'jitter')
+    if (stopped) return 0
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
+    const ready = []
+    for (const request of candidates()) {
+      const onChain = await registry.getRequest(request.requestId)
+      if (onChain.status !== 'pending') continue // another helper answered it; the watcher will see `Onboarded`
+      if (onChain.expiresAt <= head) {
+        skipped.add(request.requestId)
+        continue
+      }
+      ready.push(request)
+    }
+    if (ready.length === 0) return 0
+    rounds++
+    try {
+      const results = await node.help(ready)
+      const fulfilled = results.filter((r) => r.decision === 'fulfilled').length
+      logger.info({ requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
+      return fulfilled
+    } catch (error) {
+      for (const request of ready) {
+        const n = (attempts.get(request.requestId) ?? 0) + 1
+        attempts.set(request.requestId, n)
+        if (n >= maxAttempts) {
+          skipped.add(request.requestId)
+          logger.warn({ requestId: request.requestId.toString() }, `giving up on request after ${n} failed rounds`)
+        }
+      }
+      throw error
+    }
+  }
+
+  /** Moves this node's own registration one step forward. */
+  async function registerStep(): Promise<void> {
+    if (node.state === 'uninitialized') {
+      if ((await registry.generation()) === 0n) return
+      const reg = await node.register()
+      logger.info({ enckey: reg.enckey, requestId: reg.requestId }, 'auto-register: onboarding requested')
+      return
+    }
+    if (node.state !== 'registering') return
+    const registration = stores.registrations.latestOpen()
+    if (!registration) return
+    let requestId = registration.requestId
+    if (requestId === null) {
+      const [request] = await registry.onboardRequests({ requester: registration.address })
+      if (!request) return
+      requestId = request.requestId
+    }
+    const onChain = await registry.getRequest(requestId)
+    if (onChain.status === 'fulfilled' || onChain.status === 'confirmed') {
+      const done = await node.complete(registration.address)
+      logger.info({ requestId: done.requestId, xPub: done.xPub }, 'auto-register: onboarded and confirmed')
+      return
+    }
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
+    if (onChain.status === 'pending' && onChain.expiresAt <= head) {
+      logger.warn({ requestId: requestId.toString() }, 'auto-register: request expired; registering again')
+      stores.registrations.setStatus(registration.address, 'expired', Math.floor(Date.now() / 1000))
+      await node.register()
+    }
+  }
+
+  async function step(): Promise<void> {
+    if (options.register && (node.state === 'uninitialized' || node.state === 'registering')) await registerStep()
+    if (options.help && node.state === 'ready') await helpRound()
+  }
+
+  async function run() {
+    let failures = 0
+    while (!stopped) {
+      try {
+        await step()
+        if (failures > 0) logger.info({ retries: failures }, 'auto: working again')
+        failures = 0
+        lastError = undefined
+      } catch (error) {
+        if (stopped) break
+        failures++
+        const message = (error as Error).message.split('\n')[0]
+        if (message !== lastError) logger.warn({ error: message }, 'auto: step failed; retrying')
+        lastError = message
+      }
+      if (stopped) break
+      await sleep(failures > 0 ? Math.min(pollMs * 2 ** failures, 10_000) : pollMs, 'idle')
+    }
+  }
+
+  return {
+    step,
+    helpRound,
+    start() {
+      loop ??= run()
+    },
+    /** Stops after the current step; a tx already stored in the outbox is finished by the next start. */
+    async stop() {
+      stopped = true
+      wakers.idle?.()
+      wakers.jitter?.()
+      await loop
+    },
+    /** Wakes the loop early (new events). */
+    poke() {
+      wakers.idle?.()
+    },
+    get rounds() {
+      return rounds
+    },
+  }
+}
+export type AutoRunner = ReturnType<typeof createAutoRunner>
