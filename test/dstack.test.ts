@@ -41,13 +41,13 @@ import { deployKeyManager } from '../src/chain/deploy.ts'
 import { keyManagerAbi, priceOracleAbi, priceOracleBytecode } from '../src/chain/keyManagerArtifact.ts'
 import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
-import { KeymanagerError } from '../src/errors.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
 import { appIdForPod, getKeyResponse } from '../src/keys/derive.ts'
 import { publicKey33, signDigest, uncompressPublicKey } from '../src/keys/signature.ts'
 import { verifyGetKeyChain } from '../src/keys/verifyChain.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../src/secret/masterSecret.ts'
 import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { POD_REPORT_DATA_REFUSED, podQuoteSource } from '../src/tee/podQuote.ts'
 
 const SDK_DIR = join(dirname(fileURLToPath(import.meta.url)), 'dstack-sdk')
 const SDK_VERSION = '0.5.8'
@@ -125,7 +125,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     return {
       resolvePodAppId,
       master: source,
-      getQuote: (reportData) => quoteProvider.getQuote(reportData),
+      getQuote: podQuoteSource(quoteProvider),
       info: () => ({ chainId, registry: registry.address, generation: 1, version: '0.1.0-test', rev: '' }),
       logger,
     }
@@ -189,9 +189,6 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     }
     await socketApp('simulator', {
       ...deps(fixedPodResolver('simulator', hexToBytes(vectors.app_id)), () => simulator),
-      getQuote: async () => {
-        throw new KeymanagerError('forbidden', 'report data reserved for the keymanager protocol')
-      },
     })
   })
 
@@ -209,7 +206,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
   const calls = [
     { op: 'getKey', path: PATH, purpose: PURPOSE },
     { op: 'getKey', path: 'ssh/host', purpose: 'login', algorithm: 'ed25519' },
-    { op: 'getQuote', reportData: 'c0ffee' },
+    { op: 'getQuote', reportData: 'c0ffee' + '00'.repeat(60) + '01' },
     { op: 'info' },
     { op: 'version' },
     { op: 'isReachable' },
@@ -226,7 +223,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       const expectedEd = master.getKey({ appId: appIdForPod('oracle'), path: 'ssh/host', purpose: 'login', algorithm: 'ed25519' })
       assert.equal(edKey.key, bytesToHex(expectedEd.key))
 
-      const padded = 'c0ffee' + '00'.repeat(61)
+      const padded = 'c0ffee' + '00'.repeat(60) + '01'
       assert.equal(quote.report_data, padded)
       assert.equal((quote.quote as string).slice(568 * 2, 632 * 2), padded, 'the quote binds the padded report data')
       assert.deepEqual(quote.rtmrs, Array(4).fill('00'.repeat(48)), 'replayRtmrs over an empty event log')
@@ -246,9 +243,9 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     assert.deepEqual(viaSocket, viaHttp)
   })
 
-  test('default: the SDK surfaces an error of this API (GetQuote refused) as a thrown message', async () => {
+  test('security: GetQuote refuses protocol-shaped report data, and the SDK surfaces the error', async () => {
     const [quote] = await runSdk(socketPath('simulator'), [{ op: 'getQuote', reportData: '00' }])
-    assert.deepEqual(quote, { error: 'report data reserved for the keymanager protocol' })
+    assert.deepEqual(quote, { error: POD_REPORT_DATA_REFUSED })
   })
 
   test('vectors: the dstack simulator GetKey vectors reproduce byte for byte through the SDK', async () => {

@@ -482,27 +482,27 @@ describe('scripts/deploy.ts', () => {
   test('error: bad settings give one line and exit 1, never the key', async () => {
     const key = generatePrivateKey()
     const cases: [Record<string, string>, string][] = [
-      [{ OWNER_PRIVATE_KEY: key }, 'deploy: RPC_URL is not set'],
-      [{ RPC_URL: 'not a url', OWNER_PRIVATE_KEY: key }, 'deploy: RPC_URL is not a valid URL'],
-      [{ RPC_URL: 'ftp://127.0.0.1', OWNER_PRIVATE_KEY: key }, 'deploy: RPC_URL must be an http(s) URL'],
-      [{ RPC_URL: anvil.rpcUrl }, 'deploy: OWNER_PRIVATE_KEY is not set'],
+      [{ OWNER_PRIVATE_KEY: key }, 'deploy: an RPC URL is needed: --rpc URL or RPC_URL'],
+      [{ RPC_URL: 'not a url', OWNER_PRIVATE_KEY: key }, 'deploy: the RPC URL is not a valid URL'],
+      [{ RPC_URL: 'ftp://127.0.0.1', OWNER_PRIVATE_KEY: key }, 'deploy: the RPC URL must be http(s)'],
+      [{ RPC_URL: anvil.rpcUrl }, 'deploy: an owner key is needed: --owner-key-file FILE or OWNER_PRIVATE_KEY'],
       [
         { RPC_URL: anvil.rpcUrl, OWNER_PRIVATE_KEY: key.slice(0, -1) },
-        'deploy: OWNER_PRIVATE_KEY must be 0x followed by 64 hex digits',
+        'deploy: the owner key must be 0x followed by 64 hex digits',
       ],
       [
         { RPC_URL: anvil.rpcUrl, OWNER_PRIVATE_KEY: `0x${'0'.repeat(64)}` },
-        'deploy: OWNER_PRIVATE_KEY is not a valid secp256k1 private key',
+        'deploy: the owner key is not a valid secp256k1 private key',
       ],
       [
         { RPC_URL: anvil.rpcUrl, OWNER_PRIVATE_KEY: key, MEASUREMENT_DELAY: '-5' },
-        'deploy: MEASUREMENT_DELAY must be a whole number of seconds from 0 to 31536000',
+        'deploy: the measurement delay must be a whole number of seconds from 0 to 31536000',
       ],
       [
         { RPC_URL: anvil.rpcUrl, OWNER_PRIVATE_KEY: key, MEASUREMENT_DELAY: '31536001' },
-        'deploy: MEASUREMENT_DELAY must be a whole number of seconds from 0 to 31536000',
+        'deploy: the measurement delay must be a whole number of seconds from 0 to 31536000',
       ],
-      [{ RPC_URL: 'http://127.0.0.1:1', OWNER_PRIVATE_KEY: key }, 'deploy: RPC_URL did not answer eth_chainId'],
+      [{ RPC_URL: 'http://127.0.0.1:1', OWNER_PRIVATE_KEY: key }, 'deploy: the RPC URL did not answer eth_chainId'],
     ]
     const results = await Promise.all(cases.map(([env]) => runDeploy(env)))
     for (const [i, { code, stdout, stderr }] of results.entries()) {

@@ -188,7 +188,8 @@ export function createDstackApp(deps: DstackAppDeps) {
   async function tcbRegisters(): Promise<TcbRegisters> {
     if (tcb) return tcb
     try {
-      tcb = tdxRegisters(await deps.getQuote(new Uint8Array(REPORT_DATA_BYTES)))
+      // Report data that binds nothing and is not protocol-shaped (src/tee/podQuote.ts): only the registers are read.
+      tcb = tdxRegisters(await deps.getQuote(new Uint8Array(REPORT_DATA_BYTES).fill(0xff)))
       return tcb
     } catch (error) {
       // Not cached: the next /Info tries again (the quote provider may be starting up).

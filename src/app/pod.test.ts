@@ -29,6 +29,8 @@ function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; n
       staticNames: options.names ?? {},
       reverseLookup: options.lookup ?? (async () => []),
     },
+    quoteProvider: { getQuote: async (reportData: Uint8Array) => reportData },
+    version: '0.0.0-test',
     logger,
   })
 }
@@ -107,4 +109,27 @@ test('security: outside devnet mode the header is ignored; the name comes from t
   assert.equal(fromDns.appId, toHex0x(appIdForPod('web-1')))
   await app.request('/sealkey', {}, env('10.0.0.9'))
   assert.deepEqual(lookups, ['10.0.0.7', '10.0.0.9'], 'reverse DNS answers are cached')
+})
+
+test('default: the dstack guest-agent routes share the listener and the pod identity', async () => {
+  const res = await appWith().request('/GetKey', {
+    method: 'POST',
+    headers: { 'x-keymanager-pod': 'app', 'content-type': 'application/json' },
+    body: JSON.stringify({ path: 'wallet', purpose: 'signing' }),
+  })
+  assert.equal(res.status, 200)
+  const body = (await res.json()) as { key: string; signature_chain: string[] }
+  const expected = createMasterSecret(secret).getKey({ appId: appIdForPod('app'), path: 'wallet', purpose: 'signing' })
+  assert.equal(body.key, Buffer.from(expected.key).toString('hex'))
+  assert.equal(body.signature_chain.length, 2)
+})
+
+test('security: dstack GetQuote on the pod listener refuses protocol-shaped report data', async () => {
+  const res = await appWith().request('/GetQuote', {
+    method: 'POST',
+    headers: { 'x-keymanager-pod': 'app', 'content-type': 'application/json' },
+    body: JSON.stringify({ report_data: 'ab'.repeat(32) }),
+  })
+  const body = (await res.json()) as { error: string }
+  assert.match(body.error, /reserved for keymanager protocol quotes/)
 })

@@ -5,6 +5,10 @@ import { KeymanagerError } from '../errors.ts'
 import { appIdForPod } from '../keys/derive.ts'
 import { parseHex, toHex0x } from '../keys/bytes.ts'
 import type { KeymanagerNode } from '../node/node.ts'
+import type { MasterSecret } from '../secret/masterSecret.ts'
+import { podQuoteSource } from '../tee/podQuote.ts'
+import type { QuoteProvider } from '../tee/types.ts'
+import { createDstackApp, podResolverFromMiddleware, type DstackAppDeps, type PodResolver } from './dstack.ts'
 import { createErrorHandler, notFound, parseInput } from './errors.ts'
 import { podIdentity, type PodIdentityOptions } from './podIdentity.ts'
 
@@ -15,6 +19,9 @@ export type PodAppDeps = {
   /** Pod name → pinned 20-byte appId (DESIGN.md §2), e.g. to keep a dstack app's keys across a migration. */
   appIds: Record<string, Uint8Array>
   identity: PodIdentityOptions
+  /** The node's quote provider, for dstack `GetQuote` (wrapped by podQuoteSource: protocol-shaped data refused). */
+  quoteProvider: Pick<QuoteProvider, 'getQuote'>
+  version: string
   logger: Logger
 }
 
@@ -48,8 +55,9 @@ export function createPodApp(deps: PodAppDeps) {
 
   app.get('/healthz', (c) => c.json({ ok: true, state: deps.node.state }))
 
-  app.use('/sealkey', podIdentity(deps.identity))
-  app.use('/attest/*', podIdentity(deps.identity))
+  const identity = podIdentity(deps.identity)
+  app.use('/sealkey', identity)
+  app.use('/attest/*', identity)
 
   app.get('/sealkey', (c) => {
     const master = requireReady()
@@ -83,5 +91,19 @@ export function createPodApp(deps: PodAppDeps) {
     })
   })
 
+  // dstack guest-agent API (DESIGN.md §8): same listener, same pod identity, its own error shape.
+  app.route('/', createDstackApp(dstackDeps(deps, podResolverFromMiddleware(identity, appIdOf), requireReady)))
+
   return app
+}
+
+/** Dependencies of the dstack routes, shared by the pod listener and the per-pod unix sockets. */
+export function dstackDeps(deps: PodAppDeps, resolvePodAppId: PodResolver, master: () => MasterSecret): DstackAppDeps {
+  return {
+    resolvePodAppId,
+    master,
+    getQuote: podQuoteSource(deps.quoteProvider),
+    info: () => ({ chainId: deps.chainId, registry: deps.registry, generation: deps.node.generation, version: deps.version, rev: '' }),
+    logger: deps.logger,
+  }
 }

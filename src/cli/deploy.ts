@@ -1,0 +1,84 @@
+// `keymanager deploy` (DESIGN.md §11) and scripts/deploy.ts: deploy the registry to any RPC URL with an owner key.
+// The key comes from a file or the environment, never from argv (visible in `ps`), and is never printed; neither is
+// the RPC URL, which may carry an API key.
+import { readFileSync } from 'node:fs'
+import { createPublicClient, createWalletClient, defineChain, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { deployKeyManager, MAX_MEASUREMENT_DELAY } from '../chain/deploy.ts'
+import { parseFlags, UsageError } from './args.ts'
+
+export type DeploySettings = { rpcUrl: string; ownerPrivateKey: Hex; owner?: Address; measurementDelay: bigint }
+
+/** Flags first, then the environment (RPC_URL, OWNER_PRIVATE_KEY, MEASUREMENT_DELAY). */
+export function readDeploySettings(argv: string[], env: Record<string, string | undefined>): DeploySettings {
+  const { values } = parseFlags(argv, {
+    rpc: { type: 'string' },
+    'owner-key-file': { type: 'string' },
+    owner: { type: 'string' },
+    'measurement-delay': { type: 'string' },
+  })
+  const rpcUrl = (values.rpc ?? env.RPC_URL ?? '').trim()
+  if (!rpcUrl) throw new UsageError('an RPC URL is needed: --rpc URL or RPC_URL')
+  let url: URL
+  try {
+    url = new URL(rpcUrl)
+  } catch {
+    throw new UsageError('the RPC URL is not a valid URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('the RPC URL must be http(s)')
+  let key = env.OWNER_PRIVATE_KEY?.trim()
+  if (values['owner-key-file']) {
+    try {
+      key = readFileSync(values['owner-key-file'], 'utf8').trim()
+    } catch (error) {
+      throw new UsageError(`--owner-key-file: cannot read it (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+  }
+  if (!key) throw new UsageError('an owner key is needed: --owner-key-file FILE or OWNER_PRIVATE_KEY')
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('the owner key must be 0x followed by 64 hex digits')
+  const delay = (values['measurement-delay'] ?? env.MEASUREMENT_DELAY ?? '0').trim()
+  if (!/^\d{1,20}$/.test(delay) || BigInt(delay) > MAX_MEASUREMENT_DELAY)
+    throw new UsageError(`the measurement delay must be a whole number of seconds from 0 to ${MAX_MEASUREMENT_DELAY}`)
+  if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError('--owner must be a 0x address')
+  return {
+    rpcUrl,
+    ownerPrivateKey: key as Hex,
+    ...(values.owner ? { owner: getAddress(values.owner.toLowerCase()) } : {}),
+    measurementDelay: BigInt(delay),
+  }
+}
+
+/** Deploys and returns the registry address. */
+export async function deployWithSettings(settings: DeploySettings): Promise<Address> {
+  let account
+  try {
+    account = privateKeyToAccount(settings.ownerPrivateKey)
+  } catch {
+    throw new UsageError('the owner key is not a valid secp256k1 private key')
+  }
+  const transport = http(settings.rpcUrl)
+  let chainId: number
+  try {
+    chainId = await createPublicClient({ transport }).getChainId()
+  } catch {
+    throw new Error('the RPC URL did not answer eth_chainId')
+  }
+  const chain = defineChain({
+    id: chainId,
+    name: `chain ${chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [settings.rpcUrl] } },
+  })
+  return deployKeyManager({
+    walletClient: createWalletClient({ account, chain, transport }),
+    publicClient: createPublicClient({ chain, transport }),
+    owner: settings.owner ?? account.address,
+    measurementDelay: settings.measurementDelay,
+  })
+}
+
+export async function runDeploy(argv: string[], env: Record<string, string | undefined>, out: (line: string) => void): Promise<number> {
+  const address = await deployWithSettings(readDeploySettings(argv, env))
+  out(address)
+  return 0
+}
