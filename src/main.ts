@@ -6,7 +6,15 @@ const USAGE = `usage: keymanager <command> [options]
 commands:
   serve --config FILE            run one sidecar
   devnet [--nodes N] [--once]    local chain, registry and N sidecars, onboarded end to end
+  deploy --rpc URL --owner-key-file F [--owner ADDR] [--measurement-delay S]
+                                 deploy the registry (or RPC_URL / OWNER_PRIVATE_KEY in the environment)
+  derive --master-secret-file F --app-id HEX --path P --purpose Q [--algorithm A] [--json]
+                                 offline dstack-compatible key derivation, for auditors and migrations
+  verify-chain FILE [--rpc URL --registry ADDR | --master-address ADDR] [--json]
+                                 check a GetKey response's signature chain step by step
   help                           this text`
+
+const out = (line: string) => process.stdout.write(line + '\n')
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -37,6 +45,12 @@ async function main(argv: string[]): Promise<number> {
       onShutdown(() => devnet.stop())
       return -1
     }
+    case 'deploy':
+      return (await import('./cli/deploy.ts')).runDeploy(rest, process.env, out)
+    case 'derive':
+      return (await import('./cli/derive.ts')).runDerive(rest, out)
+    case 'verify-chain':
+      return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
     case undefined:
     case 'help':
     case '--help':
