@@ -5,7 +5,9 @@ const USAGE = `usage: keymanager <command> [options]
 
 commands:
   serve --config FILE            run one sidecar
-  devnet [--nodes N] [--once]    local chain, registry and N sidecars, onboarded end to end
+  devnet [--nodes N] [--once] [--auto]
+                                 local chain, registry and N sidecars, onboarded end to end
+                                 (--auto: nodes 2..N join by themselves, no host calls)
   deploy --rpc URL --owner-key-file F [--owner ADDR] [--measurement-delay S]
                                  deploy the registry (or RPC_URL / OWNER_PRIVATE_KEY in the environment)
   derive --master-secret-file F --app-id HEX --path P --purpose Q [--algorithm A] [--json]
@@ -24,7 +26,10 @@ async function main(argv: string[]): Promise<number> {
       if (!values.config) throw new UsageError('serve needs --config FILE')
       const { loadNodeConfig } = await import('./config.ts')
       const { startNode } = await import('./cli/serve.ts')
-      const running = await startNode(loadNodeConfig(values.config))
+      const config = loadNodeConfig(values.config)
+      // Test hook (crash tests): honoured only in devnet mode; startNode refuses it otherwise.
+      const crashAfterSign = process.env.KEYMANAGER_CRASH_AFTER_SIGN === '1'
+      const running = await startNode(config, undefined, crashAfterSign ? { crashAfterSign } : {})
       onShutdown(() => running.close())
       return -1
     }
@@ -32,10 +37,11 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseFlags(rest, {
         nodes: { type: 'string', default: '3' },
         once: { type: 'boolean', default: false },
+        auto: { type: 'boolean', default: false },
         dir: { type: 'string', default: '.keymanager' },
       })
       const { runDevnet, parseNodeCount } = await import('./cli/devnet.ts')
-      const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes), dir: values.dir, print: (line) => process.stdout.write(line + '\n') })
+      const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes), dir: values.dir, auto: values.auto, print: (line) => process.stdout.write(line + '\n') })
       if (values.once) {
         const ok = await devnet.verify()
         await devnet.stop()

@@ -2,7 +2,7 @@
 // whole onboarding walk-through driven through the host API as an operator would drive it.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -43,11 +43,15 @@ function devPrivateKey(index: number): Hex {
   return toHex0x(devAccount(index).getHdKey().privateKey!)
 }
 
-export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string }
+export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string; configPath: string }
 
 /** Starts `keymanager serve` as its own process and waits for its `listening` log line. */
-export async function spawnNode(configPath: string, logPath: string): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function spawnNode(
+  configPath: string,
+  logPath: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   const log = createWriteStream(logPath, { flags: 'a' })
   child.stderr!.pipe(log)
   let lastLine = ''
@@ -75,12 +79,52 @@ export async function hostCall<T = Record<string, unknown>>(node: DevnetNodeInfo
   return body
 }
 
-export async function runDevnet({ nodes: count, dir, print }: { nodes: number; dir: string; print: (line: string) => void }) {
+/** Settings of auto-mode devnet nodes: a wider jitter than the default lets requests sent together share one blob. */
+export const DEVNET_AUTO: NodeConfig['auto'] = {
+  register: true,
+  help: true,
+  confirmations: 0,
+  pollIntervalMs: 250,
+  jitterMs: [1500, 3500],
+  maxBatch: 50,
+  bumpAfterBlocks: 3,
+}
+
+/** Polls a node's pod `/healthz` (no host call) until it reports `ready`. */
+export async function waitUntilReady(node: DevnetNodeInfo, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const state = await fetch(`${node.podUrl}/healthz`).then(
+      async (res) => ((await res.json()) as { state: string }).state,
+      () => 'unreachable',
+    )
+    if (state === 'ready') return
+    if (Date.now() > deadline) throw new Error(`node ${node.podUrl} is still ${state} after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+export async function runDevnet({
+  nodes: count,
+  dir,
+  print,
+  auto = false,
+  nodeEnv,
+}: {
+  nodes: number
+  dir: string
+  print: (line: string) => void
+  /** Nodes after the first join by themselves (auto mode); node 1 is bootstrapped through the host API and helps by itself. */
+  auto?: boolean
+  /** Extra environment of node i (1-based), e.g. test hooks. */
+  nodeEnv?: (index: number) => Record<string, string> | undefined
+}) {
   const root = resolve(dir)
   const devnetDir = join(root, 'devnet')
   rmSync(devnetDir, { recursive: true, force: true })
   mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
   const started: { anvil?: Anvil; nodes: NodeProcess[] } = { nodes: [] }
+  let info: DevnetInfo | undefined
 
   async function stop() {
     await Promise.all(
@@ -124,7 +168,9 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
     print(`✓ simulated measurement ${measured.measurementId} allowed`)
 
     /** Starts one more sidecar on this devnet; options let tests run rogue or misconfigured nodes. */
-    async function addNode(options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number; auto?: NodeConfig['auto'] } = {}): Promise<NodeProcess> {
+    async function addNode(
+      options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number; auto?: NodeConfig['auto']; seal?: NodeConfig['seal']; env?: Record<string, string> } = {},
+    ): Promise<NodeProcess> {
       const i = started.nodes.length + 1
       const nodeDir = join(devnetDir, `node${i}`)
       mkdirSync(nodeDir, { recursive: true, mode: 0o700 })
@@ -144,7 +190,7 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
           trustedAttestationKey: toHex0x(attestation.publicKey),
           measurementLabel: options.measurementLabel ?? DEVNET_MEASUREMENT_LABEL,
         },
-        seal: 'dev-file',
+        seal: options.seal ?? 'dev-file',
         devnet: true,
         auto: options.auto ?? false,
         pods: { names: {}, appIds: {} },
@@ -153,8 +199,8 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
       } satisfies NodeConfig
       const configPath = join(nodeDir, 'config.json')
       writeFileSync(configPath, JSON.stringify(config, null, 2))
-      const { child, podUrl, hostUrl } = await spawnNode(configPath, join(nodeDir, 'node.log'))
-      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir }
+      const { child, podUrl, hostUrl } = await spawnNode(configPath, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
+      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir, configPath }
       started.nodes.push(node)
       print(`✓ node ${i} up: pod ${podUrl}, host ${hostUrl}`)
       return node
@@ -173,7 +219,22 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
       return done
     }
 
-    for (let i = 1; i <= count; i++) await addNode()
+    /** Starts a stopped node again on its data dir (crash tests); its URLs change (ports are picked anew). */
+    async function restartNode(node: NodeProcess, options: { env?: Record<string, string>; config?: Partial<NodeConfig> } = {}) {
+      if (node.child.exitCode === null && node.child.signalCode === null) throw new Error('node is still running')
+      if (options.config) {
+        const current = JSON.parse(readFileSync(node.configPath, 'utf8')) as NodeConfig
+        writeFileSync(node.configPath, JSON.stringify({ ...current, ...options.config }, null, 2))
+      }
+      const { child, podUrl, hostUrl } = await spawnNode(node.configPath, join(node.dir, 'node.log'), options.env)
+      Object.assign(node, { child, podUrl, hostUrl })
+      const index = started.nodes.indexOf(node)
+      if (info) info.nodes[index] = { podUrl, hostUrl, hostToken: node.hostToken }
+      return node
+    }
+
+    const autoSettings = auto ? DEVNET_AUTO : false
+    for (let i = 1; i <= count; i++) await addNode({ auto: autoSettings })
 
     // Bootstrap (DESIGN.md §5 step 2): node 1 makes M; the owner sends bootstrap() with the node's blob.
     const first = started.nodes[0]!
@@ -185,17 +246,25 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
     }
     print(`✓ node 1 bootstrapped the network: master key ${prepared.xPub}`)
 
-    for (const node of started.nodes.slice(1)) {
-      const done = await onboard(node, first)
-      if (done.xPub.toLowerCase() !== prepared.xPub.toLowerCase()) throw new Error('a node holds another master key')
+    if (auto) {
+      // DESIGN.md §5 without a host: each node registers, is answered by a ready node, completes and confirms.
+      const t0 = Date.now()
+      await Promise.all(started.nodes.slice(1).map((node) => waitUntilReady(node)))
+      print(`✓ nodes 2-${count} joined by themselves in ${((Date.now() - t0) / 1000).toFixed(1)} s (no host calls)`)
+    } else {
+      for (const node of started.nodes.slice(1)) {
+        const done = await onboard(node, first)
+        if (done.xPub.toLowerCase() !== prepared.xPub.toLowerCase()) throw new Error('a node holds another master key')
+      }
     }
 
-    const info: DevnetInfo = {
+    const devnetInfo: DevnetInfo = {
       rpcUrl: anvil.rpcUrl,
       chainId: foundry.id,
       registry,
       nodes: started.nodes.map(({ podUrl, hostUrl, hostToken }) => ({ podUrl, hostUrl, hostToken })),
     }
+    info = devnetInfo
     writeFileSync(join(root, 'devnet.json'), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
     print(`✓ wrote ${join(dir, 'devnet.json')}`)
     print(`  try: curl -H 'x-keymanager-pod: app' ${first.podUrl}/sealkey`)
@@ -211,11 +280,11 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
         const res = await fetch(`${node.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': pod } })
         return ((await res.json()) as { key: Hex }).key
       }
-      const keys = await Promise.all(info.nodes.map((n) => sealkey(n, 'app')))
+      const keys = await Promise.all(devnetInfo.nodes.map((n) => sealkey(n, 'app')))
       check(`/sealkey for pod 'app' is the same on all ${keys.length} nodes`, keys.every((k) => k === keys[0]))
-      check(`/sealkey for pod 'other' differs from pod 'app'`, (await sealkey(info.nodes[0]!, 'other')) !== keys[0])
+      check(`/sealkey for pod 'other' differs from pod 'app'`, (await sealkey(devnetInfo.nodes[0]!, 'other')) !== keys[0])
       const appData = toHex0x(randomBytes(32))
-      for (const [i, node] of info.nodes.entries()) {
+      for (const [i, node] of devnetInfo.nodes.entries()) {
         const res = await fetch(`${node.podUrl}/attest/${appData}`, { headers: { 'x-keymanager-pod': 'app' } })
         const body = (await res.json()) as { signature: Hex; hostname: string }
         const valid = await registryClient.verifyAttestation(body.hostname, appData, body.signature)
@@ -223,7 +292,7 @@ export async function runDevnet({ nodes: count, dir, print }: { nodes: number; d
       }
       return ok
     }
-    return { info, verify, stop, addNode, onboard, registry, owner, publicClient, anvil, attestationKeyFile, devnetDir }
+    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, attestationKeyFile, devnetDir, nodes: started.nodes, chain }
   } catch (error) {
     await stop()
     throw error
