@@ -65,7 +65,15 @@ export const nodeConfigSchema = z
         measurementLabel: z.string().min(1).max(64),
       }),
     ]),
-    seal: z.enum(['dev-file', 'none']),
+    /**
+     * DESIGN.md §9. `dstack`: key from the guest agent (`{provider, socket}` to move its socket); `gramine`: the
+     * SGX MRENCLAVE sealing key (`{provider, attestationDir}` to move `/dev/attestation`); `none`; `dev-file` (devnet).
+     */
+    seal: z.union([
+      z.enum(['dev-file', 'none', 'dstack', 'gramine']),
+      z.strictObject({ provider: z.literal('dstack'), socket: z.string().min(1) }),
+      z.strictObject({ provider: z.literal('gramine'), attestationDir: z.string().min(1) }),
+    ]),
     /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
     auto: z.union([z.boolean(), autoSchema]).default(false),
     /** Devnet mode: pods may name themselves with `x-keymanager-pod` (logged as insecure). */

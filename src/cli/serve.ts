@@ -13,6 +13,8 @@ import { resolveAuto, type NodeConfig } from '../config.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
+import { dstackSealProvider } from '../secret/dstackSeal.ts'
+import { gramineSealProvider } from '../secret/gramineSeal.ts'
 import { devFileSealProvider, noneSealProvider } from '../secret/seal.ts'
 import { createBlobArchive } from '../store/blobArchive.ts'
 import { createCursorStore } from '../store/cursor.ts'
@@ -76,7 +78,15 @@ export async function startNode(
 
   const token = readSecretFile(config.host.tokenFile, 'host token')
   const db = openDatabase(`${config.dataDir}/keymanager.sqlite`)
-  const seal = config.seal === 'dev-file' ? devFileSealProvider(config.dataDir) : noneSealProvider()
+  const sealChoice = typeof config.seal === 'string' ? { provider: config.seal } : config.seal
+  const seal =
+    sealChoice.provider === 'dev-file'
+      ? devFileSealProvider(config.dataDir)
+      : sealChoice.provider === 'dstack'
+        ? await dstackSealProvider({ socketPath: 'socket' in sealChoice ? sealChoice.socket : undefined })
+        : sealChoice.provider === 'gramine'
+          ? gramineSealProvider({ attestationDir: 'attestationDir' in sealChoice ? sealChoice.attestationDir : undefined })
+          : noneSealProvider()
   if (seal.insecure) logger.warn({ seal: seal.name }, 'INSECURE seal provider: secrets at rest are readable from the data dir (devnet only)')
 
   const q = config.quote
