@@ -29,6 +29,20 @@ export function resolveAuto(auto: NodeConfig['auto']): AutoConfig {
   return { ...autoSchema.parse(auto), enabled: true }
 }
 
+/**
+ * How this node verifies other nodes' quotes (DESIGN.md §10): the same fields for every quote provider. Trust is
+ * explicit: without `trustedRootCaFiles` only Intel's SGX Root CA is trusted; with it, exactly the roots listed, and a
+ * node that trusts any root other than Intel's says so in a warning at start (a devnet lists its own root here).
+ */
+const quoteVerification = {
+  /** Root CA certificate files (PEM or DER). Absent: Intel's SGX Root CA only. */
+  trustedRootCaFiles: z.array(z.string().min(1)).min(1).optional(),
+  /** Collateral from a PCCS or Intel PCS, cached in the node database. Default (with no collateralFile): Intel PCS. */
+  pccsUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Collateral from one JSON file in dcap-qvl's `getCollateral` shape (offline nodes, devnets). */
+  collateralFile: z.string().min(1).optional(),
+}
+
 /** Node configuration (`keymanager serve --config FILE`), validated once at start-up. */
 export const nodeConfigSchema = z
   .object({
@@ -54,17 +68,20 @@ export const nodeConfigSchema = z
     }),
     /** File holding the host-provided gas key (0x + 64 hex). Without one, txs are returned for the host to send. */
     gasKeyFile: z.string().optional(),
-    quote: z.discriminatedUnion('provider', [
-      z.strictObject({
-        provider: z.literal('simulated'),
-        /** P-256 devnet attestation secret key file (32 raw bytes). */
-        attestationKeyFile: z.string(),
-        /** Public key of the devnet attestation key this node trusts when verifying others (64 bytes). */
-        trustedAttestationKey: hex(64, 'quote.trustedAttestationKey'),
-        /** Label of the simulated build; different labels give different measurements. */
-        measurementLabel: z.string().min(1).max(64),
-      }),
-    ]),
+    quote: z
+      .discriminatedUnion('provider', [
+        z.strictObject({
+          provider: z.literal('simulated'),
+          /** The devnet platform (src/tee/devnetPki.ts): PCK certificate chain, PEM, leaf first. */
+          pckChainFile: z.string().min(1),
+          /** The platform's PCK private key (PKCS#8 PEM): signs the simulated QE report. */
+          pckKeyFile: z.string().min(1),
+          /** Label of the simulated build; different labels give different measurements. */
+          measurementLabel: z.string().min(1).max(64),
+          ...quoteVerification,
+        }),
+      ])
+      .refine((q) => !(q.pccsUrl && q.collateralFile), { message: 'give quote.pccsUrl or quote.collateralFile, not both' }),
     /**
      * DESIGN.md §9. `dstack`: key from the guest agent (`{provider, socket}` to move its socket); `gramine`: the
      * SGX MRENCLAVE sealing key (`{provider, attestationDir}` to move `/dev/attestation`); `none`; `dev-file` (devnet).
@@ -112,6 +129,10 @@ export function loadNodeConfig(path: string): NodeConfig {
   config.dataDir = abs(config.dataDir)
   config.host.tokenFile = abs(config.host.tokenFile)
   if (config.gasKeyFile) config.gasKeyFile = abs(config.gasKeyFile)
-  if (config.quote.provider === 'simulated') config.quote.attestationKeyFile = abs(config.quote.attestationKeyFile)
+  const q = config.quote
+  q.pckChainFile = abs(q.pckChainFile)
+  q.pckKeyFile = abs(q.pckKeyFile)
+  if (q.trustedRootCaFiles) q.trustedRootCaFiles = q.trustedRootCaFiles.map(abs)
+  if (q.collateralFile) q.collateralFile = abs(q.collateralFile)
   return config
 }

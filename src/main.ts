@@ -14,6 +14,11 @@ commands:
                                  offline dstack-compatible key derivation, for auditors and migrations
   verify-chain FILE [--rpc URL --registry ADDR | --master-address ADDR] [--json]
                                  check a GetKey response's signature chain step by step
+  quote verify FILE [--collateral F | --pccs URL] [--root-ca FILE]... [--now UNIX] [--json]
+                                 verify a DCAP quote (binary or hex) with its collateral
+  quote measure FILE [--json]    a quote's measurement id (DESIGN.md §4), unverified
+  policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
+                                 the registry's measurement allow-list and TCB policy
   help                           this text`
 
 const out = (line: string) => process.stdout.write(line + '\n')
@@ -55,6 +60,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/deploy.ts')).runDeploy(rest, process.env, out)
     case 'derive':
       return (await import('./cli/derive.ts')).runDerive(rest, out)
+    case 'quote':
+      return (await import('./cli/quote.ts')).runQuote(rest, out)
+    case 'policy':
+      return (await import('./cli/policy.ts')).runPolicy(rest, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
     case undefined:

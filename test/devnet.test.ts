@@ -1,7 +1,7 @@
 // End to end on a real anvil with real blobs, real SQLite and real HTTP between separate sidecar processes;
 // only the TEE is simulated (DESIGN.md §10). The walk-through, then the refusals of DESIGN.md §5 step 4.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -94,10 +94,8 @@ describe('devnet: onboarding end to end', () => {
     const wallet = createWalletClient({ account: devAccount(12), chain: { ...foundry, rpcUrls: { default: { http: [devnet.anvil.rpcUrl] } } }, transport: http(devnet.anvil.rpcUrl) })
     const head = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
     const ref = await devnet.publicClient.getBlock({ blockNumber: head - args.refAge })
-    const provider = simulatedQuoteProvider({
-      attestationSecretKey: new Uint8Array(readFileSync(devnet.attestationKeyFile)),
-      measurement: simulatedMeasurement('devnet'),
-    })
+    // A genuine platform of this devnet (its PCK chain verifies), run by a malicious host.
+    const provider = simulatedQuoteProvider({ platform: devnet.pki.mintPlatform(), measurement: simulatedMeasurement('devnet') })
     const quote = await provider.getQuote(
       registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: args.quoteKey, refBlockNumber: ref.number, refBlockHash: ref.hash }),
     )

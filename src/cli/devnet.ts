@@ -17,7 +17,9 @@ import { createRegistryClient } from '../chain/registry.ts'
 import type { NodeConfig } from '../config.ts'
 import { toHex0x } from '../keys/bytes.ts'
 import { measurementOf } from '../tee/measurement.ts'
-import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { createDevnetPki, saveDevnetPlatform, serveDevnetPccs, type DevnetPccs } from '../tee/devnetPki.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import type { TcbStatus } from '../tee/types.ts'
 import { UsageError } from './args.ts'
 
 /** anvil's well-known development mnemonic: account 0 owns the registry, account i pays node i's gas. */
@@ -123,7 +125,7 @@ export async function runDevnet({
   const devnetDir = join(root, 'devnet')
   rmSync(devnetDir, { recursive: true, force: true })
   mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
-  const started: { anvil?: Anvil; nodes: NodeProcess[] } = { nodes: [] }
+  const started: { anvil?: Anvil; pccs?: DevnetPccs; nodes: NodeProcess[] } = { nodes: [] }
   let info: DevnetInfo | undefined
 
   async function stop() {
@@ -138,6 +140,7 @@ export async function runDevnet({
       ),
     )
     await started.anvil?.stop()
+    await started.pccs?.close()
   }
 
   try {
@@ -152,11 +155,17 @@ export async function runDevnet({
     const registry = await deployKeyManager({ walletClient: owner, publicClient, owner: owner.account.address, measurementDelay: 0n })
     print(`✓ KeyManager registry deployed at ${registry} (owner ${owner.account.address})`)
 
-    // The devnet's simulated TEE: one attestation key, trusted explicitly by every node of this devnet only.
-    const attestation = generateSimulatedAttestationKey()
-    const attestationKeyFile = join(devnetDir, 'attestation.key')
-    writeFileSync(attestationKeyFile, attestation.secretKey, { mode: 0o600 })
-    const probe = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) })
+    // The devnet's simulated TEE (DESIGN.md §10): a DCAP PKI of its own in pki/ (collateral.json there is for
+    // `keymanager quote verify`), a PCCS serving its collateral, and its root, which the nodes of this devnet and no
+    // other trust explicitly (`quote.trustedRootCaFiles`). Each node gets its own platform (PCK key and certificate).
+    const pki = createDevnetPki()
+    const pkiDir = join(devnetDir, 'pki')
+    pki.save(pkiDir)
+    writeFileSync(join(pkiDir, 'collateral.json'), JSON.stringify(pki.collateral(), null, 2) + '\n')
+    const pccs = await serveDevnetPccs(pki)
+    started.pccs = pccs
+    print(`✓ devnet PKI in ${pkiDir}, its PCCS on ${pccs.url}`)
+    const probe = simulatedQuoteProvider({ platform: pki.mintPlatform(), measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) })
     const measured = measurementOf(await probe.getQuote(new Uint8Array(64)))
     const addHash = await owner.writeContract({
       address: registry,
@@ -167,9 +176,29 @@ export async function runDevnet({
     await publicClient.waitForTransactionReceipt({ hash: addHash })
     print(`✓ simulated measurement ${measured.measurementId} allowed`)
 
+    /** Collateral issued at `issuedAt`, still inside its validity window for 30 days from now. */
+    function staleCollateral(nodeDir: string, issuedAt: number): string {
+      const file = join(nodeDir, 'collateral.json')
+      const validFor = Math.floor(Date.now() / 1000) - issuedAt + 30 * 86_400
+      writeFileSync(file, JSON.stringify(pki.collateral({ issuedAt, validFor }), null, 2) + '\n')
+      return file
+    }
+
     /** Starts one more sidecar on this devnet; options let tests run rogue or misconfigured nodes. */
     async function addNode(
-      options: { measurementLabel?: string; blobsUrl?: string; gasAccount?: number; auto?: NodeConfig['auto']; seal?: NodeConfig['seal']; env?: Record<string, string> } = {},
+      options: {
+        measurementLabel?: string
+        blobsUrl?: string
+        gasAccount?: number
+        auto?: NodeConfig['auto']
+        seal?: NodeConfig['seal']
+        env?: Record<string, string>
+        /** The node's platform: its TCB status under the devnet TCB info, and its FMSPC. */
+        tcbStatus?: TcbStatus
+        fmspc?: Hex
+        /** Verify with a collateral file issued at this time (unix seconds) instead of the devnet PCCS. */
+        collateralIssuedAt?: number
+      } = {},
     ): Promise<NodeProcess> {
       const i = started.nodes.length + 1
       const nodeDir = join(devnetDir, `node${i}`)
@@ -186,9 +215,10 @@ export async function runDevnet({
         gasKeyFile: 'gas.key',
         quote: {
           provider: 'simulated',
-          attestationKeyFile,
-          trustedAttestationKey: toHex0x(attestation.publicKey),
+          ...saveDevnetPlatform(pki.mintPlatform({ tcbStatus: options.tcbStatus, fmspc: options.fmspc }), join(nodeDir, 'platform')),
           measurementLabel: options.measurementLabel ?? DEVNET_MEASUREMENT_LABEL,
+          trustedRootCaFiles: [join(pkiDir, 'root.pem')],
+          ...(options.collateralIssuedAt === undefined ? { pccsUrl: pccs.url } : { collateralFile: staleCollateral(nodeDir, options.collateralIssuedAt) }),
         },
         seal: options.seal ?? 'dev-file',
         devnet: true,
@@ -292,7 +322,7 @@ export async function runDevnet({
       }
       return ok
     }
-    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, attestationKeyFile, devnetDir, nodes: started.nodes, chain }
+    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain }
   } catch (error) {
     await stop()
     throw error

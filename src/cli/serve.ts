@@ -24,7 +24,9 @@ import { createOutboxStore } from '../store/outbox.ts'
 import { createRegistrationStore } from '../store/registrations.ts'
 import { createRequestStore } from '../store/requests.ts'
 import { createSealedSecretStore } from '../store/sealedSecrets.ts'
-import { simulatedMeasurement, simulatedQuoteProvider, simulatedQuoteVerifier } from '../tee/simulated.ts'
+import { createCollateralCache } from '../store/collateralCache.ts'
+import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { quoteVerifierFromOptions } from './quote.ts'
 
 /** Test hooks, honoured only in devnet mode (main.ts reads them from the environment). */
 export type NodeHooks = {
@@ -90,11 +92,9 @@ export async function startNode(
   if (seal.insecure) logger.warn({ seal: seal.name }, 'INSECURE seal provider: secrets at rest are readable from the data dir (devnet only)')
 
   const q = config.quote
-  const attestationKey = new Uint8Array(readFileSync(q.attestationKeyFile))
-  const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestationKey, measurement: simulatedMeasurement(q.measurementLabel) })
-  attestationKey.fill(0)
-  const quoteVerifier = simulatedQuoteVerifier({ attestationPublicKey: parseHex(q.trustedAttestationKey, { name: 'trustedAttestationKey', length: 64, prefix: 'required' }) })
-  logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed by a devnet key, not by Intel hardware')
+  const quoteProvider = simulatedQuoteProvider({ platform: loadSimulatedPlatform(q), measurement: simulatedMeasurement(q.measurementLabel) })
+  logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
+  const { verifier: quoteVerifier } = quoteVerifierFromOptions({ ...q, cache: createCollateralCache(db) }, (roots, message) => logger.warn({ roots }, message))
 
   const stores = {
     meta: createMetaStore(db),

@@ -86,6 +86,15 @@ const MIGRATIONS: string[] = [
     onboarded_tx TEXT
   ) STRICT;
   `,
+  `
+  -- DCAP collateral fetched from a PCCS (DESIGN.md §10), by collateralCacheKey (TEE type, PCK CA, FMSPC).
+  CREATE TABLE collateral_cache (
+    key TEXT PRIMARY KEY,
+    collateral TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    stored_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ]
 
 /** Opens (creating if needed) the node database and brings its schema up to date. */

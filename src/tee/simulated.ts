@@ -1,11 +1,15 @@
-// The `simulated` TEE (DESIGN.md §10): devnets only. It lays quotes out exactly as a TDX v4 quote (48-byte
-// header, 584-byte TD report body, then the ECDSA-P256 signature data), signed by a devnet attestation key
-// instead of an Intel-certified one. Everything downstream (envelopes, report data, measurement ids, the
-// on-chain allow-list and TCB policy) runs the production code.
+// The `simulated` TEE (DESIGN.md §10): devnets only. It mints DCAP-shaped TDX v4 quotes with Intel's real layout:
+// 48-byte header, 584-byte TD report, the attestation key's ECDSA signature, then certification data type 6 holding
+// the QE report (its report data binding the attestation key), the QE report's signature by the platform's PCK key,
+// the QE auth data and certification data type 5 with the PCK certificate chain. The chain leads to a devnet root
+// (devnetPki.ts), so these quotes are verified by the production verifier, `createDcapVerifier`, with that root
+// trusted explicitly; without it they are refused (`untrusted_root`) like any other forgery.
+import { createHash, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { p256 } from '@noble/curves/nist.js'
-import { bytesToHex, concatBytes, hexToBytes } from '@noble/hashes/utils.js'
-import { measurementOf } from './measurement.ts'
-import { QuoteVerificationError, type QuoteProvider, type QuoteVerifier, type VerifiedQuote } from './types.ts'
+import { hexToBytes } from '@noble/hashes/utils.js'
+import { createDevnetPki, DEVNET_QE, DEVNET_TD } from './devnetPki.ts'
+import type { QuoteProvider } from './types.ts'
 
 /** TDX measurement fields of DESIGN.md §4, as raw bytes. */
 export type TdxMeasurementFields = {
@@ -19,11 +23,22 @@ export type TdxMeasurementFields = {
   tdAttributes: Uint8Array
 }
 
+/** The platform a simulated TD runs on: its PCK certificate chain and PCK key (devnetPki.ts `mintPlatform`). */
+export type SimulatedPlatform = {
+  /** PEM, leaf first: PCK certificate, PCK CA, root. Goes into the quote as is. */
+  pckChainPem: string
+  /** The PCK private key (P-256, PKCS#8 PEM): signs the QE report. */
+  pckKeyPem: string
+}
+
 const HEADER_LENGTH = 48
 const BODY_LENGTH = 584
 const SIGNED_LENGTH = HEADER_LENGTH + BODY_LENGTH
-// Offsets inside a TDX v4 quote (TOOLCHAIN.md; Intel TDX DCAP quote layout).
+/** Offsets of the TD report fields in a TDX v4 quote (header + TD report; Intel TDX DCAP quote layout, TOOLCHAIN.md). */
 const OFFSET = {
+  teeTcbSvn: 48,
+  mrSignerSeam: 112,
+  seamAttributes: 160,
   tdAttributes: 168,
   xfam: 176,
   mrTd: 184,
@@ -35,8 +50,13 @@ const OFFSET = {
   reportData: 568,
 } as const
 const FIELD_LENGTH = { mrTd: 48, rtMr0: 48, rtMr1: 48, rtMr2: 48, rtMr3: 48, mrConfigId: 48, xfam: 8, tdAttributes: 8 } as const
-/** Marks the certification data of a simulated quote so it can never be mistaken for a PCK chain (type 6). */
-const SIMULATED_CERT_TYPE = 0x7fff
+const INTEL_QE_VENDOR_ID = hexToBytes('939a7233f79c4ca9940a0db3957f0607')
+const ECDSA_P256 = 2
+const TEE_TYPE_TDX = 0x81
+const QE_REPORT_CERTIFICATION_DATA = 6
+const PCK_CERT_CHAIN = 5
+/** QE auth data, as Intel's TD quoting enclave fills it. */
+const QE_AUTH_DATA = Uint8Array.from({ length: 32 }, (_, i) => i)
 
 function checkField(name: keyof TdxMeasurementFields, value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) throw new TypeError(`${name}: expected Uint8Array`)
@@ -59,94 +79,136 @@ export function simulatedMeasurement(label: string): TdxMeasurementFields {
     rtMr3: new Uint8Array(48),
     mrConfigId: new Uint8Array(48),
     xfam: hexToBytes('e718060000000000'),
-    tdAttributes: new Uint8Array(8),
+    // SEPT_VE_DISABLE (bit 28) set, debug off: what a production TD has and what DCAP verification requires.
+    tdAttributes: hexToBytes('0000001000000000'),
   }
 }
 
-/** A fresh P-256 devnet attestation key (the stand-in for a TD quoting enclave's attestation key). */
+/** A fresh P-256 attestation key (what a TD quoting enclave generates at start). */
 export function generateSimulatedAttestationKey(): { secretKey: Uint8Array; publicKey: Uint8Array } {
   const secretKey = p256.utils.randomSecretKey()
   return { secretKey, publicKey: p256.getPublicKey(secretKey, false).subarray(1) }
 }
 
-/** Quote provider `simulated`: TDX v4-shaped quotes over the asked report data. */
+/** Reads a platform's PCK chain (PEM) and PCK key (PKCS#8 PEM) from the files a devnet wrote for a node. */
+export function loadSimulatedPlatform({ pckChainFile, pckKeyFile }: { pckChainFile: string; pckKeyFile: string }): SimulatedPlatform {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8')
+    } catch (error) {
+      throw new Error(`${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`)
+    }
+  }
+  const pckChainPem = read(pckChainFile, 'PCK chain')
+  if ((pckChainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length < 2) throw new Error(`PCK chain file ${pckChainFile}: expected a PEM chain, leaf first`)
+  const pckKeyPem = read(pckKeyFile, 'PCK key')
+  try {
+    createPrivateKey(pckKeyPem)
+  } catch {
+    throw new Error(`PCK key file ${pckKeyFile}: not a PEM private key`)
+  }
+  return { pckChainPem, pckKeyPem }
+}
+
+const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
+
+function attestationKeyObject(secretKey: Uint8Array | undefined): { key: KeyObject; publicKey: Uint8Array } {
+  if (!secretKey) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = publicKey.export({ format: 'jwk' })
+    return { key: privateKey, publicKey: Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]) }
+  }
+  if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) throw new RangeError('attestationSecretKey: expected 32 bytes')
+  const publicKey = p256.getPublicKey(secretKey, false).subarray(1)
+  const key = createPrivateKey({
+    key: { kty: 'EC', crv: 'P-256', d: b64url(secretKey), x: b64url(publicKey.subarray(0, 32)), y: b64url(publicKey.subarray(32)) },
+    format: 'jwk',
+  })
+  return { key, publicKey }
+}
+
+const u16 = (n: number) => {
+  const b = Buffer.alloc(2)
+  b.writeUInt16LE(n)
+  return b
+}
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return b
+}
+
+/**
+ * Quote provider `simulated`: TDX v4 quotes over the asked report data, from a TD with `measurement` on `platform`.
+ * The attestation key lives as long as the provider (a quoting enclave makes one at start): its QE report, signed by
+ * the PCK key, is made once. Without `platform` the quotes lead to a throwaway root nobody trusts (for tests that
+ * only parse quotes); without `attestationSecretKey` a fresh key is made.
+ */
 export function simulatedQuoteProvider({
-  attestationSecretKey,
   measurement,
+  platform,
+  attestationSecretKey,
 }: {
-  attestationSecretKey: Uint8Array
   measurement: TdxMeasurementFields
+  platform?: SimulatedPlatform
+  attestationSecretKey?: Uint8Array
 }): QuoteProvider {
   for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) checkField(name, measurement[name])
-  const key = Uint8Array.from(attestationSecretKey)
-  const attestationPublicKey = p256.getPublicKey(key, false).subarray(1)
+  const { pckChainPem, pckKeyPem } = platform ?? throwawayPlatform()
+  const pckKey = createPrivateKey(pckKeyPem)
+  const attestation = attestationKeyObject(attestationSecretKey)
+
+  // Header and TD report without the report data: fixed for this provider.
+  const template = Buffer.alloc(SIGNED_LENGTH)
+  template.writeUInt16LE(4, 0) // version
+  template.writeUInt16LE(ECDSA_P256, 2)
+  template.writeUInt32LE(TEE_TYPE_TDX, 4)
+  template.writeUInt16LE(DEVNET_QE.isvSvn, 8) // QE SVN
+  template.writeUInt16LE(13, 10) // PCE SVN
+  template.set(INTEL_QE_VENDOR_ID, 12)
+  template.set(DEVNET_TD.teeTcbSvn, OFFSET.teeTcbSvn)
+  template.set(DEVNET_TD.mrSignerSeam, OFFSET.mrSignerSeam)
+  template.set(DEVNET_TD.seamAttributes, OFFSET.seamAttributes)
+  for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) template.set(measurement[name], OFFSET[name])
+
+  // The QE report binds the attestation key: report data = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
+  const qeReport = Buffer.alloc(384)
+  qeReport.set(DEVNET_QE.attributes, 48)
+  qeReport.set(DEVNET_QE.mrEnclave, 64)
+  qeReport.set(DEVNET_QE.mrSigner, 128)
+  qeReport.writeUInt16LE(DEVNET_QE.isvProdId, 256)
+  qeReport.writeUInt16LE(DEVNET_QE.isvSvn, 258)
+  createHash('sha256').update(attestation.publicKey).update(QE_AUTH_DATA).digest().copy(qeReport, 320)
+  const qeReportSignature = sign('sha256', qeReport, { key: pckKey, dsaEncoding: 'ieee-p1363' })
+  const chain = Buffer.from(pckChainPem, 'latin1')
+  const qeCertification = Buffer.concat([
+    qeReport,
+    qeReportSignature,
+    u16(QE_AUTH_DATA.length),
+    QE_AUTH_DATA,
+    u16(PCK_CERT_CHAIN),
+    u32(chain.length),
+    chain,
+  ])
+  const certification = Buffer.concat([u16(QE_REPORT_CERTIFICATION_DATA), u32(qeCertification.length), qeCertification])
+  const attestationPublicKey = Buffer.from(attestation.publicKey)
+
   return Object.freeze({
     name: 'simulated',
     teeType: 'tdx' as const,
     async getQuote(reportData: Uint8Array): Promise<Uint8Array> {
       if (!(reportData instanceof Uint8Array) || reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes')
-      const signed = new Uint8Array(SIGNED_LENGTH)
-      const header = new DataView(signed.buffer)
-      header.setUint16(0, 4, true) // version 4
-      header.setUint16(2, 2, true) // attestation key type: ECDSA-256-with-P-256
-      header.setUint32(4, 0x81, true) // TEE type: TDX
-      signed.set(new TextEncoder().encode('keymanager-simulated').subarray(0, 16), 12) // QE vendor id slot: not Intel's
-      for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) signed.set(measurement[name], OFFSET[name])
+      const signed = Buffer.from(template)
       signed.set(reportData, OFFSET.reportData)
-      const signature = p256.sign(signed, key) // SHA-256 prehash, as DCAP quotes
-      const certification = new Uint8Array(6)
-      new DataView(certification.buffer).setUint16(0, SIMULATED_CERT_TYPE, true)
-      const signatureData = concatBytes(signature, attestationPublicKey, certification)
-      const length = new Uint8Array(4)
-      new DataView(length.buffer).setUint32(0, signatureData.length, true)
-      return concatBytes(signed, length, signatureData)
+      const signature = sign('sha256', signed, { key: attestation.key, dsaEncoding: 'ieee-p1363' })
+      const authData = Buffer.concat([signature, attestationPublicKey, certification])
+      return new Uint8Array(Buffer.concat([signed, u32(authData.length), authData]))
     },
   })
 }
 
-/**
- * Verifier for `simulated` quotes: trusts exactly one devnet attestation key, given explicitly. It reports TCB
- * status UpToDate, FMSPC zero and collateral issued "now", so on-chain policy checks still run.
- */
-export function simulatedQuoteVerifier({ attestationPublicKey }: { attestationPublicKey: Uint8Array }): QuoteVerifier {
-  if (attestationPublicKey.length !== 64) throw new RangeError('attestationPublicKey: expected 64 bytes')
-  const trusted = bytesToHex(attestationPublicKey)
-  return Object.freeze({
-    async verify(quote: Uint8Array, options: { now?: number } = {}): Promise<VerifiedQuote> {
-      if (!(quote instanceof Uint8Array) || quote.length < SIGNED_LENGTH + 4 + 128 + 6)
-        throw new QuoteVerificationError('malformed_quote', `quote too short: ${quote?.length ?? 0} bytes`)
-      const view = new DataView(quote.buffer, quote.byteOffset, quote.byteLength)
-      if (view.getUint16(0, true) !== 4 || view.getUint32(4, true) !== 0x81)
-        throw new QuoteVerificationError('malformed_quote', 'not a TDX v4 quote')
-      const signatureLength = view.getUint32(SIGNED_LENGTH, true)
-      if (signatureLength !== 128 + 6 || quote.length !== SIGNED_LENGTH + 4 + signatureLength)
-        throw new QuoteVerificationError('malformed_quote', 'unexpected signature data length')
-      const sigStart = SIGNED_LENGTH + 4
-      const signature = quote.subarray(sigStart, sigStart + 64)
-      const publicKey = quote.subarray(sigStart + 64, sigStart + 128)
-      if (view.getUint16(sigStart + 128, true) !== SIMULATED_CERT_TYPE)
-        throw new QuoteVerificationError('malformed_quote', 'not a simulated quote (certification data type)')
-      if (bytesToHex(publicKey) !== trusted)
-        throw new QuoteVerificationError('untrusted_root', 'quote signed by an attestation key this devnet does not trust')
-      let valid = false
-      try {
-        valid = p256.verify(signature, quote.subarray(0, SIGNED_LENGTH), concatBytes(new Uint8Array([4]), publicKey))
-      } catch {
-        valid = false
-      }
-      if (!valid) throw new QuoteVerificationError('bad_signature', 'quote signature does not verify')
-      const parsed = measurementOf(quote)
-      return {
-        teeType: parsed.teeType,
-        status: 'UpToDate',
-        advisoryIds: [],
-        fmspc: '0x000000000000',
-        measurements: parsed.measurements,
-        measurementId: parsed.measurementId,
-        measurementRaw: parsed.measurementRaw,
-        reportData: parsed.reportData,
-        collateralIssuedAt: options.now ?? Math.floor(Date.now() / 1000),
-      }
-    },
-  })
+let throwaway: SimulatedPlatform | undefined
+function throwawayPlatform(): SimulatedPlatform {
+  throwaway ??= createDevnetPki().mintPlatform()
+  return throwaway
 }

@@ -1,0 +1,213 @@
+// `keymanager policy add|remove|list|tcb` against a real anvil and registry, in-process (runPolicy) and as a child
+// process.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
+import { foundry } from 'viem/chains'
+import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
+import { deployKeyManager } from '../src/chain/deploy.ts'
+import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
+import { devAccount } from '../src/cli/devnet.ts'
+import { runPolicy } from '../src/cli/policy.ts'
+import { createDevnetPki } from '../src/tee/devnetPki.ts'
+import { measurementOf } from '../src/tee/measurement.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+
+const BIN = fileURLToPath(new URL('../bin/keymanager.js', import.meta.url))
+const dir = mkdtempSync(join(tmpdir(), 'km-cli-policy-'))
+const file = (name: string, content: string | Uint8Array) => {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+const keyHex = (index: number) => `0x${Buffer.from(devAccount(index).getHdKey().privateKey!).toString('hex')}`
+const ownerKeyFile = file('owner.key', keyHex(0) + '\n')
+const strangerKeyFile = file('stranger.key', keyHex(1))
+const sgxQuote = new Uint8Array(readFileSync(new URL('fixtures/dcap/sgx_quote', import.meta.url)))
+
+let anvil: Anvil
+let registry: Address
+let pendingRegistry: Address
+let client: RegistryClient
+let quoteFile: string
+let quoteMeasurement: ReturnType<typeof measurementOf>
+const printed: string[] = []
+
+async function policy(...argv: string[]) {
+  const out: string[] = []
+  const err: string[] = []
+  const code = await runPolicy(argv, (l) => out.push(l), (l) => err.push(l))
+  printed.push(...out, ...err)
+  return { code, out, err }
+}
+const on = (address: Address = registry) => ['--rpc', anvil.rpcUrl, '--registry', address]
+
+before(async () => {
+  anvil = await startAnvil({ chainId: foundry.id })
+  const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+  const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl), pollingInterval: 50 })
+  const walletClient = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+  registry = await deployKeyManager({ walletClient, publicClient, owner: walletClient.account.address, measurementDelay: 0n })
+  pendingRegistry = await deployKeyManager({ walletClient, publicClient, owner: walletClient.account.address, measurementDelay: 3600n })
+  client = createRegistryClient({ publicClient, address: registry })
+  const quote = await simulatedQuoteProvider({ platform: createDevnetPki().mintPlatform(), measurement: simulatedMeasurement('policy-cli') }).getQuote(new Uint8Array(64))
+  quoteFile = file('node.quote', quote)
+  quoteMeasurement = measurementOf(quote)
+})
+after(async () => {
+  await anvil?.stop()
+})
+
+describe('policy', () => {
+  test('default: add from a quote file and from raw hex; list; remove', async () => {
+    const added = await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)
+    assert.equal(added.code, 0, added.err.join('\n'))
+    assert.match(added.out[0]!, new RegExp(`^✓ measurement ${quoteMeasurement.measurementId} \\(TDX\\) added, allowed from \\d{4}-`))
+    assert.match(added.out[1]!, /^ {2}tx 0x[0-9a-f]{64}$/)
+    assert.equal(await client.isMeasurementAllowed(quoteMeasurement.measurementId), true)
+
+    const sgx = measurementOf(sgxQuote)
+    const raw = await policy('add', sgx.measurementRaw.slice(2), ...on(), '--owner-key-file', ownerKeyFile, '--json')
+    assert.equal(raw.code, 0, raw.err.join('\n'))
+    const json = JSON.parse(raw.out.join('\n'))
+    assert.equal(json.action, 'added')
+    assert.equal(json.id, sgx.measurementId)
+    assert.equal(json.teeType, 'sgx')
+
+    const list = await policy('list', ...on(), '--json')
+    assert.equal(list.code, 0, list.err.join('\n'))
+    const entries = JSON.parse(list.out.join('\n')) as { id: Hex; status: string; allowed: boolean; fields: Record<string, Hex> }[]
+    assert.deepEqual(entries.map((e) => [e.id, e.status]), [
+      [quoteMeasurement.measurementId, 'allowed'],
+      [sgx.measurementId, 'allowed'],
+    ])
+    assert.deepEqual(entries[0]!.fields, quoteMeasurement.measurements)
+    assert.deepEqual(entries[1]!.fields, sgx.measurements)
+
+    const removed = await policy('remove', sgx.measurementId, ...on(), '--owner-key-file', ownerKeyFile)
+    assert.equal(removed.code, 0, removed.err.join('\n'))
+    assert.equal(removed.out[0], `✓ measurement ${sgx.measurementId} removed`)
+    assert.equal(await client.isMeasurementAllowed(sgx.measurementId), false)
+    const after = await policy('list', ...on())
+    assert.deepEqual(
+      after.out.map((l) => l.replace(/ since .*/, '')),
+      [`${quoteMeasurement.measurementId}  tdx  allowed`, `${sgx.measurementId}  sgx  removed`],
+    )
+    // Removed by quote file, then added back.
+    assert.equal((await policy('remove', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)).code, 0)
+    assert.equal(await client.isMeasurementAllowed(quoteMeasurement.measurementId), false)
+    assert.equal((await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)).code, 0)
+    assert.equal(await client.isMeasurementAllowed(quoteMeasurement.measurementId), true)
+  })
+
+  test('default: a measurement delay shows as pending', async () => {
+    assert.equal((await policy('add', quoteFile, ...on(pendingRegistry), '--owner-key-file', ownerKeyFile)).code, 0)
+    const list = await policy('list', ...on(pendingRegistry))
+    assert.match(list.out[0]!, new RegExp(`^${quoteMeasurement.measurementId} {2}tdx {2}pending until \\d{4}-`))
+  })
+
+  test('default: tcb shows the policy, sets it, and sets FMSPCs', async () => {
+    const shown = await policy('tcb', ...on())
+    assert.equal(shown.code, 0, shown.err.join('\n'))
+    assert.deepEqual(shown.out, ['accepted TCB statuses  UpToDate', 'max collateral age     30 days', 'FMSPC allow-list       off'])
+
+    const set = await policy(
+      'tcb', ...on(), '--owner-key-file', ownerKeyFile,
+      '--accept', 'UpToDate,SWHardeningNeeded', '--max-collateral-age', '86400', '--fmspc-allowlist', 'on', '--allow-fmspc', 'de7e00000001', '--allow-fmspc', '0xB0C06F000000',
+    )
+    assert.equal(set.code, 0, set.err.join('\n'))
+    assert.match(set.out[0]!, /^✓ TCB policy updated \(3 tx: 0x[0-9a-f]{64}, /)
+    assert.deepEqual(set.out.slice(1), ['accepted TCB statuses  UpToDate, SWHardeningNeeded', 'max collateral age     1 day', 'FMSPC allow-list       on (de7e00000001, b0c06f000000)'])
+    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 3, maxCollateralAge: 86400n, fmspcAllowlistOn: true })
+    assert.equal(await client.isFmspcAllowed('0xde7e00000001'), true)
+    assert.equal(await client.isFmspcAllowed('0xde7e00000002'), false)
+
+    // Only what is given changes.
+    const partial = await policy('tcb', ...on(), '--owner-key-file', ownerKeyFile, '--disallow-fmspc', 'b0c06f000000', '--fmspc-allowlist', 'off', '--json')
+    assert.equal(partial.code, 0, partial.err.join('\n'))
+    const json = JSON.parse(partial.out.join('\n'))
+    assert.deepEqual({ ...json, txHashes: json.txHashes.length }, {
+      acceptedStatuses: ['UpToDate', 'SWHardeningNeeded'],
+      acceptedStatusesMask: 3,
+      maxCollateralAge: 86400,
+      fmspcAllowlistOn: false,
+      allowedFmspcs: ['0xde7e00000001'],
+      txHashes: 2,
+    })
+    assert.equal((await policy('tcb', ...on(), '--owner-key-file', ownerKeyFile, '--accept', 'UpToDate', '--max-collateral-age', '2592000')).code, 0)
+  })
+
+  test('error: the chain refuses: exit 1 with the revert named in one line', async () => {
+    const again = await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)
+    assert.equal(again.code, 1)
+    assert.deepEqual(again.err, [`keymanager policy: addMeasurement refused: KeyManagerMeasurementAlreadyAdded(${quoteMeasurement.measurementId})`])
+    const stranger = await policy('remove', quoteMeasurement.measurementId, ...on(), '--owner-key-file', strangerKeyFile)
+    assert.equal(stranger.code, 1)
+    assert.deepEqual(stranger.err, [`keymanager policy: removeMeasurement refused: KeyManagerUnauthorizedAccount(${devAccount(1).address})`])
+    const unknown = await policy('remove', `0x${'ab'.repeat(32)}`, ...on(), '--owner-key-file', ownerKeyFile)
+    assert.deepEqual(unknown.err, [`keymanager policy: removeMeasurement refused: KeyManagerUnknownMeasurement(0x${'ab'.repeat(32)})`])
+    const noContract = await policy('list', '--rpc', anvil.rpcUrl, '--registry', `0x${'12'.repeat(20)}`)
+    assert.equal(noContract.code, 1)
+    assert.deepEqual(noContract.err, [`keymanager policy: no contract at 0x${'12'.repeat(20)} on chain 31337`])
+    const down = await policy('list', '--rpc', 'http://127.0.0.1:1/secret-api-key', '--registry', registry)
+    assert.equal(down.code, 1)
+    assert.equal(down.err.length, 1)
+    assert.match(down.err[0]!, /^keymanager policy: cannot reach the RPC: /)
+    assert.doesNotMatch(down.err[0]!, /secret-api-key/)
+  })
+
+  test('error: bad flags and arguments exit 2 with one line', async () => {
+    const cases: [string[], string | RegExp][] = [
+      [[], /^keymanager policy: policy needs a command: /],
+      [['show'], "keymanager policy: unknown policy command 'show' (add, remove, list or tcb)"],
+      [['list'], 'keymanager policy: give --rpc URL'],
+      [['list', '--rpc', 'ws://x', '--registry', registry], 'keymanager policy: --rpc must be an http(s) URL'],
+      [['list', ...on('0x1234' as Address)], "keymanager policy: --registry must be a 0x address, got '0x1234'"],
+      [['list', 'extra', ...on()], 'keymanager policy: policy list takes no arguments, got 1'],
+      [['add', ...on()], 'keymanager policy: policy add takes one argument, got 0'],
+      [['add', quoteFile, ...on()], "keymanager policy: this command sends a transaction: give --owner-key-file F (the registry owner's key)"],
+      [['add', quoteFile, ...on(), '--owner-key-file', join(dir, 'missing')], 'keymanager policy: --owner-key-file: cannot read it (ENOENT)'],
+      [['add', quoteFile, ...on(), '--owner-key-file', quoteFile], 'keymanager policy: --owner-key-file must hold 0x followed by 64 hex digits'],
+      [['add', quoteMeasurement.measurementId, ...on(), '--owner-key-file', ownerKeyFile], 'keymanager policy: add takes a quote file or a raw measurement, not a measurement id (the contract needs the raw fields)'],
+      [['add', '01abcd', ...on(), '--owner-key-file', ownerKeyFile], 'keymanager policy: a raw measurement is 305 bytes starting 01 (TDX) or 69 bytes starting 02 (SGX), got 3 bytes'],
+      [['add', join(dir, 'nope.quote'), ...on(), '--owner-key-file', ownerKeyFile], `keymanager policy: ${join(dir, 'nope.quote')}: ENOENT`],
+      [['add', quoteFile, ...on(), '--accept', 'UpToDate'], 'keymanager policy: --accept belongs to policy tcb'],
+      [['remove', 'abcd', ...on(), '--owner-key-file', ownerKeyFile], 'keymanager policy: remove takes a measurement id (32 bytes of hex) or a quote file, got 2 bytes of hex'],
+      [['tcb', ...on(), '--accept', 'UpToDate,Revoked'], /^keymanager policy: --accept takes TCB statuses from UpToDate, .* \(Revoked is never accepted\), got 'Revoked'$/],
+      [['tcb', ...on(), '--max-collateral-age', '0'], "keymanager policy: --max-collateral-age must be a positive number of seconds, got '0'"],
+      [['tcb', ...on(), '--fmspc-allowlist', 'yes'], "keymanager policy: --fmspc-allowlist takes on or off, got 'yes'"],
+      [['tcb', ...on(), '--allow-fmspc', 'b0c06f'], "keymanager policy: --allow-fmspc takes an FMSPC, 6 bytes of hex, got 'b0c06f'"],
+      [['tcb', ...on(), '--allow-fmspc', 'b0c06f000000', '--disallow-fmspc', 'B0C06F000000'], 'keymanager policy: FMSPC b0c06f000000 is both allowed and disallowed'],
+      [['tcb', ...on(), '--accept', 'UpToDate'], "keymanager policy: this command sends a transaction: give --owner-key-file F (the registry owner's key)"],
+      [['list', ...on(), '--from-block', 'latest'], "keymanager policy: --from-block must be a block number, got 'latest'"],
+      [['list', ...on(), '--nope'], /^keymanager policy: Unknown option '--nope'/],
+    ]
+    for (const [args, expected] of cases) {
+      const { code, out, err } = await policy(...args)
+      assert.equal(code, 2, `${args.join(' ')}: ${err.join('\n')}`)
+      assert.deepEqual(out, [])
+      assert.equal(err.length, 1, args.join(' '))
+      if (typeof expected === 'string') assert.equal(err[0], expected)
+      else assert.match(err[0]!, expected)
+    }
+  })
+
+  test('security: no key is ever printed', () => {
+    const all = printed.join('\n').toLowerCase()
+    for (const key of [keyHex(0), keyHex(1)]) {
+      assert.ok(!all.includes(key.slice(2).toLowerCase()), 'a private key was printed')
+    }
+  })
+
+  test('default: as a child process', async () => {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, 'policy', 'list', ...on()])
+    assert.equal(stderr, '')
+    assert.match(stdout, new RegExp(`^${quoteMeasurement.measurementId} {2}tdx {2}allowed since `))
+  })
+})
