@@ -1,0 +1,82 @@
+// Issue: key chains verified on chain. Every node of a devnet answers dstack GetKey for the same pod with the same
+// chain (RFC 6979 signatures are deterministic), and each chain verifies, off chain and with the registry's
+// verifySignatureChain, to the one master key; a swapped purpose, another appId or another root does not.
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { runDevnet } from '../src/cli/devnet.ts'
+import { runVerifyChain } from '../src/cli/verifyChain.ts'
+import { toHex0x } from '../src/keys/bytes.ts'
+import { appIdForPod } from '../src/keys/derive.ts'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+type GetKey = { key: string; signature_chain: string[] }
+
+describe('devnet: dstack key chains from every node', () => {
+  let devnet: Devnet
+  const dir = mkdtempSync(join(tmpdir(), 'km-chains-'))
+
+  before(async () => {
+    devnet = await runDevnet({ nodes: 3, dir, print: () => {} })
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  async function getKey(podUrl: string, pod: string, path: string, purpose: string): Promise<GetKey> {
+    const res = await fetch(`${podUrl}/GetKey`, {
+      method: 'POST',
+      headers: { 'x-keymanager-pod': pod, 'content-type': 'application/json' },
+      body: JSON.stringify({ path, purpose }),
+    })
+    assert.equal(res.status, 200)
+    return (await res.json()) as GetKey
+  }
+
+  async function verify(file: Record<string, unknown>, extra: string[]): Promise<{ code: number; steps: { step: string; ok: boolean }[] }> {
+    const path = join(dir, `chain-${Math.random().toString(36).slice(2)}.json`)
+    writeFileSync(path, JSON.stringify(file))
+    const lines: string[] = []
+    const code = await runVerifyChain([path, '--json', ...extra], (l) => lines.push(l), (l) => lines.push(l))
+    const parsed = JSON.parse(lines.join('\n')) as { steps: { step: string; ok: boolean }[] }
+    return { code, steps: parsed.steps }
+  }
+
+  test('default: the same chain from every node verifies on and off chain to the registry master key', async () => {
+    const answers = await Promise.all(devnet.info.nodes.map((n) => getKey(n.podUrl, 'oracle', 'prices/signing', 'price-report')))
+    for (const answer of answers) assert.deepEqual(answer, answers[0])
+    const file = { ...answers[0], purpose: 'price-report', app_id: toHex0x(appIdForPod('oracle')) }
+    const result = await verify(file, ['--rpc', devnet.info.rpcUrl, '--registry', devnet.registry])
+    assert.equal(result.code, 0)
+    assert.deepEqual(
+      result.steps.map((s) => [s.step, s.ok]),
+      [
+        ['app-signature', true],
+        ['kms-signature', true],
+        ['on-chain', true],
+      ],
+    )
+  })
+
+  test('error: a swapped purpose, another appId or another root is rejected on and off chain', async () => {
+    const answer = await getKey(devnet.info.nodes[1]!.podUrl, 'oracle', 'prices/signing', 'price-report')
+    const onChain = ['--rpc', devnet.info.rpcUrl, '--registry', devnet.registry]
+    const good = { ...answer, purpose: 'price-report', app_id: toHex0x(appIdForPod('oracle')) }
+
+    const swapped = await verify({ ...good, purpose: 'withdrawal' }, onChain)
+    assert.equal(swapped.code, 1)
+    assert.equal(swapped.steps.find((s) => s.step === 'kms-signature')?.ok, false)
+    assert.equal(swapped.steps.find((s) => s.step === 'on-chain')?.ok, false)
+
+    const otherApp = await verify({ ...good, app_id: toHex0x(appIdForPod('billing')) }, onChain)
+    assert.equal(otherApp.code, 1)
+    assert.equal(otherApp.steps.find((s) => s.step === 'kms-signature')?.ok, false)
+    assert.equal(otherApp.steps.find((s) => s.step === 'on-chain')?.ok, false)
+
+    const otherRoot = await verify(good, ['--master-address', '0x000000000000000000000000000000000000dEaD'])
+    assert.equal(otherRoot.code, 1)
+    assert.equal(otherRoot.steps.find((s) => s.step === 'kms-signature')?.ok, false)
+  })
+})
