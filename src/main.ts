@@ -19,6 +19,8 @@ commands:
   quote measure FILE [--json]    a quote's measurement id (DESIGN.md §4), unverified
   policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
                                  the registry's measurement allow-list and TCB policy
+  status|bootstrap|register|help ADDR --node HOST_URL [--token-file F]
+                                 drive a node's host API as its operator
   help                           this text`
 
 const out = (line: string) => process.stdout.write(line + '\n')
@@ -66,8 +68,16 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/policy.ts')).runPolicy(rest, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
-    case undefined:
+    case 'status':
+    case 'bootstrap':
+    case 'register':
+      return (await import('./cli/hostApi.ts')).runHostApi(command, rest, process.env, out)
     case 'help':
+      // `keymanager help ADDR --node URL` asks a node to help a newcomer; bare `help` prints usage.
+      if (rest.length > 0) return (await import('./cli/hostApi.ts')).runHostApi('help', rest, process.env, out)
+      process.stdout.write(USAGE + '\n')
+      return 0
+    case undefined:
     case '--help':
     case '-h':
       process.stdout.write(USAGE + '\n')

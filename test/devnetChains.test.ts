@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { runDevnet } from '../src/cli/devnet.ts'
+import { UsageError } from '../src/cli/args.ts'
+import { runHostApi } from '../src/cli/hostApi.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
 import { appIdForPod } from '../src/keys/derive.ts'
@@ -78,5 +80,24 @@ describe('devnet: dstack key chains from every node', () => {
     const otherRoot = await verify(good, ['--master-address', '0x000000000000000000000000000000000000dEaD'])
     assert.equal(otherRoot.code, 1)
     assert.equal(otherRoot.steps.find((s) => s.step === 'kms-signature')?.ok, false)
+  })
+
+  test('default: keymanager status/help/register --node drive the host API; errors are one line', async () => {
+    const node = devnet.info.nodes[0]!
+    const tokenFile = join(dir, 'host.token')
+    writeFileSync(tokenFile, node.hostToken)
+    const lines: string[] = []
+    assert.equal(await runHostApi('status', ['--node', node.hostUrl, '--token-file', tokenFile, '--json'], {}, (l) => lines.push(l)), 0)
+    assert.equal((JSON.parse(lines.join('\n')) as { state: string }).state, 'ready')
+    assert.equal(await runHostApi('status', ['--node', node.hostUrl], { KEYMANAGER_HOST_TOKEN: node.hostToken }, () => {}), 0)
+
+    await assert.rejects(runHostApi('status', ['--node', node.hostUrl], {}, () => {}), UsageError)
+    await assert.rejects(runHostApi('status', ['--node', 'ftp://x', '--token-file', tokenFile], {}, () => {}), /--node must be an http\(s\) URL/)
+    await assert.rejects(runHostApi('status', ['--node', node.hostUrl, '--bogus'], {}, () => {}), UsageError)
+    await assert.rejects(runHostApi('status', ['--node', node.hostUrl], { KEYMANAGER_HOST_TOKEN: 'wrong-token-wrong-token' }, () => {}), /401 unauthorized/)
+    await assert.rejects(runHostApi('help', ['--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /help takes one ADDR/)
+    await assert.rejects(runHostApi('help', ['424242', '--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /404 not_found/)
+    await assert.rejects(runHostApi('register', ['--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /409 conflict: node is already ready/)
+    await assert.rejects(runHostApi('bootstrap', ['--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /409 conflict/)
   })
 })
