@@ -1,7 +1,7 @@
 // End to end on a real anvil with real blobs, real SQLite and real HTTP between separate sidecar processes;
 // only the TEE is simulated (DESIGN.md §10). The walk-through, then the refusals of DESIGN.md §5 step 4.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,9 +11,12 @@ import { bytesToHex, createWalletClient, hexToBytes, http, type Address, type He
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { envelopeToBlobs } from '../src/chain/envelope.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/cli/devnet.ts'
+import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/cli/devnet.ts'
+import { runPolicy } from '../src/cli/policy.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
 import { addressOfPublicKey } from '../src/keys/signature.ts'
+import { DEVNET_FMSPC } from '../src/tee/devnetPki.ts'
+import { measurementOf } from '../src/tee/measurement.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
 import { foundry } from 'viem/chains'
 
@@ -203,5 +206,90 @@ describe('devnet: onboarding end to end', () => {
     const res = await fetch(`${node.hostUrl}/blobs/${request!.quoteBlobHash}`, { headers: { authorization: `Bearer ${node.hostToken}` } })
     assert.equal(res.status, 200)
     assert.equal((await res.arrayBuffer()).byteLength, 131072)
+  })
+
+  // DESIGN.md §4, §5 step 4: the helper verifies the newcomer's DCAP quote (production verifier, devnet root trusted
+  // explicitly), then applies the on-chain policy *now*; each refusal reason is recorded in its /status. The owner
+  // changes the policy with `keymanager policy` and every test puts it back.
+  async function policy(...args: string[]) {
+    const ownerKeyFile = join(devnet.devnetDir, 'owner.key')
+    writeFileSync(ownerKeyFile, `0x${Buffer.from(devAccount(0).getHdKey().privateKey!).toString('hex')}`, { mode: 0o600 })
+    const err: string[] = []
+    const code = await runPolicy([...args, '--rpc', devnet.anvil.rpcUrl, '--registry', devnet.registry, '--owner-key-file', ownerKeyFile], () => {}, (l) => err.push(l))
+    assert.equal(code, 0, err.join('\n'))
+  }
+
+  /** A new node registers; `helper` judges its request. */
+  async function judgedNewcomer(options: Parameters<Devnet['addNode']>[0], helper: DevnetNodeInfo = devnet.info.nodes[0]!) {
+    const newcomer = await devnet.addNode(options)
+    const reg = await hostCall<{ enckey: Address; requestId: string }>(newcomer, 'POST', '/register')
+    const refused = await refusal(helper, reg.enckey)
+    const recorded = (await statusReason(helper, reg.requestId)) as { reason: string; message: string } | undefined
+    return { newcomer, reg, refused, recorded }
+  }
+
+  test('error: a measurement removed on chain after it was allowed: a newcomer carrying it gets nothing', async () => {
+    const { measurementId, measurementRaw } = measurementOf(
+      await simulatedQuoteProvider({ measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) }).getQuote(new Uint8Array(64)),
+    )
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    assert.equal(await registry.isMeasurementAllowed(measurementId), true)
+    await policy('remove', measurementId)
+    let reg
+    try {
+      const judged = await judgedNewcomer({})
+      reg = judged.reg
+      assert.equal(judged.refused.status, 422)
+      assert.equal(judged.refused.reason, 'measurement_not_allowed')
+      assert.equal(judged.recorded?.reason, 'measurement_not_allowed')
+    } finally {
+      await policy('add', measurementRaw)
+    }
+    // Allowed again: the same pending request is now served (the allow-list is read at judgement time).
+    const helped = await hostCall<{ decision: string }>(devnet.info.nodes[0]!, 'POST', `/helper/${reg.enckey}`)
+    assert.equal(helped.decision, 'fulfilled')
+  })
+
+  test('error: a platform whose TCB status the policy does not accept gets nothing', async () => {
+    const { reg, refused, recorded } = await judgedNewcomer({ tcbStatus: 'OutOfDate' })
+    assert.equal(refused.reason, 'tcb_status_not_accepted')
+    assert.equal(recorded?.reason, 'tcb_status_not_accepted')
+    assert.equal(recorded?.message, 'TCB status OutOfDate is not accepted')
+    // Once the owner accepts OutOfDate platforms, the same request is served.
+    await policy('tcb', '--accept', 'UpToDate,OutOfDate')
+    try {
+      assert.equal((await hostCall<{ decision: string }>(devnet.info.nodes[1]!, 'POST', `/helper/${reg.enckey}`)).decision, 'fulfilled')
+    } finally {
+      await policy('tcb', '--accept', 'UpToDate')
+    }
+  })
+
+  test('error: a platform whose FMSPC is not on the allow-list gets nothing', async () => {
+    await policy('tcb', '--fmspc-allowlist', 'on', '--allow-fmspc', DEVNET_FMSPC)
+    try {
+      const { refused, recorded } = await judgedNewcomer({ fmspc: '0xde7e000000f2' })
+      assert.equal(refused.reason, 'fmspc_not_allowed')
+      assert.equal(recorded?.reason, 'fmspc_not_allowed')
+      assert.equal(recorded?.message, 'FMSPC 0xde7e000000f2 is not on the allow-list')
+    } finally {
+      await policy('tcb', '--fmspc-allowlist', 'off')
+    }
+  })
+
+  test('error: a helper whose collateral is older than the policy allows refuses', async () => {
+    const issuedAt = Math.floor(Date.now() / 1000) - 3 * 86_400
+    const staleHelper = await devnet.addNode({ collateralIssuedAt: issuedAt })
+    await devnet.onboard(staleHelper, devnet.info.nodes[0]!)
+    await policy('tcb', '--max-collateral-age', '86400')
+    try {
+      const { reg, refused, recorded } = await judgedNewcomer({}, staleHelper)
+      assert.equal(refused.reason, 'collateral_too_old')
+      assert.equal(recorded?.reason, 'collateral_too_old')
+      assert.match(recorded?.message ?? '', /^collateral issued \d+ s ago, the policy accepts at most 86400 s$/)
+      // A helper with fresh collateral (the devnet PCCS) serves the same request.
+      assert.equal((await hostCall<{ decision: string }>(devnet.info.nodes[0]!, 'POST', `/helper/${reg.enckey}`)).decision, 'fulfilled')
+    } finally {
+      await policy('tcb', '--max-collateral-age', String(30 * 86_400))
+    }
   })
 })
