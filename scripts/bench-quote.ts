@@ -1,0 +1,112 @@
+// Quote verification speed (DESIGN.md §10): verifications per second with collateral already cached, for devnet
+// quotes (collateral from a node's SQLite cache, as a helper reads it) and for the Intel TDX fixture at a pinned now
+// (collateral file), each against @phala/dcap-qvl alone on the same quote in the same run; and the share of one
+// onboarding's wall time (register → help → complete on a devnet) that the helper's verification takes.
+// `scripts/bench.ts` calls `benchQuoteVerification`; run alone: node --import tsx scripts/bench-quote.ts
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
+import { hostCall, runDevnet } from '../src/cli/devnet.ts'
+import { createCollateralCache } from '../src/store/collateralCache.ts'
+import { openDatabase } from '../src/store/database.ts'
+import { fileCollateral, parseCollateral, pccsCollateral, type Collateral } from '../src/tee/collateral.ts'
+import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
+import { createDevnetPki, serveDevnetPccs } from '../src/tee/devnetPki.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import type { QuoteVerifier } from '../src/tee/types.ts'
+
+const FIXTURE_NOW = 1751328000 // the Intel fixture's collateral is valid around 2025-07-01
+
+export type QuoteBench = {
+  devnet: { perSecond: number; dcapQvlPerSecond: number }
+  intelFixture: { perSecond: number; dcapQvlPerSecond: number }
+  onboarding: { medianMs: number; verifyMs: number; share: number }
+}
+
+async function rate(seconds: number, verify: () => Promise<unknown> | unknown): Promise<number> {
+  for (let i = 0; i < 20; i++) await verify() // warm-up: JIT, the collateral cache
+  let n = 0
+  const start = performance.now()
+  const deadline = start + seconds * 1000
+  while (performance.now() < deadline) {
+    await verify()
+    n++
+  }
+  return n / ((performance.now() - start) / 1000)
+}
+
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(1))
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+export async function benchQuoteVerification(print: (line: string) => void, { seconds = 2, onboardings = 3 }: { seconds?: number; onboardings?: number } = {}): Promise<QuoteBench> {
+  // Devnet quote, collateral through pccsCollateral from a SQLite cache filled by one fetch (a helper's steady state).
+  const pki = createDevnetPki()
+  const quote = await simulatedQuoteProvider({ platform: pki.mintPlatform(), measurement: simulatedMeasurement('bench') }).getQuote(new Uint8Array(64))
+  const pccs = await serveDevnetPccs(pki)
+  const db = openDatabase(':memory:')
+  let devnetRate: number
+  let devnetBaseline: number
+  let devnetVerifier: QuoteVerifier
+  try {
+    devnetVerifier = createDcapVerifier({ collateral: pccsCollateral({ url: pccs.url, cache: createCollateralCache(db) }), trustedRootCaDer: [pki.rootCaDer] })
+    await devnetVerifier.verify(quote)
+    await pccs.close() // from here on, every verification is served from the cache
+    devnetRate = await rate(seconds, () => devnetVerifier.verify(quote))
+    const collateral = pki.collateral()
+    const now = Math.floor(Date.now() / 1000)
+    const alone = new DcapQvlVerifier(Buffer.from(pki.rootCaDer))
+    devnetBaseline = await rate(seconds, () => alone.verify(Buffer.from(quote), collateral, now))
+  } finally {
+    await pccs.close()
+  }
+
+  // The Intel TDX fixture at its pinned now, collateral from the file (read once, kept).
+  const fixture = (name: string) => new URL(`../test/fixtures/dcap/${name}`, import.meta.url)
+  const intelQuote = new Uint8Array(readFileSync(fixture('tdx_quote')))
+  const intelVerifier = createDcapVerifier({ collateral: fileCollateral(fixture('tdx_quote_collateral.json').pathname) })
+  const intelRate = await rate(seconds, () => intelVerifier.verify(intelQuote, { now: FIXTURE_NOW }))
+  const intelCollateral: Collateral = parseCollateral(JSON.parse(readFileSync(fixture('tdx_quote_collateral.json'), 'utf8')))
+  const intelAlone = new DcapQvlVerifier(Buffer.from(INTEL_SGX_ROOT_CA_DER))
+  const intelBaseline = await rate(seconds, () => intelAlone.verify(Buffer.from(intelQuote), intelCollateral, FIXTURE_NOW))
+
+  // One onboarding's wall time on a devnet: register, help (where the helper verifies the quote), complete.
+  const dir = mkdtempSync(join(tmpdir(), 'km-bench-quote-'))
+  const devnet = await runDevnet({ nodes: 1, dir, print: () => {} })
+  const walls: number[] = []
+  try {
+    const helper = devnet.info.nodes[0]!
+    for (let i = 0; i < onboardings; i++) {
+      const newcomer = await devnet.addNode()
+      const start = performance.now()
+      const reg = await hostCall<{ enckey: string }>(newcomer, 'POST', '/register')
+      await hostCall(helper, 'POST', `/helper/${reg.enckey}`)
+      await hostCall(newcomer, 'POST', `/register/${reg.enckey}`)
+      walls.push(performance.now() - start)
+    }
+  } finally {
+    await devnet.stop()
+    rmSync(dir, { recursive: true, force: true })
+    db.close()
+  }
+  const medianMs = median(walls)
+  const verifyMs = 1000 / devnetRate
+
+  print('')
+  print('| quote verification, collateral cached | rate | ratio to baseline |')
+  print('|---|---|---|')
+  print(`| dcap-qvl alone, devnet quote (baseline) | ${fmt(devnetBaseline)} /s | 1.00 |`)
+  print(`| createDcapVerifier, devnet quote, collateral from the SQLite cache | ${fmt(devnetRate)} /s | ${(devnetRate / devnetBaseline).toFixed(2)} of dcap-qvl alone |`)
+  print(`| dcap-qvl alone, Intel TDX fixture (baseline) | ${fmt(intelBaseline)} /s | 1.00 |`)
+  print(`| createDcapVerifier, Intel TDX fixture, collateral file | ${fmt(intelRate)} /s | ${(intelRate / intelBaseline).toFixed(2)} of dcap-qvl alone |`)
+  print(`| one onboarding, register → help → complete (median of ${walls.length}) | ${medianMs.toFixed(0)} ms | verification is ${(verifyMs / medianMs).toFixed(3)} of it |`)
+  return {
+    devnet: { perSecond: devnetRate, dcapQvlPerSecond: devnetBaseline },
+    intelFixture: { perSecond: intelRate, dcapQvlPerSecond: intelBaseline },
+    onboarding: { medianMs, verifyMs, share: verifyMs / medianMs },
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await benchQuoteVerification((line) => process.stdout.write(line + '\n'))
+}
