@@ -33,7 +33,7 @@ test('default: a TDX v4 quote in Intel\'s layout, measurement fields where DESIG
   assert.equal(auth.qeAuthData.length, 32)
 })
 
-test('default: labels give distinct measurements; one provider keeps its attestation key', async () => {
+test('default: labels give distinct measurements; one provider keeps its attestation key and signs deterministically', async () => {
   const a = simulatedQuoteProvider({ platform, measurement: simulatedMeasurement('a') })
   const b = simulatedQuoteProvider({ platform, measurement: simulatedMeasurement('b') })
   const qa1 = await a.getQuote(new Uint8Array(64))
@@ -44,6 +44,8 @@ test('default: labels give distinct measurements; one provider keeps its attesta
   const key = (q: Uint8Array) => Buffer.from(q.subarray(636 + 64, 636 + 128)).toString('hex')
   assert.equal(key(qa1), key(qa2))
   assert.notEqual(key(qa1), key(qb))
+  // Deterministic (RFC 6979): the same report data gives the same quote, as the dstack GetQuote tests rely on.
+  assert.deepEqual(await a.getQuote(new Uint8Array(64)), qa1)
 })
 
 test('default: a given attestation key is the quote\'s', async () => {

@@ -4,7 +4,7 @@
 // the QE auth data and certification data type 5 with the PCK certificate chain. The chain leads to a devnet root
 // (devnetPki.ts), so these quotes are verified by the production verifier, `createDcapVerifier`, with that root
 // trusted explicitly; without it they are refused (`untrusted_root`) like any other forgery.
-import { createHash, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, sign } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { p256 } from '@noble/curves/nist.js'
 import { hexToBytes } from '@noble/hashes/utils.js'
@@ -110,21 +110,11 @@ export function loadSimulatedPlatform({ pckChainFile, pckKeyFile }: { pckChainFi
   return { pckChainPem, pckKeyPem }
 }
 
-const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
-
-function attestationKeyObject(secretKey: Uint8Array | undefined): { key: KeyObject; publicKey: Uint8Array } {
-  if (!secretKey) {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    const jwk = publicKey.export({ format: 'jwk' })
-    return { key: privateKey, publicKey: Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]) }
-  }
+function attestationKey(secretKey: Uint8Array | undefined): { secretKey: Uint8Array; publicKey: Uint8Array } {
+  if (secretKey === undefined) return generateSimulatedAttestationKey()
   if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) throw new RangeError('attestationSecretKey: expected 32 bytes')
-  const publicKey = p256.getPublicKey(secretKey, false).subarray(1)
-  const key = createPrivateKey({
-    key: { kty: 'EC', crv: 'P-256', d: b64url(secretKey), x: b64url(publicKey.subarray(0, 32)), y: b64url(publicKey.subarray(32)) },
-    format: 'jwk',
-  })
-  return { key, publicKey }
+  const copy = Uint8Array.from(secretKey)
+  return { secretKey: copy, publicKey: p256.getPublicKey(copy, false).subarray(1) }
 }
 
 const u16 = (n: number) => {
@@ -156,7 +146,7 @@ export function simulatedQuoteProvider({
   for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) checkField(name, measurement[name])
   const { pckChainPem, pckKeyPem } = platform ?? throwawayPlatform()
   const pckKey = createPrivateKey(pckKeyPem)
-  const attestation = attestationKeyObject(attestationSecretKey)
+  const attestation = attestationKey(attestationSecretKey)
 
   // Header and TD report without the report data: fixed for this provider.
   const template = Buffer.alloc(SIGNED_LENGTH)
@@ -200,7 +190,8 @@ export function simulatedQuoteProvider({
       if (!(reportData instanceof Uint8Array) || reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes')
       const signed = Buffer.from(template)
       signed.set(reportData, OFFSET.reportData)
-      const signature = sign('sha256', signed, { key: attestation.key, dsaEncoding: 'ieee-p1363' })
+      // RFC 6979 (deterministic): the same report data gives the same quote for the provider's lifetime.
+      const signature = p256.sign(signed, attestation.secretKey)
       const authData = Buffer.concat([signature, attestationPublicKey, certification])
       return new Uint8Array(Buffer.concat([signed, u32(authData.length), authData]))
     },
