@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { runQuote } from '../src/cli/quote.ts'
+import { quoteVerifierFromOptions, runQuote } from '../src/cli/quote.ts'
+import { loadNodeConfig } from '../src/config.ts'
+import { INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
 import { createDevnetPki, serveDevnetPccs, type DevnetPccs } from '../src/tee/devnetPki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
@@ -200,5 +202,78 @@ describe('as a child process', () => {
     assert.equal(usage.code, 2)
     assert.equal(usage.stderr.split('\n').filter(Boolean).length, 1, usage.stderr)
     assert.match(usage.stderr, /^keymanager quote: Unknown option '--bogus'/)
+  })
+})
+
+describe('trust and config', () => {
+  const pki = createDevnetPki()
+  const rootFile = file('trust-root.pem', pki.rootCaPem)
+  const intelFile = file('intel-root.der', INTEL_SGX_ROOT_CA_DER)
+
+  test('default: Intel only unless roots are named; a non-Intel root is reported once, before any verification', async () => {
+    const warnings: unknown[][] = []
+    const warn = (...args: unknown[]) => void warnings.push(args)
+    const intel = quoteVerifierFromOptions({}, warn)
+    assert.deepEqual(intel.roots.map((r) => [r.subject, r.intel]), [['CN=Intel SGX Root CA, O=Intel Corporation, L=Santa Clara, ST=CA, C=US', true]])
+    assert.equal(intel.collateral, 'PCCS https://api.trustedservices.intel.com')
+    assert.equal(quoteVerifierFromOptions({ trustedRootCaFiles: [intelFile] }, warn).roots[0]!.intel, true)
+    assert.deepEqual(warnings, [])
+
+    const collateralFile = file('trust-collateral.json', JSON.stringify(pki.collateral()))
+    const devnet = quoteVerifierFromOptions({ trustedRootCaFiles: [rootFile, intelFile], collateralFile }, warn)
+    assert.equal(warnings.length, 1)
+    const [roots, message] = warnings[0] as unknown as [{ subject: string; sha256: string; intel: boolean; file: string }[], string]
+    assert.deepEqual(roots, [{ subject: 'CN=Devnet SGX Root CA, O=keymanager devnet', sha256: roots[0]!.sha256, intel: false, file: rootFile }])
+    assert.match(roots[0]!.sha256, /^[0-9a-f]{64}$/)
+    assert.match(message, /^TRUSTING A ROOT CA THAT IS NOT INTEL'S: /)
+    const quote = await simulatedQuoteProvider({ platform: pki.mintPlatform(), measurement: simulatedMeasurement('trust') }).getQuote(new Uint8Array(64))
+    assert.equal((await devnet.verifier.verify(quote)).status, 'UpToDate')
+    assert.equal(warnings.length, 1)
+  })
+
+  test('error: trust options that cannot work', () => {
+    assert.throws(() => quoteVerifierFromOptions({ pccsUrl: 'http://x', collateralFile: 'y' }), { name: 'TypeError', message: 'give a PCCS URL or a collateral file, not both' })
+    assert.throws(() => quoteVerifierFromOptions({ trustedRootCaFiles: [join(dir, 'none.pem')] }), { name: 'TypeError', message: `root CA file ${join(dir, 'none.pem')}: ENOENT` })
+    const leaf = file('leaf.pem', pki.mintPlatform().pckChainPem.split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----\n')
+    assert.throws(() => quoteVerifierFromOptions({ trustedRootCaFiles: [leaf] }), { name: 'TypeError', message: `root CA file ${leaf}: not a self-signed CA certificate` })
+  })
+
+  const nodeConfig = (quote: Record<string, unknown>) => ({
+    dataDir: 'data',
+    chain: { rpcUrl: 'http://127.0.0.1:8545', chainId: 31337, registry: `0x${'11'.repeat(20)}` },
+    blobs: { kind: 'anvil', url: 'http://127.0.0.1:8545' },
+    pod: { port: 0 },
+    host: { port: 0, tokenFile: 'host.token' },
+    quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
+    seal: 'none',
+  })
+
+  test('default: the quote section of a node config, paths relative to the file', () => {
+    const path = file('node.json', JSON.stringify(nodeConfig({ trustedRootCaFiles: ['pki/root.pem'], collateralFile: 'collateral.json' })))
+    const { quote } = loadNodeConfig(path)
+    assert.deepEqual(quote, {
+      provider: 'simulated',
+      pckChainFile: join(dir, 'platform/pck-chain.pem'),
+      pckKeyFile: join(dir, 'platform/pck.key'),
+      measurementLabel: 'x',
+      trustedRootCaFiles: [join(dir, 'pki/root.pem')],
+      collateralFile: join(dir, 'collateral.json'),
+    })
+    const pccs = loadNodeConfig(file('node-pccs.json', JSON.stringify(nodeConfig({ pccsUrl: 'https://pccs.example:8081' })))).quote
+    assert.equal(pccs.pccsUrl, 'https://pccs.example:8081')
+    assert.equal(pccs.trustedRootCaFiles, undefined) // Intel only
+  })
+
+  test('error: quote config that is refused at start', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ pccsUrl: 'https://p', collateralFile: 'c.json' }, /quote: give quote\.pccsUrl or quote\.collateralFile, not both/],
+      [{ trustedRootCaFiles: [] }, /quote\.trustedRootCaFiles: /],
+      [{ pccsUrl: 'file:///etc/passwd' }, /quote\.pccsUrl: /],
+      [{ attestationKeyFile: 'old.key' }, /quote: Unrecognized key/],
+    ]
+    for (const [quote, expected] of cases) {
+      const path = file('bad-node.json', JSON.stringify(nodeConfig(quote)))
+      assert.throws(() => loadNodeConfig(path), (e: Error) => expected.test(e.message), JSON.stringify(quote))
+    }
   })
 })
