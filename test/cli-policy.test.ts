@@ -70,6 +70,7 @@ describe('policy', () => {
     assert.equal(added.code, 0, added.err.join('\n'))
     assert.match(added.out[0]!, new RegExp(`^✓ measurement ${quoteMeasurement.measurementId} \\(TDX\\) added, allowed from \\d{4}-`))
     assert.match(added.out[1]!, /^ {2}tx 0x[0-9a-f]{64}$/)
+    assert.deepEqual(added.err, [`addMeasurement: sent ${added.out[1]!.slice(5)}, waiting for its receipt …`]) // progress on stderr
     assert.equal(await client.isMeasurementAllowed(quoteMeasurement.measurementId), true)
 
     const sgx = measurementOf(sgxQuote)

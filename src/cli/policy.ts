@@ -175,7 +175,13 @@ function reader({ publicClient, registry }: Connection) {
 }
 
 /** Simulates (so a revert is named before anything is sent), sends, and waits for a successful receipt. */
-async function send(connection: Connection, account: PrivateKeyAccount, functionName: string, args: readonly unknown[]): Promise<Hex> {
+async function send(
+  connection: Connection,
+  account: PrivateKeyAccount,
+  functionName: string,
+  args: readonly unknown[],
+  progress: (line: string) => void,
+): Promise<Hex> {
   const { publicClient, registry, chain, transport } = connection
   const wallet = createWalletClient({ account, chain, transport })
   let hash: Hex
@@ -185,6 +191,7 @@ async function send(connection: Connection, account: PrivateKeyAccount, function
   } catch (error) {
     throw new PolicyError(`${functionName} refused: ${short(error)}`)
   }
+  progress(`${functionName}: sent ${hash}, waiting for its receipt …`)
   const receipt = await publicClient.waitForTransactionReceipt({ hash })
   if (receipt.status !== 'success') throw new PolicyError(`${functionName} reverted in tx ${hash}`)
   return hash
@@ -276,14 +283,14 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     const account = readOwnerKey(values['owner-key-file'])
     const connection = await connect(values)
     if (verb === 'add') {
-      const txHash = await send(connection, account, 'addMeasurement', [id, measurement!.raw])
+      const txHash = await send(connection, account, 'addMeasurement', [id, measurement!.raw], err)
       const activatesAt = Number(await reader(connection)<bigint>('measurementActivatesAt', [id]))
       emit({ action: 'added', id, teeType: measurement!.teeType, raw: measurement!.raw, activatesAt, txHash }, [
         `✓ measurement ${id} (${measurement!.teeType.toUpperCase()}) added, allowed from ${iso(activatesAt)}`,
         `  tx ${txHash}`,
       ])
     } else {
-      const txHash = await send(connection, account, 'removeMeasurement', [id])
+      const txHash = await send(connection, account, 'removeMeasurement', [id], err)
       emit({ action: 'removed', id, txHash }, [`✓ measurement ${id} removed`, `  tx ${txHash}`])
     }
     return 0
@@ -325,10 +332,10 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     if (setsPolicy) {
       const [currentMask, currentAge, currentAllowlist] = await reader(connection)<readonly [number, bigint, boolean]>('tcbPolicy')
       const args = [accept ?? currentMask, maxAgeText === undefined ? currentAge : BigInt(maxAgeText), allowlist === undefined ? currentAllowlist : allowlist === 'on']
-      txHashes.push(await send(connection, account!, 'setTcbPolicy', args))
+      txHashes.push(await send(connection, account!, 'setTcbPolicy', args, err))
     }
-    for (const fmspc of allow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, true]))
-    for (const fmspc of disallow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, false]))
+    for (const fmspc of allow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, true], err))
+    for (const fmspc of disallow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, false], err))
   }
   const policy = await tcbPolicy(connection, fromBlock)
   emit({ ...policy, ...(writes ? { txHashes } : {}) }, [
