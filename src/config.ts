@@ -59,7 +59,17 @@ export const nodeConfigSchema = z
       kind: z.enum(['anvil', 'beacon']),
       url: z.url(),
     }),
-    pod: z.strictObject({ host: z.string().default('127.0.0.1'), port, socket: z.string().optional() }),
+    pod: z.strictObject({
+      host: z.string().default('127.0.0.1'),
+      port,
+      /**
+       * dstack-compatible unix sockets (`/var/run/dstack.sock` in a pod), one per pod: a socket carries no peer
+       * address, so access to the socket file is the identity, and the operator mounts each into its pod only.
+       */
+      sockets: z
+        .array(z.strictObject({ path: z.string().min(1), pod: z.string().min(1), mode: z.number().int().min(0).max(0o777).optional() }))
+        .default([]),
+    }),
     host: z.strictObject({
       host: z.string().default('127.0.0.1'),
       port,

@@ -210,7 +210,7 @@ export async function runDevnet({
         dataDir: '.',
         chain: { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, fromBlock: 0 },
         blobs: { kind: 'anvil', url: options.blobsUrl ?? anvil.rpcUrl },
-        pod: { host: '127.0.0.1', port: 0 },
+        pod: { host: '127.0.0.1', port: 0, sockets: [] },
         host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
         gasKeyFile: 'gas.key',
         quote: {

@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
 import { createPublicClient, createWalletClient, defineChain, http, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createHostApp } from '../app/host.ts'
-import { createPodApp } from '../app/pod.ts'
+import { createDstackApp, fixedPodResolver } from '../app/dstack.ts'
+import { createPodApp, dstackDeps } from '../app/pod.ts'
+import { parsePodName } from '../app/podIdentity.ts'
+import { serveUnixSocket } from '../app/socket.ts'
+import { appIdForPod } from '../keys/derive.ts'
 import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
 import { createOutbox } from '../chain/outbox.ts'
 import { createChainWatcher } from '../chain/watcher.ts'
@@ -33,6 +38,8 @@ export type NodeHooks = {
   /** Kill the process with SIGKILL right after a signed tx is stored and before it is broadcast (crash tests). */
   crashAfterSign?: boolean
 }
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 export type RunningNode = {
   podUrl: string
@@ -177,18 +184,30 @@ export async function startNode(
   const appIds = Object.fromEntries(
     Object.entries(config.pods.appIds).map(([pod, id]) => [pod, parseHex(id, { name: `pods.appIds.${pod}`, length: 20, prefix: 'required' })]),
   )
-  const podApp = createPodApp({
+  const podAppDeps = {
     node,
     chainId: config.chain.chainId,
     registry: registry.address,
     appIds,
     identity: { devnet: config.devnet, staticNames: config.pods.names },
+    quoteProvider,
+    version: PACKAGE_VERSION,
     logger,
-  })
+  }
+  const podApp = createPodApp(podAppDeps)
+  const sockets = await Promise.all(
+    config.pod.sockets.map(({ path, pod: name, mode }) => {
+      const podName = parsePodName(name)
+      const app = createDstackApp(
+        dstackDeps(podAppDeps, fixedPodResolver(podName, appIds[podName] ?? appIdForPod(podName)), () => node.master()),
+      )
+      return serveUnixSocket(app, { path: resolve(config.dataDir, path), ...(mode === undefined ? {} : { mode }) })
+    }),
+  )
   const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger })
   const pod = await listen(podApp, config.pod.host, config.pod.port)
   const host = await listen(hostApp, config.host.host, config.host.port)
-  logger.info({ podUrl: pod.url, hostUrl: host.url, state: node.state }, 'listening')
+  logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state }, 'listening')
 
   const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
   return {
@@ -197,7 +216,7 @@ export async function startNode(
     async close() {
       ;(pod.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
       ;(host.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-      await Promise.all([closeServer(pod.server), closeServer(host.server)])
+      await Promise.all([closeServer(pod.server), closeServer(host.server), ...sockets.map((socket) => socket.close())])
       // Loops finish their current step; a tx they stored but did not see mined is finished by the next start.
       await Promise.race([
         Promise.all([autoRunner?.stop(), watcher.stop()]),
