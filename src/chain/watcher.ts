@@ -40,22 +40,24 @@ export function createChainWatcher(options: ChainWatcherOptions) {
   let failures = 0
   let reorgs = 0
 
-  const hashOf = async (number: bigint): Promise<Hex | undefined> =>
+  /**
+   * The canonical hash at `number`; undefined when the chain has no such block (it got shorter, anvil evm_revert).
+   * Any other failure throws: a failed read is an outage to retry, never evidence of a reorg.
+   */
+  const hashOf = (number: bigint): Promise<Hex | undefined> =>
     publicClient.getBlock({ blockNumber: number }).then(
       (b) => b.hash,
-      () => undefined,
+      (error: Error) => {
+        if (/not found|could not be found/i.test(error.message)) return undefined
+        throw error
+      },
     )
 
   /** If the cursor block was reorged away, rolls back to the last stored block that is still canonical. */
   async function checkReorg(): Promise<void> {
     const cursor = store.cursor()
     if (!cursor) return
-    const canonical = await publicClient.getBlock({ blockNumber: cursor.number }).catch((error: Error) => {
-      // A chain that got shorter (anvil evm_revert) has no such block at all.
-      if (/not found|could not be found/i.test(error.message)) return undefined
-      throw error
-    })
-    if (canonical && canonical.hash === cursor.hash) return
+    if ((await hashOf(cursor.number)) === cursor.hash) return
     let fork = options.fromBlock - 1n
     for (const block of store.blocks()) {
       if ((await hashOf(block.number)) === block.hash) {
@@ -83,6 +85,9 @@ export function createChainWatcher(options: ChainWatcherOptions) {
     const after = await publicClient.getBlock({ blockNumber: to })
     // A reorg while the logs were fetched: the logs may mix forks; fetch again.
     if (before.hash !== after.hash) return true
+    // The range must continue the stored history. A reorg that replaced the cursor block after checkReorg() looked
+    // at it would otherwise be stored above the old history, and the next check (of the new cursor) would pass.
+    if (cursor && (await hashOf(cursor.number)) !== cursor.hash) return true
     const events: WatchedEvent[] = []
     const eventBlocks = new Map<bigint, Hex>()
     for (const log of logs) {
