@@ -90,6 +90,12 @@ export const nodeConfigSchema = z
           measurementLabel: z.string().min(1).max(64),
           ...quoteVerification,
         }),
+        /** Intel TDX guest: Linux configfs-tsm. */
+        z.strictObject({ provider: z.literal('tdx'), tsmDir: z.string().min(1).optional(), ...quoteVerification }),
+        /** A dstack CVM: the guest agent's GetQuote on its unix socket. */
+        z.strictObject({ provider: z.literal('dstack'), socket: z.string().min(1).optional(), ...quoteVerification }),
+        /** An SGX enclave under Gramine with DCAP attestation. */
+        z.strictObject({ provider: z.literal('sgx-gramine'), attestationDir: z.string().min(1).optional(), ...quoteVerification }),
       ])
       .refine((q) => !(q.pccsUrl && q.collateralFile), { message: 'give quote.pccsUrl or quote.collateralFile, not both' }),
     /**
@@ -116,6 +122,9 @@ export const nodeConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
   })
   .strict()
+  // Devnet-only parts must not run in production by accident (DESIGN.md §9, §10).
+  .refine((c) => c.devnet || c.seal !== 'dev-file', { message: 'seal dev-file is for devnets only (set devnet: true, or pick dstack/gramine/none)', path: ['seal'] })
+  .refine((c) => c.devnet || c.quote.provider !== 'simulated', { message: 'quote provider simulated is for devnets only', path: ['quote', 'provider'] })
 export type NodeConfig = z.infer<typeof nodeConfigSchema>
 
 /** One line naming every problem, for a non-zero exit. */
@@ -140,8 +149,10 @@ export function loadNodeConfig(path: string): NodeConfig {
   config.host.tokenFile = abs(config.host.tokenFile)
   if (config.gasKeyFile) config.gasKeyFile = abs(config.gasKeyFile)
   const q = config.quote
-  q.pckChainFile = abs(q.pckChainFile)
-  q.pckKeyFile = abs(q.pckKeyFile)
+  if (q.provider === 'simulated') {
+    q.pckChainFile = abs(q.pckChainFile)
+    q.pckKeyFile = abs(q.pckKeyFile)
+  }
   if (q.trustedRootCaFiles) q.trustedRootCaFiles = q.trustedRootCaFiles.map(abs)
   if (q.collateralFile) q.collateralFile = abs(q.collateralFile)
   return config

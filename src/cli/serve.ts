@@ -31,6 +31,8 @@ import { createRequestStore } from '../store/requests.ts'
 import { createSealedSecretStore } from '../store/sealedSecrets.ts'
 import { createCollateralCache } from '../store/collateralCache.ts'
 import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { dstackQuoteProvider, sgxGramineQuoteProvider, tdxQuoteProvider } from '../tee/hardwareQuotes.ts'
+import type { QuoteProvider } from '../tee/types.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
 
 /** Test hooks, honoured only in devnet mode (main.ts reads them from the environment). */
@@ -40,6 +42,20 @@ export type NodeHooks = {
 }
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+/** The quote provider the config names (DESIGN.md §10). */
+export function quoteProviderFromConfig(q: NodeConfig['quote']): QuoteProvider {
+  switch (q.provider) {
+    case 'simulated':
+      return simulatedQuoteProvider({ platform: loadSimulatedPlatform(q), measurement: simulatedMeasurement(q.measurementLabel) })
+    case 'tdx':
+      return tdxQuoteProvider(q.tsmDir ? { tsmDir: q.tsmDir } : {})
+    case 'dstack':
+      return dstackQuoteProvider(q.socket ? { socketPath: q.socket } : {})
+    case 'sgx-gramine':
+      return sgxGramineQuoteProvider(q.attestationDir ? { attestationDir: q.attestationDir } : {})
+  }
+}
 
 export type RunningNode = {
   podUrl: string
@@ -99,8 +115,8 @@ export async function startNode(
   if (seal.insecure) logger.warn({ seal: seal.name }, 'INSECURE seal provider: secrets at rest are readable from the data dir (devnet only)')
 
   const q = config.quote
-  const quoteProvider = simulatedQuoteProvider({ platform: loadSimulatedPlatform(q), measurement: simulatedMeasurement(q.measurementLabel) })
-  logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
+  const quoteProvider = quoteProviderFromConfig(q)
+  if (q.provider === 'simulated') logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
   const { verifier: quoteVerifier } = quoteVerifierFromOptions({ ...q, cache: createCollateralCache(db) }, (roots, message) => logger.warn({ roots }, message))
 
   const stores = {

@@ -1,0 +1,53 @@
+// A client of the dstack guest agent on its unix socket (`/var/run/dstack.sock`): JSON POSTs, as the agent speaks.
+// Used by the `dstack` seal provider (GetKey) and the `dstack` quote provider (GetQuote).
+import { request } from 'node:http'
+
+export const DSTACK_SOCKET = '/var/run/dstack.sock'
+/** Largest answer read from the agent: a quote with its event log is a few tens of KiB. */
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+export class DstackAgentError extends Error {
+  override name = 'DstackAgentError'
+}
+
+/** POSTs `body` to the agent and returns its parsed JSON; an `{error}` answer is thrown as a DstackAgentError. */
+export function postDstackAgent(socketPath: string, path: string, body: unknown, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const payload = JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > MAX_ANSWER_BYTES) req.destroy(new DstackAgentError(`${socketPath} answered ${path} with more than ${MAX_ANSWER_BYTES} bytes`))
+          else chunks.push(chunk)
+        })
+        res.on('end', () => {
+          let answer: unknown
+          try {
+            answer = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+          } catch {
+            return reject(new DstackAgentError(`${socketPath} answered ${path} with something that is not JSON`))
+          }
+          if (typeof answer !== 'object' || answer === null || Array.isArray(answer))
+            return reject(new DstackAgentError(`${socketPath} answered ${path} with something that is not a JSON object`))
+          const record = answer as Record<string, unknown>
+          if (typeof record.error === 'string') return reject(new DstackAgentError(`${path} failed: ${record.error}`))
+          resolve(record)
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new DstackAgentError(`${socketPath} did not answer within ${timeoutMs} ms`)))
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error instanceof DstackAgentError) return reject(error)
+      const why =
+        error.code === 'ENOENT' || error.code === 'ECONNREFUSED'
+          ? 'no dstack guest agent listens there (not a dstack CVM, or the socket is not mounted)'
+          : error.message
+      reject(new DstackAgentError(`${socketPath}: ${why}`))
+    })
+    req.end(payload)
+  })
+}
