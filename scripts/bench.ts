@@ -10,8 +10,12 @@ import { runDevnet } from '../src/cli/devnet.ts'
 import { signDigest } from '../src/keys/signature.ts'
 import { attestationDigest } from '../src/keys/typedData.ts'
 import { load } from './bench/load.ts'
+import { benchOnboarding } from './bench-onboarding.ts'
+import { benchQuoteVerification } from './bench-quote.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+// Onboarding sizes (newcomers, each its own sidecar process): BENCH_ONBOARDING="1,10,50".
+const ONBOARDING = (process.env.BENCH_ONBOARDING ?? '1,10,50').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0)
 const CONCURRENCY = 32
 
 function fmt(n: number) {
@@ -72,3 +76,10 @@ try {
   bare.stop()
   await devnet.stop()
 }
+
+await benchQuoteVerification(print)
+print('')
+print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | gas per newcomer |')
+print('|---|---|---|---|---|')
+for (const r of await benchOnboarding(() => {}, ONBOARDING))
+  print(`| ${r.newcomers} newcomers | ${r.wallSeconds.toFixed(1)} s | ${r.blobs} | ${r.txs.requestOnboard}/${r.txs.fulfillOnboard}/${r.txs.confirmOnboard} | ${r.gasPerNode.toLocaleString('en')} |`)

@@ -264,7 +264,7 @@ export async function runDevnet({
     }
 
     const autoSettings = auto ? DEVNET_AUTO : false
-    for (let i = 1; i <= count; i++) await addNode({ auto: autoSettings })
+    await addNode({ auto: autoSettings })
 
     // Bootstrap (DESIGN.md §5 step 2): node 1 makes M; the owner sends bootstrap() with the node's blob.
     const first = started.nodes[0]!
@@ -276,11 +276,14 @@ export async function runDevnet({
     }
     print(`✓ node 1 bootstrapped the network: master key ${prepared.xPub}`)
 
+    // The other nodes start once the network exists: in auto mode they register as soon as they are up.
+    const t0 = Date.now()
+    for (let i = 2; i <= count; i++) await addNode({ auto: autoSettings })
+
     if (auto) {
       // DESIGN.md §5 without a host: each node registers, is answered by a ready node, completes and confirms.
-      const t0 = Date.now()
       await Promise.all(started.nodes.slice(1).map((node) => waitUntilReady(node)))
-      print(`✓ nodes 2-${count} joined by themselves in ${((Date.now() - t0) / 1000).toFixed(1)} s (no host calls)`)
+      print(`✓ nodes 2-${count} started and joined by themselves in ${((Date.now() - t0) / 1000).toFixed(1)} s (no host calls)`)
     } else {
       for (const node of started.nodes.slice(1)) {
         const done = await onboard(node, first)
