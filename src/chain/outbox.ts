@@ -8,7 +8,12 @@
 // `tick(head)` (run by the chain watcher's loop) then tracks receipts, rebroadcasts txs the node forgot (an RPC
 // restart empties its pool), replaces txs stuck `bumpAfterBlocks` blocks with higher fees and the same nonce
 // (geth: +10% for plain txs; its blob pool wants 2× on every fee cap, which is what blob txs get), and puts a
-// mined tx back to pending when a reorg takes its block away.
+// mined tx back to pending when a reorg takes its block away (a mined tx whose nonce the chain has not reached is
+// rechecked however deep it lies). A tx put back by a reorg, or forgotten by the node, is simulated before it is
+// broadcast again: the txs it depended on (another node's request that a fulfil answers, the fulfil a confirm
+// follows) are being replayed by their own senders, in no set order, and replaying it first would only make it
+// revert. It is held (with every later nonce of the key) until it would succeed, for at most `bumpAfterBlocks`
+// blocks; then it is sent anyway, so that a precondition that never comes back does not block the key for good.
 import {
   BaseError,
   ExecutionRevertedError,
@@ -72,6 +77,8 @@ export function createOutbox(options: OutboxOptions) {
   const reorgDepth = BigInt(options.reorgDepth ?? 12)
   const pollMs = options.pollIntervalMs ?? 250
   let lock: Promise<unknown> = Promise.resolve()
+  /** Txs to send again that are held back because they would revert now: outbox id → the head when the hold began. */
+  const held = new Map<number, bigint>()
 
   /** Runs `fn` after every earlier locked call: nonce assignment and signing are strictly sequential. */
   function locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -231,11 +238,39 @@ export function createOutbox(options: OutboxOptions) {
     await broadcast({ ...entry, rawTx })
   }
 
+  /** For a tx to broadcast again (put back by a reorg, or forgotten by the node): true when it may go now (see the header). */
+  async function replayable(entry: OutboxEntry, head: bigint): Promise<boolean> {
+    const blobs = blobsOf(entry)
+    try {
+      await publicClient.estimateGas({
+        account: account.address,
+        to: entry.params.to,
+        data: entry.params.data,
+        ...(blobs ? { blobVersionedHashes: buildSidecars(blobs).blobVersionedHashes, maxFeePerBlobGas: BigInt(entry.params.maxFeePerBlobGas!) } : {}),
+      } as never)
+    } catch (error) {
+      // Only a revert says the tx is early; anything else (funds, an RPC hiccup) is for the broadcast to report.
+      if (!isRevert(error)) return true
+      const since = held.get(entry.id)
+      const fields = { outboxId: entry.id, nonce: entry.nonce, label: entry.label }
+      if (since === undefined) {
+        held.set(entry.id, head)
+        logger.info(fields, 'a transaction to send again would revert now; holding it until the transactions it follows are mined again')
+        return false
+      }
+      if (head - since < bumpAfter) return false
+      logger.warn(fields, `a transaction to send again would still revert after ${head - since} blocks; sending it anyway to free its nonce`)
+    }
+    held.delete(entry.id)
+    return true
+  }
+
   /** One pass over the open txs: receipts, rebroadcasts, fee bumps, reorged receipts. */
   async function tick(head?: bigint): Promise<void> {
     await locked(async () => {
       const current = head ?? (await publicClient.getBlockNumber({ cacheTime: 0 }))
-      for (const entry of store.minedSince(account.address, current > reorgDepth ? current - reorgDepth : 0n)) {
+      const chainNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'latest' })
+      for (const entry of store.minedToRecheck(account.address, current > reorgDepth ? current - reorgDepth : 0n, chainNonce)) {
         const block = await publicClient.getBlock({ blockNumber: entry.minedBlock! }).catch(() => undefined)
         if (block && block.hash === entry.minedBlockHash) continue
         const receipt = await findReceipt(entry)
@@ -249,6 +284,8 @@ export function createOutbox(options: OutboxOptions) {
       for (const entry of store.open(account.address)) {
         if (await checkMined(entry)) continue
         if (entry.status === 'signed' || entry.broadcastBlock === null) {
+          // 'sent' with no broadcast block: put back by a reorg (store.unmine).
+          if (entry.status === 'sent' && !(await replayable(entry, current))) break
           if (await broadcast(entry)) store.markSent(entry.id, current, options.now())
           continue
         }
@@ -270,6 +307,7 @@ export function createOutbox(options: OutboxOptions) {
           (error) => (error instanceof TransactionNotFoundError ? false : true),
         )
         if (!known) {
+          if (!(await replayable(entry, current))) break
           logger.info({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'the node forgot a pending transaction; rebroadcasting')
           await broadcast(entry)
         }

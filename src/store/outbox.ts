@@ -81,7 +81,9 @@ export function createOutboxStore(db: Db) {
   )
   const byId = db.prepare<[number], Row>('SELECT * FROM outbox WHERE id = ?')
   const open = db.prepare<[string], Row>(`SELECT * FROM outbox WHERE account = ? AND status IN ('signed', 'sent') ORDER BY nonce`)
-  const minedSince = db.prepare<[string, number], Row>(`SELECT * FROM outbox WHERE account = ? AND status = 'mined' AND mined_block >= ? ORDER BY nonce`)
+  const minedToRecheck = db.prepare<[string, number, number], Row>(
+    `SELECT * FROM outbox WHERE account = ? AND status = 'mined' AND (mined_block >= ? OR nonce >= ?) ORDER BY nonce`,
+  )
   const all = db.prepare<[string], Row>('SELECT * FROM outbox WHERE account = ? ORDER BY nonce')
   const setSent = db.prepare<[number, number, number]>(`UPDATE outbox SET status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`)
   const replace = db.prepare<[string, string, string, number, number, number]>(
@@ -122,8 +124,12 @@ export function createOutboxStore(db: Db) {
     open(account: Address): OutboxEntry[] {
       return open.all(account.toLowerCase()).map(fromRow)
     },
-    minedSince(account: Address, block: bigint): OutboxEntry[] {
-      return minedSince.all(account.toLowerCase(), Number(block)).map(fromRow)
+    /**
+     * Mined entries a reorg may have taken away: mined at or above `block`, or with a nonce at or above `chainNonce`
+     * (the account's nonce on chain), which cannot be mined on the canonical chain however deep the reorg was.
+     */
+    minedToRecheck(account: Address, block: bigint, chainNonce: number): OutboxEntry[] {
+      return minedToRecheck.all(account.toLowerCase(), Number(block), chainNonce).map(fromRow)
     },
     all(account: Address): OutboxEntry[] {
       return all.all(account.toLowerCase()).map(fromRow)
