@@ -112,6 +112,7 @@ export async function runDevnet({
   print,
   auto = false,
   nodeEnv,
+  anvilStateFile,
 }: {
   nodes: number
   dir: string
@@ -120,6 +121,8 @@ export async function runDevnet({
   auto?: boolean
   /** Extra environment of node i (1-based), e.g. test hooks. */
   nodeEnv?: (index: number) => Record<string, string> | undefined
+  /** anvil `--state FILE` (outage tests stop anvil and start it again from this file on the same port). */
+  anvilStateFile?: string
 }) {
   const root = resolve(dir)
   const devnetDir = join(root, 'devnet')
@@ -145,7 +148,7 @@ export async function runDevnet({
 
   try {
     // Spare funded accounts for nodes added later (tests add rogue nodes).
-    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)] })
+    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile })
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
     const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
