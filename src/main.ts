@@ -19,6 +19,8 @@ commands:
   quote measure FILE [--json]    a quote's measurement id (DESIGN.md §4), unverified
   policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
                                  the registry's measurement allow-list and TCB policy
+  audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--root-ca F] [--pccs URL]
+                                 re-verify every quote the registry took; exit 1 if a secret went to a bad one
   status|bootstrap|register|help ADDR --node HOST_URL [--token-file F]
                                  drive a node's host API as its operator
   help                           this text`
@@ -68,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/policy.ts')).runPolicy(rest, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
+    case 'audit':
+      return (await import('./cli/audit.ts')).runAudit(rest, out, (line) => process.stderr.write(line + '\n'))
     case 'status':
     case 'bootstrap':
     case 'register':

@@ -19,6 +19,7 @@ import { DEVNET_FMSPC } from '../src/tee/devnetPki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
 import { foundry } from 'viem/chains'
+import { runAudit } from '../src/cli/audit.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
 
@@ -292,4 +293,32 @@ describe('devnet: onboarding end to end', () => {
       await policy('tcb', '--max-collateral-age', String(30 * 86_400))
     }
   })
+
+  test('default: keymanager audit re-verifies every quote on chain; refused requests are listed, not failures', async () => {
+    const lines: string[] = []
+    const warnings: string[] = []
+    const args = ['--rpc', devnet.anvil.rpcUrl, '--registry', devnet.registry, '--blobs', devnet.anvil.rpcUrl, '--blobs-kind', 'anvil']
+    const trust = ['--root-ca', join(devnet.devnetDir, 'pki', 'root.pem'), '--pccs', devnet.pccsUrl]
+    const code = await runAudit([...args, ...trust, '--json'], (l) => lines.push(l), (l) => warnings.push(l))
+    const report = JSON.parse(lines.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; ok: boolean; reason: string | null; policyNow: string }[] }
+    assert.equal(code, 0)
+    assert.equal(report.ok, true)
+    assert.ok(warnings.some((w) => /TRUSTING A ROOT CA THAT IS NOT INTEL'S/.test(w)), 'trusting the devnet root is said out loud')
+    const bootstrap = report.entries.find((e) => e.what === 'bootstrap')!
+    assert.deepEqual([bootstrap.ok, bootstrap.onChain, bootstrap.policyNow], [true, 'bootstrapped', 'accepted'])
+    const handedOut = report.entries.filter((e) => e.onChain === 'fulfilled' || e.onChain === 'confirmed')
+    assert.ok(handedOut.length >= 4)
+    assert.ok(handedOut.every((e) => e.ok))
+    // The hostile request whose quote binds another key is still there, unfulfilled, and the audit says why.
+    assert.ok(report.entries.some((e) => e.onChain === 'pending' && !e.ok && e.reason?.startsWith('report_data_mismatch')))
+    // The unreviewed build verifies as a quote, but today's allow-list does not accept it.
+    assert.ok(report.entries.some((e) => e.onChain === 'pending' && e.ok && e.policyNow === 'measurement_not_allowed'))
+
+    // Without trusting the devnet root every quote fails, so the bootstrap (a secret that exists) fails the audit.
+    const untrusted = await runAudit([...args, '--pccs', devnet.pccsUrl], () => {}, () => {})
+    assert.equal(untrusted, 1)
+    await assert.rejects(runAudit(['--rpc', devnet.anvil.rpcUrl], () => {}, () => {}), /--rpc, --registry and --blobs are required/)
+    await assert.rejects(runAudit([...args, '--blobs-kind', 'ipfs'], () => {}, () => {}), /--blobs-kind must be anvil or beacon/)
+  })
 })
+
