@@ -87,7 +87,10 @@ describe('devnet: onboarding end to end', () => {
     const refused = await refusal(helper, reg.enckey)
     assert.equal(refused.status, 422)
     assert.equal(refused.reason, 'measurement_not_allowed')
-    assert.equal((await statusReason(helper, reg.requestId))?.reason, 'measurement_not_allowed')
+    const recorded = await statusReason(helper, reg.requestId)
+    assert.equal(recorded?.reason, 'measurement_not_allowed')
+    // The refused build is named by its measurement id, so an operator can see what was turned away.
+    assert.match((recorded as { measurementId?: string } | undefined)?.measurementId ?? '', /^0x[0-9a-f]{64}$/)
     const done = await fetch(`${rogue.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${rogue.hostToken}` } })
     assert.equal(done.status, 409)
     assert.equal((await getJson(`${rogue.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'app' } })).status, 503)

@@ -35,6 +35,8 @@ class Refusal extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    /** Known once the quote verified: recorded so an auditor sees which build was refused. */
+    readonly measurementId: Hex | null = null,
   ) {
     super(message)
   }
@@ -305,7 +307,7 @@ export function createNode(ctx: NodeContext) {
 
   // ---- help (DESIGN.md §5 step 4) -------------------------------------------------------------------------
 
-  async function judge(request: OnboardRequest): Promise<Uint8Array> {
+  async function judge(request: OnboardRequest): Promise<{ pubkey64: Uint8Array; measurementId: Hex }> {
     const current = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
     const stored = await registry.getRequest(request.requestId)
     if (stored.status === 'none') throw new Refusal('unknown_request', `request ${request.requestId} is not on chain`)
@@ -344,7 +346,7 @@ export function createNode(ctx: NodeContext) {
       refBlockHash: hexToBytes(request.refBlockHash),
     })
     if (!constantTimeEqual(verified.reportData, expected))
-      throw new Refusal('report_data_mismatch', 'the quote does not bind this request (key, chain, registry or reference block)')
+      throw new Refusal('report_data_mismatch', 'the quote does not bind this request (key, chain, registry or reference block)', verified.measurementId)
     const policy = await registry.tcbPolicy()
     const decision = await checkPolicy(
       verified,
@@ -357,18 +359,18 @@ export function createNode(ctx: NodeContext) {
       },
       ctx.now(),
     )
-    if (!decision.ok) throw new Refusal(decision.reason, decision.message)
-    return envelope.pubkey64
+    if (!decision.ok) throw new Refusal(decision.reason, decision.message, verified.measurementId)
+    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId }
   }
 
   /** Judges requests and fulfils every accepted one in a single blob and `fulfillOnboard` transaction. */
   async function help(requests: OnboardRequest[]): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
     const results: HelpResult[] = []
-    const accepted: { request: OnboardRequest; pubkey64: Uint8Array }[] = []
+    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex }[] = []
     for (const request of requests) {
       try {
-        accepted.push({ request, pubkey64: await judge(request) })
+        accepted.push({ request, ...(await judge(request)) })
       } catch (error) {
         if (!(error instanceof Refusal)) throw error
         stores.requests.record({
@@ -378,7 +380,7 @@ export function createNode(ctx: NodeContext) {
           decision: 'refused',
           reason: error.reason,
           message: error.message,
-          measurementId: null,
+          measurementId: error.measurementId,
           fulfillTx: null,
           decidedAt: ctx.now(),
         })
@@ -403,7 +405,7 @@ export function createNode(ctx: NodeContext) {
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
     )
     const outcome = await submit('fulfillOnboard', registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
-    for (const { request } of accepted) {
+    for (const { request, measurementId } of accepted) {
       stores.requests.record({
         requestId: request.requestId,
         requester: request.requester,
@@ -411,7 +413,7 @@ export function createNode(ctx: NodeContext) {
         decision: outcome.sent ? 'fulfilled' : 'pending',
         reason: null,
         message: outcome.sent ? null : 'response handed to the host to send',
-        measurementId: null,
+        measurementId,
         fulfillTx: outcome.sent ? outcome.txHash : null,
         decidedAt: ctx.now(),
       })
@@ -450,6 +452,7 @@ export function createNode(ctx: NodeContext) {
         decision: r.decision,
         reason: r.reason,
         message: r.message,
+        measurementId: r.measurementId,
         fulfillTx: r.fulfillTx,
       })),
     }
