@@ -246,6 +246,7 @@ describe('trust and config', () => {
     host: { port: 0, tokenFile: 'host.token' },
     quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
     seal: 'none',
+    devnet: true, // the simulated provider is refused outside devnet mode (src/config.test.ts)
   })
 
   test('default: the quote section of a node config, paths relative to the file', () => {
