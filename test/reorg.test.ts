@@ -1,0 +1,152 @@
+// Reorgs end to end (issue 6 (e)): an auto devnet whose chain is rewound with evm_snapshot / evm_revert after a
+// newcomer's request was mined and seen, then made longer with different blocks so that no old block hash is left.
+// The sidecars' watchers roll back and their outboxes replay what the reorg took; every request must end up
+// fulfilled exactly once on the canonical chain, by one fulfillOnboard, with no reverted tx and nobody stuck.
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import Database from 'better-sqlite3'
+import { createTestClient, decodeFunctionData, http, type Hex } from 'viem'
+import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { DEVNET_AUTO, runDevnet, waitUntilReady, type NodeProcess } from '../src/cli/devnet.ts'
+import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** How many times a node's chain watcher rolled back (its pino JSON lines in node.log). */
+function rollbacks(node: NodeProcess): number {
+  return readFileSync(join(node.dir, 'node.log'), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('"msg":"chain reorganised: rolling back the watcher cursor"')).length
+}
+
+/** Request ids a node's chain watcher has stored (its SQLite file, read-only beside the running node). */
+function watchedRequestIds(node: NodeProcess): bigint[] {
+  const db = new Database(join(node.dir, 'keymanager.sqlite'), { readonly: true, fileMustExist: true })
+  try {
+    return db
+      .prepare<[], { request_id: string }>('SELECT request_id FROM watched_requests')
+      .all()
+      .map((r) => BigInt(r.request_id))
+  } finally {
+    db.close()
+  }
+}
+
+describe('reorg: requests and answers rewound with evm_revert', () => {
+  let devnet: Devnet
+  const lines: string[] = []
+
+  before(async () => {
+    devnet = await runDevnet({ nodes: 2, dir: mkdtempSync(join(tmpdir(), 'km-reorg-')), print: (l) => lines.push(l), auto: true })
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  const q = () => ({ address: devnet.registry, abi: keyManagerAbi, fromBlock: 0n, strict: true }) as const
+  const events = (eventName: 'OnboardRequested' | 'Onboarded' | 'OnboardConfirmed') => devnet.publicClient.getContractEvents({ ...q(), eventName })
+  const idOf = (log: { args: unknown }) => (log.args as { requestId: bigint }).requestId
+  const testClient = () => createTestClient({ mode: 'anvil', chain: devnet.chain, transport: http(devnet.anvil.rpcUrl) })
+
+  /** Nothing in flight: every request answered and confirmed, every node's outbox settled on chain. */
+  async function settled() {
+    await waitAllFulfilled(devnet)
+    const requested = (await events('OnboardRequested')).length
+    await until(async () => (await events('OnboardConfirmed')).length === requested, 'every request confirmed')
+    for (let i = 1; i <= devnet.nodes.length; i++) assertNoNonceGapOrReuse(await outboxAgainstChain(devnet, i), `node ${i}`)
+  }
+
+  /** Back to `snapshot`, then more new (empty) blocks than were lost, so that every lost height gets another hash. */
+  async function reorg(snapshot: Hex, lost: { blockNumber: bigint; blockHash: Hex }[]) {
+    const client = testClient()
+    const head = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
+    assert.equal(await client.revert({ id: snapshot }).then(() => true), true)
+    const base = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
+    await client.mine({ blocks: Number(head - base) + 2 })
+    for (const block of lost) assert.notEqual((await devnet.publicClient.getBlock({ blockNumber: block.blockNumber })).hash, block.blockHash, 'the old block is gone')
+  }
+
+  /** The invariants after a reorg settles: once per request, one successful fulfil each, no reverted tx. */
+  async function assertProcessedOnce() {
+    const requested = (await events('OnboardRequested')).map(idOf)
+    const onboarded = (await events('Onboarded')).map(idOf)
+    const confirmed = (await events('OnboardConfirmed')).map(idOf)
+    assert.equal(new Set(requested).size, requested.length, 'each request id on chain once')
+    assert.deepEqual([...onboarded].sort(), [...requested].sort(), 'every request fulfilled exactly once')
+    assert.deepEqual([...confirmed].sort(), [...requested].sort(), 'every request confirmed exactly once')
+    const fulfilledBy = new Map<bigint, number>()
+    for (const tx of await fulfillTransactions(devnet.publicClient, devnet.registry)) {
+      const hash = tx.hash as Hex
+      const receipt = await devnet.publicClient.getTransactionReceipt({ hash })
+      assert.equal(receipt.status, 'success', `fulfillOnboard ${hash} reverted\n${lines.join('\n')}`)
+      const { args } = decodeFunctionData({ abi: keyManagerAbi, data: (await devnet.publicClient.getTransaction({ hash })).input })
+      for (const id of args![0] as readonly bigint[]) fulfilledBy.set(id, (fulfilledBy.get(id) ?? 0) + 1)
+    }
+    for (const id of requested) assert.equal(fulfilledBy.get(id), 1, `request ${id}: one fulfillOnboard transaction on the canonical chain`)
+    for (const [i, node] of devnet.nodes.entries()) {
+      await waitUntilReady(node)
+      const outbox = await outboxAgainstChain(devnet, i + 1)
+      assertNoNonceGapOrReuse(outbox, `node ${i + 1}`)
+      for (const e of outbox.entries) assert.equal(e.receiptStatus, 'success', `node ${i + 1}: ${e.label} (nonce ${e.nonce}) reverted`)
+    }
+  }
+
+  test('default: a request mined and seen, then reorged away before anyone answers it, is answered once on the new chain', async () => {
+    await settled()
+    const snapshot = await testClient().snapshot()
+    const requestedBefore = (await events('OnboardRequested')).length
+    const newcomer = await devnet.addNode({ auto: DEVNET_AUTO })
+    await until(async () => (await events('OnboardRequested')).length > requestedBefore, 'the newcomer requested onboarding')
+    const request = (await events('OnboardRequested')).at(-1)!
+    // Seen by the helpers, who now wait 1.5-3.5 s (DEVNET_AUTO.jitterMs) before answering: rewind inside that wait.
+    await until(() => devnet.nodes.slice(0, 2).every((node) => watchedRequestIds(node).includes(idOf(request))), 'the helpers saw the request')
+    assert.deepEqual((await events('Onboarded')).map(idOf).filter((id) => id === idOf(request)), [], 'not answered yet when the chain is rewound')
+    const rolledBack = devnet.nodes.map(rollbacks)
+    await reorg(snapshot, [request])
+
+    await waitUntilReady(newcomer)
+    await settled()
+    const replayed = (await events('OnboardRequested')).filter((log) => (log.args as { requester: Hex }).requester === (request.args as { requester: Hex }).requester)
+    assert.equal(replayed.length, 1, 'the same request, replayed by the newcomer (not a second registration)')
+    assert.notEqual(replayed[0]!.blockHash, request.blockHash)
+    // The helpers had stored the request; the newcomer's watcher may not have reached its block before the rewind.
+    for (const [i, node] of devnet.nodes.slice(0, 2).entries()) assert.ok(rollbacks(node) > rolledBack[i]!, `node ${i + 1}'s watcher rolled back`)
+    await assertProcessedOnce()
+  })
+
+  test('default: a request, its answer and its confirmation all reorged away are replayed in order: answered once, confirmed once', async () => {
+    await settled()
+    const snapshot = await testClient().snapshot()
+    const requestedBefore = (await events('OnboardRequested')).length
+    const newcomer = await devnet.addNode({ auto: DEVNET_AUTO })
+    await waitUntilReady(newcomer)
+    await settled()
+    const request = (await events('OnboardRequested')).at(-1)!
+    assert.equal((await events('OnboardRequested')).length, requestedBefore + 1)
+    const answer = (await events('Onboarded')).find((log) => idOf(log) === idOf(request))!
+    const confirmation = (await events('OnboardConfirmed')).find((log) => idOf(log) === idOf(request))!
+    const rolledBack = devnet.nodes.map(rollbacks)
+    await reorg(snapshot, [request, answer, confirmation])
+
+    // The newcomer stays ready (its secret is sealed); the chain must get the three transactions back.
+    await until(async () => (await events('OnboardConfirmed')).some((log) => idOf(log) === idOf(request)), 'the confirmation replayed', 90_000)
+    await settled()
+    const again = (await events('Onboarded')).find((log) => idOf(log) === idOf(request))!
+    assert.notEqual(again.blockHash, answer.blockHash, 'answered again on the new chain')
+    assert.equal(again.transactionHash, answer.transactionHash, 'by the same signed fulfillOnboard, replayed by its helper')
+    // The helpers had stored the request; the newcomer's watcher may not have reached its block before the rewind.
+    for (const [i, node] of devnet.nodes.slice(0, 2).entries()) assert.ok(rollbacks(node) > rolledBack[i]!, `node ${i + 1}'s watcher rolled back`)
+    await assertProcessedOnce()
+  })
+})
