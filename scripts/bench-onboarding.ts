@@ -14,7 +14,7 @@ const SELECTORS = {
   confirmOnboard: toFunctionSelector('confirmOnboard(uint256,bytes)'),
 }
 
-export type OnboardingBench = { newcomers: number; wallSeconds: number; blobs: number; txs: Record<keyof typeof SELECTORS, number>; gasPerNode: number }
+export type OnboardingBench = { newcomers: number; wallSeconds: number; blobs: number; txs: Record<keyof typeof SELECTORS, number>; reverted: number; gasPerNode: number }
 
 export async function benchOnboarding(print: (line: string) => void, sizes: number[] = [1, 10, 50]): Promise<OnboardingBench[]> {
   const results: OnboardingBench[] = []
@@ -35,6 +35,7 @@ export async function benchOnboarding(print: (line: string) => void, sizes: numb
       const txs = { requestOnboard: 0, fulfillOnboard: 0, confirmOnboard: 0 }
       let blobs = 0
       let gas = 0n
+      let reverted = 0
       for (let b = 0n; b <= head; b++) {
         const block = await devnet.publicClient.getBlock({ blockNumber: b, includeTransactions: true })
         for (const tx of block.transactions) {
@@ -43,13 +44,15 @@ export async function benchOnboarding(print: (line: string) => void, sizes: numb
           if (!kind) continue
           txs[kind]++
           blobs += (tx as { blobVersionedHashes?: Hex[] }).blobVersionedHashes?.length ?? 0
-          gas += (await devnet.publicClient.getTransactionReceipt({ hash: tx.hash })).gasUsed
+          const receipt = await devnet.publicClient.getTransactionReceipt({ hash: tx.hash })
+          gas += receipt.gasUsed
+          if (receipt.status === 'reverted') reverted++
         }
       }
-      const result = { newcomers: n, wallSeconds: joinedIn, blobs, txs, gasPerNode: Number(gas / BigInt(n)) }
+      const result = { newcomers: n, wallSeconds: joinedIn, blobs, txs, reverted, gasPerNode: Number(gas / BigInt(n)) }
       results.push(result)
       print(
-        `${n} newcomers: ready in ${joinedIn.toFixed(1)} s; ${blobs} blobs; txs request/fulfill/confirm ${txs.requestOnboard}/${txs.fulfillOnboard}/${txs.confirmOnboard}; ${result.gasPerNode} gas per newcomer`,
+        `${n} newcomers: ready in ${joinedIn.toFixed(1)} s; ${blobs} blobs; txs request/fulfill/confirm ${txs.requestOnboard}/${txs.fulfillOnboard}/${txs.confirmOnboard} (${reverted} reverted); ${result.gasPerNode} gas per newcomer`,
       )
     } finally {
       await devnet.stop()

@@ -79,7 +79,7 @@ try {
 
 await benchQuoteVerification(print)
 print('')
-print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | gas per newcomer |')
-print('|---|---|---|---|---|')
+print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
+print('|---|---|---|---|---|---|')
 for (const r of await benchOnboarding(() => {}, ONBOARDING))
-  print(`| ${r.newcomers} newcomers | ${r.wallSeconds.toFixed(1)} s | ${r.blobs} | ${r.txs.requestOnboard}/${r.txs.fulfillOnboard}/${r.txs.confirmOnboard} | ${r.gasPerNode.toLocaleString('en')} |`)
+  print(`| ${r.newcomers} newcomers | ${r.wallSeconds.toFixed(1)} s | ${r.blobs} | ${r.txs.requestOnboard}/${r.txs.fulfillOnboard}/${r.txs.confirmOnboard} | ${r.reverted} | ${r.gasPerNode.toLocaleString('en')} |`)

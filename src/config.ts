@@ -18,6 +18,8 @@ const autoSchema = z.strictObject({
   /** Random wait before a help round, [min, max] ms: helpers seldom race, and close requests share one blob. */
   jitterMs: z.tuple([z.number().int().min(0), z.number().int().min(0)]).default([500, 2500]),
   maxBatch: z.number().int().min(1).max(200).default(50),
+  /** Time each helper rank gets before the next may act (src/node/auto.ts). */
+  slotMs: z.number().int().min(100).max(60_000).default(3000),
   /** Blocks a broadcast tx may wait before it is replaced with higher fees (same nonce). */
   bumpAfterBlocks: z.number().int().min(1).max(1000).default(3),
 })

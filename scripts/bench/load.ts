@@ -1,40 +1,14 @@
-import { Agent, request } from 'node:http'
+import autocannon from 'autocannon'
 
 export type LoadResult = { requests: number; seconds: number; perSecond: number; errors: number }
 
 /**
- * Closed-loop HTTP load over keep-alive connections: `concurrency` requests in flight for `seconds`.
- * Every response is read to the end and its status checked, so a failing route cannot look fast.
+ * Closed-loop HTTP load with autocannon (keep-alive, `connections` in flight) for `seconds`. Any non-2xx answer,
+ * error or timeout is counted, so a failing route cannot look fast. The client runs in this process and the
+ * server in another, on the same two cores: figures are only compared as ratios within one run.
  */
 export async function load(url: string, { seconds, concurrency, headers = {} }: { seconds: number; concurrency: number; headers?: Record<string, string> }): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
-  const target = new URL(url)
-  const deadline = performance.now() + seconds * 1000
-  let done = 0
-  let errors = 0
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const req = request({ agent, host: target.hostname, port: target.port, path: target.pathname, headers }, (res) => {
-        res.on('data', () => {})
-        res.on('end', () => {
-          if (res.statusCode === 200) done++
-          else errors++
-          resolve()
-        })
-      })
-      req.on('error', () => {
-        errors++
-        resolve()
-      })
-      req.end()
-    })
-  const start = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) await one()
-    }),
-  )
-  const elapsed = (performance.now() - start) / 1000
-  agent.destroy()
-  return { requests: done, seconds: elapsed, perSecond: done / elapsed, errors }
+  const result = await autocannon({ url, connections: concurrency, duration: seconds, headers })
+  const requests = result.requests.total - result.non2xx
+  return { requests, seconds: result.duration, perSecond: requests / result.duration, errors: result.errors + result.timeouts + result.non2xx }
 }

@@ -87,7 +87,8 @@ export const DEVNET_AUTO: NodeConfig['auto'] = {
   help: true,
   confirmations: 0,
   pollIntervalMs: 250,
-  jitterMs: [1500, 3500],
+  jitterMs: [1500, 2500],
+  slotMs: 2500,
   maxBatch: 50,
   bumpAfterBlocks: 3,
 }

@@ -180,6 +180,8 @@ export async function startNode(
         pollIntervalMs: auto.pollIntervalMs,
         jitterMs: auto.jitterMs,
         maxBatch: auto.maxBatch,
+        slotMs: auto.slotMs,
+        selfId: walletClient?.account.address ?? '',
       })
     : undefined
   const watcher = createChainWatcher({

@@ -2,17 +2,23 @@
 // requests the watcher has seen; a node with no secret registers, waits for its `Onboarded`, completes and
 // confirms, and registers again when its request expires.
 //
-// Helping, per round: gather the watcher's pending requests that this node has not refused or given up on, wait
-// a random jitter (so that helpers seldom race and requests arriving together share a round), re-check each with
-// `getRequest` right before sending (fulfilled or expired ones are dropped cheaply), then answer every request
-// left in ONE blob and ONE `fulfillOnboard` (node.help batches). Refusals are recorded by node.help and never
-// retried; a request that keeps failing for other reasons is given up after `maxAttempts` rounds.
+// Helping, per round: gather the watcher's pending requests that this node has not refused or given up on, wait,
+// re-check each with `getRequest` right before sending (fulfilled or expired ones are dropped cheaply), then answer
+// every request left in ONE blob and ONE `fulfillOnboard` (node.help batches). Refusals are recorded by node.help and
+// never retried; a request that keeps failing for other reasons is given up after `maxAttempts` rounds.
+//
+// The wait is a random jitter plus `rank × slotMs`. Every helper computes its rank for the round from the oldest
+// pending request id and its own identity (keccak, modulo twice the number of nodes onboarded so far), so all helpers
+// agree on who goes first without talking: usually one helper answers the whole batch and the others, re-checking
+// after their slot, find nothing left. A dead first helper only costs one slot. Measured before this (random jitter
+// alone): 50 newcomers drew 500 fulfillOnboard transactions, most of them reverted, because the time from the
+// re-check to the mined transaction (KZG proofs, signing) outgrew the jitter window once many helpers were ready.
 import type { Logger } from 'pino'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
-import type { PublicClient } from 'viem'
+import { keccak256, stringToHex, type PublicClient } from 'viem'
 import type { KeymanagerNode } from './node.ts'
 
 export type AutoOptions = {
@@ -31,6 +37,10 @@ export type AutoOptions = {
   jitterMs?: [number, number]
   /** Most requests answered in one blob. */
   maxBatch?: number
+  /** This helper's identity for the round order (its gas key address); nodes with no gas key do not help. */
+  selfId?: string
+  /** Time given to each rank before the next may act: longer than a re-check-to-mined round trip. */
+  slotMs?: number
   maxAttempts?: number
   random?: () => number
 }
@@ -41,6 +51,8 @@ export function createAutoRunner(options: AutoOptions) {
   const [jitterMin, jitterMax] = options.jitterMs ?? [500, 2500]
   const maxBatch = options.maxBatch ?? 50
   const maxAttempts = options.maxAttempts ?? 5
+  const slotMs = options.slotMs ?? 3000
+  const selfId = options.selfId ?? ''
   const random = options.random ?? Math.random
   const attempts = new Map<bigint, number>()
   const skipped = new Set<bigint>()
@@ -71,10 +83,20 @@ export function createAutoRunner(options: AutoOptions) {
       .slice(0, maxBatch)
   }
 
+  /** This helper's place in the order of the current round (0 acts first); see the header. */
+  function roundRank(): number {
+    const pending = cursor.pendingRequests()
+    if (pending.length === 0) return 0
+    const oldest = pending.reduce((a, b) => (b.requestId < a.requestId ? b : a)).requestId
+    const onboarded = cursor.requests().filter((r) => r.onboardedBlock !== null).length
+    const places = BigInt(2 * (onboarded + 1))
+    return Number(BigInt(keccak256(stringToHex(`keymanager.helper-order.v1:${oldest}:${selfId.toLowerCase()}`))) % places)
+  }
+
   /** One help round; returns how many requests were answered. */
   async function helpRound(): Promise<number> {
     if (candidates().length === 0) return 0
-    await sleep(jitterMin + random() * (jitterMax - jitterMin), 'jitter')
+    await sleep(jitterMin + random() * (jitterMax - jitterMin) + roundRank() * slotMs, 'jitter')
     if (stopped) return 0
     const head = await publicClient.getBlockNumber({ cacheTime: 0 })
     const ready = []
