@@ -57,12 +57,20 @@ const bare = await startBare()
 try {
   const node = devnet.info.nodes[0]!
   const pod = { 'x-keymanager-pod': 'bench' }
-  await load(bare.url, { seconds: 1, concurrency: CONCURRENCY }) // warm-up
+  // Rounds alternate between the routes and each keeps its best, so a burst of other work on the machine during one
+  // measurement does not decide a ratio.
+  const best = async (url: string, headers: Record<string, string> = {}) => {
+    const rounds = []
+    for (let i = 0; i < 2; i++) rounds.push(await load(url, { seconds: SECONDS / 2, concurrency: CONCURRENCY, headers }))
+    return rounds.reduce((a, b) => (b.perSecond > a.perSecond ? b : a))
+  }
+  await load(bare.url, { seconds: 1, concurrency: CONCURRENCY }) // warm-up (JIT)
   await load(`${node.podUrl}/sealkey`, { seconds: 1, concurrency: CONCURRENCY, headers: pod })
-  const bareRate = await load(bare.url, { seconds: SECONDS, concurrency: CONCURRENCY })
-  const sealkey = await load(`${node.podUrl}/sealkey`, { seconds: SECONDS, concurrency: CONCURRENCY, headers: pod })
   const appData = 'ab'.repeat(32)
-  const attest = await load(`${node.podUrl}/attest/${appData}`, { seconds: SECONDS, concurrency: CONCURRENCY, headers: pod })
+  const [bareRate, sealkey, attest] = [await best(bare.url), await best(`${node.podUrl}/sealkey`, pod), await best(`${node.podUrl}/attest/${appData}`, pod)]
+  const [bareAgain, sealkeyAgain] = [await best(bare.url), await best(`${node.podUrl}/sealkey`, pod)]
+  if (bareAgain.perSecond > bareRate.perSecond) Object.assign(bareRate, bareAgain)
+  if (sealkeyAgain.perSecond > sealkey.perSecond) Object.assign(sealkey, sealkeyAgain)
   const signing = rawSigning(SECONDS)
   for (const r of [bareRate, sealkey, attest]) if (r.errors) throw new Error(`bench saw ${r.errors} failed requests`)
   print('')
