@@ -7,6 +7,7 @@ import {
   createPublicClient,
   createTestClient,
   createWalletClient,
+  custom,
   hexToBytes,
   http,
   parseEther,
@@ -43,6 +44,33 @@ export function clientsFor(rpcUrl: string) {
     testClient: createTestClient({ mode: 'anvil', chain, transport: http(rpcUrl, { retryCount: 0 }) }),
     walletFor: (account: Account) => createWalletClient<Transport, Chain, Account>({ account, chain, transport: http(rpcUrl, { retryCount: 0 }) }),
   }
+}
+
+/**
+ * A public client whose transport calls `hook(method, params)` before each request goes to anvil. The hook may act
+ * on the chain at exactly that point (revert it, mine), throw (a failed request), or return `{ result }` to answer
+ * in anvil's place (an RPC that lags behind the chain); `undefined` forwards the request.
+ */
+export function hookedPublicClient(
+  rpcUrl: string,
+  hook: (method: string, params: unknown) => Promise<{ result: unknown } | undefined | void> | { result: unknown } | undefined | void,
+): PublicClient {
+  const chain = chainFor(rpcUrl)
+  const forward = http(rpcUrl, { retryCount: 0 })({ chain, retryCount: 0 })
+  return createPublicClient({
+    chain,
+    transport: custom(
+      {
+        async request({ method, params }: { method: string; params: unknown }) {
+          const answer = await hook(method, params)
+          if (answer) return answer.result
+          return forward.request({ method, params } as never)
+        },
+      },
+      { retryCount: 0 },
+    ),
+    pollingInterval: 20,
+  }) as PublicClient
 }
 
 /** A fresh account holding 100 ETH (anvil_setBalance): no nonce is shared between tests. */

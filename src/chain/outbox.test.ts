@@ -15,7 +15,7 @@ import { createOutboxStore } from '../store/outbox.ts'
 import { startAnvil, type Anvil } from './anvil.ts'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 import { createOutbox } from './outbox.ts'
-import { blobOf, clientsFor, deployRegistryFixture, fundedAccount } from '../../test/registryFixture.ts'
+import { blobOf, clientsFor, deployRegistryFixture, fundedAccount, hookedPublicClient } from '../../test/registryFixture.ts'
 
 type LogLine = { level: number; msg: string; [key: string]: unknown }
 
@@ -202,6 +202,56 @@ describe('createOutbox', () => {
     assert.deepEqual(mined.blobVersionedHashes, original.blobVersionedHashes)
   })
 
+  test('default: a nonce taken by another tx of the key is given up (dropped) once it stays so for bumpAfterBlocks blocks', async () => {
+    const account = await fundedAccount(anvil.rpcUrl)
+    const { outbox } = outboxAt(dataDir(), account)
+    await clients.testClient.setAutomine(false)
+    const { id, hash } = await outbox.send({ label: 'ours', to: SINK, data: '0x' })
+    const ours = await clients.publicClient.getTransaction({ hash })
+    // Someone else holding the key replaces it in the pool at the same nonce.
+    const theirs = await clients.walletFor(account).sendTransaction({
+      to: SINK,
+      value: 1n,
+      nonce: ours.nonce,
+      maxFeePerGas: ours.maxFeePerGas! * 2n,
+      maxPriorityFeePerGas: ours.maxPriorityFeePerGas! * 2n,
+    })
+    await clients.testClient.mine({ blocks: 1 })
+    assert.ok(await receiptOrUndefined(theirs))
+    await outbox.tick()
+    assert.equal(outbox.entries()[0]!.status, 'sent', 'not given up on a first look')
+    await clients.testClient.mine({ blocks: 3 })
+    await outbox.tick()
+    assert.equal(outbox.entries()[0]!.status, 'dropped')
+    await assert.rejects(outbox.waitForReceipt(id), /was dropped/)
+    assert.equal(await receiptOrUndefined(hash), undefined)
+  })
+
+  test('default: a receipt the RPC has not indexed yet (nonce already used) is not taken for a nonce lost to another tx', async () => {
+    const account = await fundedAccount(anvil.rpcUrl)
+    let lagging = false
+    const publicClient = hookedPublicClient(anvil.rpcUrl, (method) => (lagging && method === 'eth_getTransactionReceipt' ? { result: null } : undefined))
+    const db = openDatabase(dataDir())
+    open.push(db)
+    const outbox = createOutbox({
+      walletClient: clients.walletFor(account),
+      publicClient,
+      store: createOutboxStore(db),
+      logger: pino({ level: 'silent' }),
+      now: () => Math.floor(Date.now() / 1000),
+      pollIntervalMs: 20,
+    })
+    await clients.testClient.setAutomine(false)
+    const { id, hash } = await outbox.send({ label: 'lagging', to: SINK, data: '0x' })
+    await clients.testClient.mine({ blocks: 1 })
+    lagging = true // the nonce is used on chain, the receipt is not served yet
+    await outbox.tick()
+    assert.equal(outbox.entries()[0]!.status, 'sent')
+    lagging = false
+    assert.equal((await outbox.waitForReceipt(id)).hash, hash)
+    assert.equal(outbox.entries()[0]!.status, 'mined')
+  })
+
   test('reorg: a mined tx whose block is reorged away goes back to pending, is broadcast again and re-mined', async () => {
     const account = await fundedAccount(anvil.rpcUrl)
     const { outbox, count } = outboxAt(dataDir(), account)
@@ -214,7 +264,7 @@ describe('createOutbox', () => {
 
     await outbox.tick()
     assert.equal(count('reorg removed a mined transaction; it is pending again'), 1)
-    await outbox.tick()
+    await outbox.waitForReceipt(id)
     const entry = outbox.entries()[0]!
     assert.equal(entry.status, 'mined')
     assert.equal(entry.minedHash, hash, 'the same signed tx, mined again')
@@ -232,7 +282,7 @@ describe('createOutbox', () => {
     await clients.testClient.revert({ id: snapshot })
     await clients.testClient.mine({ blocks: 6 }) // deeper than reorgDepth below the head
     await outbox.tick()
-    await outbox.tick()
+    await outbox.waitForReceipt(first.id, 10_000)
     const next = await outbox.send({ label: 'next', to: SINK, data: '0x' })
     await outbox.waitForReceipt(next.id, 10_000)
     for (const e of outbox.entries()) {
@@ -261,9 +311,10 @@ describe('createOutbox', () => {
     await helper.outbox.tick()
     assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 0, 'the fulfil is held, not sent to revert')
     await newcomer.outbox.tick() // the request is replayed
+    await newcomer.outbox.waitForReceipt(request.id)
     assert.equal((await fx.registry.getRequest(requestId)).status, 'pending')
     await helper.outbox.tick()
-    await helper.outbox.tick()
+    await helper.outbox.waitForReceipt(fulfil.id)
     const entry = helper.outbox.entries()[0]!
     assert.equal(entry.status, 'mined')
     assert.equal(entry.receiptStatus, 'success')
@@ -289,7 +340,7 @@ describe('createOutbox', () => {
     assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 0)
     await clients.testClient.mine({ blocks: 3 })
     await helper.outbox.tick()
-    await helper.outbox.tick()
+    assert.equal((await helper.outbox.waitForReceipt(fulfil.id)).status, 'reverted')
     assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 1, 'the nonce is used')
     const next = await helper.outbox.send({ label: 'next', to: SINK, data: '0x' })
     assert.equal((await helper.outbox.waitForReceipt(next.id, 10_000)).status, 'success', 'later txs of the key are not stuck behind it')

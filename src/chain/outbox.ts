@@ -79,6 +79,8 @@ export function createOutbox(options: OutboxOptions) {
   let lock: Promise<unknown> = Promise.resolve()
   /** Txs to send again that are held back because they would revert now: outbox id → the head when the hold began. */
   const held = new Map<number, bigint>()
+  /** Sent txs whose nonce the chain shows used with no receipt of ours: outbox id → the head when first seen so. */
+  const nonceUsedAt = new Map<number, bigint>()
 
   /** Runs `fn` after every earlier locked call: nonce assignment and signing are strictly sequential. */
   function locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -291,10 +293,18 @@ export function createOutbox(options: OutboxOptions) {
         }
         const latestNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'latest' })
         if (latestNonce > entry.nonce) {
-          // The nonce is used and none of our hashes has a receipt: another tx of this key took it.
+          // The nonce is used and none of our hashes has a receipt: another tx of this key took it, or the node has
+          // not indexed our receipt yet (state and receipts are not updated at once everywhere: anvil mines blob txs
+          // after answering, RPC pools lag). Dropping is final, so it waits until the nonce has been used, with no
+          // receipt of ours, for bumpAfterBlocks blocks.
           if (!(await checkMined(entry))) {
-            logger.warn({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'nonce used by another transaction; entry dropped')
-            store.markDropped(entry.id, options.now())
+            const since = nonceUsedAt.get(entry.id)
+            if (since === undefined) nonceUsedAt.set(entry.id, current)
+            else if (current - since >= bumpAfter) {
+              logger.warn({ outboxId: entry.id, nonce: entry.nonce, label: entry.label }, 'nonce used by another transaction; entry dropped')
+              store.markDropped(entry.id, options.now())
+              nonceUsedAt.delete(entry.id)
+            }
           }
           continue
         }

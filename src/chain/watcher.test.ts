@@ -14,7 +14,7 @@ import { openDatabase } from '../store/database.ts'
 import { createCursorStore, type WatchedEvent } from '../store/cursor.ts'
 import { startAnvil, type Anvil } from './anvil.ts'
 import { createChainWatcher } from './watcher.ts'
-import { chainFor, clientsFor, deployRegistryFixture, fundedAccount } from '../../test/registryFixture.ts'
+import { chainFor, clientsFor, deployRegistryFixture, fundedAccount, hookedPublicClient } from '../../test/registryFixture.ts'
 
 type LogLine = { level: number; msg: string; [key: string]: unknown }
 
@@ -22,28 +22,6 @@ function capturingLogger() {
   const lines: LogLine[] = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) })
   return { logger, lines, count: (msg: string) => lines.filter((l) => l.msg === msg).length }
-}
-
-/**
- * A public client whose transport calls `hook(method, params)` before each request goes to anvil: the hook may act on
- * the chain (revert it, mine) or throw (a failed request), at exactly that point of a watcher pass.
- */
-function hookedClient(rpcUrl: string, hook: (method: string, params: unknown) => Promise<void> | void): PublicClient {
-  const chain = chainFor(rpcUrl)
-  const forward = http(rpcUrl, { retryCount: 0 })({ chain, retryCount: 0 })
-  return createPublicClient({
-    chain,
-    transport: custom(
-      {
-        async request({ method, params }: { method: string; params: unknown }) {
-          await hook(method, params)
-          return forward.request({ method, params } as never)
-        },
-      },
-      { retryCount: 0 },
-    ),
-    pollingInterval: 20,
-  }) as PublicClient
 }
 
 /** Resolves once `condition()` holds; fails after `timeoutMs` with `what`. */
@@ -230,7 +208,7 @@ describe('createChainWatcher', () => {
     const fx = await deployRegistryFixture(anvil.rpcUrl)
     const [a, b] = await Promise.all([fundedAccount(anvil.rpcUrl), fundedAccount(anvil.rpcUrl)])
     let reorgAt: { block: bigint; run: () => Promise<void> } | undefined
-    const publicClient = hookedClient(anvil.rpcUrl, async (method, params) => {
+    const publicClient = hookedPublicClient(anvil.rpcUrl, async (method, params) => {
       if (reorgAt && method === 'eth_getBlockByNumber' && (params as unknown[])[0] === numberToHex(reorgAt.block)) {
         const { run } = reorgAt
         reorgAt = undefined
@@ -268,7 +246,7 @@ describe('createChainWatcher', () => {
     const { testClient } = clientsFor(anvil.rpcUrl)
     const fx = await deployRegistryFixture(anvil.rpcUrl)
     let failBlock: bigint | undefined
-    const publicClient = hookedClient(anvil.rpcUrl, (method, params) => {
+    const publicClient = hookedPublicClient(anvil.rpcUrl, (method, params) => {
       if (failBlock !== undefined && method === 'eth_getBlockByNumber' && (params as unknown[])[0] === numberToHex(failBlock))
         throw new Error('connection reset by peer')
     })
