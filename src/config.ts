@@ -60,6 +60,8 @@ export const nodeConfigSchema = z
       /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */
       kind: z.enum(['anvil', 'beacon']),
       url: z.url(),
+      /** Peers' archives (their host listener and a token file), tried when the beacon node has no blob. */
+      peers: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }), tokenFile: z.string().min(1) })).default([]),
     }),
     pod: z.strictObject({
       host: z.string().default('127.0.0.1'),
@@ -150,6 +152,7 @@ export function loadNodeConfig(path: string): NodeConfig {
   config.dataDir = abs(config.dataDir)
   config.host.tokenFile = abs(config.host.tokenFile)
   if (config.gasKeyFile) config.gasKeyFile = abs(config.gasKeyFile)
+  for (const peer of config.blobs.peers) peer.tokenFile = abs(peer.tokenFile)
   const q = config.quote
   if (q.provider === 'simulated') {
     q.pckChainFile = abs(q.pckChainFile)

@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { runDevnet } from '../src/cli/devnet.ts'
+import { createRegistryClient } from '../src/chain/registry.ts'
+import { hostCall, runDevnet } from '../src/cli/devnet.ts'
 import { UsageError } from '../src/cli/args.ts'
 import { runHostApi } from '../src/cli/hostApi.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
@@ -100,4 +101,29 @@ describe('devnet: dstack key chains from every node', () => {
     await assert.rejects(runHostApi('register', ['--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /409 conflict: node is already ready/)
     await assert.rejects(runHostApi('bootstrap', ['--node', node.hostUrl, '--token-file', tokenFile], {}, () => {}), /409 conflict/)
   })
+
+  test('default: a node whose beacon source has no blobs completes from a peer archive, hash-checked', async () => {
+    const dead = 'http://127.0.0.1:9' // nothing listens: every blob fetch from the primary source fails
+    const helper = devnet.info.nodes[0]!
+    const withPeer = await devnet.addNode({ blobsUrl: dead, blobPeers: [helper] })
+    const done = await devnet.onboard(withPeer, helper)
+    assert.equal(done.state, 'ready')
+
+    // Without a peer, the same situation cannot complete, and says why (an upstream failure, not bad input).
+    const alone = await devnet.addNode({ blobsUrl: dead })
+    const reg = await hostCall<{ enckey: string }>(alone, 'POST', '/register')
+    await hostCall(helper, 'POST', `/helper/${reg.enckey}`)
+    const res = await fetch(`${alone.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${alone.hostToken}` } })
+    assert.equal(res.status, 502)
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'upstream_failed')
+
+    // The helper archived the response blob it made, so it can serve it to peers.
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    const [request] = await registry.onboardRequests({ requester: reg.enckey as `0x${string}` })
+    const onboarded = await registry.onboarded(request!.requestId)
+    const blob = await fetch(`${helper.hostUrl}/blobs/${onboarded!.responseBlobHash}`, { headers: { authorization: `Bearer ${helper.hostToken}` } })
+    assert.equal(blob.status, 200)
+    assert.equal((await blob.arrayBuffer()).byteLength, 131072)
+  })
 })
+

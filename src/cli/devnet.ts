@@ -202,6 +202,8 @@ export async function runDevnet({
         fmspc?: Hex
         /** Verify with a collateral file issued at this time (unix seconds) instead of the devnet PCCS. */
         collateralIssuedAt?: number
+        /** Peers whose blob archives this node falls back to. */
+        blobPeers?: DevnetNodeInfo[]
       } = {},
     ): Promise<NodeProcess> {
       const i = started.nodes.length + 1
@@ -213,7 +215,14 @@ export async function runDevnet({
       const config = {
         dataDir: '.',
         chain: { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, fromBlock: 0 },
-        blobs: { kind: 'anvil', url: options.blobsUrl ?? anvil.rpcUrl },
+        blobs: {
+          kind: 'anvil',
+          url: options.blobsUrl ?? anvil.rpcUrl,
+          peers: (options.blobPeers ?? []).map((peer, p) => {
+            writeFileSync(join(nodeDir, `peer${p}.token`), peer.hostToken, { mode: 0o600 })
+            return { url: peer.hostUrl, tokenFile: `peer${p}.token` }
+          }),
+        },
         pod: { host: '127.0.0.1', port: 0, sockets: [] },
         host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
         gasKeyFile: 'gas.key',

@@ -13,6 +13,7 @@ import { appIdForPod } from '../keys/derive.ts'
 import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
 import { createOutbox } from '../chain/outbox.ts'
 import { createChainWatcher } from '../chain/watcher.ts'
+import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { resolveAuto, type NodeConfig } from '../config.ts'
 import { parseHex } from '../keys/bytes.ts'
@@ -154,6 +155,7 @@ export async function startNode(
     outbox,
     registry,
     blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
+    peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url, readSecretFile(peer.tokenFile, 'peer token'))),
     quoteProvider,
     quoteVerifier,
     seal,

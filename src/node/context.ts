@@ -23,6 +23,8 @@ export type NodeContext = {
   outbox?: Outbox | undefined
   registry: RegistryClient
   blobSource: BlobSource
+  /** Peers' blob archives, tried after `blobSource` (beacon nodes prune blobs after ~18 days). */
+  peerBlobSources?: BlobSource[]
   quoteProvider: QuoteProvider
   quoteVerifier: QuoteVerifier
   seal: SealProvider

@@ -2,7 +2,8 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
 import { EnvelopeError } from '../chain/errors.ts'
-import { fetchVerifiedBlobs, BlobHashMismatchError } from '../chain/beacon.ts'
+import { BlobHashMismatchError } from '../chain/beacon.ts'
+import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import { requestCommitment, type OnboardRequest } from '../chain/registry.ts'
 import { KeymanagerError } from '../errors.ts'
@@ -86,11 +87,19 @@ export function createNode(ctx: NodeContext) {
     return { sent: true, txHash: receipt.hash, blockNumber: receipt.blockNumber.toString() }
   }
 
+  /** Keeps blobs this node made, so peers can fetch them from its archive once beacon nodes have pruned them. */
+  function archiveOwn(blobs: readonly Hex[]): void {
+    for (const blob of blobs) {
+      const bytes = hexToBytes(blob)
+      stores.blobs.put(bytesToHex(commitmentToVersionedHash(blobToCommitment(bytes))), bytes, ctx.now())
+    }
+  }
+
   async function fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope> {
     let blob = stores.blobs.get(versionedHash)
     if (!blob) {
       const block = await ctx.publicClient.getBlock({ blockNumber: at.blockNumber })
-      const [fetched] = await fetchVerifiedBlobs(ctx.blobSource, {
+      const [fetched] = await fetchVerifiedBlobsWithFallback([ctx.blobSource, ...(ctx.peerBlobSources ?? [])], {
         blockNumber: at.blockNumber,
         blockHash: at.blockHash,
         blockTimestamp: block.timestamp,
@@ -178,6 +187,7 @@ export function createNode(ctx: NodeContext) {
       quote,
       masterPubkey64: pendingMaster.publicKey64,
     })
+    archiveOwn(blobs)
     const data = registry.calldata.bootstrap(bytesToHex(pendingMaster.publicKey64))
     // bootstrap() is owner-only: the node sends it only when its gas key is the registry owner.
     const owner = await registry.owner()
@@ -222,6 +232,7 @@ export function createNode(ctx: NodeContext) {
       refBlockNumber: ref.number,
       refBlockHash: hexToBytes(ref.hash),
     })
+    archiveOwn(blobs)
     ephemeralKeys.set(address.toLowerCase(), secretKey)
     const sealedKey = ctx.seal.persistent ? ctx.seal.seal(secretKey, sealLabel.ephemeral(address)) : null
     stores.registrations.insert({
@@ -400,6 +411,8 @@ export function createNode(ctx: NodeContext) {
     const blobs = envelopeToBlobs({ kind: 'onboard', generation: gen, entries })
     // The signature covers blobhash(0) of the fulfill tx, so it is computed from the blob before sending.
     const responseBlobHash = bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blobs[0]!))))
+    stores.blobs.put(responseBlobHash, hexToBytes(blobs[0]!), ctx.now())
+    if (blobs.length > 1) archiveOwn(blobs.slice(1))
     const requestIds = accepted.map(({ request }) => request.requestId)
     const signature = master.signDigest(
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),

@@ -1,0 +1,57 @@
+// Blob fallback (DESIGN.md §12, issue: beacon nodes prune blobs after ~18 days). A node fetches a blob from its
+// beacon node (or anvil), then from peers' archives (`GET /blobs/:versionedHash` on their host listener). Every
+// source only transports: `fetchVerifiedBlobs` checks each blob against its on-chain versioned hash, so a peer can
+// withhold a blob but never substitute one. The node's own archive is consulted before any of these (src/node).
+import type { Hex } from 'viem'
+import { fetchVerifiedBlobs, type BlobSource, type FetchBlobsParameters } from './beacon.ts'
+import { BlobHashMismatchError, BlobSourceError } from './errors.ts'
+
+const BLOB_BYTES = 131072
+
+/** A peer's blob archive: its host listener and bearer token. */
+export function peerArchiveBlobSource(hostUrl: string, token: string, options: { timeoutMs?: number } = {}): BlobSource {
+  const base = hostUrl.replace(/\/$/, '')
+  return {
+    async fetchBlobs({ versionedHashes }: FetchBlobsParameters): Promise<Uint8Array[]> {
+      const blobs: Uint8Array[] = []
+      for (const hash of versionedHashes as Hex[]) {
+        let res: Response
+        try {
+          res = await fetch(`${base}/blobs/${hash}`, {
+            headers: { authorization: `Bearer ${token}` },
+            signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+            redirect: 'error',
+          })
+        } catch {
+          throw new BlobSourceError('/blobs', 'Peer archive unreachable.')
+        }
+        if (res.status === 404) continue
+        if (!res.ok) throw new BlobSourceError('/blobs', 'Peer archive refused the request.', res.status)
+        const length = Number(res.headers.get('content-length') ?? BLOB_BYTES)
+        if (length !== BLOB_BYTES) throw new BlobSourceError('/blobs', 'Peer archive answered with something that is not a blob.', res.status)
+        const body = new Uint8Array(await res.arrayBuffer())
+        if (body.length !== BLOB_BYTES) throw new BlobSourceError('/blobs', 'Peer archive answered with something that is not a blob.', res.status)
+        blobs.push(body)
+      }
+      return blobs
+    },
+  }
+}
+
+/**
+ * Fetches and verifies blobs from each source in turn until one serves them all correctly, so a beacon node that
+ * pruned or altered a blob does not stop a node when a peer still has it. When every source fails, a hash mismatch
+ * is reported before other errors (it is the one that names a lying source).
+ */
+export async function fetchVerifiedBlobsWithFallback(sources: readonly BlobSource[], parameters: FetchBlobsParameters): Promise<Uint8Array[]> {
+  if (sources.length === 0) throw new RangeError('fetchVerifiedBlobsWithFallback: at least one source')
+  const errors: unknown[] = []
+  for (const source of sources) {
+    try {
+      return await fetchVerifiedBlobs(source, parameters)
+    } catch (error) {
+      errors.push(error)
+    }
+  }
+  throw errors.find((e) => e instanceof BlobHashMismatchError) ?? errors.at(-1)
+}
