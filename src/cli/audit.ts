@@ -3,7 +3,8 @@
 // verifies the quote with the production verifier and checks that it binds exactly what the chain recorded. A
 // fulfilled request whose quote does not hold means a helper gave the master secret away: exit 1. Requests refused
 // and never fulfilled are listed but are not failures. The TCB policy and allow-list are evaluated as they stand now.
-import { createPublicClient, defineChain, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+import { createPublicClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+import { chainFor } from '../chain/chain.ts'
 import { anvilBlobSource, beaconBlobSource, fetchVerifiedBlobs, type BlobSource } from '../chain/beacon.ts'
 import { blobsToEnvelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
@@ -109,7 +110,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   )
   const transport = http(values.rpc)
   const chainId = await createPublicClient({ transport }).getChainId()
-  const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [values.rpc] } } })
+  const chain = chainFor(chainId, values.rpc)
   const publicClient = createPublicClient({ chain, transport })
   const address: Address = getAddress(values.registry.toLowerCase())
   const fromBlock = BigInt(values['from-block'])

@@ -2,8 +2,9 @@
 // The key comes from a file or the environment, never from argv (visible in `ps`), and is never printed; neither is
 // the RPC URL, which may carry an API key.
 import { readFileSync } from 'node:fs'
-import { createPublicClient, createWalletClient, defineChain, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { chainFor } from '../chain/chain.ts'
 import { deployKeyManager, MAX_MEASUREMENT_DELAY } from '../chain/deploy.ts'
 import { parseFlags, UsageError } from './args.ts'
 
@@ -63,12 +64,7 @@ export async function deployWithSettings(settings: DeploySettings): Promise<Addr
   } catch {
     throw new Error('the RPC URL did not answer eth_chainId')
   }
-  const chain = defineChain({
-    id: chainId,
-    name: `chain ${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [settings.rpcUrl] } },
-  })
+  const chain = chainFor(chainId, settings.rpcUrl)
   return deployKeyManager({
     walletClient: createWalletClient({ account, chain, transport }),
     publicClient: createPublicClient({ chain, transport }),

@@ -1,8 +1,9 @@
 // `keymanager status|bootstrap|register|help --node URL` (DESIGN.md §11): the operator's side of the host API.
 // The bearer token comes from --token-file or KEYMANAGER_HOST_TOKEN, never from argv.
 import { readFileSync } from 'node:fs'
-import { createPublicClient, createWalletClient, defineChain, http, type Address, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { chainFor } from '../chain/chain.ts'
 import { sendBlobTransaction } from '../chain/blobs.ts'
 import { parseFlags, UsageError } from './args.ts'
 
@@ -92,12 +93,7 @@ export async function runHostApi(verb: 'status' | 'bootstrap' | 'register' | 'he
       if (!values.rpc) throw new UsageError('--rpc URL is needed to send bootstrap() with --owner-key-file')
       const key = readFileTrimmed(values['owner-key-file'], '--owner-key-file')
       if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('the owner key must be 0x followed by 64 hex digits')
-      const chain = defineChain({
-        id: prepared.tx.chainId,
-        name: `chain ${prepared.tx.chainId}`,
-        nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-        rpcUrls: { default: { http: [values.rpc] } },
-      })
+      const chain = chainFor(prepared.tx.chainId, values.rpc)
       const transport = http(values.rpc)
       const sent = await sendBlobTransaction({
         walletClient: createWalletClient({ account: privateKeyToAccount(key as Hex), chain, transport }),

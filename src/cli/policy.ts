@@ -13,7 +13,6 @@ import {
   ContractFunctionRevertedError,
   createPublicClient,
   createWalletClient,
-  defineChain,
   getAddress,
   http,
   isAddress,
@@ -22,6 +21,7 @@ import {
   type PublicClient,
 } from 'viem'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
+import { chainFor } from '../chain/chain.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { QuoteVerificationError, TCB_STATUS_BITS } from '../tee/types.ts'
@@ -159,7 +159,7 @@ async function connect(values: { rpc?: string; registry?: string }) {
   } catch (error) {
     throw new PolicyError(`cannot reach the RPC: ${short(error)}`)
   }
-  const chain = defineChain({ id: chainId, name: `chain-${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [values.rpc] } } })
+  const chain = chainFor(chainId, values.rpc)
   // Short polling: a CLI run waits for a handful of receipts, and devnets mine at once.
   const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as PublicClient
   if (!(await publicClient.getCode({ address: registry }))) throw new PolicyError(`no contract at ${registry} on chain ${chainId}`)

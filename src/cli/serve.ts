@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
-import { createPublicClient, createWalletClient, defineChain, http, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { chainFor } from '../chain/chain.ts'
 import { createHostApp } from '../app/host.ts'
 import { createDstackApp, fixedPodResolver } from '../app/dstack.ts'
 import { createPodApp, dstackDeps } from '../app/pod.ts'
@@ -85,12 +86,7 @@ export async function startNode(
   logger: Logger = pino({ level: config.logLevel }),
   hooks: NodeHooks = {},
 ): Promise<RunningNode> {
-  const chain = defineChain({
-    id: config.chain.chainId,
-    name: `chain-${config.chain.chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [config.chain.rpcUrl] } },
-  })
+  const chain = chainFor(config.chain.chainId, config.chain.rpcUrl)
   const publicClient = createPublicClient({ chain, transport: http(config.chain.rpcUrl, { retryCount: 2 }), pollingInterval: 250 })
   const rpcChainId = await publicClient.getChainId()
   if (rpcChainId !== config.chain.chainId)
