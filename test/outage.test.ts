@@ -10,7 +10,7 @@ import { foundry } from 'viem/chains'
 import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { DEVNET_AUTO, runDevnet, waitUntilReady } from '../src/cli/devnet.ts'
-import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
+import { assertNoNonceGapOrReuse, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
 
@@ -87,10 +87,8 @@ describe('outage: anvil stopped mid-run and restarted from its state on the same
     const answer = onboarded.find((l) => (l.args as { requestId: bigint }).requestId === (mine.args as { requestId: bigint }).requestId)!
     assert.ok(mine.blockNumber <= headAtStop, 'the request was on chain before the outage')
     assert.ok(answer.blockNumber > headAtStop, `the newcomer was answered after the outage (block ${answer.blockNumber}, chain stopped at ${headAtStop})\n${lines.join('\n')}`)
-    for (const tx of await fulfillTransactions(devnet.publicClient, devnet.registry)) {
-      const receipt = await devnet.publicClient.getTransactionReceipt({ hash: tx.hash as `0x${string}` })
-      assert.equal(receipt.status, 'success', `fulfillOnboard ${tx.hash} reverted`)
-    }
+    // Not checked here: that no fulfillOnboard reverted. Nodes 1 and 2 both help, and two ready helpers can answer in
+    // the same instant (the second reverts: the contract keeps the request fulfilled once), outage or not.
 
     for (const [i, node] of devnet.nodes.entries()) {
       const messages = logMessages(node.dir)

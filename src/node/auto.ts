@@ -1,6 +1,6 @@
 // A node that runs itself (DESIGN.md §5 steps 3-5 without a host): a ready node answers pending onboarding
 // requests the watcher has seen; a node with no secret registers, waits for its `Onboarded`, completes and
-// confirms, and registers again when its request expires.
+// confirms, and registers again when its request expires or a reorg replaced the block its quote references.
 //
 // Helping, per round: gather the watcher's pending requests that this node has not refused or given up on, wait,
 // re-check each with `getRequest` right before sending (fulfilled or expired ones are dropped cheaply), then answer
@@ -140,11 +140,15 @@ export function createAutoRunner(options: AutoOptions) {
     if (node.state !== 'registering') return
     const registration = stores.registrations.latestOpen()
     if (!registration) return
+    const ours = (address: string) => address.toLowerCase() === registration.address.toLowerCase()
     let requestId = registration.requestId
-    if (requestId === null) {
-      const [request] = await registry.onboardRequests({ requester: registration.address })
+    // A reorg can give the replayed request another id; the watcher's record of an id says whose request it is.
+    const recorded = requestId === null ? undefined : cursor.request(requestId)
+    if (requestId === null || (recorded && !ours(recorded.requester))) {
+      const request = (await registry.onboardRequests({ requester: registration.address })).at(-1)
       if (!request) return
       requestId = request.requestId
+      stores.registrations.markRequested(registration.address, requestId, request.transactionHash, Math.floor(Date.now() / 1000))
     }
     const onChain = await registry.getRequest(requestId)
     if (onChain.status === 'fulfilled' || onChain.status === 'confirmed') {
@@ -152,9 +156,23 @@ export function createAutoRunner(options: AutoOptions) {
       logger.info({ requestId: done.requestId, xPub: done.xPub }, 'auto-register: onboarded and confirmed')
       return
     }
+    if (onChain.status !== 'pending') return
     const head = await publicClient.getBlockNumber({ cacheTime: 0 })
-    if (onChain.status === 'pending' && onChain.expiresAt <= head) {
+    if (onChain.expiresAt <= head) {
       logger.warn({ requestId: requestId.toString() }, 'auto-register: request expired; registering again')
+      stores.registrations.setStatus(registration.address, 'expired', Math.floor(Date.now() / 1000))
+      await node.register()
+      return
+    }
+    // The contract records blockhash(refBlockNumber) when the request is mined. If a reorg replaced the reference
+    // block, the replayed request records the new block's hash, which the quote does not bind: every helper refuses
+    // it (stale_reference), and waiting for it to expire would take requestTtl blocks. Register again now.
+    const event = cursor.request(requestId)
+    if (event && ours(event.requester) && event.refBlockHash.toLowerCase() !== registration.refBlockHash.toLowerCase()) {
+      logger.warn(
+        { requestId: requestId.toString(), refBlockNumber: registration.refBlockNumber.toString() },
+        'auto-register: the reference block of the request was reorged away; registering again',
+      )
       stores.registrations.setStatus(registration.address, 'expired', Math.floor(Date.now() / 1000))
       await node.register()
     }
