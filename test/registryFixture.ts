@@ -35,14 +35,18 @@ export function chainFor(rpcUrl: string): Chain {
   return { ...foundry, rpcUrls: { default: { http: [rpcUrl] } } }
 }
 
+// No retries (a failed request is what outage tests look at); a long timeout, so that a busy machine (anvil's first blob
+// tx loads its KZG setup) is not mistaken for a failure.
+const transportOf = (rpcUrl: string) => http(rpcUrl, { retryCount: 0, timeout: 60_000 })
+
 export function clientsFor(rpcUrl: string) {
   const chain = chainFor(rpcUrl)
   return {
     chain,
     // Receipts are polled often: anvil mines each transaction at once.
-    publicClient: createPublicClient({ chain, transport: http(rpcUrl, { retryCount: 0 }), pollingInterval: 20 }) as PublicClient,
-    testClient: createTestClient({ mode: 'anvil', chain, transport: http(rpcUrl, { retryCount: 0 }) }),
-    walletFor: (account: Account) => createWalletClient<Transport, Chain, Account>({ account, chain, transport: http(rpcUrl, { retryCount: 0 }) }),
+    publicClient: createPublicClient({ chain, transport: transportOf(rpcUrl), pollingInterval: 20 }) as PublicClient,
+    testClient: createTestClient({ mode: 'anvil', chain, transport: transportOf(rpcUrl) }),
+    walletFor: (account: Account) => createWalletClient<Transport, Chain, Account>({ account, chain, transport: transportOf(rpcUrl) }),
   }
 }
 
@@ -56,7 +60,7 @@ export function hookedPublicClient(
   hook: (method: string, params: unknown) => Promise<{ result: unknown } | undefined | void> | { result: unknown } | undefined | void,
 ): PublicClient {
   const chain = chainFor(rpcUrl)
-  const forward = http(rpcUrl, { retryCount: 0 })({ chain, retryCount: 0 })
+  const forward = transportOf(rpcUrl)({ chain, retryCount: 0 })
   return createPublicClient({
     chain,
     transport: custom(

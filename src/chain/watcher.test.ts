@@ -285,7 +285,7 @@ describe('createChainWatcher: RPC outage', () => {
       const fx = await deployRegistryFixture(rpcUrl)
       // Every eth_blockNumber (the first call of each pass) with its time and outcome.
       const heads: { at: number; ok: boolean }[] = []
-      const forward = http(rpcUrl, { retryCount: 0 })({ chain: chainFor(rpcUrl), retryCount: 0 })
+      const forward = http(rpcUrl, { retryCount: 0, timeout: 60_000 })({ chain: chainFor(rpcUrl), retryCount: 0 })
       const publicClient = createPublicClient({
         chain: chainFor(rpcUrl),
         transport: custom(
