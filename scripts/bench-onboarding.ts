@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toFunctionSelector, type Hex } from 'viem'
-import { runDevnet } from '../src/cli/devnet.ts'
+import { runDevnet } from '../src/devnet/network.ts'
 
 const SELECTORS = {
   requestOnboard: toFunctionSelector('requestOnboard(bytes,uint64)'),

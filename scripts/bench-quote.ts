@@ -1,4 +1,4 @@
-// Quote verification speed (DESIGN.md §10): verifications per second with collateral already cached, for devnet
+// Quote verification speed (docs/protocol.md#tee-providers): verifications per second with collateral already cached, for devnet
 // quotes (collateral from a node's SQLite cache, as a helper reads it) and for the Intel TDX fixture at a pinned now
 // (collateral file), each against @phala/dcap-qvl alone on the same quote in the same run; and the share of one
 // onboarding's wall time (register → help → complete on a devnet) that the helper's verification takes.
@@ -7,13 +7,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
-import { hostCall, runDevnet } from '../src/cli/devnet.ts'
+import { hostCall, runDevnet } from '../src/devnet/network.ts'
 import { createCollateralCache } from '../src/store/collateralCache.ts'
 import { openDatabase } from '../src/store/database.ts'
 import { fileCollateral, parseCollateral, pccsCollateral, type Collateral } from '../src/tee/collateral.ts'
 import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
-import { createDevnetPki, serveDevnetPccs } from '../src/tee/devnetPki.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { serveDevnetPccs } from '../src/devnet/pccs.ts'
+import { createDevnetPki } from '../src/devnet/pki.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import type { QuoteVerifier } from '../src/tee/types.ts'
 
 const FIXTURE_NOW = 1751328000 // the Intel fixture's collateral is valid around 2025-07-01

@@ -1,5 +1,5 @@
 // `npm run gas-report`: measures the registry on a fresh anvil (cancun) with real blob transactions and rewrites
-// contracts/gas-report.md. Exits non-zero when a DESIGN.md §7 budget is exceeded. Keys are fixed, so the figures
+// contracts/gas-report.md. Exits non-zero when a docs/protocol.md#registry-contract budget is exceeded. Keys are fixed, so the figures
 // are reproducible run to run.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -22,7 +22,7 @@ import {
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
-import { startAnvil } from '../src/chain/anvil.ts'
+import { startAnvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'

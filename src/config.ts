@@ -6,7 +6,7 @@ const hex = (bytes: number, what: string) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
 const port = z.number().int().min(0).max(65535)
 
-/** Self-running (`auto`, DESIGN.md §5 without a host) and the chain watcher / outbox settings it implies. */
+/** Self-running (`auto`, docs/protocol.md#flows without a host) and the chain watcher / outbox settings it implies. */
 const autoSchema = z.strictObject({
   /** Register by itself when it holds no secret (and again when its request expires). */
   register: z.boolean().default(true),
@@ -32,7 +32,7 @@ export function resolveAuto(auto: NodeConfig['auto']): AutoConfig {
 }
 
 /**
- * How this node verifies other nodes' quotes (DESIGN.md §10): the same fields for every quote provider. Trust is
+ * How this node verifies other nodes' quotes (docs/protocol.md#tee-providers): the same fields for every quote provider. Trust is
  * explicit: without `trustedRootCaFiles` only Intel's SGX Root CA is trusted; with it, exactly the roots listed, and a
  * node that trusts any root other than Intel's says so in a warning at start (a devnet lists its own root here).
  */
@@ -103,7 +103,7 @@ export const nodeConfigSchema = z
       ])
       .refine((q) => !(q.pccsUrl && q.collateralFile), { message: 'give quote.pccsUrl or quote.collateralFile, not both' }),
     /**
-     * DESIGN.md §9. `dstack`: key from the guest agent (`{provider, socket}` to move its socket); `gramine`: the
+     * docs/protocol.md#node-state. `dstack`: key from the guest agent (`{provider, socket}` to move its socket); `gramine`: the
      * SGX MRENCLAVE sealing key (`{provider, attestationDir}` to move `/dev/attestation`); `none`; `dev-file` (devnet).
      */
     seal: z.union([
@@ -126,7 +126,7 @@ export const nodeConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
   })
   .strict()
-  // Devnet-only parts must not run in production by accident (DESIGN.md §9, §10).
+  // Devnet-only parts must not run in production by accident (docs/protocol.md#node-state, docs/protocol.md#tee-providers).
   .refine((c) => c.devnet || c.seal !== 'dev-file', { message: 'seal dev-file is for devnets only (set devnet: true, or pick dstack/gramine/none)', path: ['seal'] })
   .refine((c) => c.devnet || c.quote.provider !== 'simulated', { message: 'quote provider simulated is for devnets only', path: ['quote', 'provider'] })
 export type NodeConfig = z.infer<typeof nodeConfigSchema>

@@ -1,4 +1,4 @@
-// One closed list of error codes, each with its HTTP status (DESIGN.md §8: `{"error":{"code","message"}}`).
+// One closed list of error codes, each with its HTTP status (docs/protocol.md#http-api: `{"error":{"code","message"}}`).
 export const ERROR_STATUS = {
   bad_request: 400,
   unauthorized: 401,

@@ -16,7 +16,7 @@ commands:
                                  check a GetKey response's signature chain step by step
   quote verify FILE [--collateral F | --pccs URL] [--root-ca FILE]... [--now UNIX] [--json]
                                  verify a DCAP quote (binary or hex) with its collateral
-  quote measure FILE [--json]    a quote's measurement id (DESIGN.md §4), unverified
+  quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified
   policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
                                  the registry's measurement allow-list and TCB policy
   audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--root-ca F] [--pccs URL]
@@ -42,24 +42,8 @@ async function main(argv: string[]): Promise<number> {
       onShutdown(() => running.close())
       return -1
     }
-    case 'devnet': {
-      const { values } = parseFlags(rest, {
-        nodes: { type: 'string', default: '3' },
-        once: { type: 'boolean', default: false },
-        auto: { type: 'boolean', default: false },
-        dir: { type: 'string', default: '.keymanager' },
-      })
-      const { runDevnet, parseNodeCount } = await import('./cli/devnet.ts')
-      const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes), dir: values.dir, auto: values.auto, print: (line) => process.stdout.write(line + '\n') })
-      if (values.once) {
-        const ok = await devnet.verify()
-        await devnet.stop()
-        return ok ? 0 : 1
-      }
-      process.stdout.write('devnet running; Ctrl-C to stop\n')
-      onShutdown(() => devnet.stop())
-      return -1
-    }
+    case 'devnet':
+      return (await import('./cli/devnet.ts')).runDevnetCommand(rest, out, onShutdown)
     case 'deploy':
       return (await import('./cli/deploy.ts')).runDeploy(rest, process.env, out)
     case 'derive':

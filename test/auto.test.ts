@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { runDevnet } from '../src/cli/devnet.ts'
+import { runDevnet } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>

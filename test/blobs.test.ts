@@ -1,4 +1,4 @@
-// Blob transport against a real anvil (DESIGN.md §5, §6): send envelopes as blob transactions, fetch them back
+// Blob transport against a real anvil (docs/protocol.md#flows, docs/protocol.md#wire-formats): send envelopes as blob transactions, fetch them back
 // through anvil's blob routes, verify each blob by KZG commitment, decode.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -22,7 +22,7 @@ import {
 } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
-import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
+import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { anvilBlobSource, fetchVerifiedBlobs, versionedHashOf } from '../src/chain/beacon.ts'
 import {
   buildSidecars,

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { toFunctionSelector, type Address, type PublicClient } from 'viem'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { devAccount, type runDevnet } from '../src/cli/devnet.ts'
+import { devAccount, type runDevnet } from '../src/devnet/network.ts'
 import { createOutboxStore } from '../src/store/outbox.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>

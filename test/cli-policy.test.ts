@@ -10,14 +10,14 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
 import { foundry } from 'viem/chains'
-import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
+import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
-import { devAccount } from '../src/cli/devnet.ts'
+import { devAccount } from '../src/devnet/network.ts'
 import { runPolicy } from '../src/cli/policy.ts'
-import { createDevnetPki } from '../src/tee/devnetPki.ts'
+import { createDevnetPki } from '../src/devnet/pki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 
 const BIN = fileURLToPath(new URL('../bin/keymanager.js', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'km-cli-policy-'))

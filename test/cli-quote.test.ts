@@ -10,9 +10,10 @@ import { promisify } from 'node:util'
 import { quoteVerifierFromOptions, runQuote } from '../src/cli/quote.ts'
 import { loadNodeConfig } from '../src/config.ts'
 import { INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
-import { createDevnetPki, serveDevnetPccs, type DevnetPccs } from '../src/tee/devnetPki.ts'
+import { serveDevnetPccs, type DevnetPccs } from '../src/devnet/pccs.ts'
+import { createDevnetPki } from '../src/devnet/pki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 
 const fixture = (name: string) => fileURLToPath(new URL(`fixtures/dcap/${name}`, import.meta.url))
 const BIN = fileURLToPath(new URL('../bin/keymanager.js', import.meta.url))

@@ -1,4 +1,4 @@
-// Crash safety end to end (DESIGN.md §9 "tx outbox"): sidecar processes killed with SIGKILL at the worst moment,
+// Crash safety end to end (docs/protocol.md#node-state "tx outbox"): sidecar processes killed with SIGKILL at the worst moment,
 // restarted on their data dirs; nonces neither reused nor skipped, each request fulfilled exactly once.
 import assert from 'node:assert/strict'
 import { mkdtempSync } from 'node:fs'
@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { ChildProcess } from 'node:child_process'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { DEVNET_AUTO, runDevnet, waitUntilReady } from '../src/cli/devnet.ts'
+import { DEVNET_AUTO, runDevnet, waitUntilReady } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>

@@ -290,7 +290,7 @@ test('error: invalid verifier options', () => {
   assert.throws(() => createDcapVerifier({} as never), { name: 'TypeError', message: 'collateral must be a CollateralSource' })
 })
 
-// What @phala/dcap-qvl 0.3.9 alone accepts, and this verifier must not (DESIGN.md §10).
+// What @phala/dcap-qvl 0.3.9 alone accepts, and this verifier must not (docs/protocol.md#tee-providers).
 test('default: the gaps in dcap-qvl alone that this verifier closes (Intel fixtures)', async () => {
   const flipped = { ...tdxCollateral, pck_crl: flipCrlSignature(tdxCollateral.pck_crl) }
   assert.equal(dcapQvlVerify(tdxQuote, flipped, now).status, 'UpToDate')

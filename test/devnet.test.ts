@@ -1,5 +1,5 @@
 // End to end on a real anvil with real blobs, real SQLite and real HTTP between separate sidecar processes;
-// only the TEE is simulated (DESIGN.md §10). The walk-through, then the refusals of DESIGN.md §5 step 4.
+// only the TEE is simulated (docs/protocol.md#tee-providers). The walk-through, then the refusals of docs/protocol.md#help.
 import assert from 'node:assert/strict'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -11,13 +11,14 @@ import { bytesToHex, createWalletClient, hexToBytes, http, type Address, type He
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { envelopeToBlobs } from '../src/chain/envelope.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/cli/devnet.ts'
+import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/devnet/network.ts'
+import { blobSources, collateralIssuedAt, platform, rogueBuild } from './devnetNodes.ts'
 import { runPolicy } from '../src/cli/policy.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
 import { addressOfPublicKey } from '../src/keys/signature.ts'
-import { DEVNET_FMSPC } from '../src/tee/devnetPki.ts'
+import { DEVNET_FMSPC } from '../src/devnet/pki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from '../src/tee/simulated.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import { foundry } from 'viem/chains'
 import { runAudit } from '../src/cli/audit.ts'
 
@@ -81,7 +82,7 @@ describe('devnet: onboarding end to end', () => {
   })
 
   test('error: a newcomer whose measurement is not allowed gets nothing', async () => {
-    const rogue = await devnet.addNode({ measurementLabel: 'unreviewed-build' })
+    const rogue = await devnet.addNode({ configure: rogueBuild('unreviewed-build') })
     const reg = await hostCall<{ enckey: Address; requestId: string }>(rogue, 'POST', '/register')
     const helper = devnet.info.nodes[0]!
     const refused = await refusal(helper, reg.enckey)
@@ -148,7 +149,7 @@ describe('devnet: onboarding end to end', () => {
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
     try {
       const port = (proxy.address() as { port: number }).port
-      const lying = await devnet.addNode({ blobsUrl: `http://127.0.0.1:${port}` })
+      const lying = await devnet.addNode({ configure: blobSources(`http://127.0.0.1:${port}`) })
       await devnet.onboard(lying, devnet.info.nodes[0]!)
       tamper = true
       const newcomer = await devnet.addNode()
@@ -212,7 +213,7 @@ describe('devnet: onboarding end to end', () => {
     assert.equal((await res.arrayBuffer()).byteLength, 131072)
   })
 
-  // DESIGN.md §4, §5 step 4: the helper verifies the newcomer's DCAP quote (production verifier, devnet root trusted
+  // docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#help: the helper verifies the newcomer's DCAP quote (production verifier, devnet root trusted
   // explicitly), then applies the on-chain policy *now*; each refusal reason is recorded in its /status. The owner
   // changes the policy with `keymanager policy` and every test puts it back.
   async function policy(...args: string[]) {
@@ -255,7 +256,7 @@ describe('devnet: onboarding end to end', () => {
   })
 
   test('error: a platform whose TCB status the policy does not accept gets nothing', async () => {
-    const { reg, refused, recorded } = await judgedNewcomer({ tcbStatus: 'OutOfDate' })
+    const { reg, refused, recorded } = await judgedNewcomer({ configure: platform({ tcbStatus: 'OutOfDate' }) })
     assert.equal(refused.reason, 'tcb_status_not_accepted')
     assert.equal(recorded?.reason, 'tcb_status_not_accepted')
     assert.equal(recorded?.message, 'TCB status OutOfDate is not accepted')
@@ -271,7 +272,7 @@ describe('devnet: onboarding end to end', () => {
   test('error: a platform whose FMSPC is not on the allow-list gets nothing', async () => {
     await policy('tcb', '--fmspc-allowlist', 'on', '--allow-fmspc', DEVNET_FMSPC)
     try {
-      const { refused, recorded } = await judgedNewcomer({ fmspc: '0xde7e000000f2' })
+      const { refused, recorded } = await judgedNewcomer({ configure: platform({ fmspc: '0xde7e000000f2' }) })
       assert.equal(refused.reason, 'fmspc_not_allowed')
       assert.equal(recorded?.reason, 'fmspc_not_allowed')
       assert.equal(recorded?.message, 'FMSPC 0xde7e000000f2 is not on the allow-list')
@@ -282,7 +283,7 @@ describe('devnet: onboarding end to end', () => {
 
   test('error: a helper whose collateral is older than the policy allows refuses', async () => {
     const issuedAt = Math.floor(Date.now() / 1000) - 3 * 86_400
-    const staleHelper = await devnet.addNode({ collateralIssuedAt: issuedAt })
+    const staleHelper = await devnet.addNode({ configure: collateralIssuedAt(issuedAt) })
     await devnet.onboard(staleHelper, devnet.info.nodes[0]!)
     await policy('tcb', '--max-collateral-age', '86400')
     try {

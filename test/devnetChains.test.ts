@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { hostCall, runDevnet } from '../src/cli/devnet.ts'
+import { hostCall, runDevnet } from '../src/devnet/network.ts'
+import { blobSources } from './devnetNodes.ts'
 import { UsageError } from '../src/cli/args.ts'
 import { runHostApi } from '../src/cli/hostApi.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
@@ -105,12 +106,12 @@ describe('devnet: dstack key chains from every node', () => {
   test('default: a node whose beacon source has no blobs completes from a peer archive, hash-checked', async () => {
     const dead = 'http://127.0.0.1:9' // nothing listens: every blob fetch from the primary source fails
     const helper = devnet.info.nodes[0]!
-    const withPeer = await devnet.addNode({ blobsUrl: dead, blobPeers: [helper] })
+    const withPeer = await devnet.addNode({ configure: blobSources(dead, [helper]) })
     const done = await devnet.onboard(withPeer, helper)
     assert.equal(done.state, 'ready')
 
     // Without a peer, the same situation cannot complete, and says why (an upstream failure, not bad input).
-    const alone = await devnet.addNode({ blobsUrl: dead })
+    const alone = await devnet.addNode({ configure: blobSources(dead) })
     const reg = await hostCall<{ enckey: string }>(alone, 'POST', '/register')
     await hostCall(helper, 'POST', `/helper/${reg.enckey}`)
     const res = await fetch(`${alone.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${alone.hostToken}` } })

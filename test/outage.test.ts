@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { foundry } from 'viem/chains'
-import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
+import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { DEVNET_AUTO, runDevnet, waitUntilReady } from '../src/cli/devnet.ts'
+import { DEVNET_AUTO, runDevnet, waitUntilReady } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>

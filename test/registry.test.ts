@@ -1,5 +1,5 @@
 // The KeyManager registry on a real anvil (cancun) with real blob transactions: deployment, measurements, bootstrap,
-// EIP-712 attestations, the request → fulfill → confirm round trip, and the receipt-gas budgets of DESIGN.md §7.
+// EIP-712 attestations, the request → fulfill → confirm round trip, and the receipt-gas budgets of docs/protocol.md#registry-contract.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -30,7 +30,7 @@ import {
 } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
-import { startAnvil, type Anvil } from '../src/chain/anvil.ts'
+import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager, DeployKeyManagerError } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'
@@ -267,7 +267,7 @@ describe('deployKeyManager', () => {
 describe('registry', () => {
   test('addMeasurement: a TDX measurement is allowed at once with delay 0', async () => {
     const registry = await deployRegistry()
-    // DESIGN.md §4: uint8(1) ‖ MRTD ‖ RTMR0..3 ‖ MRCONFIGID (48 bytes each) ‖ XFAM ‖ TDATTRIBUTES (8 bytes each)
+    // docs/protocol.md#measurements-and-tcb-policy: uint8(1) ‖ MRTD ‖ RTMR0..3 ‖ MRCONFIGID (48 bytes each) ‖ XFAM ‖ TDATTRIBUTES (8 bytes each)
     const field = (i: number) => toHex(i, { size: 48 })
     const raw = encodePacked(
       ['uint8', 'bytes', 'bytes', 'bytes', 'bytes', 'bytes', 'bytes', 'bytes8', 'bytes8'],
@@ -422,7 +422,7 @@ describe('registry', () => {
     assert.deepEqual(await read(registry, 'getRequest', [1n]), [newcomer.address, expiresAt, 3, commitment])
   })
 
-  test('gas: requestOnboard, fulfillOnboard x1 and x50 within the DESIGN.md §7 budgets', async () => {
+  test('gas: requestOnboard, fulfillOnboard x1 and x50 within the docs/protocol.md#registry-contract budgets', async () => {
     const registry = await deployRegistry()
     const host = await fundedAccount()
     const { master } = await bootstrap(registry)

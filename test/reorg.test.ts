@@ -11,7 +11,7 @@ import Database from 'better-sqlite3'
 import { createTestClient, decodeFunctionData, http, type Hex } from 'viem'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import type { NodeConfig } from '../src/config.ts'
-import { DEVNET_AUTO, runDevnet, waitUntilReady, type NodeProcess } from '../src/cli/devnet.ts'
+import { DEVNET_AUTO, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>

@@ -7,7 +7,7 @@ import {IKeyManager} from "../src/IKeyManager.sol";
 /// @notice Example consumer of a keymanager network: it stores a price only when the report is signed by a key
 /// the network derived for one app (the `appId` pinned at deployment) for one purpose (`PURPOSE`), as proven by the
 /// key's dstack signature chain checked against the registry's master key with
-/// `IKeyManager.verifySignatureChain` (DESIGN.md §2, §7). The app gets that key and its chain from the sidecar's
+/// `IKeyManager.verifySignatureChain` (docs/protocol.md#keys-and-derivations, docs/protocol.md#registry-contract). The app gets that key and its chain from the sidecar's
 /// dstack-compatible `GetKey` (path of its choice, purpose `price-oracle`) and never needs the master secret.
 /// @dev What a reporter sends with each report:
 /// - `derivedPubkey64`: the signing key's uncompressed public key (x ‖ y, no 0x04). The oracle hashes it into the

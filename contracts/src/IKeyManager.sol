@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @title IKeyManager
-/// @notice Registry of a keymanager network (DESIGN.md §7): governs which enclave measurements and TCB levels
+/// @notice Registry of a keymanager network (docs/protocol.md#registry-contract): governs which enclave measurements and TCB levels
 /// may hold the master secret, publishes the master public key, and carries onboarding requests and responses
 /// whose payloads travel as EIP-4844 blobs (only their versioned hashes are seen here).
 interface IKeyManager {
@@ -19,7 +19,7 @@ interface IKeyManager {
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
 
     /// @notice An enclave measurement was added to the allow-list.
-    /// @param id keccak256 of `raw` (DESIGN.md §4).
+    /// @param id keccak256 of `raw` (docs/protocol.md#measurements-and-tcb-policy).
     /// @param activatesAt Timestamp from which `isMeasurementAllowed(id)` is true.
     /// @param raw The packed preimage: TDX or SGX fields behind a one-byte TEE type.
     event MeasurementAdded(bytes32 indexed id, uint64 activatesAt, bytes raw);
@@ -196,7 +196,7 @@ interface IKeyManager {
 
     /// @notice Adds an enclave measurement to the allow-list (owner only); it activates after `measurementDelay`.
     /// @param id keccak256(raw).
-    /// @param raw Packed preimage (DESIGN.md §4): `uint8(1) ‖ MRTD ‖ RTMR0..3 ‖ MRCONFIGID ‖ XFAM ‖ TDATTRIBUTES`
+    /// @param raw Packed preimage (docs/protocol.md#measurements-and-tcb-policy): `uint8(1) ‖ MRTD ‖ RTMR0..3 ‖ MRCONFIGID ‖ XFAM ‖ TDATTRIBUTES`
     /// (305 bytes, TDX) or `uint8(2) ‖ MRENCLAVE ‖ MRSIGNER ‖ ISVPRODID ‖ ISVSVN` (69 bytes, SGX).
     function addMeasurement(bytes32 id, bytes calldata raw) external;
 
@@ -341,7 +341,7 @@ interface IKeyManager {
         view
         returns (bool);
 
-    /// @notice Checks a dstack-compatible signature chain rooted at xPub (DESIGN.md §2).
+    /// @notice Checks a dstack-compatible signature chain rooted at xPub (docs/protocol.md#keys-and-derivations).
     /// @dev Returns false, never reverts, on any malformed input, wrong signer, high s, or before bootstrap.
     /// @param appId The app's 20-byte id.
     /// @param derivedPubkey33 Compressed public key of the derived key.

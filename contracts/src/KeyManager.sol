@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {IKeyManager} from "./IKeyManager.sol";
 
 /// @title KeyManager
-/// @notice The registry of DESIGN.md §7. Quotes and encrypted master secrets live in blobs and events; storage keeps
+/// @notice The registry of docs/protocol.md#registry-contract. Quotes and encrypted master secrets live in blobs and events; storage keeps
 /// only what later calls check: the allow-lists, the master key, and per request one packed slot plus one hash.
 contract KeyManager is IKeyManager {
     /// @dev secp256k1 field prime; p ≡ 3 (mod 4), so a square root is a single exponentiation by (p + 1) / 4.
@@ -15,7 +15,7 @@ contract KeyManager is IKeyManager {
 
     uint256 private constant TDX_MEASUREMENT_LENGTH = 1 + 48 * 6 + 8 + 8; // type, MRTD, RTMR0-3, MRCONFIGID, XFAM, TDATTRIBUTES
     uint256 private constant SGX_MEASUREMENT_LENGTH = 1 + 32 + 32 + 2 + 2; // type, MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN
-    uint16 private constant TCB_STATUS_MASK = 0x3f; // bits 0..5; Revoked has no bit (DESIGN.md §7)
+    uint16 private constant TCB_STATUS_MASK = 0x3f; // bits 0..5; Revoked has no bit (docs/protocol.md#registry-contract)
     uint64 private constant MAX_MEASUREMENT_DELAY = 365 days;
     uint64 private constant MAX_REQUEST_TTL = type(uint32).max;
 
@@ -255,7 +255,7 @@ contract KeyManager is IKeyManager {
     {
         if (_generation == 0) revert KeyManagerNotBootstrapped();
         _requirePoint(pubkey64);
-        // Written as an addition so that low block numbers cannot underflow (DESIGN.md §3 freshness window).
+        // Written as an addition so that low block numbers cannot underflow (docs/protocol.md#report-data freshness window).
         if (refBlockNumber >= block.number || uint256(refBlockNumber) + 256 < block.number) {
             revert KeyManagerInvalidRefBlock(refBlockNumber, block.number);
         }
@@ -471,7 +471,7 @@ contract KeyManager is IKeyManager {
         }
     }
 
-    /// @dev Lowercase hex of `data`, without 0x (the dstack signature-chain message, DESIGN.md §2).
+    /// @dev Lowercase hex of `data`, without 0x (the dstack signature-chain message, docs/protocol.md#keys-and-derivations).
     function _lowercaseHex(bytes calldata data) private pure returns (bytes memory out) {
         out = new bytes(data.length * 2);
         bytes16 alphabet = "0123456789abcdef";

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {KeyManagerFixture} from "./utils/KeyManagerFixture.sol";
 import {IKeyManager} from "../src/IKeyManager.sol";
 
-/// @notice Gas budgets of DESIGN.md §7. Each call is measured as a transaction would run it: the registry's account
+/// @notice Gas budgets of docs/protocol.md#registry-contract. Each call is measured as a transaction would run it: the registry's account
 /// warm (a transaction's `to` is), its storage cold (vm.cool), via a raw call so no test-side encoding is counted.
 /// Transaction figures add the cancun intrinsic cost (21000 + 16 per non-zero and 4 per zero calldata byte), so
 /// they estimate the receipt's gasUsed from above (the CALL opcode's own 100 gas is included). The exact receipt

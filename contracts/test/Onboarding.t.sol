@@ -5,7 +5,7 @@ import {KeyManagerFixture} from "./utils/KeyManagerFixture.sol";
 import {Vm} from "./utils/Test.sol";
 import {IKeyManager} from "../src/IKeyManager.sol";
 
-/// @notice bootstrap, requestOnboard, fulfillOnboard, confirmOnboard (DESIGN.md §5, §7).
+/// @notice bootstrap, requestOnboard, fulfillOnboard, confirmOnboard (docs/protocol.md#flows, docs/protocol.md#registry-contract).
 contract OnboardingTest is KeyManagerFixture {
     // ------------------------------------------------------------ bootstrap
 

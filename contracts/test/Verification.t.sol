@@ -45,7 +45,7 @@ contract VerificationTest is KeyManagerFixture {
         return keccak256(abi.encodePacked("dstack-kms-issued:", appId, app));
     }
 
-    /// @dev A chain per DESIGN.md §2 rooted at MASTER_PK, built with vm.sign.
+    /// @dev A chain per docs/protocol.md#keys-and-derivations rooted at MASTER_PK, built with vm.sign.
     function _chain() internal returns (Chain memory c) {
         c.appId = APP_ID;
         c.derived = _pubkey33(DERIVED_PK);

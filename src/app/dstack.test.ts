@@ -13,7 +13,7 @@ import { appIdForPod, deriveAppKey, deriveKey, getKeyResponse } from '../keys/de
 import { addressOfPublicKey } from '../keys/signature.ts'
 import { verifyGetKeyChain } from '../keys/verifyChain.ts'
 import { createMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
-import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import {
   createDstackApp,
   DSTACK_MAX_BODY_BYTES,

@@ -1,4 +1,4 @@
-// The dstack guest-agent API (DESIGN.md §8: `POST /GetKey`, `/GetQuote`, `/Info`, `/Version`), so an app written for
+// The dstack guest-agent API (docs/protocol.md#http-api: `POST /GetKey`, `/GetQuote`, `/Info`, `/Version`), so an app written for
 // dstack runs unchanged against this sidecar: @phala/dstack-sdk (and curl examples written for the dstack socket)
 // talk to it over HTTP or over a unix socket (socket.ts). Wire form as the dstack agent's prpc JSON
 // (Dstack-TEE/dstack guest-agent `rpc_service.rs`, ra-rpc `encode_error`): bytes as lowercase hex without 0x,
@@ -23,9 +23,9 @@
 // - GetQuote: report_data is hex, at most 64 bytes, right-padded with zeros, never hashed (dstack `pad64`); the
 //   response carries `quote`, `event_log` (a JSON string: `[]`, this sidecar extends no runtime events),
 //   `report_data` (the 64 padded bytes) and `vm_config` (""). SECURITY: a raw quote of this sidecar's TEE over
-//   caller-chosen report data could carry the register report data of DESIGN.md §3 and onboard the caller to the
+//   caller-chosen report data could carry the register report data of docs/protocol.md#report-data and onboard the caller to the
 //   master secret. The injected `getQuote` must refuse report data that the protocol reserves (throw a
-//   KeymanagerError `forbidden`); see the note in the closing report of issue 5.
+//   KeymanagerError `forbidden`): src/tee/podQuote.ts says which.
 // - Info: `app_id` = the pod's appId, `app_name` = the pod name, `instance_id` "" (dstack's `no_instance_id` form),
 //   `tcb_info` a JSON *string* (the SDK JSON.parses it) with the TDX measurement registers of this node's own quote,
 //   read once from a quote over zero report data and cached (empty strings if no quote can be had, or for SGX);

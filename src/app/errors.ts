@@ -10,7 +10,7 @@ export function errorJson(c: Context, code: ErrorCode, message: string, extra: R
 }
 
 /**
- * The one place errors become responses (DESIGN.md §8): known errors with their code, anything else as a
+ * The one place errors become responses (docs/protocol.md#http-api): known errors with their code, anything else as a
  * generic 500 whose details go to the log only. Never a stack trace to a client.
  */
 export function createErrorHandler(logger: Logger) {

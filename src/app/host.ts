@@ -57,7 +57,7 @@ function helpResultJson(result: HelpResult) {
   return { requestId: result.requestId.toString(), decision: result.decision, ...result.tx }
 }
 
-/** The host listener (DESIGN.md §8): an untrusted operator drives bootstrap and onboarding. */
+/** The host listener (docs/protocol.md#http-api): an untrusted operator drives bootstrap and onboarding. */
 export function createHostApp(deps: HostAppDeps) {
   const app = new Hono()
   app.onError(createErrorHandler(deps.logger))

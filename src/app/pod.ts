@@ -16,7 +16,7 @@ export type PodAppDeps = {
   node: Pick<KeymanagerNode, 'master' | 'state' | 'generation'>
   chainId: number
   registry: Address
-  /** Pod name → pinned 20-byte appId (DESIGN.md §2), e.g. to keep a dstack app's keys across a migration. */
+  /** Pod name → pinned 20-byte appId (docs/protocol.md#keys-and-derivations), e.g. to keep a dstack app's keys across a migration. */
   appIds: Record<string, Uint8Array>
   identity: PodIdentityOptions
   /** The node's quote provider, for dstack `GetQuote` (wrapped by podQuoteSource: protocol-shaped data refused). */
@@ -27,7 +27,7 @@ export type PodAppDeps = {
 
 type Env = { Variables: { pod: string } }
 
-/** The pod listener (DESIGN.md §8): keys for the pods of this CVM. */
+/** The pod listener (docs/protocol.md#http-api): keys for the pods of this CVM. */
 export function createPodApp(deps: PodAppDeps) {
   const app = new Hono<Env>()
   const appIdCache = new Map<string, Uint8Array>()
@@ -91,7 +91,7 @@ export function createPodApp(deps: PodAppDeps) {
     })
   })
 
-  // dstack guest-agent API (DESIGN.md §8): same listener, same pod identity, its own error shape.
+  // dstack guest-agent API (docs/protocol.md#http-api): same listener, same pod identity, its own error shape.
   app.route('/', createDstackApp(dstackDeps(deps, podResolverFromMiddleware(identity, appIdOf), requireReady)))
 
   return app

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from 'hono'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { KeymanagerError } from '../errors.ts'
 
-/** Header naming the pod; honoured only in devnet mode (DESIGN.md §8). */
+/** Header naming the pod; honoured only in devnet mode (docs/protocol.md#http-api). */
 export const DEVNET_POD_HEADER = 'x-keymanager-pod'
 
 // A pod name is a DNS name (compose service or k8s pod names): labels of [a-z0-9-], dots between, ≤ 253.

@@ -1,4 +1,4 @@
-// Serving a Hono app on a unix socket: the dstack guest-agent API at `/var/run/dstack.sock` (DESIGN.md §8), where
+// Serving a Hono app on a unix socket: the dstack guest-agent API at `/var/run/dstack.sock` (docs/protocol.md#http-api), where
 // @phala/dstack-sdk looks for it first.
 //
 // Decisions written down here:

@@ -1,4 +1,4 @@
-// Fetching blobs back (DESIGN.md §1, §6, §12). Blob sources are untrusted transport: RPC and beacon nodes may lie,
+// Fetching blobs back (docs/protocol.md#actors-and-trust, docs/protocol.md#wire-formats, docs/protocol.md#limits). Blob sources are untrusted transport: RPC and beacon nodes may lie,
 // so `fetchVerifiedBlobs` recomputes each blob's KZG commitment and accepts it only if `0x01 ‖ sha256(commitment)[1:]`
 // equals the versioned hash recorded on chain. Nothing else should read a `BlobSource` directly.
 //

@@ -1,4 +1,4 @@
-// Sending EIP-4844 blob transactions (DESIGN.md §5, §12). Two ways, as the design allows:
+// Sending EIP-4844 blob transactions (docs/protocol.md#flows, docs/protocol.md#limits). Two ways, as the design allows:
 // - `sendBlobTransaction`: the sidecar signs with a host-provided gas key (a viem local account) and waits.
 // - `prepareBlobTransaction`: the sidecar returns an unsigned type-3 request, blobs with their KZG commitments and
 //   proofs included, serialised as JSON (`serializePreparedBlobTransaction`). The host signs and sends it itself:
@@ -139,7 +139,7 @@ export type PreparedBlobTransactionJson = {
   sidecars: BlobSidecar[]
 }
 
-/** Builds the unsigned blob transaction a host signs and sends (DESIGN.md §5: the sidecar may hold no gas key). */
+/** Builds the unsigned blob transaction a host signs and sends (docs/protocol.md#flows: the sidecar may hold no gas key). */
 export async function prepareBlobTransaction(parameters: PrepareBlobTransactionParameters): Promise<PreparedBlobTransaction> {
   const { publicClient, from } = parameters
   const { sidecars, blobVersionedHashes } = buildSidecars(resolveBlobs(parameters))

@@ -1,4 +1,4 @@
-// Deploys the KeyManager registry (DESIGN.md §5 step 1). Used by scripts/deploy.ts and the `keymanager deploy` verb.
+// Deploys the KeyManager registry (docs/protocol.md#deploy). Used by scripts/deploy.ts and the `keymanager deploy` verb.
 import {
   BaseError,
   getAddress,

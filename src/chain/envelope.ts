@@ -1,14 +1,14 @@
-// The blob envelope of DESIGN.md §6: RLP `["kmb", 1, kind, ...fields]`, packed into EIP-4844 blobs with viem's
+// The blob envelope of docs/protocol.md#wire-formats: RLP `["kmb", 1, kind, ...fields]`, packed into EIP-4844 blobs with viem's
 // `toBlobs`. Blobs come from untrusted hosts and nodes, so decoding is strict and total: any input either yields
 // exactly the envelope that encodes to it, or an `EnvelopeError`.
 //
 // Encoding decisions (version 1):
 // - magic: the 3 ASCII bytes `kmb`; version: the RLP integer 1; kind: the ASCII string `bootstrap`, `register`
 //   or `onboard` (readable in a blob explorer; a few bytes are nothing next to a quote).
-// - teeType: RLP integer 1 = tdx, 2 = sgx, the same numbers as the measurement-id prefix of DESIGN.md §4.
+// - teeType: RLP integer 1 = tdx, 2 = sgx, the same numbers as the measurement-id prefix of docs/protocol.md#measurements-and-tcb-policy.
 // - integers: minimal big-endian byte strings (0 is the empty string, no leading zero byte); anything else is
 //   refused, so each envelope has one encoding. refBlockNumber and generation fit uint64 (their Solidity type),
-//   requestId fits uint256; generation is ≥ 1 (0 means "not bootstrapped", DESIGN.md §7).
+//   requestId fits uint256; generation is ≥ 1 (0 means "not bootstrapped", docs/protocol.md#registry-contract).
 // - quote: 1..16384 bytes. A TDX v4/v5 or SGX v3 DCAP quote with its embedded PCK certificate chain is ~5-8 KiB;
 //   16 KiB leaves room for larger chains while keeping a register envelope in one blob and bounding what a
 //   verifier must parse from an anonymous requester.

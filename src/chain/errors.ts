@@ -1,4 +1,4 @@
-// Typed errors of the blob transport (DESIGN.md §6, §12), in viem's manner: one base class, named subclasses,
+// Typed errors of the blob transport (docs/protocol.md#wire-formats, docs/protocol.md#limits), in viem's manner: one base class, named subclasses,
 // a one-line `shortMessage` and the facts as `metaMessages`. They extend `KeymanagerError`, so the host API maps
 // them to its closed list of codes; every message is public data (hashes, paths, lengths), never a secret.
 import type { Hex, TransactionReceipt } from 'viem'
@@ -42,7 +42,7 @@ export type EnvelopeErrorReason =
   | 'duplicate_request'
   | 'bad_blobs'
 
-/** A blob envelope that is not exactly what DESIGN.md §6 allows, on decode or on encode. */
+/** A blob envelope that is not exactly what docs/protocol.md#wire-formats allows, on decode or on encode. */
 export class EnvelopeError extends ChainError {
   override name = 'EnvelopeError'
   constructor(
@@ -136,7 +136,7 @@ export class BlobNotFoundError extends ChainError {
   }
 }
 
-/** A source served data for a block, but no served blob commits to the expected versioned hash (DESIGN.md §6). */
+/** A source served data for a block, but no served blob commits to the expected versioned hash (docs/protocol.md#wire-formats). */
 export class BlobHashMismatchError extends ChainError {
   override name = 'BlobHashMismatchError'
   constructor(

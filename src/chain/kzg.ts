@@ -1,4 +1,4 @@
-// The only module that imports c-kzg (DESIGN.md §12: keep KZG in one place, so EIP-7594 cell proofs can be added here).
+// The only module that imports c-kzg (docs/protocol.md#limits: keep KZG in one place, so EIP-7594 cell proofs can be added here).
 import { createRequire } from 'node:module'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { defineKzg, type Kzg } from 'viem'

@@ -1,4 +1,4 @@
-// Crash-safe transaction sending (DESIGN.md §9 "tx outbox"). Order of events for every tx the node sends:
+// Crash-safe transaction sending (docs/protocol.md#node-state "tx outbox"). Order of events for every tx the node sends:
 //   1. under a lock, pick the nonce: one past the highest the outbox ever stored, or the chain's pending count
 //      if that is higher (the key was used elsewhere);
 //   2. estimate and sign; a revert at estimation throws here, before any nonce is spent;

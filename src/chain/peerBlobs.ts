@@ -1,4 +1,4 @@
-// Blob fallback (DESIGN.md §12, issue: beacon nodes prune blobs after ~18 days). A node fetches a blob from its
+// Blob fallback (docs/protocol.md#limits, issue: beacon nodes prune blobs after ~18 days). A node fetches a blob from its
 // beacon node (or anvil), then from peers' archives (`GET /blobs/:versionedHash` on their host listener). Every
 // source only transports: `fetchVerifiedBlobs` checks each blob against its on-chain versioned hash, so a peer can
 // withhold a blob but never substitute one. The node's own archive is consulted before any of these (src/node).

@@ -9,7 +9,7 @@ import {
 } from 'viem'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 
-/** Request status as the contract stores it (DESIGN.md §7). */
+/** Request status as the contract stores it (docs/protocol.md#registry-contract). */
 export const REQUEST_STATUS = ['none', 'pending', 'fulfilled', 'confirmed'] as const
 export type RequestStatus = (typeof REQUEST_STATUS)[number]
 

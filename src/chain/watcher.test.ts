@@ -12,7 +12,7 @@ import { createPublicClient, custom, http, numberToHex, type PublicClient } from
 import { foundry } from 'viem/chains'
 import { openDatabase } from '../store/database.ts'
 import { createCursorStore, type WatchedEvent } from '../store/cursor.ts'
-import { startAnvil, type Anvil } from './anvil.ts'
+import { startAnvil, type Anvil } from '../devnet/anvil.ts'
 import { createChainWatcher } from './watcher.ts'
 import { chainFor, clientsFor, deployRegistryFixture, fundedAccount, hookedPublicClient } from '../../test/registryFixture.ts'
 

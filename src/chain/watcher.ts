@@ -1,4 +1,4 @@
-// Follows the registry's events (DESIGN.md §5 steps 4-5, §9 "chain cursor"): `OnboardRequested`, `Onboarded`,
+// Follows the registry's events (docs/protocol.md#flows, docs/protocol.md#node-state "chain cursor"): `OnboardRequested`, `Onboarded`,
 // `Bootstrapped`, from a persisted cursor (block number + hash), `confirmations` blocks behind the head.
 // Reorgs: when the stored hash of the cursor block is no longer canonical, the watcher walks its stored hashes down
 // to the last block that still matches, forgets everything above it and processes the range again; events are

@@ -1,4 +1,4 @@
-// `keymanager audit` (DESIGN.md §11): re-verify every quote the registry took. For the bootstrap and for each
+// `keymanager audit` (docs/protocol.md#command-line): re-verify every quote the registry took. For the bootstrap and for each
 // onboarding request it fetches the quote blob (checked against its on-chain versioned hash), decodes the envelope,
 // verifies the quote with the production verifier and checks that it binds exactly what the chain recorded. A
 // fulfilled request whose quote does not hold means a helper gave the master secret away: exit 1. Requests refused

@@ -1,4 +1,4 @@
-// `keymanager deploy` (DESIGN.md §11) and scripts/deploy.ts: deploy the registry to any RPC URL with an owner key.
+// `keymanager deploy` (docs/protocol.md#command-line) and scripts/deploy.ts: deploy the registry to any RPC URL with an owner key.
 // The key comes from a file or the environment, never from argv (visible in `ps`), and is never printed; neither is
 // the RPC URL, which may carry an API key.
 import { readFileSync } from 'node:fs'

@@ -1,8 +1,8 @@
-// `keymanager derive` (DESIGN.md §11): the dstack GetKey derivation, offline, from a master secret. It prints what a
+// `keymanager derive` (docs/protocol.md#command-line): the dstack GetKey derivation, offline, from a master secret. It prints what a
 // sidecar of that network answers a pod with this appId (same functions: issueAppKey for the KMS half,
 // getKeyResponse for the guest-agent half), so an auditor can check a key and its chain without a TEE.
 //
-// Migrating from a dstack KMS root. The derivation is byte-identical to dstack's (DESIGN.md §2): a dstack app whose
+// Migrating from a dstack KMS root. The derivation is byte-identical to dstack's (docs/protocol.md#keys-and-derivations): a dstack app whose
 // KMS root secret is R and whose app_id is A gets, for a path P, HKDF(HKDF(R, A ‖ "app-key"), P). So:
 // - if keymanager's master secret is R (possible only where the operator controls the root: a self-hosted dstack KMS
 //   whose k256 root key can be exported, or a test root like the dstack simulator's) and the pod is pinned to A

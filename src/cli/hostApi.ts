@@ -1,4 +1,4 @@
-// `keymanager status|bootstrap|register|help --node URL` (DESIGN.md §11): the operator's side of the host API.
+// `keymanager status|bootstrap|register|help --node URL` (docs/protocol.md#command-line): the operator's side of the host API.
 // The bearer token comes from --token-file or KEYMANAGER_HOST_TOKEN, never from argv.
 import { readFileSync } from 'node:fs'
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'

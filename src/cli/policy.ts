@@ -1,4 +1,4 @@
-// `keymanager policy add|remove|list|tcb` (DESIGN.md §4, §7, §11): the registry's measurement allow-list and TCB
+// `keymanager policy add|remove|list|tcb` (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#registry-contract, docs/protocol.md#command-line): the registry's measurement allow-list and TCB
 // policy, for its owner. Reads need --rpc and --registry; writes also --owner-key-file (0x + 64 hex digits in a
 // file, never on the command line). Neither the key nor the RPC URL (it may carry an API key) is ever printed.
 //   add (QUOTE_FILE | RAW_HEX)   addMeasurement(id, raw): raw from a quote (binary or hex file) or given as hex
@@ -46,7 +46,7 @@ const STATUS_NAMES = Object.keys(TCB_STATUS_BITS) as (keyof typeof TCB_STATUS_BI
 
 type Measurement = { id: Hex; raw: Hex; teeType: 'tdx' | 'sgx'; fields: Record<string, Hex> }
 
-/** The packed preimage of DESIGN.md §4, checked for shape: TDX 305 bytes starting 0x01, SGX 69 bytes starting 0x02. */
+/** The packed preimage of docs/protocol.md#measurements-and-tcb-policy, checked for shape: TDX 305 bytes starting 0x01, SGX 69 bytes starting 0x02. */
 function measurementFromRaw(raw: Hex): Measurement {
   const bytes = Buffer.from(raw.slice(2), 'hex')
   const teeType = bytes[0] === 1 && bytes.length === TDX_RAW_LENGTH ? 'tdx' : bytes[0] === 2 && bytes.length === SGX_RAW_LENGTH ? 'sgx' : undefined

@@ -1,4 +1,4 @@
-// `keymanager quote verify|measure` (DESIGN.md §11), and the one place that turns a node's `quote` config (trusted
+// `keymanager quote verify|measure` (docs/protocol.md#command-line), and the one place that turns a node's `quote` config (trusted
 // roots, collateral source) into a `QuoteVerifier`, so `serve` and the CLI verify with the same code and trust.
 //
 // Trust is explicit: Intel's SGX Root CA unless root CA files are given (config `quote.trustedRootCaFiles`, CLI

@@ -32,7 +32,7 @@ import { createRegistrationStore } from '../store/registrations.ts'
 import { createRequestStore } from '../store/requests.ts'
 import { createSealedSecretStore } from '../store/sealedSecrets.ts'
 import { createCollateralCache } from '../store/collateralCache.ts'
-import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from '../tee/simulated.ts'
+import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { dstackQuoteProvider, sgxGramineQuoteProvider, tdxQuoteProvider } from '../tee/hardwareQuotes.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
@@ -45,7 +45,7 @@ export type NodeHooks = {
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
-/** The quote provider the config names (DESIGN.md §10). */
+/** The quote provider the config names (docs/protocol.md#tee-providers). */
 export function quoteProviderFromConfig(q: NodeConfig['quote']): QuoteProvider {
   switch (q.provider) {
     case 'simulated':
@@ -161,7 +161,7 @@ export async function startNode(
     now,
     maxReferenceAge: BigInt(config.maxReferenceAge),
   })
-  // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (DESIGN.md §9).
+  // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (docs/protocol.md#node-state).
   await outbox?.start()
   await node.start()
   const cursor = createCursorStore(db)

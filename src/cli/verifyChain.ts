@@ -1,4 +1,4 @@
-// `keymanager verify-chain FILE` (DESIGN.md §11): checks a GetKey answer's signature chain off chain
+// `keymanager verify-chain FILE` (docs/protocol.md#command-line): checks a GetKey answer's signature chain off chain
 // (src/keys/verifyChain.ts) and, with --rpc/--registry, also on chain with `KeyManager.verifySignatureChain`.
 //
 // FILE is one JSON object: the GetKey response as the dstack API returns it, annotated with what the response itself

@@ -1,4 +1,4 @@
-// The dstack-compatible key derivation (DESIGN.md §2), byte for byte what the dstack KMS and guest agent do, so
+// The dstack-compatible key derivation (docs/protocol.md#keys-and-derivations), byte for byte what the dstack KMS and guest agent do, so
 // dstack's verifiers and vectors apply. The KMS half (`issueAppKey`: M → appKey + signature_chain[1]) and the
 // guest-agent half (`getKeyResponse`: appKey → key + signature_chain[0]) are split the way dstack splits them, so
 // the master-secret holder can cache the first per appId and only run the second per request.
@@ -30,7 +30,7 @@ const APP_KEY_INFO = utf8ToBytes('app-key')
 const KMS_ISSUED_PREFIX = utf8ToBytes('dstack-kms-issued:')
 const APP_ID_TAG = 'keymanager.app.v1:'
 
-/** The getKey path of `/sealkey` (DESIGN.md §2: `sealkey(pod) = getKey(pod, "keymanager/sealkey")`). */
+/** The getKey path of `/sealkey` (docs/protocol.md#keys-and-derivations: `sealkey(pod) = getKey(pod, "keymanager/sealkey")`). */
 export const SEALKEY_PATH = 'keymanager/sealkey'
 
 export type KeyAlgorithm = 'secp256k1' | 'ed25519'

@@ -1,4 +1,4 @@
-// ECIES v1 (DESIGN.md §6): how M travels to a newcomer.
+// ECIES v1 (docs/protocol.md#wire-formats): how M travels to a newcomer.
 //   e   = fresh secp256k1 key; E = compressed(e·G) (33 bytes)
 //   z   = x-coordinate of e·R (R = recipient public key)
 //   k   = HKDF-SHA256(ikm = z, salt = E, info = "keymanager.ecies.v1" ‖ compressed(R) ‖ aad, L = 32)

@@ -1,4 +1,4 @@
-// The 64 report-data bytes a quote binds (DESIGN.md §3): keccak256 of a standard `abi.encode` (not packed, so the
+// The 64 report-data bytes a quote binds (docs/protocol.md#report-data): keccak256 of a standard `abi.encode` (not packed, so the
 // string tag and the public key are dynamic: offset words, length words, zero padding) as the first 32 bytes, and
 // 32 zero bytes after it. ABI types, in order:
 //   bootstrap: (string tag, uint256 chainId, address registry, bytes masterPubkey64)

@@ -1,6 +1,6 @@
-// secp256k1 signatures over 32-byte digests, in the one wire form the project uses everywhere (DESIGN.md §2):
+// secp256k1 signatures over 32-byte digests, in the one wire form the project uses everywhere (docs/protocol.md#keys-and-derivations):
 // 65 bytes r ‖ s ‖ v, v ∈ {0,1}, RFC 6979 deterministic nonce, low-S, no EIP-191 prefix. Verifiers also accept
-// v ∈ {27,28} (DESIGN.md §7), as Solidity's ecrecover and most wallets produce it.
+// v ∈ {27,28} (docs/protocol.md#registry-contract), as Solidity's ecrecover and most wallets produce it.
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
@@ -91,7 +91,7 @@ export function publicKey33(secretKey: Uint8Array): Uint8Array {
   return secp256k1.getPublicKey(secretKey, true)
 }
 
-/** 64-byte uncompressed public key of a secret key, without the 0x04 prefix (the on-chain form, DESIGN.md §3). */
+/** 64-byte uncompressed public key of a secret key, without the 0x04 prefix (the on-chain form, docs/protocol.md#report-data). */
 export function publicKey64(secretKey: Uint8Array): Uint8Array {
   assertSecretKey(secretKey)
   return secp256k1.getPublicKey(secretKey, false).subarray(1)

@@ -1,4 +1,4 @@
-// EIP-712 digests of the three typed messages the registry checks (DESIGN.md §7), so they match what wallets and
+// EIP-712 digests of the three typed messages the registry checks (docs/protocol.md#registry-contract), so they match what wallets and
 // viem's `signTypedData` produce. Sign the digest with `signDigest`.
 // The onboarding digests go through viem's `hashTypedData` (rare, and its encoder handles the uint256[]).
 // `attestationDigest` is on the /attest hot path: viem's hashTypedData costs ~130 µs a call (it re-validates and
@@ -42,7 +42,7 @@ export function keyManagerDomain({ chainId, registry }: DomainArgs) {
 }
 
 export type AttestationArgs = DomainArgs & {
-  /** The pod name (DESIGN.md §2). */
+  /** The pod name (docs/protocol.md#keys-and-derivations). */
   hostname: string
   /** 32 bytes chosen by the pod. */
   appData: Uint8Array | `0x${string}`

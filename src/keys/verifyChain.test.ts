@@ -147,7 +147,7 @@ test('error: malformed signatures are failed steps that say why', () => {
   assert.match(zeros.steps[0]!.detail, /r must be in \[1, n-1\]/)
 
   const eth = verifyGetKeyChain({ ...real, signatureChain: [withV(sig0, sig0[64]! + 27), withV(sig1, sig1[64]! + 27)] })
-  assert.equal(eth.ok, true, 'v in {27, 28} is accepted (DESIGN.md §7)')
+  assert.equal(eth.ok, true, 'v in {27, 28} is accepted (docs/protocol.md#registry-contract)')
 })
 
 test('error: malformed arguments throw TypeError or RangeError naming the argument', () => {

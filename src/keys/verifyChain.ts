@@ -1,5 +1,5 @@
-// Off-chain verification of a dstack GetKey signature chain (DESIGN.md §2), step by step, the way
-// `KeyManager.verifySignatureChain` checks it on chain (DESIGN.md §7) plus an optional message signed by the key:
+// Off-chain verification of a dstack GetKey signature chain (docs/protocol.md#keys-and-derivations), step by step, the way
+// `KeyManager.verifySignatureChain` checks it on chain (docs/protocol.md#registry-contract) plus an optional message signed by the key:
 //   1. app-signature: signature_chain[0] over keccak256(purpose ":" hex(derived public key)) recovers to an app key;
 //   2. kms-signature: signature_chain[1] over keccak256("dstack-kms-issued:" ‖ appId ‖ appPubkey33) recovers to the
 //      master address (xPub);

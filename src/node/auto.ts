@@ -1,4 +1,4 @@
-// A node that runs itself (DESIGN.md §5 steps 3-5 without a host): a ready node answers pending onboarding
+// A node that runs itself (docs/protocol.md#flows without a host): a ready node answers pending onboarding
 // requests the watcher has seen; a node with no secret registers, waits for its `Onboarded`, completes and
 // confirms, and registers again when its request expires or a reorg replaced the block its quote references.
 //

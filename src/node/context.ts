@@ -19,7 +19,7 @@ export type NodeContext = {
   publicClient: PublicClient
   /** The host-provided gas key; without one the node returns unsigned transactions for the host to send. */
   walletClient: WalletClient<Transport, Chain, Account> | undefined
-  /** Crash-safe sending with the gas key (DESIGN.md §9); every tx the node sends itself goes through it. */
+  /** Crash-safe sending with the gas key (docs/protocol.md#node-state); every tx the node sends itself goes through it. */
   outbox?: Outbox | undefined
   registry: RegistryClient
   blobSource: BlobSource

@@ -19,7 +19,7 @@ import type { NodeContext, TxOutcome } from './context.ts'
 
 export type NodeState = 'uninitialized' | 'bootstrapping' | 'registering' | 'ready'
 
-/** What a helper decided about one request (DESIGN.md §5 step 4). */
+/** What a helper decided about one request (docs/protocol.md#help). */
 export type HelpResult =
   | { requestId: bigint; decision: 'fulfilled'; tx: TxOutcome }
   | { requestId: bigint; decision: 'refused'; reason: string; message: string }
@@ -76,7 +76,7 @@ export function createNode(ctx: NodeContext) {
 
   /**
    * Sends a transaction with the gas key through the outbox (nonce and signed tx stored before broadcast,
-   * DESIGN.md §9) and waits for its receipt, or returns it unsigned for the host.
+   * docs/protocol.md#node-state) and waits for its receipt, or returns it unsigned for the host.
    */
   async function submit(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome> {
     const to = ctx.registryAddress
@@ -145,7 +145,7 @@ export function createNode(ctx: NodeContext) {
     }
   }
 
-  // ---- bootstrap (DESIGN.md §5 step 2) --------------------------------------------------------------------
+  // ---- bootstrap (docs/protocol.md#bootstrap) --------------------------------------------------------------------
 
   async function finishBootstrapIfOnChain(): Promise<boolean> {
     if (!pendingMaster) return false
@@ -205,7 +205,7 @@ export function createNode(ctx: NodeContext) {
     return { state, xPub: master!.address, generation, ...outcome }
   }
 
-  // ---- register (DESIGN.md §5 step 3) ---------------------------------------------------------------------
+  // ---- register (docs/protocol.md#register) ---------------------------------------------------------------------
 
   async function register() {
     if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
@@ -261,7 +261,7 @@ export function createNode(ctx: NodeContext) {
     }
   }
 
-  // ---- complete (DESIGN.md §5 step 5) ---------------------------------------------------------------------
+  // ---- complete (docs/protocol.md#complete) ---------------------------------------------------------------------
 
   async function complete(enckey: Address) {
     if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
@@ -295,7 +295,7 @@ export function createNode(ctx: NodeContext) {
     const secret = createMasterSecret(secretBytes)
     secretBytes.fill(0)
     const onChain = await chainMaster()
-    // DESIGN.md §5 step 5: accept the secret only if its public key is the master key on chain.
+    // docs/protocol.md#complete: accept the secret only if its public key is the master key on chain.
     if (secret.address.toLowerCase() !== onChain.xPub.toLowerCase() || BigInt(onChain.generation) !== envelope.generation) {
       secret.expire()
       throw new KeymanagerError('upstream_failed', 'the decrypted secret is not the registry master key')
@@ -316,7 +316,7 @@ export function createNode(ctx: NodeContext) {
     return { state, xPub: secret.address, generation, requestId: request.requestId.toString(), confirm: outcome }
   }
 
-  // ---- help (DESIGN.md §5 step 4) -------------------------------------------------------------------------
+  // ---- help (docs/protocol.md#help) -------------------------------------------------------------------------
 
   async function judge(request: OnboardRequest): Promise<{ pubkey64: Uint8Array; measurementId: Hex }> {
     const current = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })

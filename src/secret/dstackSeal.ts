@@ -1,4 +1,4 @@
-// `dstack` seal provider (DESIGN.md §9): the sealing key comes from the dstack guest agent of the CVM the sidecar
+// `dstack` seal provider (docs/protocol.md#node-state): the sealing key comes from the dstack guest agent of the CVM the sidecar
 // runs in, `POST /GetKey` on its unix socket with a fixed path. The agent derives that key from the app's KMS key,
 // so the same app on the same dstack KMS gets it back after a restart, and nothing outside the CVM can.
 import { hkdf } from '@noble/hashes/hkdf.js'

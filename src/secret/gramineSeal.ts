@@ -1,4 +1,4 @@
-// `gramine` seal provider (DESIGN.md §9): the SGX sealing key bound to this enclave's MRENCLAVE, which Gramine
+// `gramine` seal provider (docs/protocol.md#node-state): the SGX sealing key bound to this enclave's MRENCLAVE, which Gramine
 // exposes as the file `/dev/attestation/keys/_sgx_mrenclave` (16 raw bytes). Only the same enclave build on the
 // same CPU derives it again.
 import { readFileSync } from 'node:fs'

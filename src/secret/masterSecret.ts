@@ -54,7 +54,7 @@ export interface MasterSecret {
   readonly expired: boolean
   /** 65-byte r ‖ s ‖ v signature by M over a 32-byte digest (OnboardResponse and the like). */
   signDigest(digest: Uint8Array): Uint8Array
-  /** EIP-712 `Attestation(hostname, appData)` signed by M (DESIGN.md §2, `/attest`). */
+  /** EIP-712 `Attestation(hostname, appData)` signed by M (docs/protocol.md#keys-and-derivations, `/attest`). */
   signAttestation(args: AttestationArgs): Uint8Array
   /** dstack-compatible GetKey: the derived key and its signature chain rooted at M. */
   getKey(request: GetKeyRequest): GetKeyResponse

@@ -5,7 +5,7 @@ import { gcm } from '@noble/ciphers/aes.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
 
 /**
- * Seals secrets at rest (DESIGN.md §9). `label` is bound as AES-GCM associated data, so a sealed master secret
+ * Seals secrets at rest (docs/protocol.md#node-state). `label` is bound as AES-GCM associated data, so a sealed master secret
  * cannot be swapped in where an ephemeral key is expected.
  */
 export interface SealProvider {

@@ -8,7 +8,7 @@ export type SqliteCollateralCache = {
 }
 
 /**
- * DCAP collateral fetched from a PCCS, kept across restarts (DESIGN.md §9, §10) under `collateralCacheKey` keys. An
+ * DCAP collateral fetched from a PCCS, kept across restarts (docs/protocol.md#node-state, docs/protocol.md#tee-providers) under `collateralCacheKey` keys. An
  * entry past its `expiresAt` is never returned and is deleted on the next write. Stored collateral is re-validated
  * on read: a row that no longer parses is a miss, never an error. Collateral is public data; it is still verified
  * in full on every use.

@@ -32,7 +32,7 @@ export type WatchedEvent =
   | { kind: 'Bootstrapped'; blockNumber: bigint }
 
 /**
- * The chain watcher's persisted state (DESIGN.md §9 "chain cursor"): processed block hashes (the highest is the
+ * The chain watcher's persisted state (docs/protocol.md#node-state "chain cursor"): processed block hashes (the highest is the
  * cursor) and the registry events seen, keyed by request id so that processing twice changes nothing.
  */
 export function createCursorStore(db: Db) {

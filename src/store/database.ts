@@ -4,12 +4,12 @@ import Database from 'better-sqlite3'
 
 export type Db = Database.Database
 
-// DESIGN.md §9: one data dir, one SQLite file. Each migration runs once, in order, inside a transaction;
+// docs/protocol.md#node-state: one data dir, one SQLite file. Each migration runs once, in order, inside a transaction;
 // `user_version` records how many have run. Never edit a shipped migration: append a new one.
 const MIGRATIONS: string[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-  -- Sealed master secrets, one per generation (DESIGN.md §9).
+  -- Sealed master secrets, one per generation (docs/protocol.md#node-state).
   CREATE TABLE sealed_secrets (
     generation INTEGER PRIMARY KEY,
     x_pub TEXT NOT NULL,
@@ -29,7 +29,7 @@ const MIGRATIONS: string[] = [
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
   ) STRICT;
-  -- Onboarding requests this node has looked at as a helper, and what it decided (DESIGN.md §5 step 4).
+  -- Onboarding requests this node has looked at as a helper, and what it decided (docs/protocol.md#help).
   CREATE TABLE requests (
     request_id TEXT PRIMARY KEY,
     requester TEXT NOT NULL,
@@ -42,7 +42,7 @@ const MIGRATIONS: string[] = [
     decided_at INTEGER NOT NULL
   ) STRICT;
   CREATE INDEX requests_requester ON requests (requester);
-  -- Every blob this node used, by versioned hash (DESIGN.md §12: beacon nodes prune after ~18 days).
+  -- Every blob this node used, by versioned hash (docs/protocol.md#limits: beacon nodes prune after ~18 days).
   CREATE TABLE blobs (
     versioned_hash TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -50,7 +50,7 @@ const MIGRATIONS: string[] = [
   ) STRICT;
   `,
   `
-  -- Tx outbox (DESIGN.md §9): a nonce is assigned and the signed tx stored before it is broadcast, so a crash
+  -- Tx outbox (docs/protocol.md#node-state): a nonce is assigned and the signed tx stored before it is broadcast, so a crash
   -- between signing and sending neither reuses nor skips a nonce. One row per nonce; a fee bump replaces the
   -- signed tx in place and keeps every hash it ever had (any of them may be the one that gets mined).
   CREATE TABLE outbox (
@@ -72,7 +72,7 @@ const MIGRATIONS: string[] = [
     updated_at INTEGER NOT NULL,
     UNIQUE (account, nonce)
   ) STRICT;
-  -- Chain watcher cursor (DESIGN.md §9): the last processed block and recent block hashes, to detect reorgs.
+  -- Chain watcher cursor (docs/protocol.md#node-state): the last processed block and recent block hashes, to detect reorgs.
   CREATE TABLE chain_blocks (
     number INTEGER PRIMARY KEY,
     hash TEXT NOT NULL
@@ -87,7 +87,7 @@ const MIGRATIONS: string[] = [
   ) STRICT;
   `,
   `
-  -- DCAP collateral fetched from a PCCS (DESIGN.md §10), by collateralCacheKey (TEE type, PCK CA, FMSPC).
+  -- DCAP collateral fetched from a PCCS (docs/protocol.md#tee-providers), by collateralCacheKey (TEE type, PCK CA, FMSPC).
   CREATE TABLE collateral_cache (
     key TEXT PRIMARY KEY,
     collateral TEXT NOT NULL,
@@ -102,7 +102,7 @@ export function openDatabase(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
-  // Secrets and nonces are written here: a power cut must not lose an acknowledged write (DESIGN.md §9).
+  // Secrets and nonces are written here: a power cut must not lose an acknowledged write (docs/protocol.md#node-state).
   db.pragma('synchronous = FULL')
   db.pragma('foreign_keys = ON')
   db.pragma('busy_timeout = 5000')

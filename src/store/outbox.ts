@@ -72,7 +72,7 @@ function fromRow(row: Row): OutboxEntry {
   }
 }
 
-/** The tx outbox table (DESIGN.md §9). Every write is its own FULL-synchronous transaction. */
+/** The tx outbox table (docs/protocol.md#node-state). Every write is its own FULL-synchronous transaction. */
 export function createOutboxStore(db: Db) {
   const maxNonce = db.prepare<[string], { n: number | null }>('SELECT MAX(nonce) AS n FROM outbox WHERE account = ?')
   const insert = db.prepare(

@@ -45,7 +45,7 @@ function fromRow(row: Row): Registration {
   }
 }
 
-/** This node's own registrations (DESIGN.md §5 step 3), keyed by the ephemeral key's address. */
+/** This node's own registrations (docs/protocol.md#register), keyed by the ephemeral key's address. */
 export function createRegistrationStore(db: Db) {
   const insert = db.prepare(
     `INSERT INTO registrations (address, pubkey64, sealed_key, ref_block_number, ref_block_hash, request_id, tx_hash,

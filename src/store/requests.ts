@@ -41,7 +41,7 @@ function fromRow(row: Row): RequestRecord {
   }
 }
 
-/** Each onboarding request this node judged as a helper, with the decision and its reason (DESIGN.md §9). */
+/** Each onboarding request this node judged as a helper, with the decision and its reason (docs/protocol.md#node-state). */
 export function createRequestStore(db: Db) {
   const upsert = db.prepare(
     `INSERT INTO requests (request_id, requester, block_number, decision, reason, message, measurement_id, fulfill_tx, decided_at)

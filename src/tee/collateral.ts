@@ -1,4 +1,4 @@
-// Where DCAP collateral comes from (DESIGN.md §10): an offline JSON file, or a PCCS / Intel PCS URL behind a cache.
+// Where DCAP collateral comes from (docs/protocol.md#tee-providers): an offline JSON file, or a PCCS / Intel PCS URL behind a cache.
 // Collateral is untrusted input either way: the verifier checks every signature, chain, CRL and validity window.
 import { readFile } from 'node:fs/promises'
 import type { Hex } from 'viem'

@@ -1,4 +1,4 @@
-// Certificate revocation lists for DCAP collateral (DESIGN.md §10). @phala/dcap-qvl's JS build only looks serial
+// Certificate revocation lists for DCAP collateral (docs/protocol.md#tee-providers). @phala/dcap-qvl's JS build only looks serial
 // numbers up in the CRLs: it checks neither their signature nor their validity window, and silently skips a CRL it
 // cannot parse. This module closes that gap with a minimal, strict DER reader (definite lengths, minimal length
 // encoding, no trailing bytes) over the few structures DCAP needs (RFC 5280 §5.1), so no ASN.1 library is involved.

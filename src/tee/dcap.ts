@@ -1,4 +1,4 @@
-// DCAP quote verification (DESIGN.md §4, §10, §11 `quote verify`): @phala/dcap-qvl does the Intel-specified quote
+// DCAP quote verification (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#tee-providers, docs/protocol.md#command-line `quote verify`): @phala/dcap-qvl does the Intel-specified quote
 // checks (quote and QE report signatures, QE identity, platform TCB level); this module adds what its JS build leaves
 // out (CRL signatures and validity, strict CRL parsing, issuer-scoped revocation, CA flags on intermediates, the TDX
 // module identity, the QE report data's zero half, collateral ↔ quote matching) and turns every failure into a
@@ -61,7 +61,7 @@ export type DcapVerifierOptions = {
   collateral: CollateralSource
   /**
    * Root CAs whose chains are accepted (DER). Default: Intel's SGX Root CA only. A devnet passes its own root here,
-   * explicitly (DESIGN.md §10 `simulated`); a quote, its PCK chain and its collateral must all lead to the same root.
+   * explicitly (docs/protocol.md#tee-providers `simulated`); a quote, its PCK chain and its collateral must all lead to the same root.
    */
   trustedRootCaDer?: readonly Uint8Array[]
 }

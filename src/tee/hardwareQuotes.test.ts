@@ -11,7 +11,7 @@ import { test } from 'node:test'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { dstackQuoteProvider, QuoteProviderError, sgxGramineQuoteProvider, tdxQuoteProvider, type QuoteFs } from './hardwareQuotes.ts'
 import { measurementOf } from './measurement.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 
 const td = simulatedQuoteProvider({ measurement: simulatedMeasurement('hardware-test') })
 const reportData = new Uint8Array(64).map((_, i) => i + 1)

@@ -1,4 +1,4 @@
-// Quote providers for real TEEs (DESIGN.md §10). Each asks its platform for a quote over exactly the 64 report-data
+// Quote providers for real TEEs (docs/protocol.md#tee-providers). Each asks its platform for a quote over exactly the 64 report-data
 // bytes, then checks that the quote it got back binds those bytes: a confused or hostile interface must not make
 // the node publish a quote for something else.
 import { randomBytes } from 'node:crypto'

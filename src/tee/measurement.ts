@@ -1,4 +1,4 @@
-// Quote bodies → measurement fields and the measurement id of DESIGN.md §4. Offsets follow Intel's quote formats
+// Quote bodies → measurement fields and the measurement id of docs/protocol.md#measurements-and-tcb-policy. Offsets follow Intel's quote formats
 // (48-byte header; TDX v4 TD report at 48, v5 adds a 6-byte body descriptor; SGX v3 enclave report at 48) and are
 // cross-checked against @phala/dcap-qvl's parser in measurement.test.ts. This module parses; it verifies nothing.
 import { keccak_256 } from '@noble/hashes/sha3.js'
@@ -11,7 +11,7 @@ export type QuoteMeasurement = {
   version: 3 | 4 | 5
   /** The fields of the measurement id, in preimage order, 0x-hex as the packed encoding holds them. */
   measurements: Record<string, Hex>
-  /** The packed preimage (DESIGN.md §4), as `addMeasurement(id, raw)` takes it. */
+  /** The packed preimage (docs/protocol.md#measurements-and-tcb-policy), as `addMeasurement(id, raw)` takes it. */
   measurementRaw: Hex
   measurementId: Hex
   reportData: Uint8Array
@@ -29,7 +29,7 @@ const V5_BODY_DESCRIPTOR_LENGTH = 6
 const TEE_TYPE_SGX = 0x00000000
 const TEE_TYPE_TDX = 0x00000081
 
-/** Measurement id domain bytes (DESIGN.md §4): the first byte of the packed preimage. */
+/** Measurement id domain bytes (docs/protocol.md#measurements-and-tcb-policy): the first byte of the packed preimage. */
 const ID_PREFIX = { tdx: 1, sgx: 2 } as const
 
 /** TDX fields of the id, as (name, offset in the TD report, length). */
@@ -55,7 +55,7 @@ const malformed = (message: string) => new QuoteVerificationError('malformed_quo
 const unsupported = (message: string) => new QuoteVerificationError('unsupported_quote', message)
 
 /**
- * Parses a TDX v4/v5 or SGX v3 quote's header and body and computes its measurement id (DESIGN.md §4):
+ * Parses a TDX v4/v5 or SGX v3 quote's header and body and computes its measurement id (docs/protocol.md#measurements-and-tcb-policy):
  * - TDX: `keccak256(abi.encodePacked(uint8(1), MRTD, RTMR0, RTMR1, RTMR2, RTMR3, MRCONFIGID, XFAM, TDATTRIBUTES))`,
  *   XFAM and TDATTRIBUTES as the 8 bytes the quote holds (`bytes8`, not byte-swapped);
  * - SGX: `keccak256(abi.encodePacked(uint8(2), MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN))`, ISVPRODID and ISVSVN as

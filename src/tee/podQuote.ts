@@ -1,9 +1,9 @@
-// Quotes for pods (dstack `GetQuote`, DESIGN.md §8) come from the node's own quote provider, so they carry the
-// node's allow-listed measurement. A pod is trusted for its own keys only (DESIGN.md §1): it must never obtain a
+// Quotes for pods (dstack `GetQuote`, docs/protocol.md#http-api) come from the node's own quote provider, so they carry the
+// node's allow-listed measurement. A pod is trusted for its own keys only (docs/protocol.md#actors-and-trust): it must never obtain a
 // quote that a helper would accept as this node's bootstrap or register quote, or it could request onboarding with
 // its own key and receive the master secret. The protocol's report data is `keccak256(…) ‖ 32 zero bytes`
-// (DESIGN.md §3), so pod report data whose last 32 bytes are all zero is refused: a pod's report data must use
-// more than 32 bytes (or put a non-zero byte in the second half). This keeps DESIGN.md §3's byte format unchanged.
+// (docs/protocol.md#report-data), so pod report data whose last 32 bytes are all zero is refused: a pod's report data must use
+// more than 32 bytes (or put a non-zero byte in the second half). This keeps docs/protocol.md#report-data's byte format unchanged.
 import { KeymanagerError } from '../errors.ts'
 import type { QuoteProvider } from './types.ts'
 

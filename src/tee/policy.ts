@@ -1,10 +1,10 @@
-// The on-chain TCB policy applied to a verified quote (DESIGN.md §4, §7 `setTcbPolicy`, `isFmspcAllowed`,
+// The on-chain TCB policy applied to a verified quote (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#registry-contract `setTcbPolicy`, `isFmspcAllowed`,
 // `isMeasurementAllowed`). Verification says what the quote is; this says whether the network accepts it.
 import type { Hex } from 'viem'
 import { TCB_STATUS_BITS, type VerifiedQuote } from './types.ts'
 
 export type TcbPolicy = {
-  /** Bitmask of accepted TCB statuses, bit positions as `TCB_STATUS_BITS` (DESIGN.md §7); Revoked is never accepted. */
+  /** Bitmask of accepted TCB statuses, bit positions as `TCB_STATUS_BITS` (docs/protocol.md#registry-contract); Revoked is never accepted. */
   acceptedStatuses: number
   /** Oldest acceptable collateral, in seconds since `collateralIssuedAt`; 0 means no limit. */
   maxCollateralAge: bigint | number

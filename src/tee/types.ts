@@ -1,10 +1,10 @@
-// The seams between the sidecar and the TEE (DESIGN.md §10). Production and simulated quotes pass through the
+// The seams between the sidecar and the TEE (docs/protocol.md#tee-providers). Production and simulated quotes pass through the
 // same interfaces, so the devnet exercises the code path a real node runs.
 import type { Hex } from 'viem'
 
 export type TeeType = 'tdx' | 'sgx'
 
-/** TCB statuses as Intel's TCB info names them; bit positions follow DESIGN.md §7 (`setTcbPolicy`). */
+/** TCB statuses as Intel's TCB info names them; bit positions follow docs/protocol.md#registry-contract (`setTcbPolicy`). */
 export const TCB_STATUS_BITS = {
   UpToDate: 0,
   SWHardeningNeeded: 1,
@@ -22,7 +22,7 @@ export interface QuoteProvider {
   getQuote(reportData: Uint8Array): Promise<Uint8Array>
 }
 
-/** What a successfully verified quote tells (DESIGN.md §4, §11 `quote verify --json`). */
+/** What a successfully verified quote tells (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#command-line `quote verify --json`). */
 export type VerifiedQuote = {
   teeType: TeeType
   status: TcbStatus
@@ -31,7 +31,7 @@ export type VerifiedQuote = {
   fmspc: Hex
   /** Named raw measurement fields (mrTd, rtMr0…, or mrEnclave, mrSigner…), 0x-hex. */
   measurements: Record<string, Hex>
-  /** keccak256 of `measurementRaw` (DESIGN.md §4). */
+  /** keccak256 of `measurementRaw` (docs/protocol.md#measurements-and-tcb-policy). */
   measurementId: Hex
   /** The packed preimage of the measurement id, as `addMeasurement(id, raw)` takes it. */
   measurementRaw: Hex

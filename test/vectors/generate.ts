@@ -1,4 +1,4 @@
-// Writes the known-answer vectors of src/keys (DESIGN.md §2, §3, §6, §7) into test/vectors/*.json.
+// Writes the known-answer vectors of src/keys (docs/protocol.md#keys-and-derivations, docs/protocol.md#report-data, docs/protocol.md#wire-formats, docs/protocol.md#registry-contract) into test/vectors/*.json.
 // Run once when a format is introduced: `node --import tsx test/vectors/generate.ts`. The unit tests beside the
 // code recompute every vector from its inputs and compare, and cross-check some by an independent path
 // (node:crypto, viem's signTypedData, hand-laid ABI words), so a file is never just the code agreeing with itself.
@@ -180,21 +180,21 @@ function reportData() {
 
 write(
   'keymanager-derivation.json',
-  'DESIGN.md §2: appIdForPod, app keys, getKey (secp256k1 and ed25519) with signature chains, and sealkey of a fixed M. Hex is 0x-prefixed; signatures are r||s||v with v in {0,1}.',
+  'docs/protocol.md#keys-and-derivations: appIdForPod, app keys, getKey (secp256k1 and ed25519) with signature chains, and sealkey of a fixed M. Hex is 0x-prefixed; signatures are r||s||v with v in {0,1}.',
   derivation(),
 )
 write(
   'ecies-v1.json',
-  'DESIGN.md §6 ECIES v1 with fixed ephemeral keys and nonces (never do this outside tests): ciphertext = ephemeralPub33 || nonce12 || AES-256-GCM ciphertext || tag16.',
+  'docs/protocol.md#wire-formats ECIES v1 with fixed ephemeral keys and nonces (never do this outside tests): ciphertext = ephemeralPub33 || nonce12 || AES-256-GCM ciphertext || tag16.',
   ecies(),
 )
 write(
   'typed-data.json',
-  'DESIGN.md §7 EIP-712 digests and signatures (r||s||v, v in {0,1}) for Attestation (by M), OnboardResponse (by M), OnboardReceipt (by the newcomer key). Integers are decimal strings.',
+  'docs/protocol.md#registry-contract EIP-712 digests and signatures (r||s||v, v in {0,1}) for Attestation (by M), OnboardResponse (by M), OnboardReceipt (by the newcomer key). Integers are decimal strings.',
   typedData(),
 )
 write(
   'report-data.json',
-  'DESIGN.md §3 report data: keccak256(abi.encode(tag, uint256 chainId, address registry, bytes pubkey64[, uint64 refBlockNumber, bytes32 refBlockHash])) || 32 zero bytes. Integers are decimal strings.',
+  'docs/protocol.md#report-data report data: keccak256(abi.encode(tag, uint256 chainId, address registry, bytes pubkey64[, uint64 refBlockNumber, bytes32 refBlockHash])) || 32 zero bytes. Integers are decimal strings.',
   reportData(),
 )

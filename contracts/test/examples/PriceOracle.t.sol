@@ -8,7 +8,7 @@ import {PriceOracle} from "../../examples/PriceOracle.sol";
 
 /// @notice The example oracle takes a report only from a key whose dstack chain verifies against the registry for
 /// the pinned appId and the fixed purpose; chains and signatures are built with vm.sign, independently of the
-/// contracts (DESIGN.md §2).
+/// contracts (docs/protocol.md#keys-and-derivations).
 contract PriceOracleTest is KeyManagerFixture {
     uint256 internal constant APP_PK = 0xA99;
     uint256 internal constant DERIVED_PK = 0xDE1;

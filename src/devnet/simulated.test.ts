@@ -5,16 +5,16 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { p256 } from '@noble/curves/nist.js'
 import { Quote } from '@phala/dcap-qvl'
-import { createDcapVerifier } from './dcap.ts'
-import { createDevnetPki } from './devnetPki.ts'
-import { measurementOf } from './measurement.ts'
+import { createDcapVerifier } from '../tee/dcap.ts'
+import { createDevnetPki } from './pki.ts'
+import { measurementOf } from '../tee/measurement.ts'
 import { generateSimulatedAttestationKey, loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
-import { QuoteVerificationError } from './types.ts'
+import { QuoteVerificationError } from '../tee/types.ts'
 
 const pki = createDevnetPki()
 const platform = pki.mintPlatform()
 
-test('default: a TDX v4 quote in Intel\'s layout, measurement fields where DESIGN.md §4 reads them', async () => {
+test('default: a TDX v4 quote in Intel\'s layout, measurement fields where docs/protocol.md#measurements-and-tcb-policy reads them', async () => {
   const measurement = simulatedMeasurement('layout')
   const reportData = Uint8Array.from({ length: 64 }, (_, i) => i)
   const quote = await simulatedQuoteProvider({ platform, measurement }).getQuote(reportData)

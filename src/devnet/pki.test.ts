@@ -6,12 +6,13 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
 import type { Hex } from 'viem'
-import { collateralExpiresAt, memoryCollateralCache, pccsCollateral, type Collateral } from './collateral.ts'
-import { certificateFields, checkCrl, parseCrl } from './crl.ts'
-import { createDcapVerifier, pckFmspc } from './dcap.ts'
-import { createDevnetPki, DEVNET_FMSPC, DEVNET_TCB_LEVELS, loadDevnetPki, saveDevnetPlatform, serveDevnetPccs } from './devnetPki.ts'
+import { collateralExpiresAt, memoryCollateralCache, pccsCollateral, type Collateral } from '../tee/collateral.ts'
+import { certificateFields, checkCrl, parseCrl } from '../tee/crl.ts'
+import { createDcapVerifier, pckFmspc } from '../tee/dcap.ts'
+import { serveDevnetPccs } from './pccs.ts'
+import { createDevnetPki, DEVNET_FMSPC, DEVNET_TCB_LEVELS, loadDevnetPki, saveDevnetPlatform } from './pki.ts'
 import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
-import { QuoteVerificationError } from './types.ts'
+import { QuoteVerificationError } from '../tee/types.ts'
 
 const pki = createDevnetPki()
 const measurement = simulatedMeasurement('devnet-pki-test')

@@ -1,4 +1,4 @@
-// The `simulated` TEE (DESIGN.md §10): devnets only. It mints DCAP-shaped TDX v4 quotes with Intel's real layout:
+// The `simulated` TEE (docs/protocol.md#tee-providers): devnets only. It mints DCAP-shaped TDX v4 quotes with Intel's real layout:
 // 48-byte header, 584-byte TD report, the attestation key's ECDSA signature, then certification data type 6 holding
 // the QE report (its report data binding the attestation key), the QE report's signature by the platform's PCK key,
 // the QE auth data and certification data type 5 with the PCK certificate chain. The chain leads to a devnet root
@@ -8,10 +8,10 @@ import { createHash, createPrivateKey, sign } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { p256 } from '@noble/curves/nist.js'
 import { hexToBytes } from '@noble/hashes/utils.js'
-import { createDevnetPki, DEVNET_QE, DEVNET_TD } from './devnetPki.ts'
-import type { QuoteProvider } from './types.ts'
+import { createDevnetPki, DEVNET_QE, DEVNET_TD } from './pki.ts'
+import type { QuoteProvider } from '../tee/types.ts'
 
-/** TDX measurement fields of DESIGN.md §4, as raw bytes. */
+/** TDX measurement fields of docs/protocol.md#measurements-and-tcb-policy, as raw bytes. */
 export type TdxMeasurementFields = {
   mrTd: Uint8Array
   rtMr0: Uint8Array

@@ -1,0 +1,321 @@
+// The devnet network (docs/protocol.md#command-line `keymanager devnet`): an embedded anvil, the registry, N sidecars as separate processes, and the
+// whole onboarding walk-through driven through the host API as an operator would drive it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { foundry } from 'viem/chains'
+import { startAnvil, type Anvil } from './anvil.ts'
+import { sendBlobTransaction } from '../chain/blobs.ts'
+import { deployKeyManager } from '../chain/deploy.ts'
+import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
+import { createRegistryClient } from '../chain/registry.ts'
+import type { NodeConfig } from '../config.ts'
+import { toHex0x } from '../keys/bytes.ts'
+import { measurementOf } from '../tee/measurement.ts'
+import { serveDevnetPccs, type DevnetPccs } from './pccs.ts'
+import { createDevnetPki, saveDevnetPlatform, type DevnetPki } from './pki.ts'
+import { simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+
+/** anvil's well-known development mnemonic: account 0 owns the registry, account i pays node i's gas. */
+const DEV_MNEMONIC = 'test test test test test test test test test test test junk'
+export const DEVNET_MEASUREMENT_LABEL = 'devnet'
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/keymanager.js')
+
+export type DevnetNodeInfo = { podUrl: string; hostUrl: string; hostToken: string }
+export type DevnetInfo = { rpcUrl: string; chainId: number; registry: Address; nodes: DevnetNodeInfo[] }
+
+export function devAccount(index: number) {
+  return mnemonicToAccount(DEV_MNEMONIC, { addressIndex: index })
+}
+
+function devPrivateKey(index: number): Hex {
+  return toHex0x(devAccount(index).getHdKey().privateKey!)
+}
+
+/** What a `configure` hook of `addNode` may use: the node's directory and the devnet's PKI. */
+export type DevnetNodeSetup = { dir: string; pki: DevnetPki; pkiDir: string; pccsUrl: string }
+
+export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string; configPath: string }
+
+/** Starts `keymanager serve` as its own process and waits for its `listening` log line. */
+export async function spawnNode(
+  configPath: string,
+  logPath: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const log = createWriteStream(logPath, { flags: 'a' })
+  child.stderr!.pipe(log)
+  let lastLine = ''
+  return new Promise((resolvePromise, reject) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.on('line', (line) => {
+      log.write(line + '\n')
+      lastLine = line
+      try {
+        const entry = JSON.parse(line) as { msg?: string; podUrl?: string; hostUrl?: string }
+        if (entry.msg === 'listening' && entry.podUrl && entry.hostUrl) resolvePromise({ child, podUrl: entry.podUrl, hostUrl: entry.hostUrl })
+      } catch {
+        // not a log line of ours; kept in the log file
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`node exited with code ${code} during start-up (see ${logPath}): ${lastLine}`)))
+  })
+}
+
+/** Calls a node's host API as the operator; a non-2xx answer becomes an error carrying the node's message. */
+export async function hostCall<T = Record<string, unknown>>(node: DevnetNodeInfo, method: 'GET' | 'POST', path: string): Promise<T> {
+  const res = await fetch(node.hostUrl + path, { method, headers: { authorization: `Bearer ${node.hostToken}` } })
+  const body = (await res.json()) as T & { error?: { code: string; message: string } }
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`.trim())
+  return body
+}
+
+/** Settings of auto-mode devnet nodes: a wider jitter than the default lets requests sent together share one blob. */
+export const DEVNET_AUTO: NodeConfig['auto'] = {
+  register: true,
+  help: true,
+  confirmations: 0,
+  pollIntervalMs: 250,
+  jitterMs: [1500, 2500],
+  slotMs: 2500,
+  maxBatch: 50,
+  bumpAfterBlocks: 3,
+}
+
+/** Polls a node's pod `/healthz` (no host call) until it reports `ready`. */
+export async function waitUntilReady(node: DevnetNodeInfo, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const state = await fetch(`${node.podUrl}/healthz`).then(
+      async (res) => ((await res.json()) as { state: string }).state,
+      () => 'unreachable',
+    )
+    if (state === 'ready') return
+    if (Date.now() > deadline) throw new Error(`node ${node.podUrl} is still ${state} after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+export async function runDevnet({
+  nodes: count,
+  dir,
+  print,
+  auto = false,
+  nodeEnv,
+  anvilStateFile,
+}: {
+  nodes: number
+  dir: string
+  print: (line: string) => void
+  /** Nodes after the first join by themselves (auto mode); node 1 is bootstrapped through the host API and helps by itself. */
+  auto?: boolean
+  /** Extra environment of node i (1-based), e.g. test hooks. */
+  nodeEnv?: (index: number) => Record<string, string> | undefined
+  /** anvil `--state FILE` (outage tests stop anvil and start it again from this file on the same port). */
+  anvilStateFile?: string
+}) {
+  const root = resolve(dir)
+  const devnetDir = join(root, 'devnet')
+  rmSync(devnetDir, { recursive: true, force: true })
+  mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
+  const started: { anvil?: Anvil; pccs?: DevnetPccs; nodes: NodeProcess[] } = { nodes: [] }
+  let info: DevnetInfo | undefined
+
+  async function stop() {
+    await Promise.all(
+      started.nodes.map(
+        ({ child }) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done()
+            child.once('exit', () => done())
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+    await started.anvil?.stop()
+    await started.pccs?.close()
+  }
+
+  try {
+    // Spare funded accounts for nodes added later (tests add rogue nodes).
+    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile })
+    started.anvil = anvil
+    print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
+    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl), pollingInterval: 100 })
+    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+
+    const registry = await deployKeyManager({ walletClient: owner, publicClient, owner: owner.account.address, measurementDelay: 0n })
+    print(`✓ KeyManager registry deployed at ${registry} (owner ${owner.account.address})`)
+
+    // The devnet's simulated TEE (docs/protocol.md#tee-providers): a DCAP PKI of its own in pki/ (collateral.json there is for
+    // `keymanager quote verify`), a PCCS serving its collateral, and its root, which the nodes of this devnet and no
+    // other trust explicitly (`quote.trustedRootCaFiles`). Each node gets its own platform (PCK key and certificate).
+    const pki = createDevnetPki()
+    const pkiDir = join(devnetDir, 'pki')
+    pki.save(pkiDir)
+    writeFileSync(join(pkiDir, 'collateral.json'), JSON.stringify(pki.collateral(), null, 2) + '\n')
+    const pccs = await serveDevnetPccs(pki)
+    started.pccs = pccs
+    print(`✓ devnet PKI in ${pkiDir}, its PCCS on ${pccs.url}`)
+    const probe = simulatedQuoteProvider({ platform: pki.mintPlatform(), measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) })
+    const measured = measurementOf(await probe.getQuote(new Uint8Array(64)))
+    const addHash = await owner.writeContract({
+      address: registry,
+      abi: keyManagerAbi,
+      functionName: 'addMeasurement',
+      args: [measured.measurementId, measured.measurementRaw],
+    } as never)
+    await publicClient.waitForTransactionReceipt({ hash: addHash })
+    print(`✓ simulated measurement ${measured.measurementId} allowed`)
+
+    /**
+     * Starts one more sidecar on this devnet. `configure` may change the node's config before it starts (tests use it
+     * for rogue or misconfigured nodes: test/devnetNodes.ts).
+     */
+    async function addNode(
+      options: {
+        auto?: NodeConfig['auto']
+        seal?: NodeConfig['seal']
+        env?: Record<string, string>
+        configure?: (config: NodeConfig, node: DevnetNodeSetup) => void
+      } = {},
+    ): Promise<NodeProcess> {
+      const i = started.nodes.length + 1
+      const nodeDir = join(devnetDir, `node${i}`)
+      mkdirSync(nodeDir, { recursive: true, mode: 0o700 })
+      const hostToken = randomBytes(24).toString('hex')
+      writeFileSync(join(nodeDir, 'host.token'), hostToken, { mode: 0o600 })
+      writeFileSync(join(nodeDir, 'gas.key'), devPrivateKey(i), { mode: 0o600 })
+      const config: NodeConfig = {
+        dataDir: '.',
+        chain: { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, fromBlock: 0 },
+        blobs: { kind: 'anvil', url: anvil.rpcUrl, peers: [] },
+        pod: { host: '127.0.0.1', port: 0, sockets: [] },
+        host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
+        gasKeyFile: 'gas.key',
+        quote: {
+          provider: 'simulated',
+          ...saveDevnetPlatform(pki.mintPlatform(), join(nodeDir, 'platform')),
+          measurementLabel: DEVNET_MEASUREMENT_LABEL,
+          trustedRootCaFiles: [join(pkiDir, 'root.pem')],
+          pccsUrl: pccs.url,
+        },
+        seal: options.seal ?? 'dev-file',
+        devnet: true,
+        auto: options.auto ?? false,
+        pods: { names: {}, appIds: {} },
+        maxReferenceAge: 64,
+        logLevel: 'info',
+      }
+      options.configure?.(config, { dir: nodeDir, pki, pkiDir, pccsUrl: pccs.url })
+      const configPath = join(nodeDir, 'config.json')
+      writeFileSync(configPath, JSON.stringify(config, null, 2))
+      const { child, podUrl, hostUrl } = await spawnNode(configPath, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
+      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir, configPath }
+      started.nodes.push(node)
+      print(`✓ node ${i} up: pod ${podUrl}, host ${hostUrl}`)
+      return node
+    }
+
+    /** Register, help, complete (docs/protocol.md#flows): `helper` verifies and answers `node`'s request. */
+    async function onboard(node: NodeProcess, helper: DevnetNodeInfo) {
+      const name = `node ${started.nodes.indexOf(node) + 1}`
+      const reg = await hostCall<{ enckey: Address; requestId: string }>(node, 'POST', '/register')
+      print(`  ${name} requested onboarding: request ${reg.requestId}, key ${reg.enckey}`)
+      const help = await hostCall<{ decision: string; txHash?: Hex }>(helper, 'POST', `/helper/${reg.enckey}`)
+      print(`  the helper verified its quote and sent the encrypted master secret: ${help.txHash}`)
+      const done = await hostCall<{ state: string; xPub: Address }>(node, 'POST', `/register/${reg.enckey}`)
+      if (done.state !== 'ready') throw new Error(`${name} did not complete onboarding (${done.state})`)
+      print(`✓ ${name} onboarded and ready`)
+      return done
+    }
+
+    /** Starts a stopped node again on its data dir (crash tests); its URLs change (ports are picked anew). */
+    async function restartNode(node: NodeProcess, options: { env?: Record<string, string>; config?: Partial<NodeConfig> } = {}) {
+      if (node.child.exitCode === null && node.child.signalCode === null) throw new Error('node is still running')
+      if (options.config) {
+        const current = JSON.parse(readFileSync(node.configPath, 'utf8')) as NodeConfig
+        writeFileSync(node.configPath, JSON.stringify({ ...current, ...options.config }, null, 2))
+      }
+      const { child, podUrl, hostUrl } = await spawnNode(node.configPath, join(node.dir, 'node.log'), options.env)
+      Object.assign(node, { child, podUrl, hostUrl })
+      const index = started.nodes.indexOf(node)
+      if (info) info.nodes[index] = { podUrl, hostUrl, hostToken: node.hostToken }
+      return node
+    }
+
+    const autoSettings = auto ? DEVNET_AUTO : false
+    await addNode({ auto: autoSettings })
+
+    // Bootstrap (docs/protocol.md#bootstrap): node 1 makes M; the owner sends bootstrap() with the node's blob.
+    const first = started.nodes[0]!
+    const prepared = await hostCall<{ xPub: Address; tx?: { to: Address; data: Hex; blobs: Hex[] } }>(first, 'POST', '/bootstrap')
+    if (prepared.tx) {
+      const sent = await sendBlobTransaction({ walletClient: owner, publicClient, to: prepared.tx.to, data: prepared.tx.data, blobs: prepared.tx.blobs })
+      print(`  owner sent bootstrap() with node 1's blob: ${sent.hash}`)
+      await hostCall(first, 'POST', '/bootstrap')
+    }
+    print(`✓ node 1 bootstrapped the network: master key ${prepared.xPub}`)
+
+    // The other nodes start once the network exists: in auto mode they register as soon as they are up.
+    const t0 = Date.now()
+    for (let i = 2; i <= count; i++) await addNode({ auto: autoSettings })
+
+    if (auto) {
+      // docs/protocol.md#flows without a host: each node registers, is answered by a ready node, completes and confirms.
+      await Promise.all(started.nodes.slice(1).map((node) => waitUntilReady(node)))
+      print(`✓ nodes 2-${count} started and joined by themselves in ${((Date.now() - t0) / 1000).toFixed(1)} s (no host calls)`)
+    } else {
+      for (const node of started.nodes.slice(1)) {
+        const done = await onboard(node, first)
+        if (done.xPub.toLowerCase() !== prepared.xPub.toLowerCase()) throw new Error('a node holds another master key')
+      }
+    }
+
+    const devnetInfo: DevnetInfo = {
+      rpcUrl: anvil.rpcUrl,
+      chainId: foundry.id,
+      registry,
+      nodes: started.nodes.map(({ podUrl, hostUrl, hostToken }) => ({ podUrl, hostUrl, hostToken })),
+    }
+    info = devnetInfo
+    writeFileSync(join(root, 'devnet.json'), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+    print(`✓ wrote ${join(dir, 'devnet.json')}`)
+    print(`  try: curl -H 'x-keymanager-pod: app' ${first.podUrl}/sealkey`)
+
+    const registryClient = createRegistryClient({ publicClient, address: registry })
+    async function verify(): Promise<boolean> {
+      let ok = true
+      const check = (what: string, passed: boolean) => {
+        print(`${passed ? '✓' : '✗'} ${what}`)
+        ok &&= passed
+      }
+      const sealkey = async (node: DevnetNodeInfo, pod: string) => {
+        const res = await fetch(`${node.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': pod } })
+        return ((await res.json()) as { key: Hex }).key
+      }
+      const keys = await Promise.all(devnetInfo.nodes.map((n) => sealkey(n, 'app')))
+      check(`/sealkey for pod 'app' is the same on all ${keys.length} nodes`, keys.every((k) => k === keys[0]))
+      check(`/sealkey for pod 'other' differs from pod 'app'`, (await sealkey(devnetInfo.nodes[0]!, 'other')) !== keys[0])
+      const appData = toHex0x(randomBytes(32))
+      for (const [i, node] of devnetInfo.nodes.entries()) {
+        const res = await fetch(`${node.podUrl}/attest/${appData}`, { headers: { 'x-keymanager-pod': 'app' } })
+        const body = (await res.json()) as { signature: Hex; hostname: string }
+        const valid = await registryClient.verifyAttestation(body.hostname, appData, body.signature)
+        check(`node ${i + 1}: /attest signature verifies on chain with verifyAttestation`, valid)
+      }
+      return ok
+    }
+    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
