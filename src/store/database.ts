@@ -95,6 +95,17 @@ const MIGRATIONS: string[] = [
     stored_at INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  -- The light client's store (docs/protocol.md#verified-chain-view): one row, sealed by the node's seal provider, so a
+  -- restarted node resumes from its own verified sync committee and finalized header instead of bootstrapping again.
+  -- finalized_slot is a copy of what the sealed bytes hold, for operators; the node reads only the sealed bytes.
+  CREATE TABLE light_client_store (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed BLOB NOT NULL,
+    finalized_slot INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ]
 
 /** Opens (creating if needed) the node database and brings its schema up to date. */
