@@ -17,6 +17,8 @@ export type AnvilOptions = {
   /** `--state FILE`: load from and dump to this file, so a restarted anvil keeps its chain. */
   stateFile?: string
   chainId?: number
+  /** Default cancun (blob transactions and `blobhash`); later forks change the block header (tests of its hash). */
+  hardfork?: 'cancun' | 'prague' | 'osaka'
   extraArgs?: string[]
   /** Milliseconds to wait for the `Listening on` line. */
   startTimeoutMs?: number
@@ -31,7 +33,7 @@ export type Anvil = {
 
 /** Starts anvil (cancun, so blob transactions and `blobhash` work) and resolves once it listens. */
 export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
-  const args = ['--hardfork', 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
+  const args = ['--hardfork', options.hardfork ?? 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId))
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
   if (options.stateFile !== undefined) args.push('--state', options.stateFile)
