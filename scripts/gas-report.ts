@@ -46,7 +46,8 @@ function calldataGas(data: Hex): bigint {
 }
 
 async function measure(rpcUrl: string): Promise<{ transactions: Row[]; views: Row[] }> {
-  const transport = http(rpcUrl)
+  // 60 s: the first blob transaction makes anvil load KZG, which takes seconds on a busy machine.
+  const transport = http(rpcUrl, { timeout: 60_000 })
   const publicClient = createPublicClient({ chain: foundry, transport, pollingInterval: 20 })
   const testClient = createTestClient({ mode: 'anvil', chain: foundry, transport })
   const owner = fixedAccount('owner')
@@ -89,6 +90,10 @@ async function measure(rpcUrl: string): Promise<{ transactions: Row[]; views: Ro
   const field = (i: number) => toHex(i, { size: 48 }).slice(2)
   const tdxRaw: Hex = `0x01${[1, 2, 3, 4, 5, 6].map(field).join('')}${'00000000000000e7'}${'0000001000000000'}`
   const addMeasurement = await send(owner, call('addMeasurement', [keccak256(tdxRaw), tdxRaw]))
+  const setMinTcbEvaluationDataNumber = await send(owner, call('setMinTcbEvaluationDataNumber', [17]))
+  const setBootstrapper = await send(owner, call('setBootstrapper', [host.address]))
+  const markFresh = await send(host, call('markFresh', [keccak256(toHex('gas-report mark'))]))
+  const markFreshAgain = await send(host, call('markFresh', [keccak256(toHex('gas-report mark'))]))
   const bootstrap = await send(owner, call('bootstrap', [sliceHex(master.publicKey, 1)]), 'bootstrap envelope')
 
   const requestReceipts: TransactionReceipt[] = []
@@ -161,6 +166,10 @@ async function measure(rpcUrl: string): Promise<{ transactions: Row[]; views: Ro
   const transactions: Row[] = [
     { operation: 'deploy `KeyManager(owner, 0)`', gas: deployReceipt.gasUsed },
     { operation: 'addMeasurement (TDX, 305-byte preimage)', gas: addMeasurement.gasUsed },
+    { operation: 'setMinTcbEvaluationDataNumber', gas: setMinTcbEvaluationDataNumber.gasUsed },
+    { operation: 'setBootstrapper', gas: setBootstrapper.gasUsed },
+    { operation: 'markFresh, new mark', gas: markFresh.gasUsed },
+    { operation: 'markFresh, same mark again (no-op)', gas: markFreshAgain.gasUsed },
     { operation: 'bootstrap (1 blob)', gas: bootstrap.gasUsed },
     { operation: 'requestOnboard, first request (1 blob)', gas: requestReceipts[0]!.gasUsed, budget: 120_000n },
     { operation: 'requestOnboard, later request (1 blob)', gas: requestReceipts[1]!.gasUsed, budget: 120_000n },

@@ -33,6 +33,7 @@ import { foundry } from 'viem/chains'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager, DeployKeyManagerError } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { createRegistryClient } from '../src/chain/registry.ts'
 import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'
 import { derivedPublicKey, getKeyResponse, issueAppKey } from '../src/keys/derive.ts'
 import { publicKey33, uncompressPublicKey } from '../src/keys/signature.ts'
@@ -41,8 +42,10 @@ const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 const BUDGET = { requestOnboard: 120_000n, fulfillOne: 80_000n, fulfillPerRequestOfFifty: 15_000n }
 
 let anvil: Anvil
-// anvil mines each transaction at once: poll for receipts often rather than viem's default 4 s.
-const publicClient = () => createPublicClient({ chain: foundry, transport: http(anvil.rpcUrl), pollingInterval: 20 })
+// anvil mines each transaction at once: poll for receipts often rather than viem's default 4 s. The 60 s timeout:
+// the first blob transaction makes anvil load KZG, which takes longer than viem's default 10 s on a busy machine.
+const transport = () => http(anvil.rpcUrl, { timeout: 60_000 })
+const publicClient = () => createPublicClient({ chain: foundry, transport: transport(), pollingInterval: 20 })
 
 before(async () => {
   anvil = await startAnvil()
@@ -54,7 +57,7 @@ after(async () => {
 /** A fresh funded account (anvil_setBalance), so no key is shared between tests. */
 async function fundedAccount(): Promise<PrivateKeyAccount> {
   const account = privateKeyToAccount(generatePrivateKey())
-  await createTestClient({ mode: 'anvil', chain: foundry, transport: http(anvil.rpcUrl) }).setBalance({
+  await createTestClient({ mode: 'anvil', chain: foundry, transport: transport() }).setBalance({
     address: account.address,
     value: parseEther('100'),
   })
@@ -62,7 +65,7 @@ async function fundedAccount(): Promise<PrivateKeyAccount> {
 }
 
 function walletFor(account: PrivateKeyAccount) {
-  return createWalletClient({ account, chain: foundry, transport: http(anvil.rpcUrl) })
+  return createWalletClient({ account, chain: foundry, transport: transport() })
 }
 
 function pubkey64(account: PrivateKeyAccount): Hex {
@@ -304,6 +307,46 @@ describe('registry', () => {
     assert.equal(await read(registry, 'masterPubkey'), bytesToHex(publicKey33(hexToBytes(masterKey))))
   })
 
+  test('bootstrapper: an account the owner names sends the bootstrap blob transaction; others cannot', async () => {
+    const registry = await deployRegistry()
+    const client = createRegistryClient({ publicClient: publicClient(), address: registry.address })
+    const bootstrapper = await fundedAccount()
+    const master = privateKeyToAccount(generatePrivateKey())
+    const data = client.calldata.bootstrap(pubkey64(master))
+    const stranger = await fundedAccount()
+    await assert.rejects(
+      sendWithBlob(registry, stranger, data, blobFor('bootstrap envelope')),
+      /KeyManagerUnauthorizedAccount|reverted/,
+    )
+    const named = await send(registry, registry.owner, client.calldata.setBootstrapper(bootstrapper.address))
+    assert.deepEqual(events(named, 'BootstrapperChanged')[0]?.args, {
+      previousBootstrapper: '0x0000000000000000000000000000000000000000',
+      newBootstrapper: bootstrapper.address,
+    })
+    assert.equal(await client.bootstrapper(), bootstrapper.address)
+    await sendWithBlob(registry, bootstrapper, data, blobFor('bootstrap envelope'))
+    assert.equal(await client.xPub(), master.address)
+  })
+
+  test('markFresh and the minimum TCB evaluation data number through the registry client', async () => {
+    const registry = await deployRegistry()
+    const client = createRegistryClient({ publicClient: publicClient(), address: registry.address })
+    const mark = keccak256(toHex('a decision'))
+    assert.equal(await client.freshnessMarkedAt(mark), 0n)
+    const host = await fundedAccount()
+    const first = await send(registry, host, client.calldata.markFresh(mark))
+    assert.deepEqual(events(first, 'FreshnessMarked')[0]?.args, { mark, sender: host.address })
+    assert.equal(await client.freshnessMarkedAt(mark), first.blockNumber)
+    const again = await send(registry, host, client.calldata.markFresh(mark)) // a re-broadcast succeeds
+    assert.equal(events(again, 'FreshnessMarked').length, 0)
+    assert.equal(await client.freshnessMarkedAt(mark), first.blockNumber)
+
+    assert.equal(await client.minTcbEvaluationDataNumber(), 0)
+    await send(registry, registry.owner, client.calldata.setMinTcbEvaluationDataNumber(17))
+    assert.equal(await client.minTcbEvaluationDataNumber(), 17)
+    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 1, maxCollateralAge: 30n * 86400n, fmspcAllowlistOn: false })
+  })
+
   test('verifyAttestation: true for the master key over this registry and chain, false otherwise', async () => {
     const registry = await deployRegistry()
     const master = privateKeyToAccount(generatePrivateKey())
@@ -465,7 +508,7 @@ describe('scripts/deploy.ts', () => {
   test('default: deploys with the owner key and prints the address', async () => {
     const key = generatePrivateKey()
     const account = privateKeyToAccount(key)
-    await createTestClient({ mode: 'anvil', chain: foundry, transport: http(anvil.rpcUrl) }).setBalance({
+    await createTestClient({ mode: 'anvil', chain: foundry, transport: transport() }).setBalance({
       address: account.address,
       value: parseEther('1'),
     })

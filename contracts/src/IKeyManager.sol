@@ -39,9 +39,18 @@ interface IKeyManager {
     /// @param allowed Whether it is on the allow-list now.
     event FmspcSet(bytes6 indexed fmspc, bool allowed);
 
+    /// @notice The minimum TCB evaluation data number changed.
+    /// @param minTcbEvaluationDataNumber The new minimum (0: no minimum).
+    event MinTcbEvaluationDataNumberChanged(uint32 minTcbEvaluationDataNumber);
+
     /// @notice The onboarding request lifetime changed (also emitted by the constructor).
     /// @param requestTtl Blocks a request stays fulfillable after the block it was made in.
     event RequestTtlChanged(uint64 requestTtl);
+
+    /// @notice The owner named the account that may send `bootstrap` in its stead.
+    /// @param previousBootstrapper The former bootstrapper (zero when there was none).
+    /// @param newBootstrapper The new bootstrapper (zero removes the role).
+    event BootstrapperChanged(address indexed previousBootstrapper, address indexed newBootstrapper);
 
     /// @notice The master key was published.
     /// @param xPub Ethereum address of the master key.
@@ -76,9 +85,14 @@ interface IKeyManager {
     /// @param requestId The request.
     event OnboardConfirmed(uint256 indexed requestId);
 
+    /// @notice A freshness mark was recorded for the first time (docs/protocol.md#verified-chain-view).
+    /// @param mark The 32 bytes a node generated for one decision.
+    /// @param sender The account that sent it (the node's host, usually).
+    event FreshnessMarked(bytes32 indexed mark, address indexed sender);
+
     // ---------------------------------------------------------------- errors
 
-    /// @notice The caller is not allowed to perform this operation (not the owner, or not the pending owner).
+    /// @notice The caller is not allowed to perform this operation (not the owner, the pending owner or the bootstrapper).
     /// @param account The caller.
     error KeyManagerUnauthorizedAccount(address account);
 
@@ -188,6 +202,18 @@ interface IKeyManager {
     /// @notice Completes a two-step ownership transfer (pending owner only).
     function acceptOwnership() external;
 
+    /// @notice The account that may send `bootstrap` besides the owner (zero when none).
+    /// @dev A multisig owner cannot send blob transactions; the bootstrapper is an EOA the owner names for that
+    /// transaction (docs/protocol.md#bootstrap).
+    /// @return The bootstrapper.
+    function bootstrapper() external view returns (address);
+
+    /// @notice Names the bootstrapper (owner only); zero removes the role. Takes effect at once.
+    /// @dev Its only power is `bootstrap`, which succeeds once: it chooses the first master key. Name it right before
+    /// bootstrap and remove it afterwards.
+    /// @param newBootstrapper The account, or zero.
+    function setBootstrapper(address newBootstrapper) external;
+
     // ---------------------------------------------------------------- measurements
 
     /// @notice Seconds between adding a measurement and it becoming active (fixed at deployment).
@@ -229,6 +255,16 @@ interface IKeyManager {
     /// @return fmspcAllowlistOn Whether the FMSPC allow-list is enforced.
     function tcbPolicy() external view returns (uint16 acceptedStatuses, uint64 maxCollateralAge, bool fmspcAllowlistOn);
 
+    /// @notice Sets the minimum TCB evaluation data number helpers require of a quote's collateral (owner only).
+    /// @dev Kept apart from `setTcbPolicy` so that function keeps its signature. Helpers refuse a quote whose TCB info
+    /// or QE identity has a lower `tcbEvaluationDataNumber` (docs/protocol.md#measurements-and-tcb-policy).
+    /// @param newMinimum The minimum; 0 means no minimum (the default).
+    function setMinTcbEvaluationDataNumber(uint32 newMinimum) external;
+
+    /// @notice The minimum TCB evaluation data number (0: no minimum).
+    /// @return The minimum.
+    function minTcbEvaluationDataNumber() external view returns (uint32);
+
     /// @notice Adds an FMSPC to or removes it from the allow-list (owner only).
     /// @param fmspc The platform's FMSPC.
     /// @param allowed Whether it is allowed.
@@ -241,7 +277,7 @@ interface IKeyManager {
 
     // ---------------------------------------------------------------- master key
 
-    /// @notice Publishes the master public key (owner only, once); blob 0 must carry the bootstrap envelope.
+    /// @notice Publishes the master public key (owner or bootstrapper, once); blob 0 must carry the bootstrap envelope.
     /// @param pubkey64 Uncompressed master public key without the 0x04 prefix, on secp256k1.
     function bootstrap(bytes calldata pubkey64) external;
 
@@ -302,6 +338,21 @@ interface IKeyManager {
     /// @param requestId A fulfilled request.
     /// @param signature The request key's EIP-712 signature over `OnboardReceipt(uint256 requestId,address xPub)`.
     function confirmOnboard(uint256 requestId, bytes calldata signature) external;
+
+    // ---------------------------------------------------------------- freshness
+
+    /// @notice Records the block in which `mark` was first sent (anyone may call).
+    /// @dev A node generates a random mark for one decision and acts only on a verified view at or after this block
+    /// (docs/protocol.md#verified-chain-view). A mark sent again keeps its first block and emits nothing, so a
+    /// re-broadcast transaction never reverts.
+    /// @param mark The mark.
+    /// @return blockNumber The block in which the mark was first recorded.
+    function markFresh(bytes32 mark) external returns (uint64 blockNumber);
+
+    /// @notice The block in which a mark was first recorded.
+    /// @param mark The mark.
+    /// @return blockNumber The block number, 0 for a mark never sent.
+    function freshnessMarkedAt(bytes32 mark) external view returns (uint64 blockNumber);
 
     // ---------------------------------------------------------------- EIP-712 and verification
 

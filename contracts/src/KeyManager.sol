@@ -6,6 +6,19 @@ import {IKeyManager} from "./IKeyManager.sol";
 /// @title KeyManager
 /// @notice The registry of docs/protocol.md#registry-contract. Quotes and encrypted master secrets live in blobs and events; storage keeps
 /// only what later calls check: the allow-lists, the master key, and per request one packed slot plus one hash.
+/// @dev Storage layout (docs/protocol.md#registry-contract "Storage layout"). Nodes prove these slots against a verified state root
+/// (docs/protocol.md#verified-chain-view), so every value a node checks is a plain slot or a mapping entry; packed fields are
+/// listed from the low-order end. A mapping entry lives at keccak256(key ‖ slot), the key left-padded to 32 bytes
+/// (bytes6 keys right-padded, as bytesN are), a struct's later fields in the following slots.
+///  0 `_owner`; 1 `_pendingOwner`;
+///  2 `_xPub` (bytes 0-19) | `_generation` uint64 (20-27) | `_masterPubkeyPrefix` uint8 (28);
+///  3 `_masterPubkeyX`; 4 `_bootstrapQuoteBlobHash`;
+///  5 `_requestCount` uint64 (0-7) | `_requestTtl` uint64 (8-15) | `_acceptedTcbStatuses` uint16 (16-17) |
+///    `_maxCollateralAge` uint64 (18-25) | `_fmspcAllowlistOn` bool (26) | `_minTcbEvaluationDataNumber` uint32 (27-30);
+///  6 `_measurementActivatesAt[id]` uint64; 7 `_fmspcAllowed[fmspc]` bool;
+///  8 `_requests[requestId]`: +0 `key` (0-19) | `expiresAt` uint64 (20-27) | `status` uint8 (28), +1 `commitment`;
+///  9 `_bootstrapper`; 10 `_freshnessMarkedAt[mark]` uint64.
+/// contracts/test/StorageLayout.t.sol pins each of these with vm.load.
 contract KeyManager is IKeyManager {
     /// @dev secp256k1 field prime; p ≡ 3 (mod 4), so a square root is a single exponentiation by (p + 1) / 4.
     uint256 private constant P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F;
@@ -59,16 +72,21 @@ contract KeyManager is IKeyManager {
     bytes32 private _masterPubkeyX;
     bytes32 private _bootstrapQuoteBlobHash;
 
-    // One slot: requestOnboard reads the lifetime and bumps the counter with a single SLOAD/SSTORE.
+    // One slot: requestOnboard reads the lifetime and bumps the counter with a single SLOAD/SSTORE, and a helper
+    // proves the whole TCB policy with one storage proof.
     uint64 private _requestCount;
     uint64 private _requestTtl;
     uint16 private _acceptedTcbStatuses;
     uint64 private _maxCollateralAge;
     bool private _fmspcAllowlistOn;
+    uint32 private _minTcbEvaluationDataNumber;
 
     mapping(bytes32 id => uint64 activatesAt) private _measurementActivatesAt;
     mapping(bytes6 fmspc => bool allowed) private _fmspcAllowed;
     mapping(uint256 requestId => Request) private _requests;
+
+    address private _bootstrapper;
+    mapping(bytes32 mark => uint64 blockNumber) private _freshnessMarkedAt;
 
     modifier onlyOwner() {
         if (msg.sender != _owner) revert KeyManagerUnauthorizedAccount(msg.sender);
@@ -129,6 +147,17 @@ contract KeyManager is IKeyManager {
         emit OwnershipTransferred(previousOwner, msg.sender);
     }
 
+    /// @inheritdoc IKeyManager
+    function bootstrapper() external view returns (address) {
+        return _bootstrapper;
+    }
+
+    /// @inheritdoc IKeyManager
+    function setBootstrapper(address newBootstrapper) external onlyOwner {
+        emit BootstrapperChanged(_bootstrapper, newBootstrapper);
+        _bootstrapper = newBootstrapper;
+    }
+
     // ---------------------------------------------------------------- measurements
 
     /// @inheritdoc IKeyManager
@@ -186,6 +215,17 @@ contract KeyManager is IKeyManager {
     }
 
     /// @inheritdoc IKeyManager
+    function setMinTcbEvaluationDataNumber(uint32 newMinimum) external onlyOwner {
+        _minTcbEvaluationDataNumber = newMinimum;
+        emit MinTcbEvaluationDataNumberChanged(newMinimum);
+    }
+
+    /// @inheritdoc IKeyManager
+    function minTcbEvaluationDataNumber() external view returns (uint32) {
+        return _minTcbEvaluationDataNumber;
+    }
+
+    /// @inheritdoc IKeyManager
     function setFmspc(bytes6 fmspc, bool allowed) external onlyOwner {
         _fmspcAllowed[fmspc] = allowed;
         emit FmspcSet(fmspc, allowed);
@@ -199,7 +239,8 @@ contract KeyManager is IKeyManager {
     // ---------------------------------------------------------------- master key
 
     /// @inheritdoc IKeyManager
-    function bootstrap(bytes calldata pubkey64) external onlyOwner blobRequired {
+    function bootstrap(bytes calldata pubkey64) external blobRequired {
+        if (msg.sender != _owner && msg.sender != _bootstrapper) revert KeyManagerUnauthorizedAccount(msg.sender);
         if (_generation != 0) revert KeyManagerAlreadyBootstrapped();
         (uint256 x, uint256 y) = _requirePoint(pubkey64);
         address master = address(uint160(uint256(keccak256(pubkey64))));
@@ -332,6 +373,22 @@ contract KeyManager is IKeyManager {
         if (_recover(digest, signature) != request.key) revert KeyManagerInvalidSignature();
         request.status = STATUS_CONFIRMED;
         emit OnboardConfirmed(requestId);
+    }
+
+    // ---------------------------------------------------------------- freshness
+
+    /// @inheritdoc IKeyManager
+    function markFresh(bytes32 mark) external returns (uint64 blockNumber) {
+        blockNumber = _freshnessMarkedAt[mark];
+        if (blockNumber != 0) return blockNumber;
+        blockNumber = uint64(block.number);
+        _freshnessMarkedAt[mark] = blockNumber;
+        emit FreshnessMarked(mark, msg.sender);
+    }
+
+    /// @inheritdoc IKeyManager
+    function freshnessMarkedAt(bytes32 mark) external view returns (uint64 blockNumber) {
+        return _freshnessMarkedAt[mark];
     }
 
     // ---------------------------------------------------------------- EIP-712 and verification

@@ -31,6 +31,8 @@ contract GovernanceTest is KeyManagerFixture {
         vm.assertEq(statuses, 1, "statuses");
         vm.assertEq(age, 30 days, "age");
         vm.assertFalse(allowlistOn, "allow-list");
+        vm.assertEq(fresh.minTcbEvaluationDataNumber(), 0, "minTcbEvaluationDataNumber");
+        vm.assertEq(fresh.bootstrapper(), address(0), "bootstrapper");
     }
 
     function test_Constructor_MaxMeasurementDelay() public {
@@ -292,6 +294,43 @@ contract GovernanceTest is KeyManagerFixture {
         vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, stranger));
         vm.prank(stranger);
         km.setTcbPolicy(1, 1 days, false);
+    }
+
+    function test_SetMinTcbEvaluationDataNumber() public {
+        testFuzz_SetMinTcbEvaluationDataNumber(17);
+    }
+
+    function testFuzz_SetMinTcbEvaluationDataNumber(uint32 minimum) public {
+        vm.prank(owner);
+        km.setTcbPolicy(0x3f, 7 days, true);
+        vm.expectEmit(address(km));
+        emit IKeyManager.MinTcbEvaluationDataNumberChanged(minimum);
+        vm.prank(owner);
+        km.setMinTcbEvaluationDataNumber(minimum);
+        vm.assertEq(km.minTcbEvaluationDataNumber(), minimum, "minimum");
+        // Packed beside the TCB policy: neither setter disturbs the other's fields.
+        (uint16 statuses, uint64 age, bool allowlistOn) = km.tcbPolicy();
+        vm.assertEq(statuses, 0x3f, "statuses kept");
+        vm.assertEq(age, 7 days, "age kept");
+        vm.assertTrue(allowlistOn, "allow-list kept");
+        vm.prank(owner);
+        km.setTcbPolicy(1, 1 days, false);
+        vm.assertEq(km.minTcbEvaluationDataNumber(), minimum, "minimum kept");
+    }
+
+    function test_SetMinTcbEvaluationDataNumber_BackToZero() public {
+        vm.assertEq(km.minTcbEvaluationDataNumber(), 0, "no minimum by default");
+        vm.prank(owner);
+        km.setMinTcbEvaluationDataNumber(type(uint32).max);
+        vm.prank(owner);
+        km.setMinTcbEvaluationDataNumber(0);
+        vm.assertEq(km.minTcbEvaluationDataNumber(), 0, "lowered again");
+    }
+
+    function test_RevertWhen_SetMinTcbEvaluationDataNumberByStranger() public {
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        km.setMinTcbEvaluationDataNumber(17);
     }
 
     function test_SetFmspc() public {

@@ -47,6 +47,89 @@ contract OnboardingTest is KeyManagerFixture {
         km.bootstrap(pubkey64);
     }
 
+    // ------------------------------------------------------------ bootstrapper
+
+    function test_SetBootstrapper() public {
+        address bootstrapperAccount = address(0xB007);
+        vm.assertEq(km.bootstrapper(), address(0), "none by default");
+        vm.expectEmit(address(km));
+        emit IKeyManager.BootstrapperChanged(address(0), bootstrapperAccount);
+        vm.prank(owner);
+        km.setBootstrapper(bootstrapperAccount);
+        vm.assertEq(km.bootstrapper(), bootstrapperAccount, "named");
+
+        vm.expectEmit(address(km));
+        emit IKeyManager.BootstrapperChanged(bootstrapperAccount, address(0));
+        vm.prank(owner);
+        km.setBootstrapper(address(0));
+        vm.assertEq(km.bootstrapper(), address(0), "removed");
+    }
+
+    function test_Bootstrap_ByBootstrapper() public {
+        testFuzz_Bootstrap_ByBootstrapper(address(0xB007));
+    }
+
+    function testFuzz_Bootstrap_ByBootstrapper(address bootstrapperAccount) public {
+        vm.assume(bootstrapperAccount != address(0) && bootstrapperAccount != owner);
+        vm.prank(owner);
+        km.setBootstrapper(bootstrapperAccount);
+        bytes memory pubkey64 = _pubkey64(MASTER_PK);
+        _setBlob(BOOTSTRAP_BLOB);
+        vm.expectEmit(address(km));
+        emit IKeyManager.Bootstrapped(vm.addr(MASTER_PK), pubkey64, BOOTSTRAP_BLOB, 1);
+        vm.prank(bootstrapperAccount);
+        km.bootstrap(pubkey64);
+        vm.assertEq(km.xPub(), vm.addr(MASTER_PK), "xPub");
+    }
+
+    function test_RevertWhen_BootstrapByReplacedBootstrapper() public {
+        address first = address(0xB007);
+        address second = address(0xB008);
+        vm.prank(owner);
+        km.setBootstrapper(first);
+        vm.prank(owner);
+        km.setBootstrapper(second);
+        bytes memory pubkey64 = _pubkey64(MASTER_PK);
+        _setBlob(BOOTSTRAP_BLOB);
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, first));
+        vm.prank(first);
+        km.bootstrap(pubkey64);
+        vm.prank(owner);
+        km.setBootstrapper(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, second));
+        vm.prank(second);
+        km.bootstrap(pubkey64);
+    }
+
+    function test_RevertWhen_BootstrapperBootstrapsTwice() public {
+        vm.prank(owner);
+        km.setBootstrapper(stranger);
+        _setBlob(BOOTSTRAP_BLOB);
+        vm.prank(stranger);
+        km.bootstrap(_pubkey64(MASTER_PK));
+        bytes memory other = _pubkey64(OTHER_PK);
+        vm.expectRevert(IKeyManager.KeyManagerAlreadyBootstrapped.selector);
+        vm.prank(stranger);
+        km.bootstrap(other);
+    }
+
+    function test_RevertWhen_BootstrapperActsAsOwner() public {
+        vm.prank(owner);
+        km.setBootstrapper(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        km.setBootstrapper(address(0xB008));
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        km.setRequestTtl(10);
+    }
+
+    function test_RevertWhen_SetBootstrapperByStranger() public {
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        km.setBootstrapper(stranger);
+    }
+
     function test_RevertWhen_BootstrapWithoutBlob() public {
         bytes memory pubkey64 = _pubkey64(MASTER_PK);
         _clearBlobs();

@@ -102,6 +102,10 @@ export function createRegistryClient({
     masterPubkey: () => read<Hex>('masterPubkey'),
     generation: () => read<bigint>('generation'),
     requestTtl: () => read<bigint>('requestTtl'),
+    bootstrapper: () => read<Address>('bootstrapper'),
+    minTcbEvaluationDataNumber: () => read<number>('minTcbEvaluationDataNumber'),
+    /** Block in which `mark` was first recorded, 0n if never (docs/protocol.md#verified-chain-view). */
+    freshnessMarkedAt: (mark: Hex) => read<bigint>('freshnessMarkedAt', [mark]),
     isMeasurementAllowed: (id: Hex) => read<boolean>('isMeasurementAllowed', [id]),
     isFmspcAllowed: (fmspc: Hex) => read<boolean>('isFmspcAllowed', [fmspc]),
     async tcbPolicy() {
@@ -145,6 +149,11 @@ export function createRegistryClient({
         encodeFunctionData({ abi: keyManagerAbi, functionName: 'fulfillOnboard', args: [requestIds, signature] } as never),
       confirmOnboard: (requestId: bigint, signature: Hex) =>
         encodeFunctionData({ abi: keyManagerAbi, functionName: 'confirmOnboard', args: [requestId, signature] } as never),
+      markFresh: (mark: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'markFresh', args: [mark] } as never),
+      setBootstrapper: (bootstrapper: Address) =>
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'setBootstrapper', args: [bootstrapper] } as never),
+      setMinTcbEvaluationDataNumber: (minimum: number) =>
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'setMinTcbEvaluationDataNumber', args: [minimum] } as never),
     },
   }
 }

@@ -4,6 +4,12 @@ pragma solidity ^0.8.24;
 /// @notice The few Foundry cheatcodes these tests use, declared here because npm's forge-std is an unofficial
 /// 2022 copy (TOOLCHAIN.md "forge offline").
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     struct Wallet {
         address addr;
         uint256 publicKeyX;
@@ -26,6 +32,9 @@ interface Vm {
     function createWallet(uint256 privateKey) external returns (Wallet memory);
     function assume(bool condition) external pure;
     function cool(address target) external;
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
     function toString(bytes calldata value) external pure returns (string memory);
     function assertTrue(bool condition, string calldata message) external pure;
     function assertFalse(bool condition, string calldata message) external pure;
