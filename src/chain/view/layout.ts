@@ -22,6 +22,8 @@ export const KEY_MANAGER_LAYOUT = {
   acceptedTcbStatuses: { label: '_acceptedTcbStatuses', slot: 5n, offset: 16, bytes: 2, type: 't_uint16' },
   maxCollateralAge: { label: '_maxCollateralAge', slot: 5n, offset: 18, bytes: 8, type: 't_uint64' },
   fmspcAllowlistOn: { label: '_fmspcAllowlistOn', slot: 5n, offset: 26, bytes: 1, type: 't_bool' },
+  minTcbEvaluationDataNumber: { label: '_minTcbEvaluationDataNumber', slot: 5n, offset: 27, bytes: 4, type: 't_uint32' },
+  bootstrapper: { label: '_bootstrapper', slot: 9n, offset: 0, bytes: 20, type: 't_address' },
 } as const satisfies Record<string, SlotField>
 
 /** Mappings: their base slot, key type and value type as forge names them. */
@@ -29,6 +31,7 @@ export const KEY_MANAGER_MAPPINGS = {
   measurementActivatesAt: { label: '_measurementActivatesAt', slot: 6n, key: 'bytes32', type: 't_mapping(t_bytes32,t_uint64)' },
   fmspcAllowed: { label: '_fmspcAllowed', slot: 7n, key: 'bytes6', type: 't_mapping(t_bytes6,t_bool)' },
   requests: { label: '_requests', slot: 8n, key: 'uint256', type: 't_mapping(t_uint256,t_struct(Request)' },
+  freshnessMarkedAt: { label: '_freshnessMarkedAt', slot: 10n, key: 'bytes32', type: 't_mapping(t_bytes32,t_uint64)' },
 } as const
 
 /** Members of `struct Request`, relative to the entry's slot. */
@@ -57,3 +60,5 @@ export const asBytes32 = (value: bigint): Hex => numberToHex(value, { size: 32 }
 export const requestSlot = (requestId: bigint): bigint => mappingSlot(KEY_MANAGER_MAPPINGS.requests.slot, 'uint256', requestId)
 export const measurementSlot = (id: Hex): bigint => mappingSlot(KEY_MANAGER_MAPPINGS.measurementActivatesAt.slot, 'bytes32', id)
 export const fmspcSlot = (fmspc: Hex): bigint => mappingSlot(KEY_MANAGER_MAPPINGS.fmspcAllowed.slot, 'bytes6', fmspc)
+/** Where `markFresh(mark)` stores the block of the mark's first recording (docs/protocol.md#registry-contract). */
+export const freshnessSlot = (mark: Hex): bigint => mappingSlot(KEY_MANAGER_MAPPINGS.freshnessMarkedAt.slot, 'bytes32', mark)
