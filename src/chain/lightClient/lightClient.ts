@@ -17,7 +17,6 @@ import { LightclientSpec } from '@lodestar/light-client/spec'
 import { computeSyncPeriodAtSlot, deserializeSyncCommittee } from '@lodestar/light-client/utils'
 import { ForkName, isForkPostElectra, NEXT_SYNC_COMMITTEE_DEPTH, NEXT_SYNC_COMMITTEE_DEPTH_ELECTRA } from '@lodestar/params'
 import { ssz, type LightClientBootstrap, type LightClientHeader, type LightClientUpdate } from '@lodestar/types'
-import type { Logger } from 'pino'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
 import type { SealProvider } from '../../secret/seal.ts'
 import type { LightClientStoreTable } from '../../store/lightClientStore.ts'
@@ -38,6 +37,12 @@ const MAX_CLOCK_DISPARITY_SECONDS = 10
 /** Optimistic headers remembered for the devnet confirmations option. */
 const OPTIMISTIC_HISTORY = 64
 
+export type LightClientLogger = {
+  info(fields: object, message: string): void
+  warn(fields: object, message: string): void
+  error(fields: object, message: string): void
+}
+
 export type LightClientOptions = {
   /** Measured: fork schedule, versions, genesis validators root. */
   chain: LightClientChain
@@ -53,7 +58,8 @@ export type LightClientOptions = {
   optimisticConfirmations?: number
   /** Where the store is kept between restarts: the node's SQLite table, sealed by its seal provider. */
   persistence?: { table: LightClientStoreTable; seal: SealProvider }
-  logger?: Pick<Logger, 'info' | 'warn' | 'error'>
+  /** A pino logger fits; every call is `(fields, message)`. */
+  logger?: LightClientLogger
   fetch?: typeof fetch
   timeoutMs?: number
   /** Host clock, milliseconds (default `Date.now`): liveness only, see `currentSlot`. */
@@ -126,6 +132,7 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
   let lastUpdateAt: number | null = null
   let lastSyncAt: number | null = null
   let lastError: LightClientStatus['lastError'] = null
+  let lastWarned: string | undefined
   let dirty = false
   const optimisticHistory: LightClientHeader[] = []
   let running: Promise<VerifiedHeader> | undefined
@@ -346,6 +353,7 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
     try {
       const header = await running
       lastError = null
+      lastWarned = undefined
       return header
     } catch (error) {
       lastError = {
@@ -370,7 +378,11 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
         return await sync()
       } catch (error) {
         if (!spec) throw error
-        logger?.warn({ reason: lastError?.reason, error: lastError?.message }, 'light client: update refused or unavailable; serving the last verified header')
+        // Once per distinct failure, not once per poll.
+        if (lastError && lastError.message !== lastWarned) {
+          lastWarned = lastError.message
+          logger?.warn({ reason: lastError.reason, error: lastError.message }, 'light client: update refused or unavailable; serving the last verified header')
+        }
         return current(spec)
       }
     },
