@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import bls from '@chainsafe/bls'
-import { DOMAIN_SYNC_COMMITTEE } from '@lodestar/params'
+import { DOMAIN_SYNC_COMMITTEE, ForkName } from '@lodestar/params'
 import { ssz } from '@lodestar/types'
 import { bytesToHex } from 'viem'
 import { beaconConfigOf, devnetChain } from '../chain/lightClient/chains.ts'
@@ -55,7 +55,7 @@ test('the simulated state and body roots are the hash_tree_roots of real BeaconS
 
   // And the default roots taken as zero subtrees equal the types' own.
   const fields = (ssz.electra.BeaconState as unknown as { fieldsEntries: { fieldType: { hashTreeRoot(v: unknown): Uint8Array; defaultValue(): unknown } }[] }).fieldsEntries
-  const fast = defaultFieldRoots('electra', 'BeaconState')
+  const fast = defaultFieldRoots(ForkName.electra, 'BeaconState')
   for (const i of [5, 6, 14]) assert.equal(bytesToHex(fast[i]!), bytesToHex(fields[i]!.fieldType.hashTreeRoot(fields[i]!.fieldType.defaultValue())))
 })
 
