@@ -11,6 +11,7 @@ import { signDigest } from '../src/keys/signature.ts'
 import { attestationDigest } from '../src/keys/typedData.ts'
 import { load } from './bench/load.ts'
 import { benchOnboarding } from './bench-onboarding.ts'
+import { benchLightClient } from './bench-lightClient.ts'
 import { benchQuoteVerification } from './bench-quote.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
@@ -86,6 +87,7 @@ try {
 }
 
 await benchQuoteVerification(print)
+await benchLightClient(print)
 print('')
 print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
 print('|---|---|---|---|---|---|')
