@@ -157,5 +157,13 @@ describe('light client: restart, rotation and a fork on a followed anvil', () =>
     assert.equal(lc.status().committeePeriod, 1)
     const served = (await (await fetch(`${net.beacon.url}/eth/v1/beacon/light_client/finality_update`)).json()) as { version: string }
     assert.equal(served.version, 'fulu')
+
+    // 100 blocks later a new node still gets period 0's update: the server rebuilds blocks it no longer keeps.
+    const { publicClient, testClient } = clientsFor(net.anvil.rpcUrl)
+    await testClient.mine({ blocks: 100 })
+    const fresh = createLightClientHeaderSource({ chain: net.beacon.chain, checkpointRoot: net.beacon.checkpointRoot, beaconUrl: net.beacon.url, logger: silentLogger })
+    const top = await fresh.sync()
+    assert.equal(top.blockHash, (await publicClient.getBlock({ blockNumber: top.blockNumber })).hash)
+    assert.deepEqual(fresh.status().knownCommitteePeriods, [0, 1])
   })
 })

@@ -103,7 +103,10 @@ export async function startDevnetBeacon(options: DevnetBeaconOptions): Promise<D
   }
 }
 
-type Record_ = { number: bigint; hash: Hex; block: DevnetBeaconBlock; transactions: number; minedByServer: boolean }
+type Record_ = { number: bigint; hash: Hex; root: Uint8Array; slot: number; block: DevnetBeaconBlock | undefined; transactions: number; minedByServer: boolean }
+
+/** Newest blocks that keep their built beacon block in memory (finality and optimistic updates read the newest few). */
+const KEEP_FULL = 64
 
 export type DevnetBeaconFollower = {
   checkpointRoot: Hex
@@ -114,8 +117,8 @@ export type DevnetBeaconFollower = {
   finalityDepth: number
   anchor: { blockNumber: bigint; blockHash: Hex; slot: number }
   source: LightClientDataSource
-  /** Follows anvil to its head (and mines to finalize when asked); returns the canonical beacon blocks from the anchor. */
-  sync(options?: { finalize?: boolean }): Promise<DevnetBeaconBlock[]>
+  /** Follows anvil to its head (and mines to finalize when asked); returns the head's beacon block and the count from the anchor. */
+  sync(options?: { finalize?: boolean }): Promise<{ head: DevnetBeaconBlock; blocks: number }>
   /** Empty blocks the server mined so far, and beacon blocks built (for cost figures). */
   counters(): { minedBlocks: number; builtBlocks: number }
 }
@@ -142,35 +145,50 @@ export async function createDevnetBeaconFollower(options: DevnetBeaconOptions): 
   const anchorNumber = BigInt(head.number)
   const slotOf = (number: bigint) => anchorSlot + Number(number - anchorNumber)
 
+  // Every block from the anchor keeps a slim record (number, hashes, root); only the newest `KEEP_FULL` keep their
+  // built beacon block (branches, headers), so a long-running devnet does not grow by kilobytes per block. An older
+  // block is rebuilt from anvil on demand: its parent and finalized roots are in the slim records.
   const records: Record_[] = []
-  const byRoot = new Map<string, DevnetBeaconBlock>()
+  const byRoot = new Map<string, number>()
   let minedBlocks = 0
   let builtBlocks = 0
 
-  function append(block: ExecutionBlock, minedByServer: boolean): void {
-    const number = BigInt(block.number)
-    const index = records.length
-    const slot = slotOf(number)
+  function build(index: number, block: ExecutionBlock): DevnetBeaconBlock {
+    const slot = slotOf(BigInt(block.number))
     const period = syncPeriodOf(slot)
-    const finalizedIndex = Math.max(0, index - depth)
-    const parent = records[index - 1]
-    const beacon = buildBeaconBlock({
+    const finalized = index === 0 ? { root: new Uint8Array(32), slot: 0 } : records[Math.max(0, index - depth)]!
+    builtBlocks++
+    return buildBeaconBlock({
       config,
       genesisTime: chainSpec.genesisTime,
       slot,
-      parentRoot: parent ? parent.block.root : new Uint8Array(32),
+      parentRoot: index === 0 ? new Uint8Array(32) : records[index - 1]!.root,
       execution: executionPayloadHeader(block),
-      finalized: index === 0 ? { root: new Uint8Array(32), slot: 0 } : { root: records[finalizedIndex]!.block.root, slot: records[finalizedIndex]!.block.slot },
+      finalized: { root: finalized.root, slot: finalized.slot },
       currentCommittee: devnetCommittee(seed, period),
       nextCommittee: devnetCommittee(seed, period + 1),
     })
-    builtBlocks++
-    records.push({ number, hash: block.hash, block: beacon, transactions: block.transactions.length, minedByServer })
-    byRoot.set(bytesToHex(beacon.root), beacon)
+  }
+
+  function append(block: ExecutionBlock, minedByServer: boolean): void {
+    const index = records.length
+    const beacon = build(index, block)
+    records.push({ number: BigInt(block.number), hash: block.hash, root: beacon.root, slot: beacon.slot, block: beacon, transactions: block.transactions.length, minedByServer })
+    byRoot.set(bytesToHex(beacon.root), index)
+    const old = records[index - KEEP_FULL]
+    if (old && index - KEEP_FULL > 0) old.block = undefined
+  }
+
+  async function full(index: number): Promise<DevnetBeaconBlock> {
+    const record = records[index]!
+    if (record.block) return record.block
+    const block = await rpc.block(record.number)
+    if (block.hash !== record.hash) throw new Error(`anvil block ${record.number} changed under the devnet beacon server`)
+    return build(index, block)
   }
 
   append(head, false)
-  const checkpointRoot = bytesToHex(records[0]!.block.root)
+  const checkpointRoot = bytesToHex(records[0]!.root)
 
   /** Brings `records` to anvil's head, re-following from the fork point after a reorg. */
   async function follow(): Promise<void> {
@@ -189,7 +207,8 @@ export async function createDevnetBeaconFollower(options: DevnetBeaconOptions): 
         top--
       }
       if (top < 0) throw new Error(`anvil no longer has the devnet beacon anchor block ${anchorNumber} (${records[0]!.hash})`)
-      for (const removed of records.splice(top + 1)) byRoot.delete(bytesToHex(removed.block.root))
+      for (const removed of records.splice(top + 1)) byRoot.delete(bytesToHex(removed.root))
+      for (let i = Math.max(1, top - KEEP_FULL + 1); i <= top; i++) records[i]!.block ??= await full(i)
       const from = records[top]!.number + 1n
       if (from > headNumber) return
       const blocks = await rpc.blocks(from, headNumber)
@@ -238,11 +257,20 @@ export async function createDevnetBeaconFollower(options: DevnetBeaconOptions): 
 
   const signing = (signatureSlot: number) => ({ config, signatureSlot, committee: devnetCommittee(seed, syncPeriodOf(signatureSlot)) })
 
-  async function sync({ finalize = false }: { finalize?: boolean } = {}): Promise<DevnetBeaconBlock[]> {
+  async function sync({ finalize = false }: { finalize?: boolean } = {}): Promise<{ head: DevnetBeaconBlock; blocks: number }> {
     return exclusive(async () => {
       await follow()
       if (finalize) await mineToFinality()
-      return records.map((r) => r.block)
+      return { head: records[records.length - 1]!.block!, blocks: records.length }
+    })
+  }
+
+  /** Runs `task` after following anvil, inside the same turn of the queue. */
+  function afterSync<T>(task: () => Promise<T>, finalize = false): Promise<T> {
+    return exclusive(async () => {
+      await follow()
+      if (finalize) await mineToFinality()
+      return task()
     })
   }
 
@@ -250,43 +278,46 @@ export async function createDevnetBeaconFollower(options: DevnetBeaconOptions): 
     async genesis() {
       return { genesis_time: String(chainSpec.genesisTime), genesis_validators_root: chainSpec.genesisValidatorsRoot, genesis_fork_version: DEVNET_FORK_VERSIONS.genesis }
     },
-    async bootstrap(blockRoot) {
-      await sync()
-      const block = byRoot.get(blockRoot.toLowerCase())
-      return block ? toVersionedJson(block.fork, 'LightClientBootstrap', lightClientBootstrap(block)) : null
-    },
-    async updates(startPeriod, count) {
-      const blocks = await sync()
-      const out: VersionedJson[] = []
-      for (let period = startPeriod; period < startPeriod + count; period++) {
-        // The best update of a period: its newest block (not the anchor) signed within the same period.
-        let index = -1
-        for (let i = blocks.length - 1; i >= 1; i--) {
-          const slot = blocks[i]!.slot
-          if (syncPeriodOf(slot) === period && syncPeriodOf(slot + 1) === period) {
-            index = i
-            break
+    bootstrap: (blockRoot) =>
+      afterSync(async () => {
+        const index = byRoot.get(blockRoot.toLowerCase())
+        if (index === undefined) return null
+        const block = await full(index)
+        return toVersionedJson(block.fork, 'LightClientBootstrap', lightClientBootstrap(block))
+      }),
+    updates: (startPeriod, count) =>
+      afterSync(async () => {
+        const out: VersionedJson[] = []
+        for (let period = startPeriod; period < startPeriod + count; period++) {
+          // The best update of a period: its newest block (not the anchor) signed within the same period.
+          let index = -1
+          for (let i = records.length - 1; i >= 1; i--) {
+            const slot = records[i]!.slot
+            if (syncPeriodOf(slot) === period && syncPeriodOf(slot + 1) === period) {
+              index = i
+              break
+            }
+            if (syncPeriodOf(slot) < period) break
           }
+          if (index < 0) break
+          const attested = await full(index)
+          const finalized = await full(Math.max(0, index - depth))
+          out.push(toVersionedJson(attested.fork, 'LightClientUpdate', lightClientUpdate(attested, finalized, signing(attested.slot + 1))))
         }
-        if (index < 0) break
-        const attested = blocks[index]!
-        const finalized = blocks[Math.max(0, index - depth)]!
-        out.push(toVersionedJson(attested.fork, 'LightClientUpdate', lightClientUpdate(attested, finalized, signing(attested.slot + 1))))
-      }
-      return out
-    },
-    async finalityUpdate() {
-      const blocks = await sync({ finalize: true })
-      if (blocks.length < 2) return null
-      const attested = blocks[blocks.length - 1]!
-      const finalized = blocks[Math.max(0, blocks.length - 1 - depth)]!
-      return toVersionedJson(attested.fork, 'LightClientFinalityUpdate', lightClientFinalityUpdate(attested, finalized, signing(attested.slot + 1)))
-    },
-    async optimisticUpdate() {
-      const blocks = await sync()
-      const attested = blocks[blocks.length - 1]!
-      return toVersionedJson(attested.fork, 'LightClientOptimisticUpdate', lightClientOptimisticUpdate(attested, signing(attested.slot + 1)))
-    },
+        return out
+      }),
+    finalityUpdate: () =>
+      afterSync(async () => {
+        if (records.length < 2) return null
+        const attested = await full(records.length - 1)
+        const finalized = await full(Math.max(0, records.length - 1 - depth))
+        return toVersionedJson(attested.fork, 'LightClientFinalityUpdate', lightClientFinalityUpdate(attested, finalized, signing(attested.slot + 1)))
+      }, true),
+    optimisticUpdate: () =>
+      afterSync(async () => {
+        const attested = await full(records.length - 1)
+        return toVersionedJson(attested.fork, 'LightClientOptimisticUpdate', lightClientOptimisticUpdate(attested, signing(attested.slot + 1)))
+      }),
   }
 
   return {

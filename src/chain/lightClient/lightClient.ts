@@ -162,12 +162,18 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
     return Math.floor((now() / 1000 + MAX_CLOCK_DISPARITY_SECONDS - chain.genesisTime) / (config.SECONDS_PER_SLOT ?? 12))
   }
 
-  function checkFork(fork: ForkName, slot: number, what: string): void {
+  /** A slot in a fork scheduled after what this build verifies is refused by name. */
+  function checkSupported(slot: number, what: string): void {
     if (epochAtSlot(slot) >= chain.unsupportedFromEpoch) {
       throw new LightClientError('unknown_fork', `${what} at slot ${slot} is in fork ${chain.unsupportedForkName}, which this client cannot verify`, {
         metaMessages: [`${chain.unsupportedForkName} starts at epoch ${chain.unsupportedFromEpoch} on ${chain.network}`],
       })
     }
+  }
+
+  /** The fork an answer names must be the one our config has at the slot its type is chosen by. */
+  function checkFork(fork: ForkName, slot: number, what: string): void {
+    checkSupported(slot, what)
     const expected = config.getForkName(slot)
     if (fork !== expected) {
       throw new LightClientError('fork_mismatch', `${what} is labelled ${fork}, but slot ${slot} is in ${expected} on ${chain.network}`)
@@ -271,7 +277,7 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
 
   function processUpdate(s: LightclientSpec, { fork, data }: Versioned<LightClientUpdate>): void {
     checkFork(fork, data.attestedHeader.beacon.slot, 'period update')
-    checkFork(config.getForkName(data.signatureSlot), data.signatureSlot, 'period update signature')
+    checkSupported(data.signatureSlot, 'period update signature')
     // lodestar keys a next committee by the update's signature period and adopts it for the period after. The spec
     // reads it as the attested state's next committee, for the attested period + 1. They differ when the attested
     // header is in the period before the signature (a boundary update): lodestar would install the current committee
@@ -295,7 +301,7 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
     const s = await initialized()
     const { fork, data } = await transport.finalityUpdate()
     checkFork(fork, data.attestedHeader.beacon.slot, 'finality update')
-    checkFork(config.getForkName(data.signatureSlot), data.signatureSlot, 'finality update signature')
+    checkSupported(data.signatureSlot, 'finality update signature')
     if (data.finalizedHeader.beacon.slot > s.store.finalizedHeader.beacon.slot || confirmations !== undefined) {
       await catchUp(s, computeSyncPeriodAtSlot(data.signatureSlot))
       try {
@@ -307,6 +313,7 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
     if (confirmations !== undefined) {
       const optimistic = await transport.optimisticUpdate()
       checkFork(optimistic.fork, optimistic.data.attestedHeader.beacon.slot, 'optimistic update')
+      checkSupported(optimistic.data.signatureSlot, 'optimistic update signature')
       if (optimistic.data.attestedHeader.beacon.slot > s.store.optimisticHeader.beacon.slot) {
         await catchUp(s, computeSyncPeriodAtSlot(optimistic.data.signatureSlot))
         try {
