@@ -1,10 +1,118 @@
+// A node's two settings files (docs/protocol.md#measured-settings):
+// - measured settings: every setting a security decision rests on. They come only from what the TEE measures: the
+//   production entry reads them from MEASURED_SETTINGS_FILE, a file baked into the image at build time (its bytes are
+//   part of the measurement), never from a path, flag or variable the host can choose. Their `settingsDigest` is
+//   bound into the node's report data.
+// - host settings (`serve --config FILE`): what the operator may choose without deciding anything that matters:
+//   listen addresses, RPC, beacon and PCCS URLs, the gas key and host token files, auto-mode timing, log level.
+//   A host file that sets a measured setting is refused at start with a one-line reason naming the key.
+// `keymanager init` writes both files; their keys never overlap (except the `chain` object, split by key).
 import { readFileSync } from 'node:fs'
-import { isAbsolute, resolve, dirname } from 'node:path'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { getAddress, type Address } from 'viem'
 import { z } from 'zod'
+import { parsePodName } from './app/podIdentity.ts'
 
 const hex = (bytes: number, what: string) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
 const port = z.number().int().min(0).max(65535)
+/** A path inside the image or CVM: measured settings name no path relative to anything the host chooses. */
+const imagePath = z.string().min(1).refine(isAbsolute, 'must be an absolute path')
+const podName = z.string().transform((value, ctx) => {
+  try {
+    const name = parsePodName(value)
+    if (name !== value) ctx.addIssue({ code: 'custom', message: `pod name must be written in its normal form ("${name}")` })
+    return name
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message })
+    return z.NEVER
+  }
+})
+
+// ---- measured settings ----------------------------------------------------------------------------------------
+
+/** Where the production entry reads its measured settings: `measured.json` at the package root (`/app` in the image). */
+export const MEASURED_SETTINGS_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'measured.json')
+export const MEASURED_SETTINGS_VERSION = 1
+
+/** The chain this node serves; the RPC URL that reaches it is a host setting. */
+export const measuredChainSchema = z.strictObject({
+  chainId: z.number().int().positive(),
+  /** Lowercased, so the digest names the address and not its spelling. */
+  registry: hex(20, 'chain.registry').transform((a) => a.toLowerCase() as Address),
+})
+
+/** Quote providers of production builds (docs/protocol.md#tee-providers); their verifiers trust Intel's SGX Root CA only. */
+export const hardwareQuoteOptions = [
+  /** Intel TDX guest: Linux configfs-tsm. */
+  z.strictObject({ provider: z.literal('tdx'), tsmDir: imagePath.optional() }),
+  /** A dstack CVM: the guest agent's GetQuote on its unix socket. */
+  z.strictObject({ provider: z.literal('dstack'), socket: imagePath.optional() }),
+  /** An SGX enclave under Gramine with DCAP attestation. */
+  z.strictObject({ provider: z.literal('sgx-gramine'), attestationDir: imagePath.optional() }),
+] as const
+
+/**
+ * Seal providers of production builds (docs/protocol.md#node-state): `dstack` (key from the guest agent), `gramine`
+ * (the SGX MRENCLAVE sealing key), `none` (memory only). A bare name is short for `{provider}`.
+ */
+export const hardwareSealOptions = [
+  z.strictObject({ provider: z.literal('dstack'), socket: imagePath.optional() }),
+  z.strictObject({ provider: z.literal('gramine'), attestationDir: imagePath.optional() }),
+  z.strictObject({ provider: z.literal('none') }),
+] as const
+/** A bare provider name is short for `{"provider": name}`; the digest sees the object form. */
+export const sealShorthand = (value: unknown) => (typeof value === 'string' ? { provider: value } : value)
+
+/** How the sidecar tells which pod is calling (docs/protocol.md#http-api), and the appIds pinned to pods. */
+export const podsSchema = z
+  .strictObject({
+    /**
+     * dstack-compatible unix sockets, one per pod: a socket carries no peer address, so access to the socket file is
+     * the identity (the compose file, itself measured, mounts each socket into its pod only).
+     */
+    sockets: z
+      .array(z.strictObject({ path: imagePath, pod: podName, mode: z.number().int().min(0).max(0o777).optional() }))
+      .default([]),
+    /** Caller IP address → pod name on the TCP listener; checked before reverse DNS. */
+    names: z.record(z.union([z.ipv4(), z.ipv6()]), podName).default({}),
+    /** Pod name → pinned 20-byte appId (docs/protocol.md#keys-and-derivations), lowercased. */
+    appIds: z.record(podName, hex(20, 'pods.appIds value').transform((a) => a.toLowerCase())).default({}),
+  })
+  .default({ sockets: [], names: {}, appIds: {} })
+
+/** A request's reference block may trail its inclusion by at most this many blocks (the contract allows 256). */
+export const maxReferenceAgeSchema = z.number().int().min(1).max(256).default(64)
+
+/** The measured settings of a production build. Every key here is refused in a host file (`MEASURED_KEYS`). */
+export const measuredSettingsSchema = z.strictObject({
+  version: z.literal(MEASURED_SETTINGS_VERSION),
+  chain: measuredChainSchema,
+  quote: z.discriminatedUnion('provider', [...hardwareQuoteOptions]),
+  seal: z.preprocess(sealShorthand, z.discriminatedUnion('provider', [...hardwareSealOptions])),
+  pods: podsSchema,
+  maxReferenceAge: maxReferenceAgeSchema,
+  // The verified chain view's settings (docs/protocol.md#verified-chain-view: verification mode, light-client
+  // checkpoint root and chain config, registry code hash) belong here, under `chainView`, when it lands.
+})
+export type MeasuredSettings = z.infer<typeof measuredSettingsSchema>
+
+/** What every entry's measured settings share, and all that `startNode` reads from them. */
+export type MeasuredCore = Pick<MeasuredSettings, 'chain' | 'pods' | 'maxReferenceAge'>
+
+/**
+ * Settings that exist only in the devnet entry (`bin/keymanager-devnet.js`, src/devnet/settings.ts): the production
+ * entry refuses each of them with this reason, whatever file it appears in.
+ */
+const DEVNET_ONLY: { path: string; applies: (value: unknown) => boolean; why: string }[] = [
+  { path: 'devnet', applies: () => true, why: 'devnet mode exists only in the devnet entry (bin/keymanager-devnet.js), never in a production build' },
+  { path: 'quote.provider', applies: (v) => v === 'simulated', why: 'the simulated TEE exists only in the devnet entry' },
+  { path: 'quote.trustedRootCaFiles', applies: () => true, why: "production builds trust Intel's SGX Root CA only" },
+  { path: 'seal', applies: (v) => v === 'dev-file' || (isObject(v) && v.provider === 'dev-file'), why: 'the dev-file seal exists only in the devnet entry' },
+]
+
+// ---- host settings --------------------------------------------------------------------------------------------
 
 /** Self-running (`auto`, docs/protocol.md#flows without a host) and the chain watcher / outbox settings it implies. */
 const autoSchema = z.strictObject({
@@ -26,139 +134,171 @@ const autoSchema = z.strictObject({
 export type AutoConfig = z.infer<typeof autoSchema> & { enabled: boolean }
 
 /** `auto: true | false | {...}` as one settled object. */
-export function resolveAuto(auto: NodeConfig['auto']): AutoConfig {
+export function resolveAuto(auto: HostSettings['auto']): AutoConfig {
   if (typeof auto === 'boolean') return { ...autoSchema.parse({}), enabled: auto }
   return { ...autoSchema.parse(auto), enabled: true }
 }
 
-/**
- * How this node verifies other nodes' quotes (docs/protocol.md#tee-providers): the same fields for every quote provider. Trust is
- * explicit: without `trustedRootCaFiles` only Intel's SGX Root CA is trusted; with it, exactly the roots listed, and a
- * node that trusts any root other than Intel's says so in a warning at start (a devnet lists its own root here).
- */
-const quoteVerification = {
-  /** Root CA certificate files (PEM or DER). Absent: Intel's SGX Root CA only. */
-  trustedRootCaFiles: z.array(z.string().min(1)).min(1).optional(),
-  /** Collateral from a PCCS or Intel PCS, cached in the node database. Default (with no collateralFile): Intel PCS. */
-  pccsUrl: z.url({ protocol: /^https?$/ }).optional(),
-  /** Collateral from one JSON file in dcap-qvl's `getCollateral` shape (offline nodes, devnets). */
-  collateralFile: z.string().min(1).optional(),
-}
+/** Host settings (`keymanager serve --config FILE`): operations only; relative paths are relative to the file. */
+export const hostSettingsSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  chain: z.strictObject({
+    rpcUrl: z.url(),
+    /** Block the registry was deployed in: where event scans start. */
+    fromBlock: z.number().int().nonnegative().default(0),
+    /** How long one RPC request may take before it counts as failed (and is retried). */
+    rpcTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
+  }),
+  blobs: z.strictObject({
+    /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */
+    kind: z.enum(['anvil', 'beacon']),
+    url: z.url(),
+    /** Peers' archives (their host listener's public `GET /blobs/:versionedHash`), tried when the beacon node has no blob. */
+    peers: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }) })).default([]),
+  }),
+  pod: z.strictObject({ host: z.string().default('127.0.0.1'), port }),
+  host: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port,
+    /** File holding the bearer token (never the token itself in a settings file). */
+    tokenFile: z.string().min(1),
+  }),
+  /** File holding the host-provided gas key (0x + 64 hex). Without one, txs are returned for the host to send. */
+  gasKeyFile: z.string().min(1).optional(),
+  /**
+   * Where DCAP collateral comes from: a PCCS or Intel PCS (`pccsUrl`, default Intel PCS), or one JSON file. Collateral
+   * is verified in full against the measured trust root, so its source is the host's choice.
+   */
+  collateral: z
+    .strictObject({ pccsUrl: z.url({ protocol: /^https?$/ }).optional(), file: z.string().min(1).optional() })
+    .refine((c) => !(c.pccsUrl && c.file), { message: 'give collateral.pccsUrl or collateral.file, not both' })
+    .default({}),
+  /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
+  auto: z.union([z.boolean(), autoSchema]).default(false),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+})
+export type HostSettings = z.infer<typeof hostSettingsSchema>
+/** A host file as written (defaults may be left out). */
+export type HostSettingsInput = z.input<typeof hostSettingsSchema>
 
-/** Node configuration (`keymanager serve --config FILE`), validated once at start-up. */
-export const nodeConfigSchema = z
-  .object({
-    dataDir: z.string().min(1),
-    chain: z.strictObject({
-      rpcUrl: z.url(),
-      chainId: z.number().int().positive(),
-      registry: hex(20, 'chain.registry'),
-      /** Block the registry was deployed in: where event scans start. */
-      fromBlock: z.number().int().nonnegative().default(0),
-    }),
-    blobs: z.strictObject({
-      /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */
-      kind: z.enum(['anvil', 'beacon']),
-      url: z.url(),
-      /** Peers' archives (their host listener and a token file), tried when the beacon node has no blob. */
-      peers: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }), tokenFile: z.string().min(1) })).default([]),
-    }),
-    pod: z.strictObject({
-      host: z.string().default('127.0.0.1'),
-      port,
-      /**
-       * dstack-compatible unix sockets (`/var/run/dstack.sock` in a pod), one per pod: a socket carries no peer
-       * address, so access to the socket file is the identity, and the operator mounts each into its pod only.
-       */
-      sockets: z
-        .array(z.strictObject({ path: z.string().min(1), pod: z.string().min(1), mode: z.number().int().min(0).max(0o777).optional() }))
-        .default([]),
-    }),
-    host: z.strictObject({
-      host: z.string().default('127.0.0.1'),
-      port,
-      /** File holding the bearer token (never the token itself in config). */
-      tokenFile: z.string(),
-    }),
-    /** File holding the host-provided gas key (0x + 64 hex). Without one, txs are returned for the host to send. */
-    gasKeyFile: z.string().optional(),
-    quote: z
-      .discriminatedUnion('provider', [
-        z.strictObject({
-          provider: z.literal('simulated'),
-          /** The devnet platform (src/tee/devnetPki.ts): PCK certificate chain, PEM, leaf first. */
-          pckChainFile: z.string().min(1),
-          /** The platform's PCK private key (PKCS#8 PEM): signs the simulated QE report. */
-          pckKeyFile: z.string().min(1),
-          /** Label of the simulated build; different labels give different measurements. */
-          measurementLabel: z.string().min(1).max(64),
-          ...quoteVerification,
-        }),
-        /** Intel TDX guest: Linux configfs-tsm. */
-        z.strictObject({ provider: z.literal('tdx'), tsmDir: z.string().min(1).optional(), ...quoteVerification }),
-        /** A dstack CVM: the guest agent's GetQuote on its unix socket. */
-        z.strictObject({ provider: z.literal('dstack'), socket: z.string().min(1).optional(), ...quoteVerification }),
-        /** An SGX enclave under Gramine with DCAP attestation. */
-        z.strictObject({ provider: z.literal('sgx-gramine'), attestationDir: z.string().min(1).optional(), ...quoteVerification }),
-      ])
-      .refine((q) => !(q.pccsUrl && q.collateralFile), { message: 'give quote.pccsUrl or quote.collateralFile, not both' }),
-    /**
-     * docs/protocol.md#node-state. `dstack`: key from the guest agent (`{provider, socket}` to move its socket); `gramine`: the
-     * SGX MRENCLAVE sealing key (`{provider, attestationDir}` to move `/dev/attestation`); `none`; `dev-file` (devnet).
-     */
-    seal: z.union([
-      z.enum(['dev-file', 'none', 'dstack', 'gramine']),
-      z.strictObject({ provider: z.literal('dstack'), socket: z.string().min(1) }),
-      z.strictObject({ provider: z.literal('gramine'), attestationDir: z.string().min(1) }),
-    ]),
-    /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
-    auto: z.union([z.boolean(), autoSchema]).default(false),
-    /** Devnet mode: pods may name themselves with `x-keymanager-pod` (logged as insecure). */
-    devnet: z.boolean().default(false),
-    pods: z
-      .strictObject({
-        names: z.record(z.string(), z.string()).default({}),
-        appIds: z.record(z.string(), hex(20, 'pods.appIds value')).default({}),
-      })
-      .default({ names: {}, appIds: {} }),
-    /** A request's reference block may trail its inclusion by at most this many blocks (contract allows 256). */
-    maxReferenceAge: z.number().int().min(1).max(256).default(64),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
-  })
-  .strict()
-  // Devnet-only parts must not run in production by accident (docs/protocol.md#node-state, docs/protocol.md#tee-providers).
-  .refine((c) => c.devnet || c.seal !== 'dev-file', { message: 'seal dev-file is for devnets only (set devnet: true, or pick dstack/gramine/none)', path: ['seal'] })
-  .refine((c) => c.devnet || c.quote.provider !== 'simulated', { message: 'quote provider simulated is for devnets only', path: ['quote', 'provider'] })
-export type NodeConfig = z.infer<typeof nodeConfigSchema>
+/**
+ * Keys a host file must not set: every measured key (the devnet entry's included), the verified chain view's, and
+ * the old single-file config's security keys. `chain` is shared, split by key.
+ */
+export const MEASURED_KEYS = [
+  'version',
+  'devnet',
+  'chain.chainId',
+  'chain.registry',
+  'quote',
+  'seal',
+  'pods',
+  'pod.sockets',
+  'maxReferenceAge',
+  'chainView',
+] as const
+
+// ---- loading --------------------------------------------------------------------------------------------------
 
 /** One line naming every problem, for a non-zero exit. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
 }
 
-/** Reads and validates a config file; relative paths inside it are relative to the file. */
-export function loadNodeConfig(path: string): NodeConfig {
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function at(value: unknown, path: string): { found: boolean; value: unknown } {
+  let current: unknown = value
+  for (const key of path.split('.')) {
+    if (!isObject(current) || !Object.hasOwn(current, key)) return { found: false, value: undefined }
+    current = current[key]
+  }
+  return { found: true, value: current }
+}
+
+/** The leaf paths under `path` (or `path` itself for a scalar or an array), for naming what a file sets. */
+function leaves(value: unknown, path: string): string[] {
+  if (!isObject(value) || Object.keys(value).length === 0) return [path]
+  return Object.entries(value).flatMap(([key, inner]) => leaves(inner, `${path}.${key}`))
+}
+
+export function readJsonFile(path: string, what: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new Error(`${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+  }
+}
+
+/** Throws when `raw` sets a devnet-only setting (a production build refuses them wherever they come from). */
+export function refuseDevnetOnly(raw: unknown, where: string): void {
+  for (const rule of DEVNET_ONLY) {
+    const found = at(raw, rule.path)
+    if (found.found && rule.applies(found.value)) throw new Error(`${where}: ${rule.path} is a devnet-only setting: ${rule.why}`)
+  }
+}
+
+/**
+ * Validates production measured settings (the baked file's JSON); throws one line naming the first devnet-only
+ * setting, else every schema problem.
+ */
+export function parseMeasuredSettings(raw: unknown, where: string): MeasuredSettings {
+  refuseDevnetOnly(raw, where)
+  const parsed = measuredSettingsSchema.safeParse(raw)
+  if (!parsed.success) throw new Error(`${where}: ${describeZodError(parsed.error)}`)
+  return parsed.data
+}
+
+/** The production entry's measured settings: MEASURED_SETTINGS_FILE, nowhere else. */
+export function loadBakedMeasuredSettings(path: string = MEASURED_SETTINGS_FILE): MeasuredSettings {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT')
+      throw new Error(`no measured settings in this build: ${path} is missing (bake it into the image, docs/protocol.md#measured-settings)`)
+    throw new Error(`measured settings ${path}: ${code ?? 'unreadable'}`)
+  }
   let raw: unknown
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
+    raw = JSON.parse(text)
   } catch (error) {
-    throw new Error(`config ${path}: ${(error as Error).message}`)
+    throw new Error(`measured settings ${path}: ${(error as Error).message}`)
   }
-  const parsed = nodeConfigSchema.safeParse(raw)
-  if (!parsed.success) throw new Error(`config ${path}: ${describeZodError(parsed.error)}`)
+  return parseMeasuredSettings(raw, `measured settings ${path}`)
+}
+
+/** Throws when a host file sets any measured key, naming each one. */
+export function refuseMeasuredKeys(raw: unknown, where: string): void {
+  const set = MEASURED_KEYS.flatMap((key) => {
+    const found = at(raw, key)
+    return found.found ? leaves(found.value, key) : []
+  })
+  if (set.length > 0)
+    throw new Error(
+      `${where} sets ${set.join(', ')}: ${set.length === 1 ? 'a measured setting' : 'measured settings'}, taken only from the measured settings baked into the image (docs/protocol.md#measured-settings), never from the host`,
+    )
+}
+
+/** Reads and validates a host settings file; relative paths inside it are relative to the file. */
+export function loadHostSettings(path: string): HostSettings {
+  const where = `config ${path}`
+  const raw = readJsonFile(path, 'config')
+  refuseMeasuredKeys(raw, where)
+  const parsed = hostSettingsSchema.safeParse(raw)
+  if (!parsed.success) throw new Error(`${where}: ${describeZodError(parsed.error)}`)
   const base = dirname(resolve(path))
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p))
-  const config = parsed.data
-  config.dataDir = abs(config.dataDir)
-  config.host.tokenFile = abs(config.host.tokenFile)
-  if (config.gasKeyFile) config.gasKeyFile = abs(config.gasKeyFile)
-  for (const peer of config.blobs.peers) peer.tokenFile = abs(peer.tokenFile)
-  const q = config.quote
-  if (q.provider === 'simulated') {
-    q.pckChainFile = abs(q.pckChainFile)
-    q.pckKeyFile = abs(q.pckKeyFile)
-  }
-  if (q.trustedRootCaFiles) q.trustedRootCaFiles = q.trustedRootCaFiles.map(abs)
-  if (q.collateralFile) q.collateralFile = abs(q.collateralFile)
-  return config
+  const host = parsed.data
+  host.dataDir = abs(host.dataDir)
+  host.host.tokenFile = abs(host.host.tokenFile)
+  if (host.gasKeyFile) host.gasKeyFile = abs(host.gasKeyFile)
+  if (host.collateral.file) host.collateral.file = abs(host.collateral.file)
+  return host
 }
+
+/** The registry address as viem wants it (checksummed). */
+export const registryOf = (measured: Pick<MeasuredSettings, 'chain'>): Address => getAddress(measured.chain.registry)

@@ -4,7 +4,8 @@ import { onShutdown, parseFlags, UsageError } from './cli/args.ts'
 const USAGE = `usage: keymanager <command> [options]
 
 commands:
-  serve --config FILE            run one sidecar
+  serve --config FILE            run one sidecar: measured settings from the image (measured.json at the package
+                                 root), host settings from FILE (docs/protocol.md#measured-settings)
   devnet [--nodes N] [--once] [--auto]
                                  local chain, registry and N sidecars, onboarded end to end
                                  (--auto: nodes 2..N join by themselves, no host calls)
@@ -27,18 +28,37 @@ commands:
 
 const out = (line: string) => process.stdout.write(line + '\n')
 
+/** Flags that exist only in the devnet entry, with the reason the production entry gives. */
+const DEVNET_FLAGS: Record<string, string> = {
+  '--measured': 'a production build reads its measured settings only from the file baked into the image',
+  '--devnet': 'devnet mode exists only in the devnet entry',
+}
+
+/**
+ * The production entry takes no setting from the environment and no devnet-only flag (docs/protocol.md#measured-settings):
+ * measured settings come from the image, host settings from `--config`. Each is refused with a one-line reason.
+ */
+function refuseDevnetInputs(argv: string[], env: NodeJS.ProcessEnv): void {
+  const variable = Object.keys(env).find((name) => name.startsWith('KEYMANAGER_'))
+  if (variable !== undefined)
+    throw new Error(
+      `environment variable ${variable}: the production entry reads no KEYMANAGER_* variable (devnet settings and test hooks exist only in bin/keymanager-devnet.js)`,
+    )
+  for (const arg of argv) {
+    const flag = arg.split('=')[0]!
+    if (Object.hasOwn(DEVNET_FLAGS, flag)) throw new Error(`${flag} is a devnet-only flag: ${DEVNET_FLAGS[flag]} (bin/keymanager-devnet.js)`)
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case 'serve': {
+      refuseDevnetInputs(rest, process.env)
       const { values } = parseFlags(rest, { config: { type: 'string' } })
       if (!values.config) throw new UsageError('serve needs --config FILE')
-      const { loadNodeConfig } = await import('./config.ts')
-      const { startNode } = await import('./cli/serve.ts')
-      const config = loadNodeConfig(values.config)
-      // Test hook (crash tests): honoured only in devnet mode; startNode refuses it otherwise.
-      const crashAfterSign = process.env.KEYMANAGER_CRASH_AFTER_SIGN === '1'
-      const running = await startNode(config, undefined, crashAfterSign ? { crashAfterSign } : {})
+      const { serveProduction } = await import('./cli/serve.ts')
+      const running = await serveProduction(values.config)
       onShutdown(() => running.close())
       return -1
     }

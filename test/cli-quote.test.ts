@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { quoteVerifierFromOptions, runQuote } from '../src/cli/quote.ts'
-import { loadNodeConfig } from '../src/config.ts'
+import { loadHostSettings } from '../src/config.ts'
+import { loadDevnetMeasuredSettings } from '../src/devnet/settings.ts'
 import { INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
 import { serveDevnetPccs, type DevnetPccs } from '../src/devnet/pccs.ts'
 import { createDevnetPki } from '../src/devnet/pki.ts'
@@ -239,43 +240,54 @@ describe('trust and config', () => {
     assert.throws(() => quoteVerifierFromOptions({ trustedRootCaFiles: [leaf] }), { name: 'TypeError', message: `root CA file ${leaf}: not a self-signed CA certificate` })
   })
 
-  const nodeConfig = (quote: Record<string, unknown>) => ({
+  const devnetMeasured = (quote: Record<string, unknown>) => ({
+    version: 1,
+    devnet: true,
+    chain: { chainId: 31337, registry: `0x${'11'.repeat(20)}` },
+    quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
+    seal: 'none',
+  })
+  const hostConfig = (collateral: Record<string, unknown>) => ({
     dataDir: 'data',
-    chain: { rpcUrl: 'http://127.0.0.1:8545', chainId: 31337, registry: `0x${'11'.repeat(20)}` },
+    chain: { rpcUrl: 'http://127.0.0.1:8545' },
     blobs: { kind: 'anvil', url: 'http://127.0.0.1:8545' },
     pod: { port: 0 },
     host: { port: 0, tokenFile: 'host.token' },
-    quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
-    seal: 'none',
-    devnet: true, // the simulated provider is refused outside devnet mode (src/config.test.ts)
+    collateral,
   })
 
-  test('default: the quote section of a node config, paths relative to the file', () => {
-    const path = file('node.json', JSON.stringify(nodeConfig({ trustedRootCaFiles: ['pki/root.pem'], collateralFile: 'collateral.json' })))
-    const { quote } = loadNodeConfig(path)
+  test('default: trusted roots in devnet measured settings, collateral in the host file, paths relative to each file', () => {
+    const { quote } = loadDevnetMeasuredSettings(file('measured.json', JSON.stringify(devnetMeasured({ trustedRootCaFiles: ['pki/root.pem'] }))))
     assert.deepEqual(quote, {
       provider: 'simulated',
       pckChainFile: join(dir, 'platform/pck-chain.pem'),
       pckKeyFile: join(dir, 'platform/pck.key'),
       measurementLabel: 'x',
       trustedRootCaFiles: [join(dir, 'pki/root.pem')],
-      collateralFile: join(dir, 'collateral.json'),
     })
-    const pccs = loadNodeConfig(file('node-pccs.json', JSON.stringify(nodeConfig({ pccsUrl: 'https://pccs.example:8081' })))).quote
-    assert.equal(pccs.pccsUrl, 'https://pccs.example:8081')
-    assert.equal(pccs.trustedRootCaFiles, undefined) // Intel only
+    assert.equal(loadDevnetMeasuredSettings(file('measured-intel.json', JSON.stringify(devnetMeasured({})))).quote.trustedRootCaFiles, undefined) // Intel only
+    assert.deepEqual(loadHostSettings(file('host.json', JSON.stringify(hostConfig({ file: 'collateral.json' })))).collateral, { file: join(dir, 'collateral.json') })
+    assert.deepEqual(loadHostSettings(file('host-pccs.json', JSON.stringify(hostConfig({ pccsUrl: 'https://pccs.example:8081' })))).collateral, {
+      pccsUrl: 'https://pccs.example:8081',
+    })
   })
 
-  test('error: quote config that is refused at start', () => {
-    const cases: [Record<string, unknown>, RegExp][] = [
-      [{ pccsUrl: 'https://p', collateralFile: 'c.json' }, /quote: give quote\.pccsUrl or quote\.collateralFile, not both/],
+  test('error: trust and collateral settings that are refused at start', () => {
+    const measuredCases: [Record<string, unknown>, RegExp][] = [
       [{ trustedRootCaFiles: [] }, /quote\.trustedRootCaFiles: /],
-      [{ pccsUrl: 'file:///etc/passwd' }, /quote\.pccsUrl: /],
       [{ attestationKeyFile: 'old.key' }, /quote: Unrecognized key/],
     ]
-    for (const [quote, expected] of cases) {
-      const path = file('bad-node.json', JSON.stringify(nodeConfig(quote)))
-      assert.throws(() => loadNodeConfig(path), (e: Error) => expected.test(e.message), JSON.stringify(quote))
+    for (const [quote, expected] of measuredCases) {
+      const path = file('bad-measured.json', JSON.stringify(devnetMeasured(quote)))
+      assert.throws(() => loadDevnetMeasuredSettings(path), (e: Error) => expected.test(e.message), JSON.stringify(quote))
+    }
+    const hostCases: [Record<string, unknown>, RegExp][] = [
+      [{ pccsUrl: 'https://p', file: 'c.json' }, /collateral: give collateral\.pccsUrl or collateral\.file, not both/],
+      [{ pccsUrl: 'file:///etc/passwd' }, /collateral\.pccsUrl: /],
+    ]
+    for (const [collateral, expected] of hostCases) {
+      const path = file('bad-host.json', JSON.stringify(hostConfig(collateral)))
+      assert.throws(() => loadHostSettings(path), (e: Error) => expected.test(e.message), JSON.stringify(collateral))
     }
   })
 })

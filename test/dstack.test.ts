@@ -126,7 +126,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       resolvePodAppId,
       master: source,
       getQuote: podQuoteSource(quoteProvider),
-      info: () => ({ chainId, registry: registry.address, generation: 1, version: '0.1.0-test', rev: '' }),
+      info: () => ({ chainId, registry: registry.address, settingsDigest: `0x${'d1'.repeat(32)}`, generation: 1, version: '0.1.0-test', rev: '' }),
       logger,
     }
   }

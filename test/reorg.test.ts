@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { createTestClient, decodeFunctionData, http, type Hex } from 'viem'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import type { NodeConfig } from '../src/config.ts'
+import type { HostSettingsInput } from '../src/config.ts'
 import { DEVNET_AUTO, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain, waitAllFulfilled } from './chainChecks.ts'
 
@@ -19,7 +19,7 @@ type Devnet = Awaited<ReturnType<typeof runDevnet>>
 // Node 1 is the only helper: newcomers join by themselves but never help. Two ready helpers can still answer the same
 // request in the same instant (one fulfillOnboard then reverts), which has nothing to do with reorgs; with a single
 // helper, every fulfillOnboard these tests find on chain is there because of how reorgs were handled.
-const NEWCOMER: NodeConfig['auto'] = { ...(DEVNET_AUTO as Exclude<NodeConfig['auto'], boolean>), help: false }
+const NEWCOMER: HostSettingsInput['auto'] = { ...(DEVNET_AUTO as Exclude<HostSettingsInput['auto'], boolean>), help: false }
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs

@@ -33,6 +33,8 @@ const attestation = generateSimulatedAttestationKey()
 const measurement = simulatedMeasurement('dstack-test')
 const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement })
 
+const SETTINGS_DIGEST = `0x${'d1'.repeat(32)}` as const
+
 type Options = Partial<DstackAppDeps> & { masterSecret?: MasterSecret }
 
 function appWith(options: Options = {}) {
@@ -41,7 +43,7 @@ function appWith(options: Options = {}) {
     resolvePodAppId: options.resolvePodAppId ?? fixedPodResolver('oracle', appIdForPod('oracle')),
     master: options.master ?? (() => master),
     getQuote: options.getQuote ?? ((reportData) => quoteProvider.getQuote(reportData)),
-    info: options.info ?? (() => ({ chainId: 31337, registry, generation: 1, version: '0.1.0', rev: 'abc123' })),
+    info: options.info ?? (() => ({ chainId: 31337, registry, settingsDigest: SETTINGS_DIGEST, generation: 1, version: '0.1.0', rev: 'abc123' })),
     logger: options.logger ?? silent,
   })
 }
@@ -363,6 +365,7 @@ test('default: Info names the pod, its appId, this node key provider and a tcb_i
     id: bytesToHex(master.publicKey33),
     chain_id: 31337,
     registry,
+    settings_digest: SETTINGS_DIGEST,
     xpub: master.address,
     generation: 1,
   })

@@ -30,14 +30,14 @@
 //   `tcb_info` a JSON *string* (the SDK JSON.parses it) with the TDX measurement registers of this node's own quote,
 //   read once from a quote over zero report data and cached (empty strings if no quote can be had, or for SGX);
 //   `key_provider_info` a JSON string `{"name":"keymanager","id":<compressed master public key hex>,"chain_id",
-//   "registry","xpub","generation"}` (dstack's KeyProviderInfo has `name` and `id`, the KMS root public key). Info
+//   "registry","settings_digest","xpub","generation"}` (dstack's KeyProviderInfo has `name` and `id`, the KMS root public key). Info
 //   answers before the node is ready, with id "" and xpub null.
 import type { Context, MiddlewareHandler } from 'hono'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { Logger } from 'pino'
-import type { Address } from 'viem'
+import type { Address, Hex } from 'viem'
 import { ERROR_STATUS, KeymanagerError, type ErrorCode } from '../errors.ts'
 import { assertBytes, describeValue, parseHex, toHexPlain, wipe } from '../keys/bytes.ts'
 import { normalizeKeyAlgorithm } from '../keys/derive.ts'
@@ -64,6 +64,8 @@ export type DstackKeySource = Pick<MasterSecret, 'getKey' | 'address' | 'publicK
 export type DstackNodeInfo = {
   chainId: number
   registry: Address
+  /** The node's settingsDigest (docs/protocol.md#measured-settings): which measured settings this sidecar runs with. */
+  settingsDigest: Hex
   /** Master-key generation on chain (0 before bootstrap). */
   generation: number
   /** Reported by `/Version` (the SDK only checks that the call answers). */
@@ -256,6 +258,7 @@ export function createDstackApp(deps: DstackAppDeps) {
       id: master ? toHexPlain(master.publicKey33) : '',
       chain_id: node.chainId,
       registry: node.registry,
+      settings_digest: node.settingsDigest,
       xpub: master ? master.address : null,
       generation: node.generation,
     }

@@ -63,6 +63,15 @@ export function createHostApp(deps: HostAppDeps) {
   app.onError(createErrorHandler(deps.logger))
   app.notFound(notFound)
   app.use('*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => errorJson(c, 'payload_too_large', `request body over ${MAX_BODY} bytes`) }))
+  // Blobs are public chain data (their hashes are on chain, every reader checks them): peers read this node's archive
+  // without the host token, which is never handed to anyone (docs/protocol.md#http-api).
+  app.get('/blobs/:versionedHash', (c) => {
+    const hash = parseInput(() => parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' }))
+    if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'versionedHash must start with 0x01 (EIP-4844 KZG version)')
+    const blob = deps.blobs.get(toHex0x(hash))
+    if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')
+    return c.body(blob as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' })
+  })
   app.use('*', hostAuth(deps.token))
 
   app.post('/bootstrap', async (c) => c.json(await deps.node.bootstrap()))
@@ -79,14 +88,6 @@ export function createHostApp(deps: HostAppDeps) {
   app.post('/helper/:addr', helper)
 
   app.get('/status', async (c) => c.json(await deps.node.status()))
-
-  app.get('/blobs/:versionedHash', (c) => {
-    const hash = parseInput(() => parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' }))
-    if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'versionedHash must start with 0x01 (EIP-4844 KZG version)')
-    const blob = deps.blobs.get(toHex0x(hash))
-    if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')
-    return c.body(blob as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' })
-  })
 
   app.get('/metrics', async (c) => {
     const status = await deps.node.status()

@@ -23,6 +23,7 @@ function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; n
     node,
     chainId: 31337,
     registry,
+    settingsDigest: `0x${'d1'.repeat(32)}`,
     appIds: { pinned: hexToBytes('0x5bb4ff9a3837357f19dc176407a5709c62eb6c56') },
     identity: {
       devnet: options.devnet ?? true,

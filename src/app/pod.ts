@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import type { Logger } from 'pino'
-import type { Address } from 'viem'
+import type { Address, Hex } from 'viem'
 import { KeymanagerError } from '../errors.ts'
 import { appIdForPod } from '../keys/derive.ts'
 import { parseHex, toHex0x } from '../keys/bytes.ts'
@@ -16,6 +16,8 @@ export type PodAppDeps = {
   node: Pick<KeymanagerNode, 'master' | 'state' | 'generation'>
   chainId: number
   registry: Address
+  /** This node's settingsDigest (docs/protocol.md#measured-settings), shown by dstack `Info`. */
+  settingsDigest: Hex
   /** Pod name → pinned 20-byte appId (docs/protocol.md#keys-and-derivations), e.g. to keep a dstack app's keys across a migration. */
   appIds: Record<string, Uint8Array>
   identity: PodIdentityOptions
@@ -103,7 +105,14 @@ export function dstackDeps(deps: PodAppDeps, resolvePodAppId: PodResolver, maste
     resolvePodAppId,
     master,
     getQuote: podQuoteSource(deps.quoteProvider),
-    info: () => ({ chainId: deps.chainId, registry: deps.registry, generation: deps.node.generation, version: deps.version, rev: '' }),
+    info: () => ({
+      chainId: deps.chainId,
+      registry: deps.registry,
+      settingsDigest: deps.settingsDigest,
+      generation: deps.node.generation,
+      version: deps.version,
+      rev: '',
+    }),
     logger: deps.logger,
   }
 }

@@ -8,8 +8,8 @@ import { BlobHashMismatchError, BlobSourceError } from './errors.ts'
 
 const BLOB_BYTES = 131072
 
-/** A peer's blob archive: its host listener and bearer token. */
-export function peerArchiveBlobSource(hostUrl: string, token: string, options: { timeoutMs?: number } = {}): BlobSource {
+/** A peer's blob archive: the public `GET /blobs/:versionedHash` of its host listener (no token: blobs are public). */
+export function peerArchiveBlobSource(hostUrl: string, options: { timeoutMs?: number } = {}): BlobSource {
   const base = hostUrl.replace(/\/$/, '')
   return {
     async fetchBlobs({ versionedHashes }: FetchBlobsParameters): Promise<Uint8Array[]> {
@@ -18,7 +18,6 @@ export function peerArchiveBlobSource(hostUrl: string, token: string, options: {
         let res: Response
         try {
           res = await fetch(`${base}/blobs/${hash}`, {
-            headers: { authorization: `Bearer ${token}` },
             signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
             redirect: 'error',
           })
@@ -27,15 +26,45 @@ export function peerArchiveBlobSource(hostUrl: string, token: string, options: {
         }
         if (res.status === 404) continue
         if (!res.ok) throw new BlobSourceError('/blobs', 'Peer archive refused the request.', res.status)
-        const length = Number(res.headers.get('content-length') ?? BLOB_BYTES)
-        if (length !== BLOB_BYTES) throw new BlobSourceError('/blobs', 'Peer archive answered with something that is not a blob.', res.status)
-        const body = new Uint8Array(await res.arrayBuffer())
-        if (body.length !== BLOB_BYTES) throw new BlobSourceError('/blobs', 'Peer archive answered with something that is not a blob.', res.status)
-        blobs.push(body)
+        blobs.push(await readBlobBody(res))
       }
       return blobs
     },
   }
+}
+
+/**
+ * Reads exactly one blob's bytes: a declared Content-Length other than 131072 is refused before reading, and a body
+ * without one (chunked) is read only up to one byte past a blob, so a peer cannot make this node buffer more.
+ */
+async function readBlobBody(res: Response): Promise<Uint8Array> {
+  const notABlob = () => new BlobSourceError('/blobs', 'Peer archive answered with something that is not a blob.', res.status)
+  const declared = res.headers.get('content-length')
+  if (declared !== null && Number(declared) !== BLOB_BYTES) {
+    await res.body?.cancel().catch(() => undefined)
+    throw notABlob()
+  }
+  if (res.body === null) throw notABlob()
+  const body = new Uint8Array(BLOB_BYTES)
+  let total = 0
+  const reader = res.body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      if (total + value.length > BLOB_BYTES) {
+        await reader.cancel().catch(() => undefined)
+        throw notABlob()
+      }
+      body.set(value, total)
+      total += value.length
+    }
+  } catch (error) {
+    if (error instanceof BlobSourceError) throw error
+    throw new BlobSourceError('/blobs', 'Peer archive unreachable.')
+  }
+  if (total !== BLOB_BYTES) throw notABlob()
+  return body
 }
 
 /**

@@ -23,7 +23,11 @@ export async function runDevnetCommand(
     auto: { type: 'boolean', default: false },
     dir: { type: 'string', default: '.keymanager' },
   })
-  const { runDevnet } = await import('../devnet/network.ts')
+  // src/devnet is left out of production images (sidecar.Dockerfile): there the verb says so instead of crashing.
+  const { runDevnet } = await import('../devnet/network.ts').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_MODULE_NOT_FOUND') throw new Error('the devnet is not part of this build (production images leave out src/devnet)')
+    throw error
+  })
   const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes!), dir: values.dir!, auto: values.auto!, print })
   if (values.once) {
     const ok = await devnet.verify()

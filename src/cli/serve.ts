@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
 import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
@@ -16,13 +15,14 @@ import { createOutbox } from '../chain/outbox.ts'
 import { createChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { createRegistryClient } from '../chain/registry.ts'
-import { resolveAuto, type NodeConfig } from '../config.ts'
+import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
+import { settingsDigest } from '../keys/settingsDigest.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
 import { dstackSealProvider } from '../secret/dstackSeal.ts'
 import { gramineSealProvider } from '../secret/gramineSeal.ts'
-import { devFileSealProvider, noneSealProvider } from '../secret/seal.ts'
+import { noneSealProvider, type SealProvider } from '../secret/seal.ts'
 import { createBlobArchive } from '../store/blobArchive.ts'
 import { createCursorStore } from '../store/cursor.ts'
 import { openDatabase } from '../store/database.ts'
@@ -32,24 +32,38 @@ import { createRegistrationStore } from '../store/registrations.ts'
 import { createRequestStore } from '../store/requests.ts'
 import { createSealedSecretStore } from '../store/sealedSecrets.ts'
 import { createCollateralCache } from '../store/collateralCache.ts'
-import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { dstackQuoteProvider, sgxGramineQuoteProvider, tdxQuoteProvider } from '../tee/hardwareQuotes.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
 
-/** Test hooks, honoured only in devnet mode (main.ts reads them from the environment). */
-export type NodeHooks = {
-  /** Kill the process with SIGKILL right after a signed tx is stored and before it is broadcast (crash tests). */
-  crashAfterSign?: boolean
+/**
+ * Everything `startNode` needs, built by an entry from its measured settings and the host file. The production entry
+ * (`serveProduction`) builds it from the baked measured settings with hardware providers only; the devnet entry
+ * (src/devnet/main.ts) may add the simulated TEE, its root CA, the dev-file seal and test hooks. Production code never
+ * imports src/devnet, which the production image leaves out.
+ */
+export type NodeSetup = {
+  measured: MeasuredCore
+  /** settingsDigest of the entry's whole measured settings (docs/protocol.md#measured-settings). */
+  settingsDigest: Hex
+  host: HostSettings
+  quoteProvider: QuoteProvider
+  /** Opens the seal provider once the data dir exists. */
+  openSeal(dataDir: string): Promise<SealProvider>
+  /** Root CA files trusted instead of Intel's SGX Root CA: the devnet entry only. */
+  trustedRootCaFiles?: string[]
+  /** Devnet mode: the `x-keymanager-pod` header names the pod; test hooks. The devnet entry only. */
+  devnet?: {
+    /** Kill the process with SIGKILL right after a signed tx is stored and before it is broadcast (crash tests). */
+    crashAfterSign?: boolean
+  }
 }
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
-/** The quote provider the config names (docs/protocol.md#tee-providers). */
-export function quoteProviderFromConfig(q: NodeConfig['quote']): QuoteProvider {
+/** The hardware quote provider the measured settings name (docs/protocol.md#tee-providers). */
+export function hardwareQuoteProvider(q: MeasuredSettings['quote']): QuoteProvider {
   switch (q.provider) {
-    case 'simulated':
-      return simulatedQuoteProvider({ platform: loadSimulatedPlatform(q), measurement: simulatedMeasurement(q.measurementLabel) })
     case 'tdx':
       return tdxQuoteProvider(q.tsmDir ? { tsmDir: q.tsmDir } : {})
     case 'dstack':
@@ -57,6 +71,35 @@ export function quoteProviderFromConfig(q: NodeConfig['quote']): QuoteProvider {
     case 'sgx-gramine':
       return sgxGramineQuoteProvider(q.attestationDir ? { attestationDir: q.attestationDir } : {})
   }
+}
+
+/** The hardware seal provider the measured settings name (docs/protocol.md#node-state). */
+export async function openHardwareSeal(seal: MeasuredSettings['seal']): Promise<SealProvider> {
+  switch (seal.provider) {
+    case 'dstack':
+      return dstackSealProvider({ socketPath: seal.socket })
+    case 'gramine':
+      return gramineSealProvider({ attestationDir: seal.attestationDir })
+    case 'none':
+      return noneSealProvider()
+  }
+}
+
+/**
+ * `keymanager serve --config FILE` in the production entry: the measured settings baked into this build, the host
+ * file for everything else, hardware providers only.
+ */
+export async function serveProduction(configPath: string): Promise<RunningNode> {
+  // The host file first: its refusals name the key the operator set, wherever the build stands.
+  const host = loadHostSettings(configPath)
+  const measured = loadBakedMeasuredSettings()
+  return startNode({
+    measured,
+    settingsDigest: settingsDigest(measured),
+    host,
+    quoteProvider: hardwareQuoteProvider(measured.quote),
+    openSeal: () => openHardwareSeal(measured.seal),
+  })
 }
 
 export type RunningNode = {
@@ -81,40 +124,38 @@ function listen(app: { fetch: (req: Request) => Response | Promise<Response> }, 
 }
 
 /** `keymanager serve`: one sidecar, pod and host listeners, state in the data dir. */
-export async function startNode(
-  config: NodeConfig,
-  logger: Logger = pino({ level: config.logLevel }),
-  hooks: NodeHooks = {},
-): Promise<RunningNode> {
-  const chain = chainFor(config.chain.chainId, config.chain.rpcUrl)
-  const publicClient = createPublicClient({ chain, transport: http(config.chain.rpcUrl, { retryCount: 2 }), pollingInterval: 250 })
+export async function startNode(setup: NodeSetup, logger: Logger = pino({ level: setup.host.logLevel })): Promise<RunningNode> {
+  const { measured, host: config } = setup
+  const chainId = measured.chain.chainId
+  const chain = chainFor(chainId, config.chain.rpcUrl)
+  const rpc = () => http(config.chain.rpcUrl, { retryCount: 2, timeout: config.chain.rpcTimeoutMs })
+  const publicClient = createPublicClient({ chain, transport: rpc(), pollingInterval: 250 })
   const rpcChainId = await publicClient.getChainId()
-  if (rpcChainId !== config.chain.chainId)
-    throw new Error(`RPC ${new URL(config.chain.rpcUrl).host} serves chain ${rpcChainId}, config says ${config.chain.chainId}`)
+  if (rpcChainId !== chainId)
+    throw new Error(`RPC ${new URL(config.chain.rpcUrl).host} serves chain ${rpcChainId}, the measured settings say ${chainId}`)
 
   const gasKey = config.gasKeyFile ? parseHex(readSecretFile(config.gasKeyFile, 'gas key'), { name: 'gas key', length: 32, prefix: 'required' }) : undefined
   const walletClient = gasKey
-    ? createWalletClient({ account: privateKeyToAccount(`0x${Buffer.from(gasKey).toString('hex')}` as Hex), chain, transport: http(config.chain.rpcUrl) })
+    ? createWalletClient({ account: privateKeyToAccount(`0x${Buffer.from(gasKey).toString('hex')}` as Hex), chain, transport: rpc() })
     : undefined
   gasKey?.fill(0)
 
   const token = readSecretFile(config.host.tokenFile, 'host token')
   const db = openDatabase(`${config.dataDir}/keymanager.sqlite`)
-  const sealChoice = typeof config.seal === 'string' ? { provider: config.seal } : config.seal
-  const seal =
-    sealChoice.provider === 'dev-file'
-      ? devFileSealProvider(config.dataDir)
-      : sealChoice.provider === 'dstack'
-        ? await dstackSealProvider({ socketPath: 'socket' in sealChoice ? sealChoice.socket : undefined })
-        : sealChoice.provider === 'gramine'
-          ? gramineSealProvider({ attestationDir: 'attestationDir' in sealChoice ? sealChoice.attestationDir : undefined })
-          : noneSealProvider()
+  const seal = await setup.openSeal(config.dataDir)
   if (seal.insecure) logger.warn({ seal: seal.name }, 'INSECURE seal provider: secrets at rest are readable from the data dir (devnet only)')
 
-  const q = config.quote
-  const quoteProvider = quoteProviderFromConfig(q)
-  if (q.provider === 'simulated') logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
-  const { verifier: quoteVerifier } = quoteVerifierFromOptions({ ...q, cache: createCollateralCache(db) }, (roots, message) => logger.warn({ roots }, message))
+  const quoteProvider = setup.quoteProvider
+  if (quoteProvider.name === 'simulated') logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
+  const { verifier: quoteVerifier } = quoteVerifierFromOptions(
+    {
+      ...(setup.trustedRootCaFiles ? { trustedRootCaFiles: setup.trustedRootCaFiles } : {}),
+      ...(config.collateral.pccsUrl ? { pccsUrl: config.collateral.pccsUrl } : {}),
+      ...(config.collateral.file ? { collateralFile: config.collateral.file } : {}),
+      cache: createCollateralCache(db),
+    },
+    (roots, message) => logger.warn({ roots }, message),
+  )
 
   const stores = {
     meta: createMetaStore(db),
@@ -125,7 +166,7 @@ export async function startNode(
   }
   const now = () => Math.floor(Date.now() / 1000)
   const auto = resolveAuto(config.auto)
-  if (hooks.crashAfterSign && !config.devnet) throw new Error('the crash-after-sign test hook needs devnet mode')
+  const crashAfterSign = setup.devnet?.crashAfterSign === true
   const outbox = walletClient
     ? createOutbox({
         walletClient,
@@ -134,7 +175,7 @@ export async function startNode(
         logger,
         now,
         bumpAfterBlocks: auto.bumpAfterBlocks,
-        afterPersist: hooks.crashAfterSign
+        afterPersist: crashAfterSign
           ? (entry) => {
               logger.warn(entry, 'test hook: crashing after a signed tx was stored, before its broadcast')
               process.kill(process.pid, 'SIGKILL')
@@ -142,16 +183,17 @@ export async function startNode(
           : undefined,
       })
     : undefined
-  const registry = createRegistryClient({ publicClient, address: config.chain.registry as Hex, fromBlock: BigInt(config.chain.fromBlock) })
+  const registry = createRegistryClient({ publicClient, address: registryOf(measured), fromBlock: BigInt(config.chain.fromBlock) })
   const node = createNode({
-    chainId: config.chain.chainId,
+    chainId,
+    settingsDigest: setup.settingsDigest,
     registryAddress: registry.address,
     publicClient,
     walletClient,
     outbox,
     registry,
     blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
-    peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url, readSecretFile(peer.tokenFile, 'peer token'))),
+    peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url)),
     quoteProvider,
     quoteVerifier,
     seal,
@@ -159,7 +201,7 @@ export async function startNode(
     stores,
     logger,
     now,
-    maxReferenceAge: BigInt(config.maxReferenceAge),
+    maxReferenceAge: BigInt(measured.maxReferenceAge),
   })
   // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (docs/protocol.md#node-state).
   await outbox?.start()
@@ -196,28 +238,30 @@ export async function startNode(
   watcher.start()
   autoRunner?.start()
 
-  if (config.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
+  if (setup.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
+  logger.info({ settingsDigest: setup.settingsDigest, devnet: setup.devnet !== undefined }, 'measured settings')
   const appIds = Object.fromEntries(
-    Object.entries(config.pods.appIds).map(([pod, id]) => [pod, parseHex(id, { name: `pods.appIds.${pod}`, length: 20, prefix: 'required' })]),
+    Object.entries(measured.pods.appIds).map(([pod, id]) => [pod, parseHex(id, { name: `pods.appIds.${pod}`, length: 20, prefix: 'required' })]),
   )
   const podAppDeps = {
     node,
-    chainId: config.chain.chainId,
+    chainId,
     registry: registry.address,
+    settingsDigest: setup.settingsDigest,
     appIds,
-    identity: { devnet: config.devnet, staticNames: config.pods.names },
+    identity: { devnet: setup.devnet !== undefined, staticNames: measured.pods.names },
     quoteProvider,
     version: PACKAGE_VERSION,
     logger,
   }
   const podApp = createPodApp(podAppDeps)
   const sockets = await Promise.all(
-    config.pod.sockets.map(({ path, pod: name, mode }) => {
+    measured.pods.sockets.map(({ path, pod: name, mode }) => {
       const podName = parsePodName(name)
       const app = createDstackApp(
         dstackDeps(podAppDeps, fixedPodResolver(podName, appIds[podName] ?? appIdForPod(podName)), () => node.master()),
       )
-      return serveUnixSocket(app, { path: resolve(config.dataDir, path), ...(mode === undefined ? {} : { mode }) })
+      return serveUnixSocket(app, { path, ...(mode === undefined ? {} : { mode }) })
     }),
   )
   const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger })

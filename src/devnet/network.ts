@@ -14,17 +14,19 @@ import { sendBlobTransaction } from '../chain/blobs.ts'
 import { deployKeyManager } from '../chain/deploy.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { createRegistryClient } from '../chain/registry.ts'
-import type { NodeConfig } from '../config.ts'
+import type { HostSettingsInput } from '../config.ts'
 import { toHex0x } from '../keys/bytes.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { serveDevnetPccs, type DevnetPccs } from './pccs.ts'
 import { createDevnetPki, saveDevnetPlatform, type DevnetPki } from './pki.ts'
+import type { DevnetMeasuredInput } from './settings.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
 
 /** anvil's well-known development mnemonic: account 0 owns the registry, account i pays node i's gas. */
 const DEV_MNEMONIC = 'test test test test test test test test test test test junk'
 export const DEVNET_MEASUREMENT_LABEL = 'devnet'
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/keymanager.js')
+/** Devnet nodes run the devnet entry: the only one that takes measured settings from a file the host names. */
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/keymanager-devnet.js')
 
 export type DevnetNodeInfo = { podUrl: string; hostUrl: string; hostToken: string }
 export type DevnetInfo = { rpcUrl: string; chainId: number; registry: Address; nodes: DevnetNodeInfo[] }
@@ -40,15 +42,21 @@ function devPrivateKey(index: number): Hex {
 /** What a `configure` hook of `addNode` may use: the node's directory and the devnet's PKI. */
 export type DevnetNodeSetup = { dir: string; pki: DevnetPki; pkiDir: string; pccsUrl: string }
 
-export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string; configPath: string }
+/** A devnet node's two files (docs/protocol.md#measured-settings), as `addNode` writes them. */
+export type DevnetNodeSettings = { measured: DevnetMeasuredInput; host: HostSettingsInput }
 
-/** Starts `keymanager serve` as its own process and waits for its `listening` log line. */
+export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string; configPath: string; measuredPath: string }
+
+/** Starts `keymanager-devnet serve` as its own process and waits for its `listening` log line. */
 export async function spawnNode(
-  configPath: string,
+  files: { measuredPath: string; configPath: string },
   logPath: string,
   env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, [BIN, 'serve', '--measured', files.measuredPath, '--config', files.configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
   const log = createWriteStream(logPath, { flags: 'a' })
   child.stderr!.pipe(log)
   let lastLine = ''
@@ -77,7 +85,7 @@ export async function hostCall<T = Record<string, unknown>>(node: DevnetNodeInfo
 }
 
 /** Settings of auto-mode devnet nodes: a wider jitter than the default lets requests sent together share one blob. */
-export const DEVNET_AUTO: NodeConfig['auto'] = {
+export const DEVNET_AUTO: HostSettingsInput['auto'] = {
   register: true,
   help: true,
   confirmations: 0,
@@ -148,8 +156,9 @@ export async function runDevnet({
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
     const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
-    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl), pollingInterval: 100 })
-    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+    // A loaded machine answers slowly (the first blob tx makes anvil load KZG): a slow answer is not a failure here.
+    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }), pollingInterval: 100 })
+    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }) })
 
     const registry = await deployKeyManager({ walletClient: owner, publicClient, owner: owner.account.address, measurementDelay: 0n })
     print(`✓ KeyManager registry deployed at ${registry} (owner ${owner.account.address})`)
@@ -181,10 +190,10 @@ export async function runDevnet({
      */
     async function addNode(
       options: {
-        auto?: NodeConfig['auto']
-        seal?: NodeConfig['seal']
+        auto?: HostSettingsInput['auto']
+        seal?: DevnetMeasuredInput['seal']
         env?: Record<string, string>
-        configure?: (config: NodeConfig, node: DevnetNodeSetup) => void
+        configure?: (settings: DevnetNodeSettings, node: DevnetNodeSetup) => void
       } = {},
     ): Promise<NodeProcess> {
       const i = started.nodes.length + 1
@@ -193,32 +202,42 @@ export async function runDevnet({
       const hostToken = randomBytes(24).toString('hex')
       writeFileSync(join(nodeDir, 'host.token'), hostToken, { mode: 0o600 })
       writeFileSync(join(nodeDir, 'gas.key'), devPrivateKey(i), { mode: 0o600 })
-      const config: NodeConfig = {
-        dataDir: '.',
-        chain: { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, fromBlock: 0 },
-        blobs: { kind: 'anvil', url: anvil.rpcUrl, peers: [] },
-        pod: { host: '127.0.0.1', port: 0, sockets: [] },
-        host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
-        gasKeyFile: 'gas.key',
-        quote: {
-          provider: 'simulated',
-          ...saveDevnetPlatform(pki.mintPlatform(), join(nodeDir, 'platform')),
-          measurementLabel: DEVNET_MEASUREMENT_LABEL,
-          trustedRootCaFiles: [join(pkiDir, 'root.pem')],
-          pccsUrl: pccs.url,
+      // The devnet's measured settings: what a production image would bake in, plus the devnet-only simulated TEE,
+      // its root and the dev-file seal (src/devnet/settings.ts).
+      const settings: DevnetNodeSettings = {
+        measured: {
+          version: 1,
+          devnet: true,
+          chain: { chainId: foundry.id, registry },
+          quote: {
+            provider: 'simulated',
+            ...saveDevnetPlatform(pki.mintPlatform(), join(nodeDir, 'platform')),
+            measurementLabel: DEVNET_MEASUREMENT_LABEL,
+            trustedRootCaFiles: [join(pkiDir, 'root.pem')],
+          },
+          seal: options.seal ?? 'dev-file',
+          pods: { sockets: [], names: {}, appIds: {} },
+          maxReferenceAge: 64,
         },
-        seal: options.seal ?? 'dev-file',
-        devnet: true,
-        auto: options.auto ?? false,
-        pods: { names: {}, appIds: {} },
-        maxReferenceAge: 64,
-        logLevel: 'info',
+        host: {
+          dataDir: '.',
+          chain: { rpcUrl: anvil.rpcUrl, fromBlock: 0, rpcTimeoutMs: 60_000 },
+          blobs: { kind: 'anvil', url: anvil.rpcUrl, peers: [] },
+          pod: { host: '127.0.0.1', port: 0 },
+          host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
+          gasKeyFile: 'gas.key',
+          collateral: { pccsUrl: pccs.url },
+          auto: options.auto ?? false,
+          logLevel: 'info',
+        },
       }
-      options.configure?.(config, { dir: nodeDir, pki, pkiDir, pccsUrl: pccs.url })
-      const configPath = join(nodeDir, 'config.json')
-      writeFileSync(configPath, JSON.stringify(config, null, 2))
-      const { child, podUrl, hostUrl } = await spawnNode(configPath, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
-      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir, configPath }
+      options.configure?.(settings, { dir: nodeDir, pki, pkiDir, pccsUrl: pccs.url })
+      const measuredPath = join(nodeDir, 'measured.json')
+      const configPath = join(nodeDir, 'host.json')
+      writeFileSync(measuredPath, JSON.stringify(settings.measured, null, 2))
+      writeFileSync(configPath, JSON.stringify(settings.host, null, 2))
+      const { child, podUrl, hostUrl } = await spawnNode({ measuredPath, configPath }, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
+      const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir, configPath, measuredPath }
       started.nodes.push(node)
       print(`✓ node ${i} up: pod ${podUrl}, host ${hostUrl}`)
       return node
@@ -238,13 +257,9 @@ export async function runDevnet({
     }
 
     /** Starts a stopped node again on its data dir (crash tests); its URLs change (ports are picked anew). */
-    async function restartNode(node: NodeProcess, options: { env?: Record<string, string>; config?: Partial<NodeConfig> } = {}) {
+    async function restartNode(node: NodeProcess, options: { env?: Record<string, string> } = {}) {
       if (node.child.exitCode === null && node.child.signalCode === null) throw new Error('node is still running')
-      if (options.config) {
-        const current = JSON.parse(readFileSync(node.configPath, 'utf8')) as NodeConfig
-        writeFileSync(node.configPath, JSON.stringify({ ...current, ...options.config }, null, 2))
-      }
-      const { child, podUrl, hostUrl } = await spawnNode(node.configPath, join(node.dir, 'node.log'), options.env)
+      const { child, podUrl, hostUrl } = await spawnNode(node, join(node.dir, 'node.log'), options.env)
       Object.assign(node, { child, podUrl, hostUrl })
       const index = started.nodes.indexOf(node)
       if (info) info.nodes[index] = { podUrl, hostUrl, hostToken: node.hostToken }

@@ -16,6 +16,8 @@ import type { QuoteProvider, QuoteVerifier } from '../tee/types.ts'
 export type NodeContext = {
   chainId: number
   registryAddress: Address
+  /** keccak256 of this node's canonical measured settings (docs/protocol.md#measured-settings). */
+  settingsDigest: Hex
   publicClient: PublicClient
   /** The host-provided gas key; without one the node returns unsigned transactions for the host to send. */
   walletClient: WalletClient<Transport, Chain, Account> | undefined

@@ -453,6 +453,7 @@ export function createNode(ctx: NodeContext) {
       generation,
       registry: ctx.registryAddress,
       chainId: ctx.chainId,
+      settingsDigest: ctx.settingsDigest,
       fingerprint: master?.fingerprint ?? null,
       quoteProvider: ctx.quoteProvider.name,
       sealProvider: ctx.seal.name,

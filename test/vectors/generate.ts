@@ -1,5 +1,6 @@
 // Writes the known-answer vectors of src/keys (docs/protocol.md#keys-and-derivations, docs/protocol.md#report-data, docs/protocol.md#wire-formats, docs/protocol.md#registry-contract) into test/vectors/*.json.
-// Run once when a format is introduced: `node --import tsx test/vectors/generate.ts`. The unit tests beside the
+// Run once when a format is introduced: `node --import tsx test/vectors/generate.ts [FILE.json ...]` (only the files
+// named, or all). The unit tests beside the
 // code recompute every vector from its inputs and compare, and cross-check some by an independent path
 // (node:crypto, viem's signTypedData, hand-laid ABI words), so a file is never just the code agreeing with itself.
 // Regenerating a file whose format is already published is a protocol change, not a fix.
@@ -19,6 +20,8 @@ import { eciesEncrypt, onboardAad } from '../../src/keys/ecies.ts'
 import { bootstrapReportData, registerReportData } from '../../src/keys/reportData.ts'
 import { addressOfPublicKey, publicKey33, publicKey64, signDigest } from '../../src/keys/signature.ts'
 import { attestationDigest, onboardReceiptDigest, onboardResponseDigest } from '../../src/keys/typedData.ts'
+import { canonicalJson, settingsDigest } from '../../src/keys/settingsDigest.ts'
+import { parseMeasuredSettings } from '../../src/config.ts'
 
 /** A fixed test key: keccak256 of a label (all labels here give valid secp256k1 scalars). */
 function testKey(label: string): Uint8Array {
@@ -30,7 +33,11 @@ const MASTER = testKey('master secret')
 const CHAIN_ID = 31337
 const REGISTRY = '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const
 
-function write(name: string, about: string, body: object): void {
+const only = process.argv.slice(2)
+
+function write(name: string, about: string, body: object | (() => object)): void {
+  if (only.length > 0 && !only.includes(name)) return
+  if (typeof body === 'function') body = body()
   const path = new URL(`./${name}`, import.meta.url)
   writeFileSync(path, `${JSON.stringify({ _about: about, ...body }, null, 2)}\n`)
   console.log(`wrote test/vectors/${name}`)
@@ -181,20 +188,56 @@ function reportData() {
 write(
   'keymanager-derivation.json',
   'docs/protocol.md#keys-and-derivations: appIdForPod, app keys, getKey (secp256k1 and ed25519) with signature chains, and sealkey of a fixed M. Hex is 0x-prefixed; signatures are r||s||v with v in {0,1}.',
-  derivation(),
+  derivation,
 )
 write(
   'ecies-v1.json',
   'docs/protocol.md#wire-formats ECIES v1 with fixed ephemeral keys and nonces (never do this outside tests): ciphertext = ephemeralPub33 || nonce12 || AES-256-GCM ciphertext || tag16.',
-  ecies(),
+  ecies,
 )
 write(
   'typed-data.json',
   'docs/protocol.md#registry-contract EIP-712 digests and signatures (r||s||v, v in {0,1}) for Attestation (by M), OnboardResponse (by M), OnboardReceipt (by the newcomer key). Integers are decimal strings.',
-  typedData(),
+  typedData,
 )
 write(
   'report-data.json',
   'docs/protocol.md#report-data report data: keccak256(abi.encode(tag, uint256 chainId, address registry, bytes pubkey64[, uint64 refBlockNumber, bytes32 refBlockHash])) || 32 zero bytes. Integers are decimal strings.',
-  reportData(),
+  reportData,
+)
+
+/** Measured settings files as an operator writes them (checksummed hex, the seal shorthand, defaults left out). */
+function settingsDigests() {
+  const files = [
+    {
+      version: 1,
+      chain: { chainId: 11155111, registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3' },
+      quote: { provider: 'dstack' },
+      seal: 'dstack',
+      pods: {
+        sockets: [{ path: '/var/run/keymanager/web/dstack.sock', pod: 'web', mode: 432 }],
+        names: { '10.0.0.7': 'billing' },
+        appIds: { web: '0xA1B2C3D4E5F60718293A4B5C6D7E8F9012345678' },
+      },
+    },
+    {
+      version: 1,
+      chain: { chainId: 1, registry: '0x0000000000000000000000000000000000000001' },
+      quote: { provider: 'tdx', tsmDir: '/sys/kernel/config/tsm/report' },
+      seal: { provider: 'none' },
+      maxReferenceAge: 32,
+    },
+  ]
+  return {
+    cases: files.map((file) => {
+      const measured = parseMeasuredSettings(file, 'vector')
+      return { file, canonical: canonicalJson(measured), settingsDigest: settingsDigest(measured) }
+    }),
+  }
+}
+
+write(
+  'settings-digest.json',
+  'docs/protocol.md#measured-settings settingsDigest = keccak256(utf8(canonical JSON of the measured settings after defaults and normalisation)). file: as written; canonical: RFC 8785 form of the settings the node runs with.',
+  settingsDigests,
 )
