@@ -299,6 +299,19 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
 
   async function syncNow(): Promise<VerifiedHeader> {
     const s = await initialized()
+    try {
+      return await advance(s)
+    } finally {
+      // What verified before a failure (a period update, say) is kept across a restart too.
+      try {
+        persist()
+      } catch (error) {
+        logger?.error({ error: error instanceof Error ? error.message : String(error) }, 'light client: could not write its sealed store')
+      }
+    }
+  }
+
+  async function advance(s: LightclientSpec): Promise<VerifiedHeader> {
     const { fork, data } = await transport.finalityUpdate()
     checkFork(fork, data.attestedHeader.beacon.slot, 'finality update')
     checkSupported(data.signatureSlot, 'finality update signature')
@@ -323,7 +336,6 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
         }
       }
     }
-    persist()
     return current(s)
   }
 
