@@ -316,6 +316,8 @@ export function createLightClientHeaderSource(options: LightClientOptions): Ligh
     checkFork(fork, data.attestedHeader.beacon.slot, 'finality update')
     checkSupported(data.signatureSlot, 'finality update signature')
     if (data.finalizedHeader.beacon.slot > s.store.finalizedHeader.beacon.slot || confirmations !== undefined) {
+      // Refused here already (the spec would refuse it too) so that a future signature slot sends us after no updates.
+      if (data.signatureSlot > currentSlot()) throw invalid('finality update', new Error(`update slot ${data.signatureSlot} must not be in the future`))
       await catchUp(s, computeSyncPeriodAtSlot(data.signatureSlot))
       try {
         s.onFinalityUpdate(currentSlot(), data)
