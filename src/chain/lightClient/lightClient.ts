@@ -98,7 +98,7 @@ export type LightClientHeaderSource = HeaderSource & {
   /** Fetches and verifies updates; throws a `LightClientError` on any failure (`latest()` then serves the last verified header). */
   sync(): Promise<VerifiedHeader>
   status(): LightClientStatus
-  /** The current sync committee period's committee root, for operators comparing against a beacon explorer. */
+  /** The chain this client follows (a measured setting). */
   readonly chain: LightClientChain
 }
 
