@@ -13,7 +13,7 @@ contract VerificationTest is KeyManagerFixture {
     string internal constant HOSTNAME = "web";
     bytes32 internal constant APP_DATA = keccak256("app data");
 
-    // Public dstack simulator vector (../shared/vectors/dstack-simulator.json).
+    // Public dstack simulator vector (test/vectors/dstack-simulator.json).
     bytes20 internal constant DSTACK_APP_ID = hex"5bb4ff9a3837357f19dc176407a5709c62eb6c56";
     bytes internal constant DSTACK_APP_PUB = hex"02818494263695e8839122dbd88e281d7380622999df4e60a14befa0f2d096fc7c";
     bytes internal constant DSTACK_KMS_SIGNATURE =

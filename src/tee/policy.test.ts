@@ -26,7 +26,7 @@ const policy = (overrides: Partial<TcbPolicy> = {}): TcbPolicy => ({
   ...overrides,
 })
 
-test('default: DESIGN §7 defaults accept an UpToDate quote of an allowed measurement', async () => {
+test('default: the default TCB policy accepts an UpToDate quote of an allowed measurement', async () => {
   assert.deepEqual(await checkPolicy(verified, policy(), now), { ok: true })
 })
 
