@@ -8,15 +8,31 @@
 # build fails without it. Host settings (ports, URLs, token and gas key files) are mounted at run time.
 # The image holds the production entry only: the devnet entry (bin/keymanager-devnet.js), src/devnet (simulated TEE,
 # devnet PKI) and the tests are left out, so no setting or variable can turn devnet mode on in it.
+#
+#   docker build -f sidecar.Dockerfile --build-arg MEASURED=… -t keymanager .                                 # debian:trixie-slim
+#   docker build -f sidecar.Dockerfile --build-arg MEASURED=… --build-arg BASE_IMAGE=keymanager-base:trixie .
+#
+# Any Debian trixie root file system works as the base (trixie's nodejs is 20.19): scripts/image-test.sh builds one
+# with `debootstrap --variant=minbase trixie` and `docker import`, for machines that cannot pull images.
+ARG BASE_IMAGE=debian:trixie-slim
 
-FROM node:20.20-bookworm-slim AS builder
+FROM ${BASE_IMAGE} AS builder
+ENV DEBIAN_FRONTEND=noninteractive
+# libnode-dev: node's headers, so node-gyp builds the addons offline instead of downloading them; python3-setuptools:
+# the distutils module that the node-gyp 8 pulled in by @chainsafe/blst still imports (Python 3.12 dropped it).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
+ && apt-get install -y --no-install-recommends -o Acquire::Retries=3 nodejs npm libnode-dev python3 python3-setuptools make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# Extra CA certificates (PEM) for the build's TLS connections to the npm registry, where a TLS-inspecting proxy is on
+# the way. Builder stage only: the runtime image trusts Debian's CA bundle as it comes.
+ARG EXTRA_CA_CERTS=""
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/build-extra.crt && update-ca-certificates; fi
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=dev: no anvil/forge/solc in the image. better-sqlite3 and c-kzg build from source here.
-RUN npm ci --omit=dev --no-audit --no-fund
+# --omit=dev: no anvil/forge/solc in the image. better-sqlite3 and c-kzg build from source here, against Debian's
+# node headers (libnode-dev).
+RUN npm_config_nodedir=/usr npm_config_cafile=/etc/ssl/certs/ca-certificates.crt npm ci --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
 COPY bin/keymanager.js ./bin/keymanager.js
 COPY src ./src
 COPY tsconfig.json ./
@@ -24,18 +40,23 @@ RUN rm -rf src/devnet && find src -name '*.test.ts' -delete
 ARG MEASURED=measured.json
 COPY ${MEASURED} ./measured.json
 
-FROM node:20.20-bookworm-slim AS runtime
-ENV NODE_ENV=production
+FROM ${BASE_IMAGE} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive NODE_ENV=production
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends -o Acquire::Retries=3 nodejs ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && groupadd --system keymanager && useradd --system --gid keymanager --home-dir /data keymanager \
+ && mkdir -p /data /run/keymanager && chown keymanager:keymanager /data /run/keymanager
 WORKDIR /app
 COPY --from=builder /app /app
-# Non-root; the data dir is a volume the seal provider protects (docs/protocol.md#node-state).
-RUN groupadd --system keymanager && useradd --system --gid keymanager --home /data keymanager \
- && mkdir -p /data /var/run/keymanager && chown keymanager:keymanager /data /var/run/keymanager
+# Non-root. Port 80 needs no capability: Docker ≥ 20.10 sets net.ipv4.ip_unprivileged_port_start=0 in a container's
+# network namespace (deploy/compose.yaml sets it explicitly for older engines).
 USER keymanager
 VOLUME ["/data"]
-# Pod listener (pods call http://dstack-keymanager/…) and host listener (bearer token).
-EXPOSE 8080 8081
-HEALTHCHECK --interval=10s --timeout=2s CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Pod listener (pods call http://dstack-keymanager/…) and host listener (bearer token or the status page's sign-in).
+EXPOSE 80 8081
+HEALTHCHECK --interval=5s --timeout=2s --start-period=30s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:80/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "/app/bin/keymanager.js"]
 # The host settings file (docs/protocol.md#measured-settings); it may set no measured setting.
 CMD ["serve", "--config", "/data/host.json"]

@@ -139,6 +139,23 @@ export function resolveAuto(auto: HostSettings['auto']): AutoConfig {
   return { ...autoSchema.parse(auto), enabled: true }
 }
 
+/** Operator alert thresholds (src/monitor/alerts.ts); absent means the defaults. */
+const alertsSchema = z.strictObject({
+  /** Warn when this platform's DCAP collateral expires within this many days. */
+  collateralExpiryDays: z.number().min(0).max(365).default(7),
+  /** Warn when the gas key holds less than this many wei (decimal string). Default 0.05 ETH. */
+  minGasBalanceWei: z.string().regex(/^[0-9]{1,40}$/, 'a decimal number of wei').default('50000000000000000'),
+  /** Keep the new-TCB-evaluation-number alert up this many days after the number went up. */
+  tcbRecoveryNoticeDays: z.number().min(0).max(365).default(30),
+  /** How often the node quotes and verifies itself for the platform alerts. */
+  platformCheckIntervalSeconds: z.number().int().min(10).max(86_400).default(600),
+})
+export type AlertsConfig = z.infer<typeof alertsSchema>
+
+export function resolveAlerts(alerts: HostSettings['alerts']): AlertsConfig {
+  return alertsSchema.parse(alerts ?? {})
+}
+
 /** Host settings (`keymanager serve --config FILE`): operations only; relative paths are relative to the file. */
 export const hostSettingsSchema = z.strictObject({
   dataDir: z.string().min(1),
@@ -176,6 +193,8 @@ export const hostSettingsSchema = z.strictObject({
   /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
   auto: z.union([z.boolean(), autoSchema]).default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+  /** Operator alerts (src/monitor/alerts.ts): thresholds that only decide when to warn a person. */
+  alerts: alertsSchema.optional(),
 })
 export type HostSettings = z.infer<typeof hostSettingsSchema>
 /** A host file as written (defaults may be left out). */

@@ -1,5 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
-import { Hono, type Context, type MiddlewareHandler } from 'hono'
+import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Logger } from 'pino'
 import { getAddress, type Address } from 'viem'
@@ -8,7 +7,12 @@ import { parseHex, toHex0x } from '../keys/bytes.ts'
 import { addressOfPublicKey } from '../keys/signature.ts'
 import type { HelpResult, KeymanagerNode } from '../node/node.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
+import type { Metrics } from '../monitor/metrics.ts'
+import type { Monitor } from '../monitor/monitor.ts'
 import { createErrorHandler, errorJson, notFound, parseInput } from './errors.ts'
+import { hostOpenApiDocument } from './openapi.ts'
+import { createStatusRoutes } from './status/routes.tsx'
+import { createSessions, hostAuthentication } from './status/session.ts'
 
 export type HostAppDeps = {
   node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state'>
@@ -16,23 +20,13 @@ export type HostAppDeps = {
   /** Bearer token the host must present; compared in constant time. */
   token: string
   logger: Logger
+  /** The status page's data and the Prometheus registry (src/monitor). */
+  monitor: Pick<Monitor, 'snapshot'>
+  metrics: Pick<Metrics, 'registry'>
 }
 
 /** Host requests carry no large bodies: anything over this is refused before it is read. */
 const MAX_BODY = 16 * 1024
-
-/** Bearer-token check in constant time (both sides hashed first, so lengths leak nothing either). */
-export function hostAuth(token: string): MiddlewareHandler {
-  if (token.length < 16) throw new Error('host token must be at least 16 characters')
-  const expected = createHash('sha256').update(token).digest()
-  return async function requireHostToken(c, next) {
-    const header = c.req.header('authorization') ?? ''
-    const match = /^Bearer (.+)$/.exec(header)
-    const given = createHash('sha256').update(match?.[1] ?? '').digest()
-    if (!match || !timingSafeEqual(given, expected)) return errorJson(c, 'unauthorized', 'missing or wrong bearer token')
-    return next()
-  }
-}
 
 /** `:addr` of `/helper/:addr`: a request id in decimal, or the newcomer's 0x address. */
 export function parseHelperRef(value: string): { requestId: bigint } | { requester: Address } {
@@ -72,7 +66,10 @@ export function createHostApp(deps: HostAppDeps) {
     if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')
     return c.body(blob as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' })
   })
-  app.use('*', hostAuth(deps.token))
+  const sessions = createSessions({ token: deps.token })
+  // The status page and its sign-in handle their own session; everything after this needs the token (session.ts).
+  app.route('/', createStatusRoutes({ sessions, snapshot: () => deps.monitor.snapshot() }))
+  app.use('*', hostAuthentication(sessions))
 
   app.post('/bootstrap', async (c) => c.json(await deps.node.bootstrap()))
   app.post('/register', async (c) => c.json(await deps.node.register()))
@@ -88,23 +85,11 @@ export function createHostApp(deps: HostAppDeps) {
   app.post('/helper/:addr', helper)
 
   app.get('/status', async (c) => c.json(await deps.node.status()))
+  app.get('/openapi.json', (c) => c.json(hostOpenApiDocument()))
 
   app.get('/metrics', async (c) => {
-    const status = await deps.node.status()
-    const counts = new Map<string, number>()
-    for (const r of status.requests) counts.set(r.decision, (counts.get(r.decision) ?? 0) + 1)
-    const lines = [
-      '# HELP keymanager_ready 1 when the node holds the master secret',
-      '# TYPE keymanager_ready gauge',
-      `keymanager_ready ${status.state === 'ready' ? 1 : 0}`,
-      '# HELP keymanager_generation master secret generation held',
-      '# TYPE keymanager_generation gauge',
-      `keymanager_generation ${status.generation}`,
-      '# HELP keymanager_recent_requests onboarding decisions among the last 50 requests judged',
-      '# TYPE keymanager_recent_requests gauge',
-      ...[...counts].map(([decision, n]) => `keymanager_recent_requests{decision="${decision}"} ${n}`),
-    ]
-    return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
+    const registry = deps.metrics.registry
+    return c.text(await registry.metrics(), 200, { 'content-type': registry.contentType })
   })
   return app
 }

@@ -10,6 +10,7 @@ import { podQuoteSource } from '../tee/podQuote.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 import { createDstackApp, podResolverFromMiddleware, type DstackAppDeps, type PodResolver } from './dstack.ts'
 import { createErrorHandler, notFound, parseInput } from './errors.ts'
+import { podOpenApiDocument } from './openapi.ts'
 import { podIdentity, type PodIdentityOptions } from './podIdentity.ts'
 
 export type PodAppDeps = {
@@ -56,6 +57,7 @@ export function createPodApp(deps: PodAppDeps) {
   app.notFound(notFound)
 
   app.get('/healthz', (c) => c.json({ ok: true, state: deps.node.state }))
+  app.get('/openapi.json', (c) => c.json(podOpenApiDocument()))
 
   const identity = podIdentity(deps.identity)
   app.use('/sealkey', identity)

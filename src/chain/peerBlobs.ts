@@ -72,13 +72,21 @@ async function readBlobBody(res: Response): Promise<Uint8Array> {
  * pruned or altered a blob does not stop a node when a peer still has it. When every source fails, a hash mismatch
  * is reported before other errors (it is the one that names a lying source).
  */
-export async function fetchVerifiedBlobsWithFallback(sources: readonly BlobSource[], parameters: FetchBlobsParameters): Promise<Uint8Array[]> {
+export async function fetchVerifiedBlobsWithFallback(
+  sources: readonly BlobSource[],
+  parameters: FetchBlobsParameters,
+  /** Told the outcome of each source tried, by its index in `sources` (metrics). */
+  observe?: (index: number, error?: unknown) => void,
+): Promise<Uint8Array[]> {
   if (sources.length === 0) throw new RangeError('fetchVerifiedBlobsWithFallback: at least one source')
   const errors: unknown[] = []
-  for (const source of sources) {
+  for (const [index, source] of sources.entries()) {
     try {
-      return await fetchVerifiedBlobs(source, parameters)
+      const blobs = await fetchVerifiedBlobs(source, parameters)
+      observe?.(index)
+      return blobs
     } catch (error) {
+      observe?.(index, error)
       errors.push(error)
     }
   }

@@ -7,7 +7,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { bytesToHex } from 'viem'
-import { fileCollateral, pccsCollateral, type CollateralCache, type CollateralSource } from '../tee/collateral.ts'
+import { fileCollateral, pccsCollateral, type Collateral, type CollateralCache, type CollateralRequest, type CollateralSource } from '../tee/collateral.ts'
 import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../tee/dcap.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { QuoteVerificationError, type QuoteVerifier } from '../tee/types.ts'
@@ -68,6 +68,8 @@ export type QuoteTrustOptions = {
   collateralFile?: string
   /** Where PCCS collateral is kept (a node's SQLite cache); default in memory. */
   cache?: CollateralCache
+  /** Told each collateral the verifier is given (the node's platform check reads its expiry and TCB evaluation number). */
+  onCollateral?: (request: CollateralRequest, collateral: Collateral) => void
 }
 
 /**
@@ -90,7 +92,17 @@ export function quoteVerifierFromOptions(
     source = pccsCollateral({ url, ...(options.cache ? { cache: options.cache } : {}) })
     collateral = `PCCS ${url}`
   }
-  const verifier = createDcapVerifier({ collateral: source, trustedRootCaDer: roots.map((r) => r.der) })
+  const { onCollateral } = options
+  const observed: CollateralSource = onCollateral
+    ? {
+        async get(request) {
+          const got = await source.get(request)
+          onCollateral(request, got)
+          return got
+        },
+      }
+    : source
+  const verifier = createDcapVerifier({ collateral: observed, trustedRootCaDer: roots.map((r) => r.der) })
   const foreign = roots.filter((r) => !r.intel)
   if (foreign.length > 0) {
     warn(

@@ -15,8 +15,20 @@ import { createOutbox } from '../chain/outbox.ts'
 import { createChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { createRegistryClient } from '../chain/registry.ts'
-import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
+import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAlerts, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
+import { createAlerts } from '../monitor/alerts.ts'
+import {
+  blobFetchObserver,
+  instrumentBlobArchive,
+  instrumentOutbox,
+  instrumentQuoteVerifier,
+  instrumentRequestStore,
+  withPodMetrics,
+} from '../monitor/instrument.ts'
+import { createMetrics } from '../monitor/metrics.ts'
+import { createMonitor } from '../monitor/monitor.ts'
+import { collateralRecorder, createPlatformCheck } from '../monitor/platform.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
@@ -147,31 +159,36 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
 
   const quoteProvider = setup.quoteProvider
   if (quoteProvider.name === 'simulated') logger.warn({ quoteProvider: 'simulated' }, 'SIMULATED TEE: quotes are signed under a devnet PCK, not by Intel hardware')
-  const { verifier: quoteVerifier } = quoteVerifierFromOptions(
+  const metrics = createMetrics()
+  const collateralSeen = collateralRecorder()
+  const { verifier: rawQuoteVerifier } = quoteVerifierFromOptions(
     {
       ...(setup.trustedRootCaFiles ? { trustedRootCaFiles: setup.trustedRootCaFiles } : {}),
       ...(config.collateral.pccsUrl ? { pccsUrl: config.collateral.pccsUrl } : {}),
       ...(config.collateral.file ? { collateralFile: config.collateral.file } : {}),
       cache: createCollateralCache(db),
+      onCollateral: (request, collateral) => collateralSeen.record(request, collateral),
     },
     (roots, message) => logger.warn({ roots }, message),
   )
+  const quoteVerifier = instrumentQuoteVerifier(rawQuoteVerifier, metrics)
 
   const stores = {
     meta: createMetaStore(db),
     sealedSecrets: createSealedSecretStore(db),
     registrations: createRegistrationStore(db),
-    requests: createRequestStore(db),
+    requests: instrumentRequestStore(createRequestStore(db), metrics),
     blobs: createBlobArchive(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
   const auto = resolveAuto(config.auto)
   const crashAfterSign = setup.devnet?.crashAfterSign === true
-  const outbox = walletClient
+  const outboxStore = createOutboxStore(db)
+  const rawOutbox = walletClient
     ? createOutbox({
         walletClient,
         publicClient,
-        store: createOutboxStore(db),
+        store: outboxStore,
         logger,
         now,
         bumpAfterBlocks: auto.bumpAfterBlocks,
@@ -183,6 +200,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
           : undefined,
       })
     : undefined
+  const outbox = rawOutbox && instrumentOutbox(rawOutbox, { publicClient, metrics, logger })
   const registry = createRegistryClient({ publicClient, address: registryOf(measured), fromBlock: BigInt(config.chain.fromBlock) })
   const node = createNode({
     chainId,
@@ -194,11 +212,12 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registry,
     blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
     peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url)),
+    observeBlobFetch: blobFetchObserver([config.blobs.kind, ...config.blobs.peers.map(() => 'peer')], metrics),
     quoteProvider,
     quoteVerifier,
     seal,
     db,
-    stores,
+    stores: { ...stores, blobs: instrumentBlobArchive(stores.blobs, metrics) },
     logger,
     now,
     maxReferenceAge: BigInt(measured.maxReferenceAge),
@@ -207,6 +226,27 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   await outbox?.start()
   await node.start()
   const cursor = createCursorStore(db)
+  const alertSettings = resolveAlerts(config.alerts)
+  const monitor = createMonitor({
+    metrics,
+    node,
+    cursor,
+    blobs: stores.blobs,
+    outbox: walletClient ? { store: outboxStore, account: walletClient.account.address, bumpAfterBlocks: auto.bumpAfterBlocks } : undefined,
+    getBalance: (address) => publicClient.getBalance({ address }),
+    checkPlatform: createPlatformCheck({ quoteProvider, verifier: quoteVerifier, collateral: collateralSeen, now }),
+    alerts: createAlerts({
+      settings: { ...alertSettings, minGasBalanceWei: BigInt(alertSettings.minGasBalanceWei) },
+      logger,
+      metrics,
+      meta: stores.meta,
+      now,
+    }),
+    peers: config.blobs.peers.map(({ url }) => ({ url })),
+    logger,
+    now,
+    platformIntervalMs: alertSettings.platformCheckIntervalSeconds * 1000,
+  })
   const autoRunner = auto.enabled
     ? createAutoRunner({
         node,
@@ -232,7 +272,10 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     confirmations: auto.confirmations,
     pollIntervalMs: auto.pollIntervalMs,
-    onHead: outbox ? (head) => outbox.tick(head) : undefined,
+    onHead: async (head) => {
+      monitor.onHead(head)
+      await outbox?.tick(head)
+    },
     onEvents: () => autoRunner?.poke(),
   })
   watcher.start()
@@ -254,19 +297,20 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     version: PACKAGE_VERSION,
     logger,
   }
-  const podApp = createPodApp(podAppDeps)
+  const podApp = withPodMetrics(createPodApp(podAppDeps), metrics)
   const sockets = await Promise.all(
     measured.pods.sockets.map(({ path, pod: name, mode }) => {
       const podName = parsePodName(name)
       const app = createDstackApp(
         dstackDeps(podAppDeps, fixedPodResolver(podName, appIds[podName] ?? appIdForPod(podName)), () => node.master()),
       )
-      return serveUnixSocket(app, { path, ...(mode === undefined ? {} : { mode }) })
+      return serveUnixSocket(withPodMetrics(app, metrics), { path, ...(mode === undefined ? {} : { mode }) })
     }),
   )
-  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger })
+  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger, monitor, metrics })
   const pod = await listen(podApp, config.pod.host, config.pod.port)
   const host = await listen(hostApp, config.host.host, config.host.port)
+  monitor.start()
   logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state }, 'listening')
 
   const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
@@ -282,6 +326,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         Promise.all([autoRunner?.stop(), watcher.stop()]),
         new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
       ])
+      monitor.stop()
       node.stop()
       db.close()
     },

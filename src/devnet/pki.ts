@@ -131,6 +131,8 @@ export type DevnetCollateralOptions = {
   validFor?: number
   /** PCK certificate serials (hex) the PCK CRL revokes. */
   revokedPckSerials?: readonly string[]
+  /** TCB info and QE identity `tcbEvaluationDataNumber`; default 1. Intel raises it at each TCB recovery. */
+  tcbEvaluationDataNumber?: number
 }
 
 export type DevnetPki = {
@@ -295,7 +297,13 @@ function devnetPki(root: Authority, pckCa: Authority, tcbSigning: Authority, clo
       }
     },
 
-    collateral({ fmspc = DEVNET_FMSPC, issuedAt = clockNow() - 60, validFor = 30 * DAY, revokedPckSerials = [] }: DevnetCollateralOptions = {}) {
+    collateral({
+      fmspc = DEVNET_FMSPC,
+      issuedAt = clockNow() - 60,
+      validFor = 30 * DAY,
+      revokedPckSerials = [],
+      tcbEvaluationDataNumber = 1,
+    }: DevnetCollateralOptions = {}) {
       const fmspcHex = fmspcBytes(fmspc).toString('hex').toUpperCase()
       const dates = { issueDate: isoDate(issuedAt), nextUpdate: isoDate(issuedAt + validFor) }
       const tcbDate = isoDate(issuedAt - DAY)
@@ -308,7 +316,7 @@ function devnetPki(root: Authority, pckCa: Authority, tcbSigning: Authority, clo
         fmspc: fmspcHex,
         pceId: '0000',
         tcbType: 0,
-        tcbEvaluationDataNumber: 1,
+        tcbEvaluationDataNumber,
         tdxModule: module,
         tdxModuleIdentities: [{ id: 'TDX_01', ...module, tcbLevels: [{ tcb: { isvsvn: DEVNET_TD.teeTcbSvn[0] }, tcbDate, tcbStatus: 'UpToDate' }] }],
         tcbLevels: DEVNET_TCB_LEVELS.map(([status, svn], i) => ({
@@ -322,7 +330,7 @@ function devnetPki(root: Authority, pckCa: Authority, tcbSigning: Authority, clo
         id: 'TD_QE',
         version: 2,
         ...dates,
-        tcbEvaluationDataNumber: 1,
+        tcbEvaluationDataNumber,
         miscselect: '00000000',
         miscselectMask: 'FFFFFFFF',
         attributes: Buffer.from(DEVNET_QE.attributes).toString('hex').toUpperCase(),

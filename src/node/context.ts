@@ -27,6 +27,8 @@ export type NodeContext = {
   blobSource: BlobSource
   /** Peers' blob archives, tried after `blobSource` (beacon nodes prune blobs after ~18 days). */
   peerBlobSources?: BlobSource[]
+  /** Told the outcome of each blob source tried, by index in `[blobSource, ...peerBlobSources]` (metrics). */
+  observeBlobFetch?: (index: number, error?: unknown) => void
   quoteProvider: QuoteProvider
   quoteVerifier: QuoteVerifier
   seal: SealProvider

@@ -104,7 +104,7 @@ export function createNode(ctx: NodeContext) {
         blockHash: at.blockHash,
         blockTimestamp: block.timestamp,
         versionedHashes: [versionedHash],
-      })
+      }, ctx.observeBlobFetch)
       if (!fetched) throw new KeymanagerError('upstream_failed', `blob ${versionedHash} not returned`)
       blob = fetched
       stores.blobs.put(versionedHash, blob, ctx.now())

@@ -7,6 +7,8 @@ export function createBlobArchive(db: Db) {
     'INSERT OR IGNORE INTO blobs (versioned_hash, data, stored_at) VALUES (?, ?, ?)',
   )
   const get = db.prepare<[string], { data: Buffer }>('SELECT data FROM blobs WHERE versioned_hash = ?')
+  // length() of a BLOB reads its size from the record header, not the blob itself.
+  const stats = db.prepare<[], { blobs: number; bytes: number }>('SELECT COUNT(*) AS blobs, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM blobs')
   return {
     put(versionedHash: Hex, data: Uint8Array, now: number): void {
       put.run(versionedHash.toLowerCase(), data, now)
@@ -14,6 +16,10 @@ export function createBlobArchive(db: Db) {
     get(versionedHash: Hex): Uint8Array | undefined {
       const row = get.get(versionedHash.toLowerCase())
       return row ? new Uint8Array(row.data) : undefined
+    },
+    /** How many blobs the archive keeps and their total size. */
+    stats(): { blobs: number; bytes: number } {
+      return stats.get()!
     },
   }
 }

@@ -1,0 +1,332 @@
+// OpenAPI 3.1 descriptions of the pod and host listeners (docs/protocol.md#http-api), generated from the zod schemas
+// below with zod's own `z.toJSONSchema` (JSON Schema 2020-12, the dialect of OpenAPI 3.1). The routes themselves are
+// plain hono handlers; the tests check that what each route answers parses with its schema here, so the document
+// cannot drift from the code unnoticed. Served at `/openapi.json` on each listener (the pod document without
+// authentication: it is public knowledge; the host document behind the host token), and committed as
+// docs/openapi/pod.json and docs/openapi/host.json (`npm run openapi` regenerates them).
+import { z } from 'zod'
+import { ERROR_STATUS } from '../errors.ts'
+
+const hex0x = (bytes: number, what: string) =>
+  z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`)).describe(`${what}: 0x and ${bytes * 2} hex digits`)
+const hexPlain = (what: string) => z.string().regex(/^([0-9a-f]{2})*$/).describe(`${what}: lowercase hex, no 0x (dstack wire form)`)
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/).describe('Ethereum address, checksummed')
+const nodeState = z.enum(['uninitialized', 'bootstrapping', 'registering', 'ready'])
+const uint = z.number().int().min(0)
+const decimal = z.string().regex(/^[0-9]+$/).describe('unsigned integer in decimal')
+
+// ---- shared ----------------------------------------------------------------------------------------------------
+
+export const errorSchema = z
+  .looseObject({
+    error: z.looseObject({
+      code: z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS, ...(keyof typeof ERROR_STATUS)[]]),
+      message: z.string(),
+    }),
+  })
+  .describe('Every error of our own routes: a code from a closed list, and a message (never a stack trace)')
+
+export const dstackErrorSchema = z.object({ error: z.string() }).describe('dstack guest-agent error shape (the SDK looks for the key)')
+
+// ---- pod listener ----------------------------------------------------------------------------------------------
+
+export const healthzSchema = z.object({ ok: z.literal(true), state: nodeState })
+export const sealkeySchema = z.object({
+  key: hex0x(32, 'the pod seal key'),
+  appId: hex0x(20, 'the pod appId'),
+  generation: uint.describe('master secret generation the key derives from'),
+})
+export const attestSchema = z.object({
+  hostname: z.string().describe('the pod name, as signed'),
+  appData: hex0x(32, 'the app data, as signed'),
+  signature: hex0x(65, 'EIP-712 signature r‖s‖v by the master key'),
+  signer: address.describe('xPub: the master key address'),
+  registry: address,
+  chainId: z.number().int().positive(),
+})
+export const getKeyRequestSchema = z.looseObject({
+  path: z.string().max(1024).optional(),
+  purpose: z.string().max(1024).optional(),
+  algorithm: z.enum(['secp256k1', 'k256', 'ed25519']).optional(),
+})
+export const getKeySchema = z.object({ key: hexPlain('derived private key'), signature_chain: z.array(hexPlain('65-byte signature')) })
+export const getQuoteRequestSchema = z.looseObject({ report_data: z.string().regex(/^([0-9a-fA-F]{2}){0,64}$/).optional() })
+export const getQuoteSchema = z.object({
+  quote: hexPlain('DCAP quote'),
+  event_log: z.string().describe('JSON text of the event log'),
+  report_data: hexPlain('the 64 report-data bytes, zero-padded'),
+  vm_config: z.string(),
+})
+export const infoSchema = z.looseObject({
+  app_id: hexPlain('the pod appId'),
+  instance_id: z.string(),
+  app_cert: z.string(),
+  tcb_info: z.string().describe('JSON text: measurement registers of this node'),
+  app_name: z.string().describe('the pod name'),
+  key_provider_info: z.string().describe('JSON text: {name, id, chain_id, registry, xpub, generation}'),
+})
+export const versionSchema = z.object({ version: z.string(), rev: z.string() })
+
+// ---- host listener ---------------------------------------------------------------------------------------------
+
+const unsignedTx = z.object({
+  to: address,
+  data: z.string().regex(/^0x([0-9a-fA-F]{2})*$/),
+  blobs: z.array(z.string()).optional(),
+  chainId: z.number().int().positive(),
+})
+export const bootstrapSchema = z
+  .looseObject({ state: nodeState, xPub: address, generation: uint.optional(), tx: unsignedTx.optional(), next: z.string().optional() })
+  .describe('Either done (generation set, txHash when the node sent it) or a tx for the registry owner to send, then call again')
+export const registerSchema = z.looseObject({
+  state: nodeState,
+  enckey: address.describe('address of the registration key: the argument of /register/{enckey}'),
+  pubkey64: z.string(),
+  requestId: decimal.nullable(),
+  txHash: z.string().optional(),
+  tx: unsignedTx.optional(),
+})
+export const completeSchema = z.looseObject({ state: nodeState, xPub: address, generation: uint, requestId: decimal, confirm: z.looseObject({}) })
+export const helpSchema = z.looseObject({ requestId: decimal, decision: z.literal('fulfilled') })
+export const statusSchema = z.looseObject({
+  state: nodeState,
+  xPub: address.nullable(),
+  generation: uint,
+  registry: address,
+  chainId: z.number().int().positive(),
+  fingerprint: z.string().nullable(),
+  quoteProvider: z.string(),
+  sealProvider: z.string(),
+  registration: z.looseObject({ enckey: address, requestId: decimal.nullable(), status: z.string() }).nullable(),
+  requests: z.array(
+    z.looseObject({
+      requestId: decimal,
+      requester: z.string(),
+      decision: z.enum(['fulfilled', 'refused', 'pending']),
+      reason: z.string().nullable().describe('refusal reason code (docs/protocol.md#help)'),
+      message: z.string().nullable(),
+      measurementId: z.string().nullable(),
+      fulfillTx: z.string().nullable(),
+    }),
+  ),
+})
+
+// ---- document assembly -----------------------------------------------------------------------------------------
+
+type Schema = z.ZodType
+
+function jsonSchema(schema: Schema): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' }) as Record<string, unknown>
+  return rest
+}
+
+const json = (schema: Schema | { $ref: string }) => ({ 'application/json': { schema: schema instanceof z.ZodType ? jsonSchema(schema) : schema } })
+
+type Responses = Record<string, { description: string; content?: Record<string, { schema: unknown }> }>
+
+function errors(codes: number[], ref = '#/components/schemas/Error'): Responses {
+  const out: Responses = {}
+  for (const code of codes) out[String(code)] = { description: describeStatus(code), content: json({ $ref: ref }) }
+  return out
+}
+
+function describeStatus(code: number): string {
+  const name = Object.entries(ERROR_STATUS).find(([, status]) => status === code)?.[0]
+  return name ? `error: ${name}` : `HTTP ${code}`
+}
+
+type Operation = {
+  summary: string
+  description?: string
+  tags?: string[]
+  parameters?: unknown[]
+  requestBody?: unknown
+  responses: Responses
+  security?: Record<string, string[]>[]
+}
+
+const pathParameter = (name: string, description: string, pattern: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  description,
+  schema: { type: 'string', pattern },
+})
+
+function document(info: { title: string; description: string }, paths: Record<string, Record<string, Operation>>, extra: Record<string, unknown> = {}) {
+  return {
+    openapi: '3.1.0',
+    info: { ...info, version: '1' },
+    ...extra,
+    paths,
+    components: {
+      ...((extra.components as Record<string, unknown>) ?? {}),
+      schemas: { Error: jsonSchema(errorSchema), DstackError: jsonSchema(dstackErrorSchema) },
+    },
+  }
+}
+
+const dstackRoute = (summary: string, request: Schema | null, response: Schema): Record<string, Operation> => ({
+  post: {
+    summary,
+    tags: ['dstack'],
+    ...(request ? { requestBody: { required: false, content: json(request) } } : {}),
+    responses: { '200': { description: 'OK', content: json(response) }, ...errors([400, 403, 413, 503, 500], '#/components/schemas/DstackError') },
+  },
+})
+
+/** The pod listener's API (port 80 in compose: `http://dstack-keymanager/…`; also per-pod unix sockets for the dstack routes). */
+export function podOpenApiDocument() {
+  return document(
+    {
+      title: 'keymanager pod API',
+      description:
+        'Keys for the pods of this CVM. The calling pod is identified by the listener (reverse DNS, a static map, or a per-pod unix socket), never by anything it says. Our own routes answer JSON with 0x-prefixed hex; the dstack routes answer as the dstack guest agent (hex without 0x).',
+    },
+    {
+      '/healthz': { get: { summary: 'Liveness and node state (no pod identity needed)', responses: { '200': { description: 'OK', content: json(healthzSchema) } } } },
+      '/sealkey': {
+        get: {
+          summary: "The calling pod's persistent seal key (same on every node of the network)",
+          responses: { '200': { description: 'OK', content: json(sealkeySchema) }, ...errors([403, 503]) },
+        },
+      },
+      '/attest/{appdata}': {
+        get: {
+          summary: 'EIP-712 Attestation(hostname, appData) signed by the master key; verifiable on chain with verifyAttestation',
+          parameters: [pathParameter('appdata', '32 bytes of hex, 0x optional', '^(0x)?[0-9a-fA-F]{64}$')],
+          responses: { '200': { description: 'OK', content: json(attestSchema) }, ...errors([400, 403, 503]) },
+        },
+      },
+      '/GetKey': dstackRoute('dstack GetKey: a key derived for the pod, with its signature chain to the master key', getKeyRequestSchema, getKeySchema),
+      '/GetQuote': dstackRoute('dstack GetQuote: a quote of this TEE over the pod report data (protocol-shaped data refused)', getQuoteRequestSchema, getQuoteSchema),
+      '/Info': dstackRoute('dstack Info: the pod identity and this node', null, infoSchema),
+      '/Version': dstackRoute('dstack Version', null, versionSchema),
+      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+    },
+  )
+}
+
+const bearer: Record<string, string[]>[] = [{ bearerAuth: [] }]
+const readable: Record<string, string[]>[] = [{ bearerAuth: [] }, { sessionCookie: [] }]
+
+/** The host listener's API: the (untrusted) operator drives bootstrap and onboarding and reads the node's state. */
+export function hostOpenApiDocument() {
+  return document(
+    {
+      title: 'keymanager host API',
+      description:
+        'The operator drives bootstrap and onboarding and reads the node state. Every route needs `Authorization: Bearer <host token>`; the read-only GETs also accept the status page session cookie.',
+    },
+    {
+      '/': {
+        get: {
+          summary: 'The status page (HTML); the sign-in form when there is no session',
+          security: [],
+          responses: { '200': { description: 'HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/login': {
+        post: {
+          summary: 'Sign in with the host token; sets the HttpOnly, SameSite=Strict session cookie',
+          security: [],
+          requestBody: {
+            required: true,
+            content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
+          },
+          responses: {
+            '303': { description: 'signed in: redirect to /' },
+            '401': { description: 'wrong token: the form again', content: { 'text/html': { schema: { type: 'string' } } } },
+            '403': { description: 'cross-origin form post refused', content: { 'text/plain': { schema: { type: 'string' } } } },
+          },
+        },
+      },
+      '/logout': {
+        post: {
+          summary: 'End the session (the form carries the session CSRF token)',
+          security: [],
+          requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { csrf: { type: 'string' } } } } } },
+          responses: { '303': { description: 'signed out: redirect to /' }, ...errors([403]) },
+        },
+      },
+      '/bootstrap': {
+        post: {
+          summary: 'First node: make the master secret and the bootstrap blob; returns the tx for the registry owner, then call again',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(bootstrapSchema) }, ...errors([401, 409, 502]) },
+        },
+      },
+      '/register': {
+        post: {
+          summary: 'New node: registration key, quote and requestOnboard blob tx',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(registerSchema) }, ...errors([401, 409, 502]) },
+        },
+      },
+      '/register/{enckey}': {
+        post: {
+          summary: 'Newcomer: fetch the response blob, decrypt, check against the on-chain master key, seal, confirm',
+          security: bearer,
+          parameters: [pathParameter('enckey', 'the registration key address, or its 64-byte public key', '^(0x)?([0-9a-fA-F]{40}|[0-9a-fA-F]{128})$')],
+          responses: { '200': { description: 'OK', content: json(completeSchema) }, ...errors([400, 401, 404, 409, 502]) },
+        },
+      },
+      '/helper/{addr}': Object.fromEntries(
+        ['get', 'post'].map((method) => [
+          method,
+          {
+            summary: "Verify request `addr` (decimal id, or the newcomer's address) and send the encrypted master secret",
+            security: bearer,
+            parameters: [pathParameter('addr', 'decimal request id or 0x address', '^([0-9]{1,78}|0x[0-9a-fA-F]{40})$')],
+            responses: {
+              '200': { description: 'fulfilled', content: json(helpSchema) },
+              ...errors([400, 401, 404, 503]),
+              '422': { description: 'refused: error.reason names why (docs/protocol.md#help)', content: json({ $ref: '#/components/schemas/Error' }) },
+            },
+          } satisfies Operation,
+        ]),
+      ),
+      '/status': {
+        get: {
+          summary: 'State, master address, generation, registration, and each request judged with its decision and reason',
+          security: readable,
+          responses: { '200': { description: 'OK', content: json(statusSchema) }, ...errors([401]) },
+        },
+      },
+      '/blobs/{versionedHash}': {
+        get: {
+          summary: 'A raw blob of this node archive, for peers once beacon nodes pruned it (callers check it against its hash)',
+          security: bearer,
+          parameters: [pathParameter('versionedHash', 'EIP-4844 versioned hash', '^0x01[0-9a-fA-F]{62}$')],
+          responses: {
+            '200': { description: '131072 bytes', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+            ...errors([400, 401, 404]),
+          },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics (text exposition format 0.0.4)',
+          security: readable,
+          responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors([401]) },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          summary: 'This document',
+          security: readable,
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...errors([401]) },
+        },
+      },
+    },
+    {
+      security: bearer,
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'the host token (contents of host.tokenFile)' },
+          sessionCookie: { type: 'apiKey', in: 'cookie', name: 'keymanager_session', description: 'status page session (POST /login)' },
+        },
+      },
+    },
+  )
+}
