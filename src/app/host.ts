@@ -68,7 +68,7 @@ export function createHostApp(deps: HostAppDeps) {
   })
   const sessions = createSessions({ token: deps.token })
   // The status page and its sign-in handle their own session; everything after this needs the token (session.ts).
-  app.route('/', createStatusRoutes({ sessions, snapshot: () => deps.monitor.snapshot() }))
+  app.route('/', createStatusRoutes({ sessions, snapshot: () => deps.monitor.snapshot(), logger: deps.logger }))
   app.use('*', hostAuthentication(sessions))
 
   app.post('/bootstrap', async (c) => c.json(await deps.node.bootstrap()))

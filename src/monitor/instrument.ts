@@ -29,11 +29,13 @@ export function instrumentQuoteVerifier(verifier: QuoteVerifier, metrics: Metric
       const end = metrics.quoteVerification.startTimer()
       try {
         const verified = await verifier.verify(quote, options)
-        end({ outcome: 'ok' })
+        metrics.quoteVerifications.inc({ outcome: 'ok' })
         return verified
       } catch (error) {
-        end({ outcome: error instanceof QuoteVerificationError ? error.reason : 'error' })
+        metrics.quoteVerifications.inc({ outcome: error instanceof QuoteVerificationError ? error.reason : 'error' })
         throw error
+      } finally {
+        end()
       }
     },
   }

@@ -11,6 +11,8 @@ import { formatDuration } from '../../monitor/alerts.ts'
 import type { StatusSnapshot } from '../../monitor/monitor.ts'
 
 export const REFRESH_SECONDS = 5
+/** Request header of the page's own refresh: the answer is the content alone. */
+export const FRAGMENT_HEADER = 'x-keymanager-fragment'
 
 type Field = { label: string; value: (s: StatusSnapshot) => Child | null | undefined; hint?: string }
 
@@ -265,7 +267,9 @@ button { font:inherit; padding:4px 12px; border-radius:6px; border:1px solid var
 .error { color:var(--bad); font-weight:600; }
 `
 
-// Constant text (no interpolated data), so inlining it raw is safe. Re-fetches the page and swaps <main>; a page without #content means the session ended: reload to the sign-in form.
+// Constant text (no interpolated data), so inlining it raw is safe. Re-fetches the page's content only (a whole page
+// would carry a <style> whose new nonce the CSP of this one refuses) and swaps <main>; an answer without #content
+// means the session ended: reload to the sign-in form.
 const SCRIPT = `
 (() => {
   const fmt = (s) => { s = Math.max(0, Math.round(s)); const D = 86400;
@@ -278,7 +282,7 @@ const SCRIPT = `
   const live = document.getElementById('live');
   const refresh = async () => {
     try {
-      const res = await fetch(location.pathname, { credentials: 'same-origin', cache: 'no-store' });
+      const res = await fetch(location.pathname, { credentials: 'same-origin', cache: 'no-store', headers: { '${FRAGMENT_HEADER}': '1' } });
       const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
       const next = doc.getElementById('content');
       if (!next) { location.reload(); return; }

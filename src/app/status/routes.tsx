@@ -2,17 +2,24 @@
 // sessions and CSRF are in session.ts.
 import { Hono, type Context } from 'hono'
 import { csrf } from 'hono/csrf'
+import { HTTPException } from 'hono/http-exception'
+import type { Logger } from 'pino'
 import { NONCE, secureHeaders } from 'hono/secure-headers'
 import type { StatusSnapshot } from '../../monitor/monitor.ts'
-import { errorJson } from '../errors.ts'
+import { createErrorHandler, errorJson } from '../errors.ts'
 import { clearSessionCookie, sessionOf, setSessionCookie, type Sessions } from './session.ts'
-import { LoginPage, StatusPage } from './page.tsx'
+import { FRAGMENT_HEADER, LoginPage, StatusContent, StatusPage } from './page.tsx'
 
 type Env = { Variables: { secureHeadersNonce?: string } }
 
-export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promise<StatusSnapshot> }) {
+export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promise<StatusSnapshot>; logger: Logger }) {
   const { sessions } = deps
   const app = new Hono<Env>()
+  const onError = createErrorHandler(deps.logger)
+  // hono's csrf middleware refuses with an HTTPException 403: answered in the project's error shape.
+  app.onError((error, c) =>
+    error instanceof HTTPException && error.status === 403 ? errorJson(c, 'forbidden', 'cross-origin form post refused') : onError(error, c),
+  )
   const headers = secureHeaders({
     contentSecurityPolicy: {
       defaultSrc: ["'none'"],
@@ -38,7 +45,9 @@ export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promi
   app.get('/', noStore, headers, async (c) => {
     const current = sessionOf(c, sessions)
     if (!current) return c.html(<LoginPage nonce={nonce(c)} />)
-    return c.html(<StatusPage snapshot={await deps.snapshot()} nonce={nonce(c)} csrf={current.session.csrf} />)
+    const snapshot = await deps.snapshot()
+    if (c.req.header(FRAGMENT_HEADER) === '1') return c.html(<StatusContent snapshot={snapshot} />)
+    return c.html(<StatusPage snapshot={snapshot} nonce={nonce(c)} csrf={current.session.csrf} />)
   })
 
   app.post('/login', noStore, headers, sameOrigin, async (c) => {
