@@ -123,5 +123,7 @@ export function withPodMetrics(app: Hono<any>, metrics: Metrics): Hono {
   const outer = new Hono()
   outer.use('*', podRequestMetrics(metrics))
   outer.route('/', app)
+  // No route matched: the wrapped app answers, in its own error shape (JSON error, or dstack's for a socket).
+  outer.notFound((c) => app.fetch(c.req.raw, c.env))
   return outer
 }

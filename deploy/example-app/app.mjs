@@ -1,0 +1,28 @@
+// An example pod (deploy/compose.yaml service `app`): what an app does with the sidecar next to it.
+//   - GET http://dstack-keymanager/sealkey: its persistent key (the same on every node), e.g. to encrypt its volume;
+//   - GET http://dstack-keymanager/attest/<32 bytes>: a signature a contract checks with verifyAttestation;
+//   - GetKey through @phala/dstack-sdk, unchanged, over the socket the sidecar serves for this pod only.
+// It prints what it got (never the keys themselves) and keeps running.
+import { randomBytes, createHash } from 'node:crypto'
+import { DstackClient } from '@phala/dstack-sdk'
+
+const base = process.env.KEYMANAGER_URL ?? 'http://dstack-keymanager'
+
+async function getJson(path) {
+  const res = await fetch(base + path)
+  const body = await res.json()
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`)
+  return body
+}
+
+const fingerprint = (hex) => createHash('sha256').update(hex).digest('hex').slice(0, 16)
+
+const sealkey = await getJson('/sealkey')
+console.log(JSON.stringify({ sealkey: { appId: sealkey.appId, generation: sealkey.generation, fingerprint: fingerprint(sealkey.key) } }))
+const appData = '0x' + randomBytes(32).toString('hex')
+const attestation = await getJson(`/attest/${appData}`)
+console.log(JSON.stringify({ attest: { hostname: attestation.hostname, signer: attestation.signer, appData } }))
+const client = new DstackClient()
+const key = await client.getKey('wallet/ethereum', 'signing')
+console.log(JSON.stringify({ getKey: { fingerprint: fingerprint(Buffer.from(key.key).toString('hex')), chain: key.signature_chain.length } }))
+setInterval(() => {}, 1 << 30)
