@@ -279,7 +279,6 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
         ['POST', '/bootstrap'],
         ['GET', '/helper/1'],
         ['POST', '/helper/1'],
-        ['GET', `/blobs/0x01${'00'.repeat(31)}`],
       ] as const) {
         const res = await fetch(`${n1.hostUrl}${path}`, { method, headers: { cookie } })
         assert.equal(res.status, 401, `${method} ${path}`)

@@ -295,12 +295,12 @@ export function hostOpenApiDocument() {
       },
       '/blobs/{versionedHash}': {
         get: {
-          summary: 'A raw blob of this node archive, for peers once beacon nodes pruned it (callers check it against its hash)',
-          security: bearer,
+          summary: 'A raw blob of this node archive, for peers once beacon nodes pruned it (public chain data: callers check it against its hash)',
+          security: [],
           parameters: [pathParameter('versionedHash', 'EIP-4844 versioned hash', '^0x01[0-9a-fA-F]{62}$')],
           responses: {
             '200': { description: '131072 bytes', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-            ...errors([400, 401, 404]),
+            ...errors([400, 404]),
           },
         },
       },
