@@ -116,4 +116,62 @@ contract GasTest is KeyManagerFixture {
         vm.assertLe(used, VERIFY_CHAIN_BUDGET, "verifySignatureChain budget");
     }
 
+    // ------------------------------------------------------------ after a rotation
+
+    uint256 internal constant NEXT_MASTER_PK = 0xC0FFEE;
+
+    /// @dev Generation 2 current, generation 1 in its overlap: both keys are in the registry's lookup.
+    function _rotated() internal {
+        _bootstrap();
+        uint256 member = _join(NEWCOMER_PK, MASTER_PK);
+        vm.prank(owner);
+        km.startRotation(false, 7 days, 0);
+        uint64 id = _propose(NEWCOMER_PK, member, NEXT_MASTER_PK, _ids(member));
+        km.commitGeneration(id);
+    }
+
+    function _attestationGas(uint256 masterPk) internal returns (uint256 used) {
+        bytes memory signature = _sign(masterPk, _attestationDigest("web", bytes32(uint256(7))));
+        bytes memory result;
+        (used, result) =
+            _execution(abi.encodeCall(IKeyManager.verifyAttestation, ("web", bytes32(uint256(7)), signature)));
+        vm.assertTrue(abi.decode(result, (bool)), "verified");
+    }
+
+    function _chainGas(uint256 masterPk) internal returns (uint256 used) {
+        bytes20 appId = bytes20(uint160(0xA99));
+        bytes memory derived = _pubkey33(0xDE1);
+        bytes memory app = _pubkey33(0xA99);
+        bytes memory appSignature = _sign(0xA99, keccak256(abi.encodePacked("test-purpose:", _hexNo0x(derived))));
+        bytes memory kmsSignature = _sign(masterPk, keccak256(abi.encodePacked("dstack-kms-issued:", appId, app)));
+        bytes memory result;
+        (used, result) = _execution(
+            abi.encodeCall(
+                IKeyManager.verifySignatureChain, (appId, derived, app, appSignature, kmsSignature, "test-purpose")
+            )
+        );
+        vm.assertTrue(abi.decode(result, (bool)), "verified");
+    }
+
+    function test_Gas_VerifyAfterRotation_CurrentGeneration() public {
+        _rotated();
+        uint256 attestation = _attestationGas(NEXT_MASTER_PK);
+        uint256 chain = _chainGas(NEXT_MASTER_PK);
+        emit log_named_uint("verifyAttestation execution gas, current generation 2", attestation);
+        emit log_named_uint("verifySignatureChain execution gas, current generation 2", chain);
+        vm.assertLe(attestation, VERIFY_ATTESTATION_BUDGET, "verifyAttestation budget");
+        vm.assertLe(chain, VERIFY_CHAIN_BUDGET, "verifySignatureChain budget");
+    }
+
+    function test_Gas_VerifyAfterRotation_OlderGeneration() public {
+        _rotated();
+        uint256 current = _attestationGas(NEXT_MASTER_PK);
+        uint256 older = _attestationGas(MASTER_PK);
+        uint256 olderChain = _chainGas(MASTER_PK);
+        emit log_named_uint("verifyAttestation execution gas, generation 1 in its overlap", older);
+        emit log_named_uint("verifySignatureChain execution gas, generation 1 in its overlap", olderChain);
+        // The older path adds the two cold reads (xPub -> generation, that generation's record) and little else.
+        vm.assertLe(older, current + 2 * 2100 + 600, "two more storage reads");
+        vm.assertLe(olderChain, VERIFY_CHAIN_BUDGET, "verifySignatureChain budget");
+    }
 }

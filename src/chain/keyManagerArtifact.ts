@@ -41,6 +41,42 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "acknowledgeGeneration",
+    "inputs": [
+      {
+        "name": "proposalId",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "activeGuardianSet",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "addMeasurement",
     "inputs": [
       {
@@ -95,6 +131,33 @@ export const keyManagerAbi = [
       }
     ],
     "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "cancelRecovery",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "cancelRotation",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "commitGeneration",
+    "inputs": [
+      {
+        "name": "proposalId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
   },
   {
     "type": "function",
@@ -159,6 +222,19 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "forceCommitGeneration",
+    "inputs": [
+      {
+        "name": "proposalId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "freshnessMarkedAt",
     "inputs": [
       {
@@ -209,6 +285,91 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "generationInfo",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "info",
+        "type": "tuple",
+        "internalType": "struct IKeyManager.GenerationInfo",
+        "components": [
+          {
+            "name": "xPub",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "masterPubkey",
+            "type": "bytes",
+            "internalType": "bytes"
+          },
+          {
+            "name": "committedAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "retiresAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "revoked",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "purged",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "quoteBlobHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "escrowGuardianSet",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "escrowHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "generationOf",
+    "inputs": [
+      {
+        "name": "masterAddress",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "getRequest",
     "inputs": [
       {
@@ -243,12 +404,113 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "guardianIndex",
+    "inputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "guardian",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "index",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "guardianSetInfo",
+    "inputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "pubkeysHash",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "threshold",
+        "type": "uint8",
+        "internalType": "uint8"
+      },
+      {
+        "name": "count",
+        "type": "uint8",
+        "internalType": "uint8"
+      },
+      {
+        "name": "activatesAt",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "hasAcknowledged",
+    "inputs": [
+      {
+        "name": "proposalId",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "isFmspcAllowed",
     "inputs": [
       {
         "name": "fmspc",
         "type": "bytes6",
         "internalType": "bytes6"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isGenerationValid",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
       }
     ],
     "outputs": [
@@ -345,6 +607,19 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "memberCount",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "minTcbEvaluationDataNumber",
     "inputs": [],
     "outputs": [
@@ -371,6 +646,19 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "pendingGuardianSet",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "pendingOwner",
     "inputs": [],
     "outputs": [
@@ -378,6 +666,234 @@ export const keyManagerAbi = [
         "name": "",
         "type": "address",
         "internalType": "address"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "proposal",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "info",
+        "type": "tuple",
+        "internalType": "struct IKeyManager.ProposalInfo",
+        "components": [
+          {
+            "name": "id",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "generation",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "proposedAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "recipients",
+            "type": "uint32",
+            "internalType": "uint32"
+          },
+          {
+            "name": "acks",
+            "type": "uint32",
+            "internalType": "uint32"
+          },
+          {
+            "name": "quorum",
+            "type": "uint32",
+            "internalType": "uint32"
+          },
+          {
+            "name": "proposerId",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "xPub",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "masterPubkey",
+            "type": "bytes",
+            "internalType": "bytes"
+          },
+          {
+            "name": "proposalBlobHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "proposalCount",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "proposeGeneration",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "proposerId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "masterPubkey64",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "recipientIds",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "proposalId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "publishEscrow",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "commitments",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "encryptedShares",
+        "type": "bytes[]",
+        "internalType": "bytes[]"
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "purgeGeneration",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "recoveryRequest",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "releaseShare",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "encryptedShare",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "releasedShares",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
       }
     ],
     "stateMutability": "view"
@@ -404,6 +920,25 @@ export const keyManagerAbi = [
         "name": "",
         "type": "uint256",
         "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "requestGeneration",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
       }
     ],
     "stateMutability": "view"
@@ -447,6 +982,72 @@ export const keyManagerAbi = [
   },
   {
     "type": "function",
+    "name": "revokeGeneration",
+    "inputs": [
+      {
+        "name": "generation_",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "revokeNode",
+    "inputs": [
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "rotation",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "tuple",
+        "internalType": "struct IKeyManager.RotationInfo",
+        "components": [
+          {
+            "name": "open",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "emergency",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "overlap",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "forceDelay",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "startedAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "setBootstrapper",
     "inputs": [
       {
@@ -474,6 +1075,30 @@ export const keyManagerAbi = [
       }
     ],
     "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setGuardians",
+    "inputs": [
+      {
+        "name": "pubkeys",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "threshold",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
     "stateMutability": "nonpayable"
   },
   {
@@ -520,6 +1145,42 @@ export const keyManagerAbi = [
         "name": "fmspcAllowlistOn",
         "type": "bool",
         "internalType": "bool"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "startRecovery",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "startRotation",
+    "inputs": [
+      {
+        "name": "emergency",
+        "type": "bool",
+        "internalType": "bool"
+      },
+      {
+        "name": "overlap",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "forceDelay",
+        "type": "uint64",
+        "internalType": "uint64"
       }
     ],
     "outputs": [],
@@ -699,6 +1360,37 @@ export const keyManagerAbi = [
   },
   {
     "type": "event",
+    "name": "EscrowPublished",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "commitments",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
+      },
+      {
+        "name": "encryptedShares",
+        "type": "bytes[]",
+        "indexed": false,
+        "internalType": "bytes[]"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
     "name": "FmspcSet",
     "inputs": [
       {
@@ -731,6 +1423,206 @@ export const keyManagerAbi = [
         "type": "address",
         "indexed": true,
         "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationAcknowledged",
+    "inputs": [
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "acks",
+        "type": "uint32",
+        "indexed": false,
+        "internalType": "uint32"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationCommitted",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "xPub",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "acks",
+        "type": "uint32",
+        "indexed": false,
+        "internalType": "uint32"
+      },
+      {
+        "name": "forced",
+        "type": "bool",
+        "indexed": false,
+        "internalType": "bool"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationProposalDropped",
+    "inputs": [
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationProposed",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "proposerId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "xPub",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      },
+      {
+        "name": "masterPubkey",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
+      },
+      {
+        "name": "proposalBlobHash",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "recipientIds",
+        "type": "uint256[]",
+        "indexed": false,
+        "internalType": "uint256[]"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationPurged",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationRetirementScheduled",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "retiresAt",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GenerationRevoked",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GuardiansProposed",
+    "inputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "threshold",
+        "type": "uint8",
+        "indexed": false,
+        "internalType": "uint8"
+      },
+      {
+        "name": "activatesAt",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "pubkeys",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
       }
     ],
     "anonymous": false
@@ -782,6 +1674,25 @@ export const keyManagerAbi = [
         "type": "uint32",
         "indexed": false,
         "internalType": "uint32"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "NodeRevoked",
+    "inputs": [
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "key",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -907,6 +1818,38 @@ export const keyManagerAbi = [
   },
   {
     "type": "event",
+    "name": "RecoveryEnded",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "completed",
+        "type": "bool",
+        "indexed": false,
+        "internalType": "bool"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RecoveryStarted",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
     "name": "RequestTtlChanged",
     "inputs": [
       {
@@ -914,6 +1857,87 @@ export const keyManagerAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RotationCancelled",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RotationStarted",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "emergency",
+        "type": "bool",
+        "indexed": false,
+        "internalType": "bool"
+      },
+      {
+        "name": "overlap",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "forceDelay",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "ShareReleased",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "generation",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "index",
+        "type": "uint8",
+        "indexed": false,
+        "internalType": "uint8"
+      },
+      {
+        "name": "guardian",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      },
+      {
+        "name": "encryptedShare",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
       }
     ],
     "anonymous": false
@@ -945,6 +1969,22 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerAlreadyAcknowledged",
+    "inputs": [
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerAlreadyBootstrapped",
     "inputs": []
   },
@@ -955,8 +1995,79 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerDuplicateGuardian",
+    "inputs": [
+      {
+        "name": "guardian",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerEmptyBatch",
     "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerEscrowMismatch",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerForceTooEarly",
+    "inputs": [
+      {
+        "name": "forceAt",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerGenerationNotRetired",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerGenerationPurged",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerGenerationRevoked",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerGuardianSetNotActive",
+    "inputs": [
+      {
+        "name": "guardianSet",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
   },
   {
     "type": "error",
@@ -965,10 +2076,48 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerInvalidForceDelay",
+    "inputs": [
+      {
+        "name": "forceDelay",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerInvalidGuardians",
+    "inputs": [
+      {
+        "name": "pubkeysLength",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "threshold",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerInvalidMeasurementDelay",
     "inputs": [
       {
         "name": "measurementDelay",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerInvalidOverlap",
+    "inputs": [
+      {
+        "name": "overlap",
         "type": "uint64",
         "internalType": "uint64"
       }
@@ -991,6 +2140,22 @@ export const keyManagerAbi = [
     "inputs": [
       {
         "name": "length",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerInvalidRecipients",
+    "inputs": [
+      {
+        "name": "given",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "members",
         "type": "uint256",
         "internalType": "uint256"
       }
@@ -1057,6 +2222,17 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerMasterKeyReused",
+    "inputs": [
+      {
+        "name": "xPub",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerMeasurementAlreadyAdded",
     "inputs": [
       {
@@ -1084,13 +2260,95 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerNoEscrow",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerNodeRevoked",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerNotBootstrapped",
     "inputs": []
   },
   {
     "type": "error",
+    "name": "KeyManagerNotGuardian",
+    "inputs": [
+      {
+        "name": "signer",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerNotMember",
+    "inputs": [
+      {
+        "name": "memberId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerNotRecoveryRequest",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerProposalPending",
+    "inputs": [
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerPubkeyNotOnCurve",
     "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerQuorumNotReached",
+    "inputs": [
+      {
+        "name": "acks",
+        "type": "uint32",
+        "internalType": "uint32"
+      },
+      {
+        "name": "quorum",
+        "type": "uint32",
+        "internalType": "uint32"
+      }
+    ]
   },
   {
     "type": "error",
@@ -1154,12 +2412,86 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerRequestNotPending",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerRotationInProgress",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerRotationNotOpen",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerShareAlreadyReleased",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "index",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerStaleResponse",
+    "inputs": [
+      {
+        "name": "requestId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "answeredGeneration",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "currentGeneration",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerUnauthorizedAccount",
     "inputs": [
       {
         "name": "account",
         "type": "address",
         "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerUnknownGeneration",
+    "inputs": [
+      {
+        "name": "generation",
+        "type": "uint64",
+        "internalType": "uint64"
       }
     ]
   },
@@ -1176,6 +2508,17 @@ export const keyManagerAbi = [
   },
   {
     "type": "error",
+    "name": "KeyManagerUnknownProposal",
+    "inputs": [
+      {
+        "name": "proposal",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "KeyManagerUnknownRequest",
     "inputs": [
       {
@@ -1184,11 +2527,27 @@ export const keyManagerAbi = [
         "internalType": "uint256"
       }
     ]
+  },
+  {
+    "type": "error",
+    "name": "KeyManagerWrongGeneration",
+    "inputs": [
+      {
+        "name": "given",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "expected",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
   }
 ] as const
 
 /** Creation bytecode of `KeyManager`. */
-export const keyManagerBytecode = '0x60e060405234801561000f575f5ffd5b50604051612d32380380612d3283398101604081905261002e9161025f565b6001600160a01b03821661005c57604051637bc833b760e01b81525f60048201526024015b60405180910390fd5b6301e133806001600160401b0382161115610095576040516338a485b160e21b81526001600160401b0382166004820152602401610053565b6001600160401b0381166080524660a05261014d604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f94df7cf843ec1a2a53d75eb5a514277b6782fffea42d1403ba0bfeae3058cd45918101919091527fc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc660608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60c0525f80546001600160a01b0319166001600160a01b03841690811782556040519091907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0908290a360058054600160401b600160801b031916691c200000000000000000179055604051611c2081527f093751010ad8f7a35e1e3f83d8f7d7c80dc19aa8bea3c65d783faf217a27029e9060200160405180910390a160058054600160801b600160d01b03191674278d00000100000000000000000000000000000000179055604080516001815262278d0060208201525f8183015290517f0a6050abf668d90969bede208a6c8357f86d60c1c36e24c315da2d674f6a13a1916060908290030190a150506102ad565b5f5f60408385031215610270575f5ffd5b82516001600160a01b0381168114610286575f5ffd5b60208401519092506001600160401b03811681146102a2575f5ffd5b809150509250929050565b60805160a05160c051612a546102de5f395f611dfc01525f611d2d01525f818161056a0152610a790152612a545ff3fe608060405234801561000f575f5ffd5b5060043610610235575f3560e01c8063a63a07501161013d578063d48a765b116100b8578063ef3e13ab11610088578063f78b5f6d1161006e578063f78b5f6d1461059f578063faefa4af146105fe578063fb1bcd8814610611575f5ffd5b8063ef3e13ab14610565578063f2fde38b1461058c575f5ffd5b8063d48a765b14610507578063d5956cea14610530578063e1a5ccd014610541578063e30c397814610554575f5ffd5b8063c95246471161010d578063cd01756e116100f3578063cd01756e146104ba578063cd4297f2146104cd578063d1ecd806146104e2575f5ffd5b8063c952464714610494578063cc7cce32146104a7575f5ffd5b8063a63a0750146103bc578063a6b6bb68146103e5578063c0097902146103f8578063c58343ef1461040b575f5ffd5b80635badbe4c116101cd57806384b0196e1161019d57806398a153d61161018357806398a153d61461038e5780639b3c1549146103a15780639fd2115f146103a9575f5ffd5b806384b0196e146103635780638da5cb5b1461037e575f5ffd5b80635badbe4c146103115780636cd38bfa14610323578063786e08381461033657806379ba50971461035b575f5ffd5b80633644e515116102085780633644e515146102b75780633a75011f146102cd5780633aa9c131146102e057806358a09ab2146102fe575f5ffd5b80630e82405314610239578063110b9e371461024e57806317219522146102615780632943fb8314610294575b5f5ffd5b61024c61024736600461225f565b610624565b005b61024c61025c366004612290565b6106cc565b600254600160a01b900467ffffffffffffffff165b60405167ffffffffffffffff90911681526020015b60405180910390f35b6102a76102a23660046122e5565b610791565b604051901515815260200161028b565b6102bf61084f565b60405190815260200161028b565b6102a76102db36600461237a565b61085d565b60055468010000000000000000900467ffffffffffffffff16610276565b61024c61030c36600461248a565b6108f7565b60055467ffffffffffffffff166102bf565b61024c6103313660046124d2565b610b0f565b6009546001600160a01b03165b6040516001600160a01b03909116815260200161028b565b61024c610ba3565b61036b610c33565b60405161028b9796959493929190612526565b5f546001600160a01b0316610343565b61027661039c366004612290565b610d07565b6004546102bf565b61024c6103b736600461248a565b610d89565b6102766103ca366004612290565b5f908152600a602052604090205467ffffffffffffffff1690565b61024c6103f33660046125d8565b610f31565b61024c610406366004612617565b6110c2565b610459610419366004612290565b5f90815260086020526040902080546001909101546001600160a01b03821692600160a01b830467ffffffffffffffff1692600160e01b900460ff169190565b604080516001600160a01b03909516855267ffffffffffffffff909316602085015260ff90911691830191909152606082015260800161028b565b61024c6104a23660046126c9565b611395565b6102a76104b53660046126e2565b6114a4565b61024c6104c83660046126fb565b6114f5565b6104d56116bc565b60405161028b9190612743565b600554600160d81b900463ffffffff1660405163ffffffff909116815260200161028b565b610276610515366004612290565b5f9081526006602052604090205467ffffffffffffffff1690565b6002546001600160a01b0316610343565b6102bf61054f366004612755565b611742565b6001546001600160a01b0316610343565b6102767f000000000000000000000000000000000000000000000000000000000000000081565b61024c61059a3660046124d2565b611a29565b60055460408051700100000000000000000000000000000000830461ffff1681527201000000000000000000000000000000000000830467ffffffffffffffff166020820152600160d01b90920460ff1615159082015260600161028b565b61024c61060c36600461279c565b611aad565b6102a761061f366004612290565b611b45565b5f546001600160a01b0316331461065557604051631dc575bb60e31b81523360048201526024015b60405180910390fd5b7fffffffffffff000000000000000000000000000000000000000000000000000082165f81815260076020908152604091829020805460ff191685151590811790915591519182527f19856c27aaf169117b95437622a2536d81259f99762968c5a60e5fec6ffcb62d910160405180910390a25050565b5f546001600160a01b031633146106f857604051631dc575bb60e31b815233600482015260240161064c565b5f8181526006602052604081205467ffffffffffffffff16900361074b576040517fc4058ebd0000000000000000000000000000000000000000000000000000000081526004810182905260240161064c565b5f81815260066020526040808220805467ffffffffffffffff191690555182917fb2a8a9c97933cafb333db232e19a2fa0727de66b069d0644f241b2c36ba115bd91a250565b6002545f906001600160a01b0316806107ad575f915050610846565b5f6108207f943f73c6fc7086fbf3a94fdf368f133c28e3ca723abda552ddf6eccc0a8db75189896040516107e29291906127bf565b604080519182900382206020830193909352810191909152606081018890526080015b60405160208183030381529060405280519060200120611b7d565b9050816001600160a01b0316610837828787611bde565b6001600160a01b031614925050505b95945050505050565b5f610858611d2a565b905090565b6002545f906001600160a01b031680610879575f9150506108e8565b6108898c8c8c8c8c8c8a8a611e1e565b610896575f9150506108e8565b5f8d8b8b6040516020016108ac939291906127ce565b604051602081830303815290604052805190602001209050816001600160a01b03166108d9828989611bde565b6001600160a01b031614925050505b9b9a5050505050505050505050565b5f546001600160a01b0316331461092357604051631dc575bb60e31b815233600482015260240161064c565b5f811561094b5782825f81811061093c5761093c61281c565b919091013560f81c905061094d565b5f5b90508060ff166001148015610963575061013182145b15801561098057508060ff16600214801561097e5750604582145b155b156109c3576040517fd5e85cee00000000000000000000000000000000000000000000000000000000815260ff821660048201526024810183905260440161064c565b5f83836040516109d49291906127bf565b60405180910390209050848114610a21576040517fdee1bed1000000000000000000000000000000000000000000000000000000008152600481018690526024810182905260440161064c565b5f8581526006602052604090205467ffffffffffffffff1615610a73576040517f0fd78f040000000000000000000000000000000000000000000000000000000081526004810186905260240161064c565b5f610a9e7f000000000000000000000000000000000000000000000000000000000000000042612844565b5f8781526006602052604090819020805467ffffffffffffffff191667ffffffffffffffff84161790555190915086907f456e47a5fd8f56bbf1738d1cb4a37ff762e6dbd1f4d3dd9587f6f6d5de8a4bc790610aff9084908990899061288c565b60405180910390a2505050505050565b5f546001600160a01b03163314610b3b57604051631dc575bb60e31b815233600482015260240161064c565b6009546040516001600160a01b038084169216907f33c2414d50cce15578dc9464818a79ed5de70911af8f588106c46b3a6c3a7281905f90a36009805473ffffffffffffffffffffffffffffffffffffffff19166001600160a01b0392909216919091179055565b6001546001600160a01b03163314610bd057604051631dc575bb60e31b815233600482015260240161064c565b5f80543373ffffffffffffffffffffffffffffffffffffffff19808316821784556001805490911690556040516001600160a01b0390921692909183917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e091a350565b5f6060808280808346308380604051908082528060200260200182016040528015610c68578160200160208202803683370190505b50604080518082018252600a81527f4b65794d616e61676572000000000000000000000000000000000000000000006020808301919091528251808401909352600183527f3100000000000000000000000000000000000000000000000000000000000000908301527f0f000000000000000000000000000000000000000000000000000000000000009d909c50909a50939850919650945092509050565b5f818152600a602052604090205467ffffffffffffffff168015610d2a57919050565b505f818152600a6020526040808220805467ffffffffffffffff19164367ffffffffffffffff81169190911790915590519091339184917f7e1fc9e2e67adbcb0b86046229dce2c3b7199ca0532abadd0a25ecce3ef6db9291a3919050565b5f8381526008602052604090208054600160e01b900460ff1680610dc357604051631034655360e11b81526004810186905260240161064c565b5f1960ff821601610e03576040517ffc6f27910000000000000000000000000000000000000000000000000000000081526004810186905260240161064c565b60021960ff821601610e44576040517f2acbe50d0000000000000000000000000000000000000000000000000000000081526004810186905260240161064c565b600254604080517f3d17c0c698abf8a8f7facba6334702981bef38477b697ef007eb33fd906e4b6460208201529081018790526001600160a01b0390911660608201525f90610e9590608001610805565b83549091506001600160a01b0316610eae828787611bde565b6001600160a01b031614610ed55760405163a32fee2b60e01b815260040160405180910390fd5b825460ff60e01b19167c030000000000000000000000000000000000000000000000000000000017835560405186907fd49a8a812ab4c6b9f29ad36ae14ad6f165ed34c620beac2e9b15faf256c1b6bc905f90a2505050505050565b5f49610f505760405163dea3be2360e01b815260040160405180910390fd5b5f546001600160a01b03163314801590610f7557506009546001600160a01b03163314155b15610f9557604051631dc575bb60e31b815233600482015260240161064c565b600254600160a01b900467ffffffffffffffff1615610fe0576040517f4b59d85100000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b5f5f610fec8484611ec5565b915091505f84846040516110019291906127bf565b604051908190039020600280547fffffffff00000000000000000000000000000000000000000000000000000000166001600160a01b03831617600160a01b1781559091505f49906110579060018516906128c3565b6002805460ff92909216600160e01b0260ff60e01b19909216919091179055600384905560048190556040516001600160a01b038316907f92bee827eafdf4ee823b5ec25fc79f43fd063d07a207f8e328bb28798af1d95390610aff908990899086906001906128d6565b5f496110e15760405163dea3be2360e01b815260040160405180910390fd5b5f83900361111b576040517f076bbd5700000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b6002546001600160a01b03168061114557604051630a4cfe1760e01b815260040160405180910390fd5b5f5f4990505f6111d17f9ed4f66d897a02c41fe0a059e26a7e124f29829de12c5921e808967ab509e9f5888860405160200161118292919061290a565b60408051808303601f190181528282528051602091820120600254918401949094529082019290925260608101859052600160a01b90910467ffffffffffffffff16608082015260a001610805565b9050826001600160a01b03166111e8828787611bde565b6001600160a01b03161461120f5760405163a32fee2b60e01b815260040160405180910390fd5b5f5b8681101561138b575f88888381811061122c5761122c61281c565b602090810292909201355f81815260089093526040909220805492935091600160e01b900460ff1690508061127757604051631034655360e11b81526004810184905260240161064c565b60ff81166001146112b7576040517ff9c7ebc40000000000000000000000000000000000000000000000000000000081526004810184905260240161064c565b8154600160a01b900467ffffffffffffffff1643811015611317576040517f0afd89850000000000000000000000000000000000000000000000000000000081526004810185905267ffffffffffffffff8216602482015260440161064c565b825460ff60e01b19167c0200000000000000000000000000000000000000000000000000000000178355604080518881526020810187905285917f920294b671c8d2f14c151f1bca70e3fb67fcf8b44bd242fbdb401a9341e6b7aa910160405180910390a250505050806001019050611211565b5050505050505050565b5f546001600160a01b031633146113c157604051631dc575bb60e31b815233600482015260240161064c565b67ffffffffffffffff811615806113e5575063ffffffff67ffffffffffffffff8216115b15611428576040517f9888932a00000000000000000000000000000000000000000000000000000000815267ffffffffffffffff8216600482015260240161064c565b600580547fffffffffffffffffffffffffffffffff0000000000000000ffffffffffffffff166801000000000000000067ffffffffffffffff8416908102919091179091556040519081527f093751010ad8f7a35e1e3f83d8f7d7c80dc19aa8bea3c65d783faf217a27029e906020015b60405180910390a150565b6005545f90600160d01b900460ff1615806114ef57507fffffffffffff000000000000000000000000000000000000000000000000000082165f9081526007602052604090205460ff165b92915050565b5f546001600160a01b0316331461152157604051631dc575bb60e31b815233600482015260240161064c565b61ffff83161580611535575061ffc0831615155b15611572576040517faa074a0c00000000000000000000000000000000000000000000000000000000815261ffff8416600482015260240161064c565b8167ffffffffffffffff165f036115b5576040517f4594ce7800000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b600580547fffffffffffff00000000000000000000ffffffffffffffffffffffffffffffff1670010000000000000000000000000000000061ffff86169081027fffffffffffff0000000000000000ffffffffffffffffffffffffffffffffffff1691909117720100000000000000000000000000000000000067ffffffffffffffff8616908102919091177fffffffffff00ffffffffffffffffffffffffffffffffffffffffffffffffffff16600160d01b851515908102919091179093556040805192835260208301919091528101919091527f0a6050abf668d90969bede208a6c8357f86d60c1c36e24c315da2d674f6a13a19060600160405180910390a1505050565b600254606090600160a01b900467ffffffffffffffff165f036116eb575060408051602081019091525f815290565b600254600354604051600160e01b90920460f81b7fff000000000000000000000000000000000000000000000000000000000000001660208301526021820152604101604051602081830303815290604052905090565b5f80496117625760405163dea3be2360e01b815260040160405180910390fd5b600254600160a01b900467ffffffffffffffff165f0361179557604051630a4cfe1760e01b815260040160405180910390fd5b61179f8484611ec5565b5050438267ffffffffffffffff161015806117ce5750436117cc67ffffffffffffffff84166101006128c3565b105b15611817576040517f2c39c97000000000000000000000000000000000000000000000000000000000815267ffffffffffffffff8316600482015243602482015260440161064c565b67ffffffffffffffff82164080611866576040517fdf06111e00000000000000000000000000000000000000000000000000000000815267ffffffffffffffff8416600482015260240161064c565b5f85856040516118779291906127bf565b60405190819003902060055490915081905f8049916118a19067ffffffffffffffff166001612844565b6005805467ffffffffffffffff191667ffffffffffffffff8381169182179283905560408051608081019091526001600160a01b03881681529199509293509160208301916118fe91680100000000000000009091041643612844565b67ffffffffffffffff9081168252600160208084019190915260408051918201899052818101879052918b1660608201526080810189905291019060a00160408051601f1981840301815291815281516020928301209092525f8981526008825282902083518154928501518585015160ff16600160e01b0260ff60e01b1967ffffffffffffffff909216600160a01b027fffffffff000000000000000000000000000000000000000000000000000000009095166001600160a01b03938416179490941716929092178155606090930151600190930192909255519084169087907fdd0840a638e2918d489856fb4fa46e8bf7e11cac69e2cac0d0831dde0f4e24c290611a15908d908d9088908e908d9061294a565b60405180910390a350505050509392505050565b5f546001600160a01b03163314611a5557604051631dc575bb60e31b815233600482015260240161064c565b6001805473ffffffffffffffffffffffffffffffffffffffff19166001600160a01b03831690811790915560405133907f38d16b8cac22d99fc7c124b9cd0de2d3fa1faef420bfe791d8c362d765e22700905f90a350565b5f546001600160a01b03163314611ad957604051631dc575bb60e31b815233600482015260240161064c565b600580547fff00000000ffffffffffffffffffffffffffffffffffffffffffffffffffffff16600160d81b63ffffffff8416908102919091179091556040519081527f63f64cc2366f391545df65de091e2230c6ce3739e58a5f34dba77c393ff4590c90602001611499565b5f8181526006602052604081205467ffffffffffffffff168015801590611b7657508067ffffffffffffffff164210155b9392505050565b5f611b86611d2a565b6040517f19010000000000000000000000000000000000000000000000000000000000006020820152602281019190915260428101839052606201604051602081830303815290604052805190602001209050919050565b5f60418214611bee57505f611b76565b5f611bfc6020828587612984565b611c05916129ab565b90505f611c16604060208688612984565b611c1f916129ab565b90505f85856040818110611c3557611c3561281c565b919091013560f81c915050601b811015611c5757611c54601b826129c8565b90505b8060ff16601b14158015611c6f57508060ff16601c14155b15611c7f575f9350505050611b76565b821580611c8a575081155b80611cb457507f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a082115b15611cc4575f9350505050611b76565b604080515f81526020810180835289905260ff831691810191909152606081018490526080810183905260019060a0016020604051602081039080840390855afa158015611d14573d5f5f3e3d5ffd5b5050604051601f19015198975050505050505050565b5f7f00000000000000000000000000000000000000000000000000000000000000004614611df957610858604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f94df7cf843ec1a2a53d75eb5a514277b6782fffea42d1403ba0bfeae3058cd45918101919091527fc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc660608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b507f000000000000000000000000000000000000000000000000000000000000000090565b5f5f5f611e2b8989611fbe565b9150915081611e3e575f92505050611eb9565b5f611e498c8c611fbe565b50905080611e5c575f9350505050611eb9565b5f8686611e698f8f612124565b604051602001611e7b939291906129e1565b604051602081830303815290604052805190602001209050826001600160a01b0316611ea8828b8b611bde565b6001600160a01b0316149450505050505b98975050505050505050565b5f8060408314611f04576040517f9f6e9b030000000000000000000000000000000000000000000000000000000081526004810184905260240161064c565b611f1160205f8587612984565b611f1a916129ab565b9150611f2a604060208587612984565b611f33916129ab565b90506401000003d01982101580611f5057506401000003d0198110155b80611f8057506401000003d01960076401000003d019846401000003d01986870909086401000003d01982830914155b15611fb7576040517f3ae90de800000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b9250929050565b5f8060218314611fd257505f905080611fb7565b5f84845f818110611fe557611fe561281c565b919091013560f81c9150506002811480159061200557508060ff16600314155b15612016575f5f9250925050611fb7565b5f612025602160018789612984565b61202e916129ab565b90506401000003d019811061204a575f5f935093505050611fb7565b5f6401000003d01960076401000003d019846401000003d019868709090890505f5f612096837f3fffffffffffffffffffffffffffffffffffffffffffffffffffffffbfffff0c6121d7565b915091508115806120b05750826401000003d01982830914155b156120c5575f5f965096505050505050611fb7565b6001818116908616146120e5576120e2816401000003d019612a2a565b90505b6040805160208101869052908101829052600190606001604051602081830303815290604052805190602001205f1c9650965050505050509250929050565b6060612131826002612a3d565b67ffffffffffffffff811115612149576121496128af565b6040519080825280601f01601f191660200182016040528015612173576020820181803683370190505b5090507f3031323334353637383961626364656600000000000000000000000000000000602082015f5b848110156121ce57808601355f1a838160041c1a835383600f82161a6001840153506002919091019060010161219d565b50505092915050565b5f5f60405160208152602080820152602060408201528460608201528360808201526401000003d01960a082015260208160c08360055afa9051909590945092505050565b80357fffffffffffff00000000000000000000000000000000000000000000000000008116811461224b575f5ffd5b919050565b8035801515811461224b575f5ffd5b5f5f60408385031215612270575f5ffd5b6122798361221c565b915061228760208401612250565b90509250929050565b5f602082840312156122a0575f5ffd5b5035919050565b5f5f83601f8401126122b7575f5ffd5b50813567ffffffffffffffff8111156122ce575f5ffd5b602083019150836020828501011115611fb7575f5ffd5b5f5f5f5f5f606086880312156122f9575f5ffd5b853567ffffffffffffffff81111561230f575f5ffd5b61231b888289016122a7565b90965094505060208601359250604086013567ffffffffffffffff811115612341575f5ffd5b61234d888289016122a7565b969995985093965092949392505050565b80356bffffffffffffffffffffffff198116811461224b575f5ffd5b5f5f5f5f5f5f5f5f5f5f5f60c08c8e031215612394575f5ffd5b61239d8c61235e565b9a5060208c013567ffffffffffffffff8111156123b8575f5ffd5b6123c48e828f016122a7565b909b5099505060408c013567ffffffffffffffff8111156123e3575f5ffd5b6123ef8e828f016122a7565b90995097505060608c013567ffffffffffffffff81111561240e575f5ffd5b61241a8e828f016122a7565b90975095505060808c013567ffffffffffffffff811115612439575f5ffd5b6124458e828f016122a7565b90955093505060a08c013567ffffffffffffffff811115612464575f5ffd5b6124708e828f016122a7565b915080935050809150509295989b509295989b9093969950565b5f5f5f6040848603121561249c575f5ffd5b83359250602084013567ffffffffffffffff8111156124b9575f5ffd5b6124c5868287016122a7565b9497909650939450505050565b5f602082840312156124e2575f5ffd5b81356001600160a01b0381168114611b76575f5ffd5b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b7fff000000000000000000000000000000000000000000000000000000000000008816815260e060208201525f61256060e08301896124f8565b828103604084015261257281896124f8565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b818110156125c75783518352602093840193909201916001016125a9565b50909b9a5050505050505050505050565b5f5f602083850312156125e9575f5ffd5b823567ffffffffffffffff8111156125ff575f5ffd5b61260b858286016122a7565b90969095509350505050565b5f5f5f5f6040858703121561262a575f5ffd5b843567ffffffffffffffff811115612640575f5ffd5b8501601f81018713612650575f5ffd5b803567ffffffffffffffff811115612666575f5ffd5b8760208260051b840101111561267a575f5ffd5b60209182019550935085013567ffffffffffffffff81111561269a575f5ffd5b6126a6878288016122a7565b95989497509550505050565b803567ffffffffffffffff8116811461224b575f5ffd5b5f602082840312156126d9575f5ffd5b611b76826126b2565b5f602082840312156126f2575f5ffd5b611b768261221c565b5f5f5f6060848603121561270d575f5ffd5b833561ffff8116811461271e575f5ffd5b925061272c602085016126b2565b915061273a60408501612250565b90509250925092565b602081525f611b7660208301846124f8565b5f5f5f60408486031215612767575f5ffd5b833567ffffffffffffffff81111561277d575f5ffd5b612789868287016122a7565b909450925061273a9050602085016126b2565b5f602082840312156127ac575f5ffd5b813563ffffffff81168114611b76575f5ffd5b818382375f9101908152919050565b7f64737461636b2d6b6d732d6973737565643a000000000000000000000000000081526bffffffffffffffffffffffff1984166012820152818360268301375f910160260190815292915050565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52601160045260245ffd5b67ffffffffffffffff81811683821601908111156114ef576114ef612830565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b67ffffffffffffffff84168152604060208201525f610846604083018486612864565b634e487b7160e01b5f52604160045260245ffd5b808201808211156114ef576114ef612830565b606081525f6128e9606083018688612864565b905083602083015267ffffffffffffffff8316604083015295945050505050565b5f7f07ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff831115612937575f5ffd5b8260051b80858437919091019392505050565b608081525f61295d608083018789612864565b60208301959095525067ffffffffffffffff92909216604083015260609091015292915050565b5f5f85851115612992575f5ffd5b8386111561299e575f5ffd5b5050820193919092039150565b803560208310156114ef575f19602084900360031b1b1692915050565b60ff81811683821601908111156114ef576114ef612830565b828482375f8382017f3a00000000000000000000000000000000000000000000000000000000000000815283518060208601600184015e5f910160010190815295945050505050565b818103818111156114ef576114ef612830565b80820281158282048414176114ef576114ef61283056' as const
+export const keyManagerBytecode = '0x60e060405234801561000f575f5ffd5b50604051615f6d380380615f6d83398101604081905261002e9161025f565b6001600160a01b03821661005c57604051637bc833b760e01b81525f60048201526024015b60405180910390fd5b6301e133806001600160401b0382161115610095576040516338a485b160e21b81526001600160401b0382166004820152602401610053565b6001600160401b0381166080524660a05261014d604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f94df7cf843ec1a2a53d75eb5a514277b6782fffea42d1403ba0bfeae3058cd45918101919091527fc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc660608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60c0525f80546001600160a01b0319166001600160a01b03841690811782556040519091907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0908290a360058054600160401b600160801b031916691c200000000000000000179055604051611c2081527f093751010ad8f7a35e1e3f83d8f7d7c80dc19aa8bea3c65d783faf217a27029e9060200160405180910390a160058054600160801b600160d01b03191674278d00000100000000000000000000000000000000179055604080516001815262278d0060208201525f8183015290517f0a6050abf668d90969bede208a6c8357f86d60c1c36e24c315da2d674f6a13a1916060908290030190a150506102ad565b5f5f60408385031215610270575f5ffd5b82516001600160a01b0381168114610286575f5ffd5b60208401519092506001600160401b03811681146102a2575f5ffd5b809150509250929050565b60805160a05160c051615c886102e55f395f6140b801525f613fe901525f81816109ab015281816116f801526138d50152615c885ff3fe608060405234801561000f575f5ffd5b50600436106103bf575f3560e01c8063a6b6bb68116101f5578063d67180ff11610114578063edca105a116100a9578063f2fde38b11610079578063f2fde38b14610b12578063f78b5f6d14610b25578063faefa4af14610b67578063fb1bcd8814610b7a575f5ffd5b8063edca105a1461099e578063ef3e13ab146109a6578063efbca4d9146109cd578063efc991ba14610af2575f5ffd5b8063df691c8b116100e4578063df691c8b14610932578063e1a5ccd014610967578063e30c39781461097a578063e85865521461098b575f5ffd5b8063d67180ff146108e1578063d6895580146108f4578063d76e1fbc14610907578063da35c6641461091a575f5ffd5b8063c95246471161018a578063cd4297f21161015a578063cd4297f21461086e578063d1ecd80614610883578063d48a765b146108a8578063d5956cea146108d0575f5ffd5b8063c952464714610822578063cbecda3d14610835578063cc7cce3214610848578063cd01756e1461085b575f5ffd5b8063c0097902116101c5578063c00979021461074a578063c58343ef1461075d578063c58ee706146107e2578063c64bf27a1461081a575f5ffd5b8063a6b6bb68146106e0578063a904eac3146106f3578063b99a00f314610724578063bf8dc37b14610737575f5ffd5b80635badbe4c116102e15780637f6b668b1161027657806398a153d61161024657806398a153d61461068a5780639b3c15491461069d5780639fd2115f146106a5578063a63a0750146106b8575f5ffd5b80637f6b668b1461063257806384b0196e1461063a5780638da5cb5b146106555780639767083814610665575f5ffd5b806372c6708e116102b157806372c6708e146105dd578063753ec103146105f0578063786e08381461060557806379ba50971461062a575f5ffd5b80635badbe4c1461052a57806363071b961461053b5780636cd38bfa146105b75780636f491776146105ca575f5ffd5b80631bc57546116103575780633a75011f116103275780633a75011f146104e45780633aa9c131146104f757806358a09ab21461050f57806359c781a314610522575f5ffd5b80631bc575461461049357806329136c67146104a65780632943fb83146104b95780633644e515146104dc575f5ffd5b806311aee3801161039257806311aee3801461040657806314a36bf91461042657806317219522146104395780631b9c456314610465575f5ffd5b80630343740f146103c35780630ba234d6146103d85780630e824053146103e0578063110b9e37146103f3575b5f5ffd5b6103d66103d1366004614de1565b610b8d565b005b6103d6610ed2565b6103d66103ee366004614ec3565b610f4f565b6103d6610401366004614ef4565b610fda565b600d546001600160401b03165b6040519081526020015b60405180910390f35b6103d6610434366004614ef4565b611085565b600254600160a01b90046001600160401b03165b6040516001600160401b03909116815260200161041d565b61044d610473366004614ef4565b5f90815260086020526040902054600160d01b900465ffffffffffff1690565b6103d66104a1366004614f0b565b61117d565b6103d66104b4366004614f0b565b6112c6565b6104cc6104c7366004614f24565b611432565b604051901515815260200161041d565b610413611508565b6104cc6104f2366004614fb7565b611516565b600554600160401b90046001600160401b031661044d565b6103d661051d3660046150c2565b6115c2565b601754610413565b6005546001600160401b0316610413565b610584610549366004614f0b565b6001600160401b039081165f9081526015602052604090208054600190910154909260ff808316936101008404909116926201000090041690565b60405161041d949392919093845260ff9283166020850152911660408301526001600160401b0316606082015260800190565b6103d66105c536600461511f565b61178d565b61044d6105d8366004615138565b611814565b6103d66105eb366004615179565b611a80565b6105f8611c52565b60405161041d91906151fc565b6009546001600160a01b03165b6040516001600160a01b03909116815260200161041d565b6103d6611e12565b61044d611e95565b610642611f00565b60405161041d97969594939291906152d8565b5f546001600160a01b0316610612565b61067861067336600461536e565b611f89565b60405160ff909116815260200161041d565b61044d610698366004614ef4565b611fbf565b600454610413565b6103d66106b33660046150c2565b61203f565b61044d6106c6366004614ef4565b5f908152600a60205260409020546001600160401b031690565b6103d66106ee366004615396565b61231a565b61044d61070136600461511f565b6001600160a01b03165f908152600c60205260409020546001600160401b031690565b6103d6610732366004614f0b565b612494565b6103d66107453660046153d4565b61253f565b6103d6610758366004615414565b61276d565b6107a861076b366004614ef4565b5f90815260086020526040902080546001909101546001600160a01b03821692600160a01b830464ffffffffff1692600160c81b900460ff169190565b604080516001600160a01b0390951685526001600160401b03909316602085015260ff90911691830191909152606082015260800161041d565b6104cc6107f0366004615466565b6001600160401b03919091165f908152601360209081526040808320938352929052205460ff1690565b6103d6612abf565b6103d6610830366004614f0b565b612b8d565b6103d6610843366004614ef4565b612c66565b6104cc61085636600461548e565b612dd8565b6103d66108693660046154a7565b612e0d565b610876612f43565b60405161041d91906154e6565b600554600160d81b900463ffffffff1660405163ffffffff909116815260200161041d565b61044d6108b6366004614ef4565b5f908152600660205260409020546001600160401b031690565b6002546001600160a01b0316610612565b6103d66108ef3660046154f8565b612fa6565b6103d6610902366004614f0b565b613281565b6104cc610915366004614f0b565b613301565b600d54600160401b90046001600160401b031661044d565b61041361094036600461557f565b5f9182526018602090815260408084206001600160401b0393909316845291905290205490565b6104136109753660046155a0565b61339a565b6001546001600160a01b0316610612565b61044d6109993660046155e6565b61366d565b61044d613a09565b61044d7f000000000000000000000000000000000000000000000000000000000000000081565b610a926040805160a0810182525f80825260208201819052918101829052606081018290526080810191909152506040805160a08082018352600e5460ff80821615158452610100820416151560208085019182526001600160401b036201000084048116868801908152600160501b850482166060808901918252600160901b90960483166080808a019182528a519889018b5298511515885294511515938701939093525181169685019690965251851691830191909152519092169082015290565b60405161041d91905f60a0820190508251151582526020830151151560208301526001600160401b0360408401511660408301526001600160401b0360608401511660608301526001600160401b03608084015116608083015292915050565b610b05610b00366004614f0b565b613a62565b60405161041d919061563d565b6103d6610b2036600461511f565b613bb0565b60055460408051600160801b830461ffff168152600160901b83046001600160401b03166020820152600160d01b90920460ff1615159082015260600161041d565b6103d6610b753660046156fd565b613c27565b6104cc610b88366004614ef4565b613ca7565b6001600160401b0388161580610bb857506002546001600160401b03600160a01b9091048116908916115b15610be657604051636749352960e11b81526001600160401b03891660048201526024015b60405180910390fd5b6001600160401b0388165f908152600b602052604090208054600160e81b900460ff1615610c35576040516001627bc5a960e01b031981526001600160401b038a166004820152602401610bdd565b8054600160f01b900460ff1615610c6a5760405163b4c313af60e01b81526001600160401b038a166004820152602401610bdd565b6001600160401b0388165f908152601560205260409020610c89611e95565b6001600160401b0316896001600160401b0316141580610cb357506001810154610100900460ff16155b15610cdc5760405163d480aec360e01b81526001600160401b038a166004820152602401610bdd565b6001810154610cef9060ff166021615734565b87141580610d0957506001810154610100900460ff168514155b80610d3e57508154600160e01b900460ff1688885f81610d2b57610d2b61574b565b9050013560f81c60f81b60f81c60ff1614155b80610d65575060018083015490610d59906021908a8c61575f565b610d6291615786565b14155b15610d825760405162396ddd60e61b815260040160405180910390fd5b5f7f104a011abcd4c4c9ab569551f198f2b23c8b486b4407b69c7b7f2a8a33c3a16f8b8b8b8b604051610db69291906157a3565b6040518091039020610dc88b8b613cda565b6040805160208101969096526001600160401b0394851690860152929091166060840152608083015260a082015260c00160408051601f19818403018152919052805160209091012083549091506001600160a01b0316610e32610e2b83613dba565b8787613e00565b6001600160a01b031614610e595760405163a32fee2b60e01b815260040160405180910390fd5b6003830181905560048301805467ffffffffffffffff19166001600160401b038c811691821790925560405190918d16907f635f3e6afabaef51749f4354955b864ec91c5c3c702fd6c6d929e61c6504127f90610ebd908d908d908d908d906157da565b60405180910390a35050505050505050505050565b5f546001600160a01b03163314610efe57604051631dc575bb60e31b8152336004820152602401610bdd565b6017545f819003610f245760405163df02c48f60e01b81525f6004820152602401610bdd565b5f601781905560405190815281905f516020615c685f395f51905f529060200160405180910390a250565b5f546001600160a01b03163314610f7b57604051631dc575bb60e31b8152336004820152602401610bdd565b6001600160d01b031982165f81815260076020908152604091829020805460ff191685151590811790915591519182527f19856c27aaf169117b95437622a2536d81259f99762968c5a60e5fec6ffcb62d910160405180910390a25050565b5f546001600160a01b0316331461100657604051631dc575bb60e31b8152336004820152602401610bdd565b5f818152600660205260408120546001600160401b0316900361103f5760405163c4058ebd60e01b815260048101829052602401610bdd565b5f81815260066020526040808220805467ffffffffffffffff191690555182917fb2a8a9c97933cafb333db232e19a2fa0727de66b069d0644f241b2c36ba115bd91a250565b5f546001600160a01b031633146110b157604051631dc575bb60e31b8152336004820152602401610bdd565b600254600160a01b90046001600160401b03165f036110e357604051630a4cfe1760e01b815260040160405180910390fd5b5f81815260086020526040902054600160c81b900460ff1660011461111e57604051634abe256360e11b815260048101829052602401610bdd565b601754801561114a576040515f815281905f516020615c685f395f51905f529060200160405180910390a25b601782905560405182907f2ff47beb1527c7e45468150f30e15635283717e00cdf2f73afd22bef1802343f905f90a25050565b5f546001600160a01b031633146111a957604051631dc575bb60e31b8152336004820152602401610bdd565b6002546001600160401b03600160a01b909104811690821615806111de5750806001600160401b0316826001600160401b0316115b1561120757604051636749352960e11b81526001600160401b0383166004820152602401610bdd565b6001600160401b0382165f908152600b602052604090208054600160e81b900460ff1615611256576040516001627bc5a960e01b031981526001600160401b0384166004820152602401610bdd565b805460ff60e81b1916600160e81b1781556001600160401b038083169084160361128e576002805460ff60e81b1916600160e81b1790555b6040516001600160401b038416907fc5aa6ce312a6778a756cfcb6d63a1247811223227a435c59b954b64aed95786e905f90a2505050565b5f546001600160a01b031633146112f257604051631dc575bb60e31b8152336004820152602401610bdd565b6002546001600160401b03600160a01b909104811690821615806113275750806001600160401b0316826001600160401b0316115b1561135057604051636749352960e11b81526001600160401b0383166004820152602401610bdd565b6001600160401b0382165f908152600b602052604090208054600160f01b900460ff161561139c5760405163b4c313af60e01b81526001600160401b0384166004820152602401610bdd565b816001600160401b0316836001600160401b031614806113c057506113c081613f4c565b156113e95760405163063f34bd60e41b81526001600160401b0384166004820152602401610bdd565b805460ff60f01b1916600160f01b1781556040516001600160401b038416907f67bb89c52c84a22a18f3cd0f0cde1b23d34ba56921f29fe3142d07b01858d3b9905f90a2505050565b5f5f5f6114526002546001600160a01b0381169160e89190911c60ff1690565b90925090506001600160a01b03821661146f575f925050506114ff565b5f6114e27f943f73c6fc7086fbf3a94fdf368f133c28e3ca723abda552ddf6eccc0a8db7518a8a6040516114a49291906157a3565b604080519182900382206020830193909352810191909152606081018990526080015b60405160208183030381529060405280519060200120613dba565b90506114f96114f2828888613e00565b8484613f79565b93505050505b95945050505050565b5f611511613fe6565b905090565b5f5f5f6115366002546001600160a01b0381169160e89190911c60ff1690565b90925090506001600160a01b038216611553575f925050506115b3565b6115638d8d8d8d8d8d8b8b6140da565b611571575f925050506115b3565b5f8e8c8c6040516020016115879392919061588f565b6040516020818303038152906040528051906020012090506115ad6114f2828a8a613e00565b93505050505b9b9a5050505050505050505050565b5f546001600160a01b031633146115ee57604051631dc575bb60e31b8152336004820152602401610bdd565b5f81156116165782825f8181106116075761160761574b565b919091013560f81c9050611618565b5f5b90508060ff16600114801561162e575061013182145b15801561164b57508060ff1660021480156116495750604582145b155b1561167557604051636af42e7760e11b815260ff8216600482015260248101839052604401610bdd565b5f83836040516116869291906157a3565b604051809103902090508481146116ba5760405163dee1bed160e01b81526004810186905260248101829052604401610bdd565b5f858152600660205260409020546001600160401b0316156116f2576040516303f5e3c160e21b815260048101869052602401610bdd565b5f61171d7f0000000000000000000000000000000000000000000000000000000000000000426158d2565b5f8781526006602052604090819020805467ffffffffffffffff19166001600160401b0384161790555190915086907f456e47a5fd8f56bbf1738d1cb4a37ff762e6dbd1f4d3dd9587f6f6d5de8a4bc79061177d908490899089906158f1565b60405180910390a2505050505050565b5f546001600160a01b031633146117b957604051631dc575bb60e31b8152336004820152602401610bdd565b6009546040516001600160a01b038084169216907f33c2414d50cce15578dc9464818a79ed5de70911af8f588106c46b3a6c3a7281905f90a3600980546001600160a01b0319166001600160a01b0392909216919091179055565b5f80496118345760405163dea3be2360e01b815260040160405180910390fd5b600e5460ff1661185757604051639ffe690f60e01b815260040160405180910390fd5b6002545f9061187790600160a01b90046001600160401b031660016158d2565b9050806001600160401b03168a6001600160401b0316146118be5760405163a06d0e4b60e01b81526001600160401b03808c16600483015282166024820152604401610bdd565b6118c88888614181565b50505f88886040516118db9291906157a3565b60408051918290039091206001600160a01b0381165f908152600c60205291909120549091506001600160401b03161561193357604051636570693b60e11b81526001600160a01b0382166004820152602401610bdd565b5f61193d8b614248565b905061194988886142be565b600d5461196790600160401b90046001600160401b031660016158d2565b93505f7f8eda63edefa8a3ddc4a8abfcb5d074858d91b51b8cad0f1a2f23f56f6b35ff0585858d8d60405161199d9291906157a3565b60405180910390208c8c6040516020016119b8929190615913565b60408051601f198184030181528282528051602091820120908301969096526001600160401b0394851690820152929091166060830152608082015260a08101919091525f4960c082015260e001604051602081830303815290604052805190602001209050816001600160a01b0316611a3b611a3483613dba565b8989613e00565b6001600160a01b031614611a625760405163a32fee2b60e01b815260040160405180910390fd5b611a70858d8d8d8d8d614360565b5050505098975050505050505050565b5f611a8a8561464f565b90505f611a9685614248565b6001600160401b0387165f90815260136020908152604080832089845290915290205490915060ff1615611aef576040516359e2847160e11b81526001600160401b038716600482015260248101869052604401610bdd565b81546001830154604080517f51cd4accb8d8885e4e3b31029083728e10c3051c455adda4210f8cb4eef125b360208201526001600160401b03808b1692820192909252600160401b9093041660608301526001600160a01b031660808201525f90611b5c9060a0016114c7565b9050816001600160a01b0316611b73828787613e00565b6001600160a01b031614611b9a5760405163a32fee2b60e01b815260040160405180910390fd5b6001600160401b0387165f90815260136020908152604080832089845290915281208054600160ff1990911681179091558454611be591600160e01b90910463ffffffff169061593a565b84546001600160e01b0316600160e01b63ffffffff831690810291909117865560405190815290915087906001600160401b038a16907ff091184f7115ad483b5ba0a3c84ca1cae36bd218ea628b37bf7c08579b5010249060200160405180910390a35050505050505050565b60408051610140810182525f8082526020820181905291810182905260608082018390526080820183905260a0820183905260c0820183905260e082018390526101008201526101208101919091526040805161014081018252600f546001600160401b03808216808452600160401b830482166020850152600160801b8304821694840194909452600160c01b820463ffffffff9081166060850152600160e01b928390041660808401526010546001600160a01b03811660a0850152600160a01b810490911660c08401520460ff1660e0820152601154610100820152601254610120820152905f03611d45575090565b80516001600160401b039081168352602080830151821690840152604080830151909116908301526060808201805163ffffffff908116928501929092526080808401519092169184019190915251611d9d906146a2565b63ffffffff1660a08084019190915260c0808301516001600160401b0316908401528101516001600160a01b031660e080840191909152810151610100820151604051611dee929190602001615956565b60408051601f19818403018152919052610100830152610120908101519082015290565b6001546001600160a01b03163314611e3f57604051631dc575bb60e31b8152336004820152602401610bdd565b5f8054336001600160a01b0319808316821784556001805490911690556040516001600160a01b0390921692909183917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e091a350565b6014545f90600160801b90046001600160401b03168015801590611ede57506001600160401b038082165f90815260156020526040902060010154426201000090910490911611155b15611ee857919050565b5050601454600160401b90046001600160401b031690565b5f6060808280808346308380604051908082528060200260200182016040528015611f35578160200160208202803683370190505b50604080518082018252600a81526925b2bca6b0b730b3b2b960b11b602080830191909152825180840190935260018352603160f81b90830152600f60f81b9d909c50909a50939850919650945092509050565b6001600160401b0382165f9081526016602090815260408083206001600160a01b038516845290915290205460ff165b92915050565b5f818152600a60205260409020546001600160401b03168015611fe157919050565b505f818152600a6020526040808220805467ffffffffffffffff1916436001600160401b0381169190911790915590519091339184917f7e1fc9e2e67adbcb0b86046229dce2c3b7199ca0532abadd0a25ecce3ef6db9291a3919050565b5f8381526008602052604090208054600254601754600160c81b90920460ff1691600160a01b9091046001600160401b0316908261209357604051631034655360e11b815260048101889052602401610bdd565b60ff831660011480156120a65750808714155b156120c75760405163fc6f279160e01b815260048101889052602401610bdd565b60021960ff8416016120ef57604051632acbe50d60e01b815260048101889052602401610bdd565b60031960ff841601612117576040516311616de960e01b815260048101889052602401610bdd565b60ff831660021480156121445750835465ffffffffffff600160d01b909104166001600160401b03831614155b1561218b578354604051634ba41eb760e01b815260048101899052600160d01b90910465ffffffffffff1660248201526001600160401b0383166044820152606401610bdd565b600254600160f01b900460ff16156121c557600f54604051630f03f0af60e31b81526001600160401b039091166004820152602401610bdd565b600254604080517f3d17c0c698abf8a8f7facba6334702981bef38477b697ef007eb33fd906e4b6460208201529081018990526001600160a01b0390911660608201525f90612216906080016114c7565b85549091506001600160a01b031661222f828989613e00565b6001600160a01b0316146122565760405163a32fee2b60e01b815260040160405180910390fd5b845465ffffffffffff8416600160d01b026001600160c81b0390911617600360c81b178555600d80545f90612293906001600160401b0316615987565b91906101000a8154816001600160401b0302191690836001600160401b031602179055508188036122e6575f6017556040516001815288905f516020615c685f395f51905f529060200160405180910390a25b60405188907fd49a8a812ab4c6b9f29ad36ae14ad6f165ed34c620beac2e9b15faf256c1b6bc905f90a25050505050505050565b5f496123395760405163dea3be2360e01b815260040160405180910390fd5b5f546001600160a01b0316331480159061235e57506009546001600160a01b03163314155b1561237e57604051631dc575bb60e31b8152336004820152602401610bdd565b600254600160a01b90046001600160401b0316156123af57604051634b59d85160e01b815260040160405180910390fd5b5f5f6123bb8484614181565b915091505f84846040516123d09291906157a3565b604051908190039020600280546001600160e01b0319166001600160a01b03831617600160a01b1781559091505f499061240e9060018516906159b1565b6002805460ff92909216600160e01b0260ff60e01b199092169190911781556003859055600482905561245490600190849061244d90878416906159b1565b87856146b9565b816001600160a01b03167f92bee827eafdf4ee823b5ec25fc79f43fd063d07a207f8e328bb28798af1d953878784600160405161177d94939291906159c4565b5f546001600160a01b031633146124c057604051631dc575bb60e31b8152336004820152602401610bdd565b5f6124ca8261464f565b600e5481549192505f916124f8916001600160401b03600160501b909104811691600160801b9004166158d2565b9050806001600160401b031642101561252f576040516328dab93560e01b81526001600160401b0382166004820152602401610bdd565b61253a82600161475e565b505050565b5f546001600160a01b0316331461256b57604051631dc575bb60e31b8152336004820152602401610bdd565b600254600160a01b90046001600160401b03165f81900361259f57604051630a4cfe1760e01b815260040160405180910390fd5b600e5460ff16156125c357604051630f9c07c960e01b815260040160405180910390fd5b6301e133806001600160401b03841611806125ee57508380156125ee57506001600160401b03831615155b1561261757604051630193387560e11b81526001600160401b0384166004820152602401610bdd565b6301e133806001600160401b0383161115612650576040516380a504f960e01b81526001600160401b0383166004820152602401610bdd565b6040805160a0810182526001808252861515602083018190526001600160401b0387811694840185905286811660608501819052429091166080909401849052600e805461ffff191661010090930292909217831771ffffffffffffffffffffffffffffffff000019166201000090950267ffffffffffffffff60501b191694909417600160501b9094029390931767ffffffffffffffff60901b1916600160901b909202919091179091556127079082906158d2565b6001600160401b03167fa9b69d38dc300f777923b3b90c765df308a31ebc361f3956663c1b1764c3513385858560405161275f9392919092151583526001600160401b03918216602084015216604082015260600190565b60405180910390a250505050565b5f4961278c5760405163dea3be2360e01b815260040160405180910390fd5b5f8390036127ad5760405163076bbd5760e01b815260040160405180910390fd5b6002546001600160a01b0316806127d757604051630a4cfe1760e01b815260040160405180910390fd5b600254600160a01b81046001600160401b031690600160f01b900460ff161561282257600f54604051630f03f0af60e31b81526001600160401b039091166004820152602401610bdd565b600254600160e81b900460ff161561285b576040516001627bc5a960e01b031981526001600160401b0382166004820152602401610bdd565b5f5f4990505f6128db7f9ed4f66d897a02c41fe0a059e26a7e124f29829de12c5921e808967ab509e9f58989604051602001612898929190615913565b60408051601f19818403018152828252805160209182012090830193909352810191909152606081018490526001600160401b038516608082015260a0016114c7565b9050836001600160a01b03166128f2828888613e00565b6001600160a01b0316146129195760405163a32fee2b60e01b815260040160405180910390fd5b5f5b87811015612ab4575f8989838181106129365761293661574b565b602090810292909201355f81815260089093526040909220805492935091600160c81b900460ff16905060018114612a025760ff811661298c57604051631034655360e11b815260048101849052602401610bdd565b60031960ff8216016129b4576040516311616de960e01b815260048101849052602401610bdd565b60ff811660021415806129e1575081546001600160401b038816600160d01b90910465ffffffffffff1610155b15612a0257604051633e71faf160e21b815260048101849052602401610bdd565b8154600160a01b900464ffffffffff1643811015612a4557604051630afd898560e01b8152600481018590526001600160401b0382166024820152604401610bdd565b8254600160c91b6001600160c81b03909116600160d01b65ffffffffffff8b160217178355604080518881526020810187905285917f920294b671c8d2f14c151f1bca70e3fb67fcf8b44bd242fbdb401a9341e6b7aa910160405180910390a25050505080600101905061291b565b505050505050505050565b5f546001600160a01b03163314612aeb57604051631dc575bb60e31b8152336004820152602401610bdd565b600e5460ff16612b0e57604051639ffe690f60e01b815260040160405180910390fd5b600254600160f01b900460ff1615612b2857612b28614ab0565b600e80546001600160d01b0319169055600254612b5690600160a01b90046001600160401b031660016158d2565b6001600160401b03167f5b63e320cdbf88e137915e3944d1b81f3cacb5da1daaefa93a167111040f67b960405160405180910390a2565b5f546001600160a01b03163314612bb957604051631dc575bb60e31b8152336004820152602401610bdd565b6001600160401b0381161580612bdb575063ffffffff6001600160401b038216115b15612c0457604051634c44499560e11b81526001600160401b0382166004820152602401610bdd565b6005805467ffffffffffffffff60401b1916600160401b6001600160401b038416908102919091179091556040519081527f093751010ad8f7a35e1e3f83d8f7d7c80dc19aa8bea3c65d783faf217a27029e906020015b60405180910390a150565b5f546001600160a01b03163314612c9257604051631dc575bb60e31b8152336004820152602401610bdd565b5f8181526008602052604090208054600160c81b900460ff1680612ccc57604051631034655360e11b815260048101849052602401610bdd565b60031960ff821601612cf4576040516311616de960e01b815260048101849052602401610bdd565b60021960ff821601612d5957600d80545f90612d18906001600160401b03166159f7565b91906101000a8154816001600160401b0302191690836001600160401b031602179055506002601e9054906101000a900460ff1615612d5957612d59614ab0565b8260175403612d8b575f601781905560405190815283905f516020615c685f395f51905f529060200160405180910390a25b8154600160ca1b60ff60c81b1982161783556040516001600160a01b039091169084907f542c67520c4d3d355b2f36b360a5dbf836afc1b80c8e34011f371ec2034379d4905f90a3505050565b6005545f90600160d01b900460ff161580611fb95750506001600160d01b0319165f9081526007602052604090205460ff1690565b5f546001600160a01b03163314612e3957604051631dc575bb60e31b8152336004820152602401610bdd565b61ffff83161580612e4d575061ffc0831615155b15612e7157604051632a81d28360e21b815261ffff84166004820152602401610bdd565b816001600160401b03165f03612e9a576040516308b299cf60e31b815260040160405180910390fd5b6005805469ffffffffffffffffffff60801b1916600160801b61ffff861690810267ffffffffffffffff60901b191691909117600160901b6001600160401b0386169081029190911760ff60d01b1916600160d01b851515908102919091179093556040805192835260208301919091528101919091527f0a6050abf668d90969bede208a6c8357f86d60c1c36e24c315da2d674f6a13a19060600160405180910390a1505050565b600254606090600160a01b90046001600160401b03165f03612f71575060408051602081019091525f815290565b600254600354604051612f9292600160e01b900460ff169190602001615956565b604051602081830303815290604052905090565b851580612fb557506017548614155b15612fd65760405163df02c48f60e01b815260048101879052602401610bdd565b6001600160401b038516158061300157506002546001600160401b03600160a01b9091048116908616115b1561302a57604051636749352960e11b81526001600160401b0386166004820152602401610bdd565b6001600160401b0385165f908152600b602052604090208054600160f01b900460ff16156130765760405163b4c313af60e01b81526001600160401b0387166004820152602401610bdd565b60048101546001600160401b03165f8190036130b057604051636173f92960e11b81526001600160401b0388166004820152602401610bdd565b5f61311e7fe434b340faba94382c1b9d63a62bc46f94c0c1683b13497d9bece31f1d524bf98a8a8a8a6040516130e79291906157a3565b6040519081900381206114c79493929160200193845260208401929092526001600160401b03166040830152606082015260800190565b90505f61312c828787613e00565b6001600160401b0384165f9081526016602090815260408083206001600160a01b038516845290915281205491925060ff9091169081900361318c5760405163dd64986960e01b81526001600160a01b0383166004820152602401610bdd565b5f8b81526018602090815260408083206001600160401b038e168452909152902054600160ff83161b808216156131f157604051634a96485560e01b8152600481018e90526001600160401b038d16602482015260ff84166044820152606401610bdd565b80821760185f8f81526020019081526020015f205f8e6001600160401b03166001600160401b031681526020019081526020015f20819055508b6001600160401b03168d7f0c66b4ebc86c612cb7f8e0c7f3162a1b538a01dbcdafe6f0568eef29223f2e2585878f8f60405161326a9493929190615a18565b60405180910390a350505050505050505050505050565b5f61328b8261464f565b80549091505f906132a890600160c01b900463ffffffff166146a2565b825490915063ffffffff808316600160e01b9092041610156132f75781546040516347d8861960e01b8152600160e01b90910463ffffffff908116600483015282166024820152604401610bdd565b61253a825f61475e565b6002545f906001600160401b03600160a01b909104811690831615806133385750806001600160401b0316836001600160401b0316115b1561334557505f92915050565b806001600160401b0316836001600160401b031603613373575050600254600160e81b900460ff1615919050565b6001600160401b0383165f908152600b6020526040902061339390613f4c565b9392505050565b5f80496133ba5760405163dea3be2360e01b815260040160405180910390fd5b600254600160a01b90046001600160401b03165f036133ec57604051630a4cfe1760e01b815260040160405180910390fd5b6133f68484614181565b505043826001600160401b03161015806134235750436134216001600160401b0384166101006159b1565b105b15613452576040516302c39c9760e41b81526001600160401b0383166004820152436024820152604401610bdd565b6001600160401b038216408061348657604051636f83088f60e11b81526001600160401b0384166004820152602401610bdd565b5f85856040516134979291906157a3565b60405190819003902060055490915081905f8049916134c0906001600160401b031660016158d2565b6005805467ffffffffffffffff19166001600160401b03838116918217928390556040805160a081019091526001600160a01b038816815291995092935091602083019161351791600160401b90910416436159b1565b64ffffffffff168152602001600160ff1681526020015f65ffffffffffff16815260200185848a89604051602001613571949392919093845260208401929092526001600160401b03166040830152606082015260800190565b60408051601f1981840301815291815281516020928301209092525f89815260088252829020835181549285015185850151606087015165ffffffffffff16600160d01b026001600160d01b0360ff909216600160c81b02919091166001600160c81b0364ffffffffff909316600160a01b026001600160c81b03199096166001600160a01b0394851617959095179190911693909317929092178155608090930151600190930192909255519084169087907fdd0840a638e2918d489856fb4fa46e8bf7e11cac69e2cac0d0831dde0f4e24c290613659908d908d9088908e908d90615a4f565b60405180910390a350505050509392505050565b5f80546001600160a01b0316331461369a57604051631dc575bb60e31b8152336004820152602401610bdd565b5f6136a6604085615a9c565b90506136b3604085615aaf565b1515806136c05750602081115b806136cd5750808360ff16115b806136e5575080158015906136e5575060028360ff16105b1561370f57604051633de8a9e960e21b81526004810185905260ff84166024820152604401610bdd565b601454600160801b90046001600160401b0316801580159061375657506001600160401b038082165f90815260156020526040902060010154426201000090910490911611155b15613781576014805467ffffffffffffffff60401b1916600160401b6001600160401b038416021790555b601454613798906001600160401b031660016158d2565b6014805467ffffffffffffffff19166001600160401b03831617905592505f5b828110156138ce57365f88886137cf856040615734565b906137db8660016159b1565b6137e6906040615734565b926137f39392919061575f565b915091506138018282614181565b50505f82826040516138149291906157a3565b60408051918290039091206001600160401b0389165f908152601660209081528382206001600160a01b03841683529052919091205490915060ff1615613879576040516304a22f0960e31b81526001600160a01b0382166004820152602401610bdd565b6138848460016159b1565b6001600160401b0388165f9081526016602090815260408083206001600160a01b0395909516835293905291909120805460ff191660ff90921691909117905550506001016137b8565b505f6138fa7f0000000000000000000000000000000000000000000000000000000000000000426158d2565b9050604051806080016040528088886040516139179291906157a3565b6040805191829003909120825260ff888116602080850191909152878216848401526001600160401b038681166060958601528981165f8181526015845285902087518155928701516001909301805488870151989097015193851661ffff199097169690961761010097909416969096029290921769ffffffffffffffff00001916620100009190921602179091556014805467ffffffffffffffff60801b1916600160801b8402179055517f315170ee20ca729f61e6b7fbb23cd48f896d707f154ff7043dc9d8d4edd413cb906139f790889085908c908c90615ac2565b60405180910390a25050509392505050565b6014545f90600160801b90046001600160401b03168015801590613a5157506001600160401b038082165f908152601560205260409020600101544262010000909104909116115b15613a5b57919050565b5f91505090565b60408051610120810182525f8082526060602083018190529282018190529181018290526080810182905260a0810182905260c0810182905260e081018290526101008101919091526001600160401b0382161580613ad657506002546001600160401b03600160a01b9091048116908316115b15613ae057919050565b6001600160401b0382165f908152600b602090815260409182902080546001600160a01b0381168552600182015493519193613b2a93600160e01b90920460ff1692909101615956565b60408051601f19818403018152918152602084019190915260048201546001600160401b03600160401b82048116928501929092528254600160a01b81048316606086015260ff600160e81b8204811615156080870152600160f01b90910416151560a0850152600283015460c08501521660e083015260030154610100820152919050565b5f546001600160a01b03163314613bdc57604051631dc575bb60e31b8152336004820152602401610bdd565b600180546001600160a01b0319166001600160a01b03831690811790915560405133907f38d16b8cac22d99fc7c124b9cd0de2d3fa1faef420bfe791d8c362d765e22700905f90a350565b5f546001600160a01b03163314613c5357604051631dc575bb60e31b8152336004820152602401610bdd565b6005805463ffffffff60d81b1916600160d81b63ffffffff8416908102919091179091556040519081527f63f64cc2366f391545df65de091e2230c6ce3739e58a5f34dba77c393ff4590c90602001612c5b565b5f818152600660205260408120546001600160401b0316801580159061339357506001600160401b031642101592915050565b5f80826001600160401b03811115613cf457613cf4615973565b604051908082528060200260200182016040528015613d1d578160200160208202803683370190505b5090505f5b83811015613d8957848482818110613d3c57613d3c61574b565b9050602002810190613d4e9190615aed565b604051613d5c9291906157a3565b6040518091039020828281518110613d7657613d7661574b565b6020908102919091010152600101613d22565b5080604051602001613d9b9190615b2f565b6040516020818303038152906040528051906020012091505092915050565b5f613dc3613fe6565b60405161190160f01b6020820152602281019190915260428101839052606201604051602081830303815290604052805190602001209050919050565b5f60418214613e1057505f613393565b5f613e1e602082858761575f565b613e2791615786565b90505f613e3860406020868861575f565b613e4191615786565b90505f85856040818110613e5757613e5761574b565b919091013560f81c915050601b811015613e7957613e76601b82615b64565b90505b8060ff16601b14158015613e9157508060ff16601c14155b15613ea1575f9350505050613393565b821580613eac575081155b80613ed657507f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a082115b15613ee6575f9350505050613393565b604080515f81526020810180835289905260ff831691810191909152606081018490526080810183905260019060a0016020604051602081039080840390855afa158015613f36573d5f5f3e3d5ffd5b5050604051601f19015198975050505050505050565b80545f90600160e81b900460ff16158015611fb957505054600160a01b90046001600160401b0316421090565b5f826001600160a01b0316846001600160a01b031603613f9b57508015613393565b6001600160a01b0384165f908152600c60205260409020546001600160401b031680158015906114ff57506001600160401b0381165f908152600b602052604090206114ff90613f4c565b5f7f000000000000000000000000000000000000000000000000000000000000000046146140b557611511604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f94df7cf843ec1a2a53d75eb5a514277b6782fffea42d1403ba0bfeae3058cd45918101919091527fc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc660608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b507f000000000000000000000000000000000000000000000000000000000000000090565b5f5f5f6140e78989614b14565b91509150816140fa575f92505050614175565b5f6141058c8c614b14565b50905080614118575f9350505050614175565b5f86866141258f8f614c64565b60405160200161413793929190615b7d565b604051602081830303815290604052805190602001209050826001600160a01b0316614164828b8b613e00565b6001600160a01b0316149450505050505b98975050505050505050565b5f80604083146141a757604051639f6e9b0360e01b815260048101849052602401610bdd565b6141b460205f858761575f565b6141bd91615786565b91506141cd60406020858761575f565b6141d691615786565b90506401000003d019821015806141f357506401000003d0198110155b8061422357506401000003d01960076401000003d019846401000003d01986870909086401000003d01982830914155b156142415760405163075d21bd60e31b815260040160405180910390fd5b9250929050565b5f8181526008602052604081208054600160c81b900460ff166003198101614286576040516311616de960e01b815260048101859052602401610bdd565b60ff81166003146142ad5760405163681f844160e11b815260048101859052602401610bdd565b50546001600160a01b031692915050565b600d546001600160401b03168181146142f457604051630db838bf60e21b81526004810183905260248101829052604401610bdd565b5f5f5b83811015614359575f8585838181106143125761431261574b565b90506020020135905082811161434557604051630db838bf60e21b81526004810186905260248101859052604401610bdd565b61434e81614248565b5091506001016142f7565b5050505050565b600254600160f01b900460ff161561437a5761437a614ab0565b6002545f9061439a90600160a01b90046001600160401b031660016158d2565b90505f85856040516143ad9291906157a3565b60408051918290038220600d80546001600160401b03808e16600160401b810267ffffffffffffffff60401b19909316929092179092556101408501845284528581166020808601919091524282168585015263ffffffff88166060860152600160808601526001600160a01b03831660a0860152908b1660c08501529093505f49929160e083019161444291908a8c61575f565b61444b91615786565b6144599060011660026159b1565b60ff168152602090810190614470905f8a8c61575f565b61447991615786565b815260209081018390528151600f805484840151604080870151606088015160808901516001600160401b039788166fffffffffffffffffffffffffffffffff1990961695909517600160401b94881694909402939093176bffffffffffffffffffffffff60801b1916600160801b9187169190910263ffffffff60c01b191617600160c01b63ffffffff93841602176001600160e01b0316600160e01b9290931682029290921790925560a08501516010805460c088015160e08901516001600160a01b039094166001600160e01b031990921691909117600160a01b918716919091021760ff60e01b191660ff90921690930217909155610100840151601155610120909301516012558b81165f818152601384528481208d825290935291839020805460ff1916600117905560028054600160f01b60ff60f01b1990911617905591518a928616907f2a19b4bc027016ab4cdfa8310dc24c134b2fc8f89ebef81a187ece9f42babe86906145fb9087908d908d9089908e908e90615baa565b60405180910390a46040516001815288906001600160401b038b16907ff091184f7115ad483b5ba0a3c84ca1cae36bd218ea628b37bf7c08579b5010249060200160405180910390a3505050505050505050565b600f6001600160401b0382161580614674575080546001600160401b03838116911614155b1561469d57604051633ef58cd160e01b81526001600160401b0383166004820152602401610bdd565b919050565b5f6146ae600283615c0e565b611fb990600161593a565b6001600160401b039485165f818152600b60209081526040808320805460ff909816600160e01b02600168ff000000000000000160a01b03199098166001600160a01b03909916988917979097178755600187019590955560028601939093556004909401805442909716600160401b0267ffffffffffffffff60401b1990971696909617909555928252600c90925220805467ffffffffffffffff19169091179055565b6040805160a081018252600e5460ff80821615158352610100820416151560208084019182526001600160401b03620100008404811685870152600160501b840481166060860152600160901b909304831660808501526002548754600160a01b90910484165f818152600b909352959091209151939493600160401b9091049092169142919015614844578054600160e81b900460ff1661483f57805460ff60e81b1916600160e81b1781556040516001600160401b038516907fc5aa6ce312a6778a756cfcb6d63a1247811223227a435c59b954b64aed95786e905f90a25b6148c9565b8054600160e81b900460ff166148c9575f85604001518361486591906158d2565b825467ffffffffffffffff60a01b1916600160a01b6001600160401b038381169182029290921785556040519081529192508616907f4ea7ee8299940485e47c8f3387b05a23be9bc2a479089e5c4be5d05a35b184379060200160405180910390a2505b6001846001600160401b0316111561498c575f600b816148ea600188615c35565b6001600160401b03166001600160401b031681526020019081526020015f20905061491481613f4c565b1561498a57805467ffffffffffffffff60a01b1916600160a01b6001600160401b03851602178155614947600186615c35565b6040516001600160401b03858116825291909116907f4ea7ee8299940485e47c8f3387b05a23be9bc2a479089e5c4be5d05a35b184379060200160405180910390a25b505b6001870154600288015460038901546001600160a01b03831692600160e01b900460ff1691906149c39087908590859085906146b9565b600280546001600160a01b0385166001600160e01b03199091168117600160a01b6001600160401b038a81169182029290921762ffffff60e01b1916600160e01b60ff8816810261ffff60e81b19169190911790945560038590558d545f600f819055601080546001600160e81b03191690556011819055601255600e80546001600160d01b0319169055604080519382168085529590910463ffffffff16602084018190528e15159184019190915292917ffb62a26141c366d99c2e820b509b3d982f771914482f25b1eac180f123e370a39060600160405180910390a3505050505050505050505050565b600f546040516001600160401b03909116907f700fff7a9b99d4c42a3f71ca374cc0199093a6186074241187b8dff1251cd668905f90a25f600f819055601080546001600160e81b031916905560118190556012556002805460ff60f01b19169055565b5f8060218314614b2857505f905080614241565b5f84845f818110614b3b57614b3b61574b565b919091013560f81c91505060028114801590614b5b57508060ff16600314155b15614b6c575f5f9250925050614241565b5f614b7b60216001878961575f565b614b8491615786565b90506401000003d0198110614ba0575f5f935093505050614241565b5f6401000003d01960076401000003d019846401000003d019868709090890505f5f614bd68363400000f4600160fe1b03614d09565b91509150811580614bf05750826401000003d01982830914155b15614c05575f5f965096505050505050614241565b600181811690861614614c2557614c22816401000003d019615c54565b90505b6040805160208101869052908101829052600190606001604051602081830303815290604052805190602001205f1c9650965050505050509250929050565b6060614c71826002615734565b6001600160401b03811115614c8857614c88615973565b6040519080825280601f01601f191660200182016040528015614cb2576020820181803683370190505b5090506f181899199a1a9b1b9c1cb0b131b232b360811b602082015f5b84811015614d0057808601355f1a838160041c1a835383600f82161a60018401535060029190910190600101614ccf565b50505092915050565b5f5f60405160208152602080820152602060408201528460608201528360808201526401000003d01960a082015260208160c08360055afa9051909590945092505050565b80356001600160401b038116811461469d575f5ffd5b5f5f83601f840112614d74575f5ffd5b5081356001600160401b03811115614d8a575f5ffd5b602083019150836020828501011115614241575f5ffd5b5f5f83601f840112614db1575f5ffd5b5081356001600160401b03811115614dc7575f5ffd5b6020830191508360208260051b8501011115614241575f5ffd5b5f5f5f5f5f5f5f5f60a0898b031215614df8575f5ffd5b614e0189614d4e565b9750614e0f60208a01614d4e565b965060408901356001600160401b03811115614e29575f5ffd5b614e358b828c01614d64565b90975095505060608901356001600160401b03811115614e53575f5ffd5b614e5f8b828c01614da1565b90955093505060808901356001600160401b03811115614e7d575f5ffd5b614e898b828c01614d64565b999c989b5096995094979396929594505050565b80356001600160d01b03198116811461469d575f5ffd5b8035801515811461469d575f5ffd5b5f5f60408385031215614ed4575f5ffd5b614edd83614e9d565b9150614eeb60208401614eb4565b90509250929050565b5f60208284031215614f04575f5ffd5b5035919050565b5f60208284031215614f1b575f5ffd5b61339382614d4e565b5f5f5f5f5f60608688031215614f38575f5ffd5b85356001600160401b03811115614f4d575f5ffd5b614f5988828901614d64565b9096509450506020860135925060408601356001600160401b03811115614f7e575f5ffd5b614f8a88828901614d64565b969995985093965092949392505050565b80356bffffffffffffffffffffffff198116811461469d575f5ffd5b5f5f5f5f5f5f5f5f5f5f5f60c08c8e031215614fd1575f5ffd5b614fda8c614f9b565b9a5060208c01356001600160401b03811115614ff4575f5ffd5b6150008e828f01614d64565b909b5099505060408c01356001600160401b0381111561501e575f5ffd5b61502a8e828f01614d64565b90995097505060608c01356001600160401b03811115615048575f5ffd5b6150548e828f01614d64565b90975095505060808c01356001600160401b03811115615072575f5ffd5b61507e8e828f01614d64565b90955093505060a08c01356001600160401b0381111561509c575f5ffd5b6150a88e828f01614d64565b915080935050809150509295989b509295989b9093969950565b5f5f5f604084860312156150d4575f5ffd5b8335925060208401356001600160401b038111156150f0575f5ffd5b6150fc86828701614d64565b9497909650939450505050565b80356001600160a01b038116811461469d575f5ffd5b5f6020828403121561512f575f5ffd5b61339382615109565b5f5f5f5f5f5f5f5f60a0898b03121561514f575f5ffd5b61515889614d4e565b97506020890135965060408901356001600160401b03811115614e29575f5ffd5b5f5f5f5f6060858703121561518c575f5ffd5b61519585614d4e565b93506020850135925060408501356001600160401b038111156151b6575f5ffd5b6151c287828801614d64565b95989497509550505050565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b602081526152166020820183516001600160401b03169052565b5f602083015161523160408401826001600160401b03169052565b5060408301516001600160401b038116606084015250606083015163ffffffff8116608084015250608083015163ffffffff811660a08401525060a083015163ffffffff811660c08401525060c083015160e083015260e08301516152a26101008401826001600160a01b03169052565b506101008301516101406101208401526152c06101608401826151ce565b90506101208401516101408401528091505092915050565b60ff60f81b8816815260e060208201525f6152f660e08301896151ce565b828103604084015261530881896151ce565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b8181101561535d57835183526020938401939092019160010161533f565b50909b9a5050505050505050505050565b5f5f6040838503121561537f575f5ffd5b61538883614d4e565b9150614eeb60208401615109565b5f5f602083850312156153a7575f5ffd5b82356001600160401b038111156153bc575f5ffd5b6153c885828601614d64565b90969095509350505050565b5f5f5f606084860312156153e6575f5ffd5b6153ef84614eb4565b92506153fd60208501614d4e565b915061540b60408501614d4e565b90509250925092565b5f5f5f5f60408587031215615427575f5ffd5b84356001600160401b0381111561543c575f5ffd5b61544887828801614da1565b90955093505060208501356001600160401b038111156151b6575f5ffd5b5f5f60408385031215615477575f5ffd5b61548083614d4e565b946020939093013593505050565b5f6020828403121561549e575f5ffd5b61339382614e9d565b5f5f5f606084860312156154b9575f5ffd5b833561ffff811681146154ca575f5ffd5b92506154d860208501614d4e565b915061540b60408501614eb4565b602081525f61339360208301846151ce565b5f5f5f5f5f5f6080878903121561550d575f5ffd5b8635955061551d60208801614d4e565b945060408701356001600160401b03811115615537575f5ffd5b61554389828a01614d64565b90955093505060608701356001600160401b03811115615561575f5ffd5b61556d89828a01614d64565b979a9699509497509295939492505050565b5f5f60408385031215615590575f5ffd5b82359150614eeb60208401614d4e565b5f5f5f604084860312156155b2575f5ffd5b83356001600160401b038111156155c7575f5ffd5b6155d386828701614d64565b909450925061540b905060208501614d4e565b5f5f5f604084860312156155f8575f5ffd5b83356001600160401b0381111561560d575f5ffd5b61561986828701614d64565b909450925050602084013560ff81168114615632575f5ffd5b809150509250925092565b602081526156576020820183516001600160a01b03169052565b5f602083015161012060408401526156736101408401826151ce565b9050604084015161568f60608501826001600160401b03169052565b5060608401516001600160401b038116608085015250608084015180151560a08501525060a084015180151560c08501525060c084015160e084015260e08401516156e66101008501826001600160401b03169052565b506101008401516101208401528091505092915050565b5f6020828403121561570d575f5ffd5b813563ffffffff81168114613393575f5ffd5b634e487b7160e01b5f52601160045260245ffd5b8082028115828204841417611fb957611fb9615720565b634e487b7160e01b5f52603260045260245ffd5b5f5f8585111561576d575f5ffd5b83861115615779575f5ffd5b5050820193919092039150565b80356020831015611fb9575f19602084900360031b1b1692915050565b818382375f9101908152919050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b604081525f6157ed6040830186886157b2565b82810360208401528084825260208201905060208560051b830101865f601e19893603015b8882101561587f57858403601f190185528235818112615830575f5ffd5b8a016020810190356001600160401b0381111561584b575f5ffd5b803603821315615859575f5ffd5b6158648682846157b2565b95505050602083019250602085019450600182019150615812565b50919a9950505050505050505050565b713239ba30b1b596b5b6b996b4b9b9bab2b21d60711b81526bffffffffffffffffffffffff1984166012820152818360268301375f910160260190815292915050565b6001600160401b038181168382160190811115611fb957611fb9615720565b6001600160401b0384168152604060208201525f6114ff6040830184866157b2565b5f6001600160fb1b03831115615927575f5ffd5b8260051b80858437919091019392505050565b63ffffffff8181168382160190811115611fb957611fb9615720565b60f89290921b6001600160f81b0319168252600182015260210190565b634e487b7160e01b5f52604160045260245ffd5b5f6001600160401b0382166001600160401b0381036159a8576159a8615720565b60010192915050565b80820180821115611fb957611fb9615720565b606081525f6159d76060830186886157b2565b90508360208301526001600160401b038316604083015295945050505050565b5f6001600160401b03821680615a0f57615a0f615720565b5f190192915050565b60ff851681526001600160a01b03841660208201526060604082018190525f90615a4590830184866157b2565b9695505050505050565b608081525f615a626080830187896157b2565b6020830195909552506001600160401b0392909216604083015260609091015292915050565b634e487b7160e01b5f52601260045260245ffd5b5f82615aaa57615aaa615a88565b500490565b5f82615abd57615abd615a88565b500690565b60ff851681526001600160401b0384166020820152606060408201525f615a456060830184866157b2565b5f5f8335601e19843603018112615b02575f5ffd5b8301803591506001600160401b03821115615b1b575f5ffd5b602001915036819003821315614241575f5ffd5b81515f90829060208501835b82811015615b59578151845260209384019390910190600101615b3b565b509195945050505050565b60ff8181168382160190811115611fb957611fb9615720565b828482375f838201601d60f91b815283518060208601600184015e5f910160010190815295945050505050565b6001600160a01b03871681526080602082018190525f90615bce90830187896157b2565b6040830186905282810360608401528381526001600160fb1b03841115615bf3575f5ffd5b8360051b808660208401370160200198975050505050505050565b5f63ffffffff831680615c2357615c23615a88565b8063ffffffff84160491505092915050565b6001600160401b038281168282160390811115611fb957611fb9615720565b81810381811115611fb957611fb961572056fe00e5d3fa028f00c13868b4056447d0534b8de8d99d24fc389043f284eb33ceca' as const
 
 /** ABI of `PriceOracle` (contracts/examples/PriceOracle.sol). */
 export const priceOracleAbi = [
@@ -1469,4 +2828,4 @@ export const priceOracleAbi = [
 ] as const
 
 /** Creation bytecode of `PriceOracle`. */
-export const priceOracleBytecode = '0x60c060405234801561000f575f5ffd5b50604051610ca7380380610ca783398101604081905261002e9161008a565b6001600160a01b038216158061004c57506001600160601b03198116155b1561006a576040516386aad64f60e01b815260040160405180910390fd5b6001600160a01b039091166080526001600160601b03191660a0526100d9565b5f5f6040838503121561009b575f5ffd5b82516001600160a01b03811681146100b1575f5ffd5b60208401519092506001600160601b0319811681146100ce575f5ffd5b809150509250929050565b60805160a051610b9f6101085f395f8181610172015261049801525f818161013301526104710152610b9f5ff3fe608060405234801561000f575f5ffd5b506004361061007a575f3560e01c80637b103999116100585780637b1039991461012e57806380afdea81461016d578063afb0728e146101b2578063f62f6d6e146101c7575f5ffd5b8063360be39f1461007e57806336f4efa3146100a45780634eec7c2b146100dc575b5f5ffd5b61009161008c36600461088d565b6101ee565b6040519081526020015b60405180910390f35b6100cf6040518060400160405280600c81526020016b70726963652d6f7261636c6560a01b81525081565b60405161009b91906108d5565b6101106100ea3660046108e7565b5f9081526020819052604090208054600190910154909167ffffffffffffffff90911690565b6040805192835267ffffffffffffffff90911660208301520161009b565b6101557f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b03909116815260200161009b565b6101947f000000000000000000000000000000000000000000000000000000000000000081565b6040516bffffffffffffffffffffffff19909116815260200161009b565b6101c56101c036600461090e565b610284565b005b6100917f1e4ef6b6757138f34fc97e13deb61a195721b12371c0ef01a5c217ca908c868981565b5f7f1e4ef6b6757138f34fc97e13deb61a195721b12371c0ef01a5c217ca908c868946308435602086013561022960608801604089016109b8565b6040805160208101979097528601949094526001600160a01b039092166060850152608084015260a083015267ffffffffffffffff1660c082015260e001604051602081830303815290604052805190602001209050919050565b4261029560608601604087016109b8565b67ffffffffffffffff1611156102f9576102b560608501604086016109b8565b6040517f3d75d71400000000000000000000000000000000000000000000000000000000815267ffffffffffffffff90911660048201526024015b60405180910390fd5b83355f90815260208190526040908190206001015467ffffffffffffffff1690819061032b90606088019088016109b8565b67ffffffffffffffff16116103915761034a60608601604087016109b8565b6040517f7a587f7c00000000000000000000000000000000000000000000000000000000815267ffffffffffffffff918216600482015290821660248201526044016102f0565b61039b82806109df565b90506040146103e5576103ae82806109df565b6040517fddb8c8d00000000000000000000000000000000000000000000000000000000081526102f0925060040190815260200190565b5f6103f083806109df565b6040516103fe929190610a29565b60405190819003902090506001600160a01b03811661042661041f886101ee565b878761068b565b6001600160a01b031614610466576040517f74fbeaf900000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b5f6001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016633a75011f7f00000000000000000000000000000000000000000000000000000000000000006104c96104c488806109df565b6107d8565b6104d660208901896109df565b6104e360408b018b6109df565b6104f060608d018d6109df565b6040518060400160405280600c81526020016b70726963652d6f7261636c6560a01b8152506040518a63ffffffff1660e01b815260040161053999989796959493929190610a60565b602060405180830381865afa158015610554573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906105789190610ae8565b9050806105b1576040517f3a2fae4300000000000000000000000000000000000000000000000000000000815260040160405180910390fd5b6040518060400160405280886020013581526020018860400160208101906105d991906109b8565b67ffffffffffffffff90811690915288355f818152602081815260409182902085518155948101516001909501805467ffffffffffffffff191695909416949094179092556001600160a01b0385169290917f3ef5dce8316763a7d775a30b80537c1b7a237935caca65224b3d1bfafe98b4a2918b0135906106619060608d01908d016109b8565b6040805192835267ffffffffffffffff90911660208301520160405180910390a350505050505050565b5f6041821461069b57505f6107d1565b5f6106a96020828587610b07565b6106b291610b2e565b90505f6106c3604060208688610b07565b6106cc91610b2e565b90505f858560408181106106e2576106e2610b4b565b919091013560f81c915050601b81101561070457610701601b82610b73565b90505b8060ff16601b1415801561071c57508060ff16601c14155b1561072c575f93505050506107d1565b821580610737575081155b8061076157507f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a082115b15610771575f93505050506107d1565b604080515f81526020810180835289905260ff831691810191909152606081018490526080810183905260019060a0016020604051602081039080840390855afa1580156107c1573d5f5f3e3d5ffd5b5050506020604051035193505050505b9392505050565b60605f6107e86020828587610b07565b6107f191610b2e565b90505f610802604060208688610b07565b61080b91610b2e565b905061081b600182166002610b8c565b8260405160200161085d92919060f89290921b7fff00000000000000000000000000000000000000000000000000000000000000168252600182015260210190565b604051602081830303815290604052925050505b92915050565b5f60608284031215610887575f5ffd5b50919050565b5f6060828403121561089d575f5ffd5b6107d18383610877565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b602081525f6107d160208301846108a7565b5f602082840312156108f7575f5ffd5b5035919050565b5f60808284031215610887575f5ffd5b5f5f5f5f60a08587031215610921575f5ffd5b61092b8686610877565b9350606085013567ffffffffffffffff811115610946575f5ffd5b8501601f81018713610956575f5ffd5b803567ffffffffffffffff81111561096c575f5ffd5b87602082840101111561097d575f5ffd5b60209190910193509150608085013567ffffffffffffffff8111156109a0575f5ffd5b6109ac878288016108fe565b91505092959194509250565b5f602082840312156109c8575f5ffd5b813567ffffffffffffffff811681146107d1575f5ffd5b5f5f8335601e198436030181126109f4575f5ffd5b83018035915067ffffffffffffffff821115610a0e575f5ffd5b602001915036819003821315610a22575f5ffd5b9250929050565b818382375f9101908152919050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b6bffffffffffffffffffffffff198a16815260c060208201525f610a8760c083018b6108a7565b8281036040840152610a9a818a8c610a38565b90508281036060840152610aaf81888a610a38565b90508281036080840152610ac4818688610a38565b905082810360a0840152610ad881856108a7565b9c9b505050505050505050505050565b5f60208284031215610af8575f5ffd5b815180151581146107d1575f5ffd5b5f5f85851115610b15575f5ffd5b83861115610b21575f5ffd5b5050820193919092039150565b80356020831015610871575f19602084900360031b1b1692915050565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52601160045260245ffd5b60ff818116838216019081111561087157610871610b5f565b8082018082111561087157610871610b5f56' as const
+export const priceOracleBytecode = '0x60c060405234801561000f575f5ffd5b50604051610c03380380610c0383398101604081905261002e9161008a565b6001600160a01b038216158061004c57506001600160601b03198116155b1561006a576040516386aad64f60e01b815260040160405180910390fd5b6001600160a01b039091166080526001600160601b03191660a0526100d9565b5f5f6040838503121561009b575f5ffd5b82516001600160a01b03811681146100b1575f5ffd5b60208401519092506001600160601b0319811681146100ce575f5ffd5b809150509250929050565b60805160a051610afb6101085f395f8181610170015261042c01525f818161013101526104050152610afb5ff3fe608060405234801561000f575f5ffd5b506004361061007a575f3560e01c80637b103999116100585780637b1039991461012c57806380afdea81461016b578063afb0728e146101b0578063f62f6d6e146101c5575f5ffd5b8063360be39f1461007e57806336f4efa3146100a45780634eec7c2b146100dc575b5f5ffd5b61009161008c3660046107ee565b6101ec565b6040519081526020015b60405180910390f35b6100cf6040518060400160405280600c81526020016b70726963652d6f7261636c6560a01b81525081565b60405161009b9190610836565b61010f6100ea366004610848565b5f908152602081905260409020805460019091015490916001600160401b0390911690565b604080519283526001600160401b0390911660208301520161009b565b6101537f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b03909116815260200161009b565b6101927f000000000000000000000000000000000000000000000000000000000000000081565b6040516bffffffffffffffffffffffff19909116815260200161009b565b6101c36101be36600461086f565b610281565b005b6100917f1e4ef6b6757138f34fc97e13deb61a195721b12371c0ef01a5c217ca908c868981565b5f7f1e4ef6b6757138f34fc97e13deb61a195721b12371c0ef01a5c217ca908c86894630843560208601356102276060880160408901610916565b6040805160208101979097528601949094526001600160a01b039092166060850152608084015260a08301526001600160401b031660c082015260e001604051602081830303815290604052805190602001209050919050565b426102926060860160408701610916565b6001600160401b031611156102db576102b16060850160408601610916565b604051630f5d75c560e21b81526001600160401b0390911660048201526024015b60405180910390fd5b83355f9081526020819052604090819020600101546001600160401b031690819061030c9060608801908801610916565b6001600160401b0316116103575761032a6060860160408701610916565b604051631e961fdf60e21b81526001600160401b03918216600482015290821660248201526044016102d2565b610361828061093c565b905060401461039257610374828061093c565b604051630ddb8c8d60e41b81526102d2925060040190815260200190565b5f61039d838061093c565b6040516103ab929190610985565b60405190819003902090506001600160a01b0381166103d36103cc886101ec565b8787610604565b6001600160a01b0316146103fa576040516374fbeaf960e01b815260040160405180910390fd5b5f6001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016633a75011f7f000000000000000000000000000000000000000000000000000000000000000061045d610458888061093c565b610751565b61046a602089018961093c565b61047760408b018b61093c565b61048460608d018d61093c565b6040518060400160405280600c81526020016b70726963652d6f7261636c6560a01b8152506040518a63ffffffff1660e01b81526004016104cd999897969594939291906109bc565b602060405180830381865afa1580156104e8573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061050c9190610a44565b90508061052c57604051633a2fae4360e01b815260040160405180910390fd5b6040518060400160405280886020013581526020018860400160208101906105549190610916565b6001600160401b0390811690915288355f818152602081815260409182902085518155948101516001909501805467ffffffffffffffff191695909416949094179092556001600160a01b0385169290917f3ef5dce8316763a7d775a30b80537c1b7a237935caca65224b3d1bfafe98b4a2918b0135906105db9060608d01908d01610916565b604080519283526001600160401b0390911660208301520160405180910390a350505050505050565b5f6041821461061457505f61074a565b5f6106226020828587610a63565b61062b91610a8a565b90505f61063c604060208688610a63565b61064591610a8a565b90505f8585604081811061065b5761065b610aa7565b919091013560f81c915050601b81101561067d5761067a601b82610acf565b90505b8060ff16601b1415801561069557508060ff16601c14155b156106a5575f935050505061074a565b8215806106b0575081155b806106da57507f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a082115b156106ea575f935050505061074a565b604080515f81526020810180835289905260ff831691810191909152606081018490526080810183905260019060a0016020604051602081039080840390855afa15801561073a573d5f5f3e3d5ffd5b5050506020604051035193505050505b9392505050565b60605f6107616020828587610a63565b61076a91610a8a565b90505f61077b604060208688610a63565b61078491610a8a565b9050610794600182166002610ae8565b826040516020016107be92919060f89290921b6001600160f81b0319168252600182015260210190565b604051602081830303815290604052925050505b92915050565b5f606082840312156107e8575f5ffd5b50919050565b5f606082840312156107fe575f5ffd5b61074a83836107d8565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b602081525f61074a6020830184610808565b5f60208284031215610858575f5ffd5b5035919050565b5f608082840312156107e8575f5ffd5b5f5f5f5f60a08587031215610882575f5ffd5b61088c86866107d8565b935060608501356001600160401b038111156108a6575f5ffd5b8501601f810187136108b6575f5ffd5b80356001600160401b038111156108cb575f5ffd5b8760208284010111156108dc575f5ffd5b6020919091019350915060808501356001600160401b038111156108fe575f5ffd5b61090a8782880161085f565b91505092959194509250565b5f60208284031215610926575f5ffd5b81356001600160401b038116811461074a575f5ffd5b5f5f8335601e19843603018112610951575f5ffd5b8301803591506001600160401b0382111561096a575f5ffd5b60200191503681900382131561097e575f5ffd5b9250929050565b818382375f9101908152919050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b6bffffffffffffffffffffffff198a16815260c060208201525f6109e360c083018b610808565b82810360408401526109f6818a8c610994565b90508281036060840152610a0b81888a610994565b90508281036080840152610a20818688610994565b905082810360a0840152610a348185610808565b9c9b505050505050505050505050565b5f60208284031215610a54575f5ffd5b8151801515811461074a575f5ffd5b5f5f85851115610a71575f5ffd5b83861115610a7d575f5ffd5b5050820193919092039150565b803560208310156107d2575f19602084900360031b1b1692915050565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52601160045260245ffd5b60ff81811683821601908111156107d2576107d2610abb565b808201808211156107d2576107d2610abb56' as const

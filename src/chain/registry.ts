@@ -9,8 +9,8 @@ import {
 } from 'viem'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 
-/** Request status as the contract stores it (docs/protocol.md#registry-contract). */
-export const REQUEST_STATUS = ['none', 'pending', 'fulfilled', 'confirmed'] as const
+/** Request status as the contract stores it (docs/protocol.md#registry-contract); 'confirmed' is a member, 'revoked' was removed by `revokeNode`. */
+export const REQUEST_STATUS = ['none', 'pending', 'fulfilled', 'confirmed', 'revoked'] as const
 export type RequestStatus = (typeof REQUEST_STATUS)[number]
 
 export type OnboardRequest = {

@@ -17,6 +17,7 @@ abstract contract KeyManagerFixture is Test {
     bytes32 internal constant BOOTSTRAP_BLOB = 0x01000000000000000000000000000000000000000000000000000000000b0075;
     bytes32 internal constant REQUEST_BLOB = 0x0100000000000000000000000000000000000000000000000000000000000e57;
     bytes32 internal constant RESPONSE_BLOB = 0x0100000000000000000000000000000000000000000000000000000000000a25;
+    bytes32 internal constant PROPOSAL_BLOB = 0x01000000000000000000000000000000000000000000000000000000000040a1;
 
     address internal owner = address(0x0123);
     address internal stranger = address(0xBEEF);
@@ -135,6 +136,70 @@ abstract contract KeyManagerFixture is Test {
         return _typed(keccak256(abi.encode(keccak256("OnboardReceipt(uint256 requestId,address xPub)"), requestId, master)));
     }
 
+    function _proposalDigest(
+        uint64 proposalId,
+        uint64 gen,
+        bytes memory masterPubkey64,
+        uint256[] memory recipientIds,
+        bytes32 blobHash
+    ) internal view returns (bytes32) {
+        return _typed(
+            keccak256(
+                abi.encode(
+                    keccak256(
+                        "GenerationProposal(uint64 proposal,uint64 generation,bytes masterPubkey,uint256[] recipientIds,bytes32 proposalBlobHash)"
+                    ),
+                    proposalId,
+                    gen,
+                    keccak256(masterPubkey64),
+                    keccak256(abi.encodePacked(recipientIds)),
+                    blobHash
+                )
+            )
+        );
+    }
+
+    function _ackDigest(uint64 proposalId, uint64 gen, address newXPub) internal view returns (bytes32) {
+        return _typed(
+            keccak256(
+                abi.encode(keccak256("GenerationAck(uint64 proposal,uint64 generation,address xPub)"), proposalId, gen, newXPub)
+            )
+        );
+    }
+
+    function _escrowStruct(uint64 gen, uint64 guardianSet, bytes memory commitments, bytes[] memory shares)
+        internal
+        pure
+        returns (bytes32)
+    {
+        bytes32[] memory hashes = new bytes32[](shares.length);
+        for (uint256 i; i < shares.length; ++i) {
+            hashes[i] = keccak256(shares[i]);
+        }
+        return keccak256(
+            abi.encode(
+                keccak256("GuardianEscrow(uint64 generation,uint64 guardianSet,bytes commitments,bytes[] encryptedShares)"),
+                gen,
+                guardianSet,
+                keccak256(commitments),
+                keccak256(abi.encodePacked(hashes))
+            )
+        );
+    }
+
+    function _releaseDigest(uint256 requestId, uint64 gen, bytes memory share) internal view returns (bytes32) {
+        return _typed(
+            keccak256(
+                abi.encode(
+                    keccak256("ShareRelease(uint256 requestId,uint64 generation,bytes encryptedShare)"),
+                    requestId,
+                    gen,
+                    keccak256(share)
+                )
+            )
+        );
+    }
+
     // ------------------------------------------------------------ flows
 
     function _setBlob(bytes32 versionedHash) internal {
@@ -169,6 +234,13 @@ abstract contract KeyManagerFixture is Test {
         ids[1] = b;
     }
 
+    function _ids(uint256 a, uint256 b, uint256 c) internal pure returns (uint256[] memory ids) {
+        ids = new uint256[](3);
+        ids[0] = a;
+        ids[1] = b;
+        ids[2] = c;
+    }
+
     function _fulfill(uint256[] memory requestIds) internal {
         _setBlob(RESPONSE_BLOB);
         km.fulfillOnboard(requestIds, _sign(MASTER_PK, _responseDigest(requestIds, RESPONSE_BLOB, 1)));
@@ -176,6 +248,37 @@ abstract contract KeyManagerFixture is Test {
 
     function _confirm(uint256 requestId, uint256 privateKey) internal {
         km.confirmOnboard(requestId, _sign(privateKey, _receiptDigest(requestId, vm.addr(MASTER_PK))));
+    }
+
+    /// @dev Answers `requestIds` under the current generation, signed by that generation's master key.
+    function _fulfillAs(uint256[] memory requestIds, uint256 masterPk) internal {
+        _setBlob(RESPONSE_BLOB);
+        km.fulfillOnboard(requestIds, _sign(masterPk, _responseDigest(requestIds, RESPONSE_BLOB, km.generation())));
+    }
+
+    /// @dev Request, answer and confirmation: the node of `privateKey` becomes a member; returns its id.
+    function _join(uint256 privateKey, uint256 masterPk) internal returns (uint256 id) {
+        id = _request(privateKey);
+        _fulfillAs(_ids(id), masterPk);
+        km.confirmOnboard(id, _sign(privateKey, _receiptDigest(id, vm.addr(masterPk))));
+    }
+
+    /// @dev Proposes `newMasterPk` signed by the member (`proposerPk`, `proposerId`) with every member as recipient.
+    function _propose(uint256 proposerPk, uint256 proposerId, uint256 newMasterPk, uint256[] memory recipients)
+        internal
+        returns (uint64 proposalId)
+    {
+        _setBlob(PROPOSAL_BLOB);
+        uint64 gen = km.generation() + 1;
+        bytes memory pubkey64 = _pubkey64(newMasterPk);
+        bytes memory signature =
+            _sign(proposerPk, _proposalDigest(km.proposalCount() + 1, gen, pubkey64, recipients, PROPOSAL_BLOB));
+        return km.proposeGeneration(gen, proposerId, pubkey64, recipients, signature);
+    }
+
+    function _acknowledge(uint64 proposalId, uint256 memberPk, uint256 memberId) internal {
+        IKeyManager.ProposalInfo memory p = km.proposal();
+        km.acknowledgeGeneration(proposalId, memberId, _sign(memberPk, _ackDigest(proposalId, p.generation, p.xPub)));
     }
 
     function _status(uint256 requestId) internal view returns (uint256 status) {

@@ -19,6 +19,8 @@ interface Vm {
 
     function blobhashes(bytes32[] calldata hashes) external;
     function prank(address sender) external;
+    function startPrank(address sender) external;
+    function stopPrank() external;
     function expectRevert(bytes calldata revertData) external;
     function expectRevert(bytes4 revertData) external;
     function expectEmit() external;
@@ -38,6 +40,7 @@ interface Vm {
     function toString(bytes calldata value) external pure returns (string memory);
     function assertTrue(bool condition, string calldata message) external pure;
     function assertFalse(bool condition, string calldata message) external pure;
+    function assertEq(bool left, bool right, string calldata message) external pure;
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;
     function assertEq(address left, address right, string calldata message) external pure;
     function assertEq(bytes32 left, bytes32 right, string calldata message) external pure;

@@ -7,7 +7,20 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { describe, test } from 'node:test'
 import { contractsRoot } from '../../../scripts/forge.ts'
-import { KEY_MANAGER_LAYOUT, KEY_MANAGER_MAPPINGS, REQUEST_MEMBERS, mappingSlot, member } from './layout.ts'
+import {
+  GENERATION_MEMBERS,
+  GUARDIAN_SET_MEMBERS,
+  KEY_MANAGER_LAYOUT,
+  KEY_MANAGER_MAPPINGS,
+  KEY_MANAGER_STRUCTS,
+  PROPOSAL_MEMBERS,
+  REQUEST_MEMBERS,
+  ROTATION_MEMBERS,
+  acknowledgedSlot,
+  mappingSlot,
+  member,
+  type SlotField,
+} from './layout.ts'
 
 type Entry = { label: string; slot: string; offset: number; type: string }
 type Layout = { storage: Entry[]; types: Record<string, { numberOfBytes: string; members?: Entry[] }> }
@@ -46,15 +59,31 @@ describe('KeyManager storage layout', () => {
       assert.ok(entry.type.startsWith(mapping.type), `${mapping.label}: ${entry.type} is not ${mapping.type}…`)
       known.add(mapping.label)
     }
-    const requestType = byLabel.get(KEY_MANAGER_MAPPINGS.requests.label)!.type.replace(/^t_mapping\(t_uint256,(.*)\)$/, '$1')
-    const members = layout.types[requestType]?.members ?? []
-    assert.equal(members.length, Object.keys(REQUEST_MEMBERS).length, 'struct Request members')
-    for (const field of Object.values(REQUEST_MEMBERS)) {
-      const m = members.find((x) => x.label === field.label)
-      assert.ok(m, `Request.${field.label} is gone`)
-      assert.deepEqual({ slot: BigInt(m.slot), offset: m.offset, type: m.type }, { slot: field.slot, offset: field.offset, type: field.type }, `Request.${field.label}`)
-      assert.equal(Number(layout.types[m.type]!.numberOfBytes), field.bytes, `Request.${field.label} size`)
+    for (const struct of Object.values(KEY_MANAGER_STRUCTS)) {
+      const entry = byLabel.get(struct.label)
+      assert.ok(entry, `${struct.label} is not in the contract any more`)
+      assert.equal(BigInt(entry.slot), struct.slot, struct.label)
+      assert.ok(entry.type.startsWith(`t_struct(${struct.struct})`), `${struct.label}: ${entry.type}`)
+      known.add(struct.label)
     }
+    /** Every member of a struct type (the value type of `mappingLabel`, or a struct state variable) is pinned. */
+    const pinStruct = (typeName: string, expected: Record<string, SlotField>) => {
+      const members = layout.types[typeName]?.members ?? []
+      const name = typeName.replace(/^t_struct\((\w+)\).*$/, '$1')
+      assert.equal(members.length, Object.keys(expected).length, `struct ${name} members`)
+      for (const field of Object.values(expected)) {
+        const m = members.find((x) => x.label === field.label)
+        assert.ok(m, `${name}.${field.label} is gone`)
+        assert.deepEqual({ slot: BigInt(m.slot), offset: m.offset, type: m.type }, { slot: field.slot, offset: field.offset, type: field.type }, `${name}.${field.label}`)
+        assert.equal(Number(layout.types[m.type]!.numberOfBytes), field.bytes, `${name}.${field.label} size`)
+      }
+    }
+    const valueType = (label: string) => byLabel.get(label)!.type.replace(/^t_mapping\(t_\w+,(.*)\)$/, '$1')
+    pinStruct(valueType(KEY_MANAGER_MAPPINGS.requests.label), REQUEST_MEMBERS)
+    pinStruct(valueType(KEY_MANAGER_MAPPINGS.generations.label), GENERATION_MEMBERS)
+    pinStruct(valueType(KEY_MANAGER_MAPPINGS.guardianSets.label), GUARDIAN_SET_MEMBERS)
+    pinStruct(byLabel.get(KEY_MANAGER_STRUCTS.rotation.label)!.type, ROTATION_MEMBERS)
+    pinStruct(byLabel.get(KEY_MANAGER_STRUCTS.proposal.label)!.type, PROPOSAL_MEMBERS)
     const unknown = layout.storage.map((e) => e.label).filter((label) => !known.has(label))
     assert.deepEqual(unknown, [], 'state variables layout.ts does not know: add them to layout.ts (or NOT_READ)')
   })
@@ -64,6 +93,8 @@ describe('KeyManager storage layout', () => {
     // decoded values are checked against the contract's own getters on anvil in accountProof.test.ts.)
     assert.equal(mappingSlot(7n, 'bytes6', '0x00906ed50000'), mappingSlot(7n, 'bytes32', `0x00906ed50000${'00'.repeat(26)}`))
     assert.equal(mappingSlot(8n, 'uint256', 1n), mappingSlot(8n, 'bytes32', `0x${'00'.repeat(31)}01`))
+    // A nested mapping: the inner mapping's slot is the outer entry's slot (contracts/test/StorageLayout.t.sol).
+    assert.equal(acknowledgedSlot(3n, 5n), mappingSlot(mappingSlot(19n, 'uint256', 3n), 'uint256', 5n))
     const packed = (0xaan << 224n) | (0x1122334455667788n << 160n) | 0xdeadbeefn
     assert.equal(member(packed, { offset: 0, bytes: 20 }), 0xdeadbeefn)
     assert.equal(member(packed, { offset: 20, bytes: 8 }), 0x1122334455667788n)
