@@ -2,6 +2,7 @@
 // contracts/gas-report.md. Exits non-zero when a docs/protocol.md#registry-contract budget is exceeded. Keys are fixed, so the figures
 // are reproducible run to run.
 import { writeFileSync } from 'node:fs'
+import { concatBytes } from '@noble/hashes/utils.js'
 import { join } from 'node:path'
 import {
   bytesToHex,
@@ -26,7 +27,19 @@ import { startAnvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'
+import { generationCalldata } from '../src/chain/generations.ts'
 import { derivedPublicKey, getKeyResponse, issueAppKey } from '../src/keys/derive.ts'
+import { eciesEncrypt, escrowShareAad, releaseShareAad } from '../src/keys/ecies.ts'
+import { packCommitments, splitSecret } from '../src/keys/secretSharing.ts'
+import { publicKey33, publicKey64, signDigest } from '../src/keys/signature.ts'
+import {
+  attestationDigest,
+  generationAckDigest,
+  generationProposalDigest,
+  guardianEscrowDigest,
+  onboardReceiptDigest,
+  shareReleaseDigest,
+} from '../src/keys/typedData.ts'
 import { contractsRoot } from './forge.ts'
 
 const reportPath = join(contractsRoot, 'gas-report.md')
@@ -34,8 +47,12 @@ const BATCH = 50
 
 type Row = { operation: string; gas: bigint; budget?: bigint; note?: string }
 
+function fixedKey(label: string): Hex {
+  return keccak256(toHex(`keymanager gas-report ${label}`))
+}
+
 function fixedAccount(label: string): PrivateKeyAccount {
-  return privateKeyToAccount(keccak256(toHex(`keymanager gas-report ${label}`)))
+  return privateKeyToAccount(fixedKey(label))
 }
 
 /** Cancun intrinsic calldata cost: 16 per non-zero byte, 4 per zero byte (no EIP-7623 floor before Prague). */
@@ -163,6 +180,79 @@ async function measure(rpcUrl: string): Promise<{ transactions: Row[]; views: Ro
     'test-purpose',
   ]
 
+  const verifyAttestationGas = await viewExecution('verifyAttestation', ['web', appData, attestation])
+  const verifySignatureChainGas = await viewExecution('verifySignatureChain', chainArgs)
+
+  // Generations (docs/protocol.md#generations): two more members, a planned rotation proposed by member 1 to all
+  // three, acknowledged by member 2, committed; then guardians, an escrow and one released share.
+  const chainDomain = { chainId: foundry.id, registry }
+  const confirmAs = async (requestId: bigint) => {
+    const digest = onboardReceiptDigest({ ...chainDomain, requestId, xPub: master.address })
+    return send(host, call('confirmOnboard', [requestId, bytesToHex(signDigest(digest, hexToBytes(fixedKey(`newcomer ${requestId - 1n}`))))]))
+  }
+  const confirmLater = await confirmAs(2n)
+  await confirmAs(3n)
+  const members = [1n, 2n, 3n]
+  const nodeKey = (memberId: bigint) => hexToBytes(fixedKey(`newcomer ${memberId - 1n}`))
+  const startRotation = await send(owner, generationCalldata.startRotation(false, 3600n, 0n))
+  const nextSecret = hexToBytes(keccak256(toHex('keymanager gas-report generation 2')))
+  const nextPubkey64 = bytesToHex(publicKey64(nextSecret))
+  const rotateText = 'rotate envelope'
+  const [rotateBlob] = toBlobs({ data: toHex(rotateText) })
+  const proposalDigest = generationProposalDigest({
+    ...chainDomain,
+    proposal: 1n,
+    generation: 2n,
+    masterPubkey64: nextPubkey64,
+    recipientIds: members,
+    proposalBlobHash: bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(rotateBlob!)))),
+  })
+  const propose = await send(
+    host,
+    generationCalldata.proposeGeneration(2n, 1n, nextPubkey64, members, bytesToHex(signDigest(proposalDigest, nodeKey(1n)))),
+    rotateText,
+  )
+  const nextXPub = privateKeyToAccount(bytesToHex(nextSecret)).address
+  const ackDigest = generationAckDigest({ ...chainDomain, proposal: 1n, generation: 2n, xPub: nextXPub })
+  const acknowledge = await send(host, generationCalldata.acknowledgeGeneration(1n, 2n, bytesToHex(signDigest(ackDigest, nodeKey(2n)))))
+  const commit = await send(host, generationCalldata.commitGeneration(1n))
+
+  const guardianKeys = Array.from({ length: 5 }, (_, i) => hexToBytes(fixedKey(`guardian ${i}`)))
+  const setGuardians = await send(owner, generationCalldata.setGuardians(bytesToHex(concatBytes(...guardianKeys.map(publicKey64))), 3))
+  const { shares, commitments } = splitSecret(nextSecret, { threshold: 3, count: 5 })
+  const encryptedShares = shares.map((share, i) =>
+    bytesToHex(eciesEncrypt(publicKey33(guardianKeys[i]!), share.value, escrowShareAad({ ...chainDomain, generation: 2n, guardianSet: 1n, index: share.index }))),
+  )
+  const escrowArgs = { ...chainDomain, generation: 2n, guardianSet: 1n, commitments: packCommitments(commitments), encryptedShares }
+  const escrow = await send(
+    host,
+    generationCalldata.publishEscrow(2n, 1n, bytesToHex(packCommitments(commitments)), encryptedShares, bytesToHex(signDigest(guardianEscrowDigest(escrowArgs), nextSecret))),
+  )
+  const enclave = hexToBytes(fixedKey('recovering enclave'))
+  await send(host, call('requestOnboard', [bytesToHex(publicKey64(enclave)), await publicClient.getBlockNumber()]), 'register enclave')
+  const enclaveRequest = BigInt(BATCH) + 2n
+  const startRecovery = await send(owner, generationCalldata.startRecovery(enclaveRequest))
+  const released = bytesToHex(
+    eciesEncrypt(publicKey33(enclave), shares[0]!.value, releaseShareAad({ ...chainDomain, requestId: enclaveRequest, generation: 2n, index: 1 })),
+  )
+  const releaseSignature = signDigest(shareReleaseDigest({ ...chainDomain, requestId: enclaveRequest, generation: 2n, encryptedShare: released }), guardianKeys[0]!)
+  const releaseShare = await send(host, generationCalldata.releaseShare(enclaveRequest, 2n, released, bytesToHex(releaseSignature)))
+  const revokeNode = await send(owner, generationCalldata.revokeNode(3n))
+  for (const share of shares) share.value.fill(0)
+
+  const attestationBy = (secret: Uint8Array) =>
+    bytesToHex(signDigest(attestationDigest({ ...chainDomain, hostname: 'web', appData }), secret))
+  const nextIssued = issueAppKey(nextSecret, appId)
+  const nextGot = getKeyResponse({ appKey: nextIssued.appKey, kmsSignature: nextIssued.kmsSignature, path: 'p', purpose: 'test-purpose' })
+  const nextChainArgs = [
+    bytesToHex(appId),
+    bytesToHex(derivedPublicKey(nextGot.key, 'secp256k1')),
+    bytesToHex(nextIssued.appPublicKey33),
+    bytesToHex(nextGot.signatureChain[0]),
+    bytesToHex(nextGot.signatureChain[1]),
+    'test-purpose',
+  ]
+
   const transactions: Row[] = [
     { operation: 'deploy `KeyManager(owner, 0)`', gas: deployReceipt.gasUsed },
     { operation: 'addMeasurement (TDX, 305-byte preimage)', gas: addMeasurement.gasUsed },
@@ -180,16 +270,47 @@ async function measure(rpcUrl: string): Promise<{ transactions: Row[]; views: Ro
       gas: fulfillBatch.gasUsed / BigInt(BATCH),
       budget: 15_000n,
     },
-    { operation: 'confirmOnboard', gas: confirm.gasUsed },
+    { operation: 'confirmOnboard, first member', gas: confirm.gasUsed },
+    { operation: 'confirmOnboard, later member', gas: confirmLater.gasUsed },
+    { operation: 'startRotation', gas: startRotation.gasUsed },
+    { operation: 'proposeGeneration, 3 recipients (1 blob)', gas: propose.gasUsed },
+    { operation: 'acknowledgeGeneration', gas: acknowledge.gasUsed },
+    { operation: 'commitGeneration', gas: commit.gasUsed },
+    { operation: 'setGuardians, 5 guardians', gas: setGuardians.gasUsed },
+    { operation: 'publishEscrow, 3 of 5', gas: escrow.gasUsed },
+    { operation: 'startRecovery', gas: startRecovery.gasUsed },
+    { operation: 'releaseShare', gas: releaseShare.gasUsed },
+    { operation: 'revokeNode (a member)', gas: revokeNode.gasUsed },
   ]
   const views: Row[] = [
-    { operation: 'verifyAttestation (hostname "web")', gas: await viewExecution('verifyAttestation', ['web', appData, attestation]), budget: 10_000n },
+    { operation: 'verifyAttestation (hostname "web"), generation 1 current', gas: verifyAttestationGas, budget: 10_000n },
     {
-      operation: 'verifySignatureChain (purpose "test-purpose", chain from src/keys/derive.ts)',
-      gas: await viewExecution('verifySignatureChain', chainArgs),
+      operation: 'verifySignatureChain (purpose "test-purpose", chain from src/keys/derive.ts), generation 1 current',
+      gas: verifySignatureChainGas,
       budget: 40_000n,
     },
+    {
+      operation: 'verifyAttestation, generation 2 current (after a rotation)',
+      gas: await viewExecution('verifyAttestation', ['web', appData, attestationBy(nextSecret)]),
+      budget: 10_000n,
+    },
+    {
+      operation: 'verifySignatureChain, generation 2 current (after a rotation)',
+      gas: await viewExecution('verifySignatureChain', nextChainArgs),
+      budget: 40_000n,
+    },
+    {
+      operation: 'verifyAttestation, generation 1 during its overlap',
+      gas: await viewExecution('verifyAttestation', ['web', appData, attestationBy(masterSecret)]),
+    },
+    {
+      operation: 'verifySignatureChain, generation 1 during its overlap',
+      gas: await viewExecution('verifySignatureChain', chainArgs),
+    },
   ]
+  nextIssued.appKey.fill(0)
+  nextGot.key.fill(0)
+  nextSecret.fill(0)
   issued.appKey.fill(0)
   got.key.fill(0)
   masterSecret.fill(0)

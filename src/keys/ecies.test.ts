@@ -6,7 +6,16 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
 import { encodeAbiParameters } from 'viem'
 import { toHex0x } from './bytes.ts'
-import { ECIES_OVERHEAD, EciesDecryptionError, eciesDecrypt, eciesEncrypt, onboardAad } from './ecies.ts'
+import {
+  ECIES_OVERHEAD,
+  EciesDecryptionError,
+  eciesDecrypt,
+  eciesEncrypt,
+  escrowShareAad,
+  onboardAad,
+  releaseShareAad,
+  rotationAad,
+} from './ecies.ts'
 import { publicKey33, publicKey64 } from './signature.ts'
 
 const v = JSON.parse(readFileSync(new URL('../../test/vectors/ecies-v1.json', import.meta.url), 'utf8'))
@@ -172,5 +181,44 @@ describe('onboardAad', () => {
       name: 'RangeError',
       message: 'generation must be in [0, 2^64 - 1], got 18446744073709551616',
     })
+  })
+})
+
+describe('generation aads (vectors in test/vectors/generations.json)', () => {
+  const g = JSON.parse(readFileSync(new URL('../../test/vectors/generations.json', import.meta.url), 'utf8'))
+  const domain = { chainId: g.domain.chainId, registry: g.domain.verifyingContract }
+  const rotation = rotationAad({ ...domain, memberId: BigInt(g.aad.rotation.memberId), generation: BigInt(g.aad.rotation.generation), proposal: BigInt(g.aad.rotation.proposal) })
+  const escrow = escrowShareAad({ ...domain, generation: BigInt(g.aad.escrowShare.generation), guardianSet: BigInt(g.aad.escrowShare.guardianSet), index: g.aad.escrowShare.index })
+  const release = releaseShareAad({ ...domain, requestId: BigInt(g.aad.releaseShare.requestId), generation: BigInt(g.aad.releaseShare.generation), index: g.aad.releaseShare.index })
+
+  test('default: vectors, and each equals its abi.encode by hand', () => {
+    assert.equal(toHex0x(rotation), g.aad.rotation.aad)
+    assert.equal(toHex0x(escrow), g.aad.escrowShare.aad)
+    assert.equal(toHex0x(release), g.aad.releaseShare.aad)
+    const byHand = encodeAbiParameters(
+      [{ type: 'string' }, { type: 'uint256' }, { type: 'address' }, { type: 'uint256' }, { type: 'uint64' }, { type: 'uint64' }],
+      ['keymanager.rotation.v1', BigInt(g.domain.chainId), g.domain.verifyingContract, 4n, 2n, 3n],
+    )
+    assert.equal(toHex0x(rotation), byHand)
+  })
+
+  test('security: a ciphertext made under one aad does not decrypt under another purpose\'s aad', () => {
+    const recipient = secp256k1.utils.randomSecretKey()
+    const onboarding = onboardAad({ ...domain, requestId: 4n, generation: 2n })
+    const aads = [rotation, escrow, release, onboarding]
+    for (const [i, aad] of aads.entries()) {
+      const ciphertext = eciesEncrypt(publicKey33(recipient), new Uint8Array(32).fill(7), aad)
+      for (const [j, other] of aads.entries()) {
+        if (i === j) assert.deepEqual(eciesDecrypt(recipient, ciphertext, other), new Uint8Array(32).fill(7))
+        else assert.throws(() => eciesDecrypt(recipient, ciphertext, other), EciesDecryptionError)
+      }
+    }
+  })
+
+  test('error: bad arguments', () => {
+    assert.throws(() => rotationAad({ ...domain, memberId: 0n, generation: 2n, proposal: 1n }), { name: 'RangeError', message: 'memberId must be in [1, 2^256 - 1], got 0' })
+    assert.throws(() => rotationAad({ ...domain, memberId: 1n, generation: 1n, proposal: 1n }), { name: 'RangeError', message: 'generation must be in [2, 2^64 - 1], got 1' })
+    assert.throws(() => escrowShareAad({ ...domain, generation: 1n, guardianSet: 1n, index: 0 }), { name: 'RangeError', message: 'index must be in [1, 2^8 - 1], got 0' })
+    assert.throws(() => releaseShareAad({ ...domain, registry: '0x12', requestId: 1n, generation: 1n, index: 1 }), { name: 'RangeError' })
   })
 })

@@ -153,3 +153,99 @@ export function onboardAad(args: OnboardAadArgs): Uint8Array {
   )
   return hexToBytes(encoded.slice(2))
 }
+
+// Generations (docs/protocol.md#generations). Each aad starts with its own tag, so a ciphertext made for one
+// purpose never decrypts under another's aad, and none has the shape of the onboarding aad above.
+
+export type RotationAadArgs = {
+  chainId: number | bigint
+  registry: Address
+  /** The recipient member (its request id). */
+  memberId: number | bigint
+  /** The proposed generation. */
+  generation: number | bigint
+  /** The proposal id (`proposalCount() + 1` when proposed). */
+  proposal: number | bigint
+}
+
+/**
+ * The aad of a rotate-envelope ciphertext (the new secret to one member's node key):
+ * abi.encode(string "keymanager.rotation.v1", uint256 chainId, address registry, uint256 memberId, uint64 generation, uint64 proposal).
+ */
+export function rotationAad(args: RotationAadArgs): Uint8Array {
+  const chainId = parseUint(args.chainId, { name: 'chainId', bits: 256, min: 1n })
+  assertAddress(args.registry, 'registry')
+  const encoded = encodeAbiParameters(
+    [{ type: 'string' }, { type: 'uint256' }, { type: 'address' }, { type: 'uint256' }, { type: 'uint64' }, { type: 'uint64' }],
+    [
+      'keymanager.rotation.v1',
+      chainId,
+      args.registry,
+      parseUint(args.memberId, { name: 'memberId', bits: 256, min: 1n }),
+      parseUint(args.generation, { name: 'generation', bits: 64, min: 2n }),
+      parseUint(args.proposal, { name: 'proposal', bits: 64, min: 1n }),
+    ],
+  )
+  return hexToBytes(encoded.slice(2))
+}
+
+export type EscrowShareAadArgs = {
+  chainId: number | bigint
+  registry: Address
+  generation: number | bigint
+  guardianSet: number | bigint
+  /** The guardian's 1-based share index in the set. */
+  index: number
+}
+
+/**
+ * The aad of an escrowed share (to one guardian's key):
+ * abi.encode(string "keymanager.escrow-share.v1", uint256 chainId, address registry, uint64 generation, uint64 guardianSet, uint8 index).
+ */
+export function escrowShareAad(args: EscrowShareAadArgs): Uint8Array {
+  const chainId = parseUint(args.chainId, { name: 'chainId', bits: 256, min: 1n })
+  assertAddress(args.registry, 'registry')
+  const encoded = encodeAbiParameters(
+    [{ type: 'string' }, { type: 'uint256' }, { type: 'address' }, { type: 'uint64' }, { type: 'uint64' }, { type: 'uint8' }],
+    [
+      'keymanager.escrow-share.v1',
+      chainId,
+      args.registry,
+      parseUint(args.generation, { name: 'generation', bits: 64, min: 1n }),
+      parseUint(args.guardianSet, { name: 'guardianSet', bits: 64, min: 1n }),
+      Number(parseUint(args.index, { name: 'index', bits: 8, min: 1n })),
+    ],
+  )
+  return hexToBytes(encoded.slice(2))
+}
+
+export type ReleaseShareAadArgs = {
+  chainId: number | bigint
+  registry: Address
+  /** The recovery request (the enclave's key is its key). */
+  requestId: number | bigint
+  generation: number | bigint
+  /** The releasing guardian's 1-based share index. */
+  index: number
+}
+
+/**
+ * The aad of a released share (a guardian's share re-encrypted to the recovering enclave's request key):
+ * abi.encode(string "keymanager.release-share.v1", uint256 chainId, address registry, uint256 requestId, uint64 generation, uint8 index).
+ */
+export function releaseShareAad(args: ReleaseShareAadArgs): Uint8Array {
+  const chainId = parseUint(args.chainId, { name: 'chainId', bits: 256, min: 1n })
+  assertAddress(args.registry, 'registry')
+  const encoded = encodeAbiParameters(
+    [{ type: 'string' }, { type: 'uint256' }, { type: 'address' }, { type: 'uint256' }, { type: 'uint64' }, { type: 'uint8' }],
+    [
+      'keymanager.release-share.v1',
+      chainId,
+      args.registry,
+      parseUint(args.requestId, { name: 'requestId', bits: 256, min: 1n }),
+      parseUint(args.generation, { name: 'generation', bits: 64, min: 1n }),
+      Number(parseUint(args.index, { name: 'index', bits: 8, min: 1n })),
+    ],
+  )
+  return hexToBytes(encoded.slice(2))
+}

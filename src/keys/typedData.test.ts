@@ -8,10 +8,15 @@ import { toHex0x } from './bytes.ts'
 import { signDigest } from './signature.ts'
 import {
   attestationDigest,
+  generationAckDigest,
+  generationProposalDigest,
+  guardianEscrowDigest,
+  guardianEscrowHash,
   KEYMANAGER_TYPES,
   keyManagerDomain,
   onboardReceiptDigest,
   onboardResponseDigest,
+  shareReleaseDigest,
 } from './typedData.ts'
 
 const v = JSON.parse(readFileSync(new URL('../../test/vectors/typed-data.json', import.meta.url), 'utf8'))
@@ -171,5 +176,157 @@ describe('onboard digests', () => {
       name: 'RangeError',
       message: 'xPub must be 0x followed by 40 hex digits',
     })
+  })
+})
+
+describe('generation digests (vectors in test/vectors/generations.json)', () => {
+  const g = JSON.parse(readFileSync(new URL('../../test/vectors/generations.json', import.meta.url), 'utf8'))
+  const domainArgs = { chainId: g.domain.chainId, registry: g.domain.verifyingContract }
+  const proposal = {
+    ...domainArgs,
+    proposal: BigInt(g.generationProposal.message.proposal),
+    generation: BigInt(g.generationProposal.message.generation),
+    masterPubkey64: g.generationProposal.message.masterPubkey64,
+    recipientIds: g.generationProposal.message.recipientIds.map(BigInt),
+    proposalBlobHash: g.generationProposal.message.proposalBlobHash,
+  }
+  const ack = { ...domainArgs, proposal: BigInt(g.generationAck.message.proposal), generation: BigInt(g.generationAck.message.generation), xPub: g.generationAck.message.xPub }
+  const escrow = {
+    ...domainArgs,
+    generation: BigInt(g.guardianEscrow.message.generation),
+    guardianSet: BigInt(g.guardianEscrow.message.guardianSet),
+    commitments: g.guardianEscrow.message.commitments,
+    encryptedShares: g.guardianEscrow.message.encryptedShares,
+  }
+  const release = {
+    ...domainArgs,
+    requestId: BigInt(g.shareRelease.message.requestId),
+    generation: BigInt(g.shareRelease.message.generation),
+    encryptedShare: g.shareRelease.message.encryptedShare,
+  }
+  const manual = (structHash: Hex) => {
+    const domainType = keccak256(toHex('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'))
+    const separator = keccak256(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }, { type: 'address' }],
+        [domainType, keccak256(toHex('KeyManager')), keccak256(toHex('1')), BigInt(g.domain.chainId), g.domain.verifyingContract],
+      ),
+    )
+    return keccak256(concat(['0x1901', separator, structHash]))
+  }
+
+  test('default: digests and signatures', () => {
+    const member = unhex(g.memberSecretKey)
+    const cases = [
+      [generationProposalDigest(proposal), g.generationProposal, member],
+      [generationAckDigest(ack), g.generationAck, member],
+      [guardianEscrowDigest(escrow), g.guardianEscrow, unhex(g.masterSecret)],
+      [shareReleaseDigest(release), g.shareRelease, unhex(g.guardianSecretKey)],
+    ] as const
+    for (const [digest, expected, key] of cases) {
+      assert.equal(toHex0x(digest), expected.digest)
+      assert.equal(toHex0x(signDigest(digest, key)), expected.signature)
+    }
+    assert.equal(guardianEscrowHash(escrow), g.guardianEscrow.structHash)
+  })
+
+  test('cross-check: EIP-712 encoded by hand, as contracts/src/KeyManager.sol encodes it', () => {
+    const proposalType = keccak256(
+      toHex('GenerationProposal(uint64 proposal,uint64 generation,bytes masterPubkey,uint256[] recipientIds,bytes32 proposalBlobHash)'),
+    )
+    const proposalStruct = keccak256(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'uint64' }, { type: 'uint64' }, { type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32' }],
+        [
+          proposalType,
+          proposal.proposal,
+          proposal.generation,
+          keccak256(proposal.masterPubkey64),
+          keccak256(concat(proposal.recipientIds.map((id: bigint) => numberToHex(id, { size: 32 })))),
+          proposal.proposalBlobHash,
+        ],
+      ),
+    )
+    assert.equal(manual(proposalStruct), g.generationProposal.digest)
+
+    const ackType = keccak256(toHex('GenerationAck(uint64 proposal,uint64 generation,address xPub)'))
+    const ackStruct = keccak256(
+      encodeAbiParameters([{ type: 'bytes32' }, { type: 'uint64' }, { type: 'uint64' }, { type: 'address' }], [ackType, ack.proposal, ack.generation, ack.xPub]),
+    )
+    assert.equal(manual(ackStruct), g.generationAck.digest)
+
+    // bytes[]: keccak256 of the concatenated keccak256 of each element (empty element included).
+    const escrowType = keccak256(toHex('GuardianEscrow(uint64 generation,uint64 guardianSet,bytes commitments,bytes[] encryptedShares)'))
+    const escrowStruct = keccak256(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'uint64' }, { type: 'uint64' }, { type: 'bytes32' }, { type: 'bytes32' }],
+        [
+          escrowType,
+          escrow.generation,
+          escrow.guardianSet,
+          keccak256(escrow.commitments),
+          keccak256(concat(escrow.encryptedShares.map((share: Hex) => keccak256(share)))),
+        ],
+      ),
+    )
+    assert.equal(escrowStruct, g.guardianEscrow.structHash)
+    assert.equal(manual(escrowStruct), g.guardianEscrow.digest)
+
+    const releaseType = keccak256(toHex('ShareRelease(uint256 requestId,uint64 generation,bytes encryptedShare)'))
+    const releaseStruct = keccak256(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'uint256' }, { type: 'uint64' }, { type: 'bytes32' }],
+        [releaseType, release.requestId, release.generation, keccak256(release.encryptedShare)],
+      ),
+    )
+    assert.equal(manual(releaseStruct), g.shareRelease.digest)
+  })
+
+  test('cross-check: viem signTypedData with the same keys', async () => {
+    const domain = keyManagerDomain(domainArgs)
+    const member = privateKeyToAccount(g.memberSecretKey)
+    const viemSignature = await member.signTypedData({
+      domain,
+      types: KEYMANAGER_TYPES,
+      primaryType: 'GenerationProposal',
+      message: {
+        proposal: proposal.proposal,
+        generation: proposal.generation,
+        masterPubkey: proposal.masterPubkey64,
+        recipientIds: proposal.recipientIds,
+        proposalBlobHash: proposal.proposalBlobHash,
+      },
+    })
+    assert.equal(viemSignature.slice(0, 130), g.generationProposal.signature.slice(0, 130))
+  })
+
+  test('default: bytes and hex inputs give one digest', () => {
+    assert.deepEqual(generationProposalDigest({ ...proposal, masterPubkey64: unhex(proposal.masterPubkey64) }), generationProposalDigest(proposal))
+    assert.deepEqual(
+      guardianEscrowDigest({ ...escrow, commitments: unhex(escrow.commitments), encryptedShares: escrow.encryptedShares.map(unhex) }),
+      guardianEscrowDigest(escrow),
+    )
+    assert.deepEqual(shareReleaseDigest({ ...release, encryptedShare: unhex(release.encryptedShare) }), shareReleaseDigest(release))
+  })
+
+  test('error: bad arguments', () => {
+    assert.throws(() => generationProposalDigest({ ...proposal, masterPubkey64: '0x04' }), {
+      name: 'RangeError',
+      message: 'masterPubkey64 must be 64 bytes (128 hex digits), got 2 hex digits',
+    })
+    assert.throws(() => generationProposalDigest({ ...proposal, generation: 1n }), {
+      name: 'RangeError',
+      message: 'generation must be in [2, 2^64 - 1], got 1',
+    })
+    assert.throws(() => generationProposalDigest({ ...proposal, recipientIds: 1n as never }), {
+      name: 'TypeError',
+      message: 'recipientIds must be an array, got bigint',
+    })
+    assert.throws(() => generationAckDigest({ ...ack, proposal: 0n }), { name: 'RangeError', message: 'proposal must be in [1, 2^64 - 1], got 0' })
+    assert.throws(() => guardianEscrowDigest({ ...escrow, encryptedShares: ['0x1'] }), {
+      name: 'RangeError',
+      message: 'encryptedShares[0] must have an even number of hex digits, got 1',
+    })
+    assert.throws(() => shareReleaseDigest({ ...release, requestId: 0n }), { name: 'RangeError', message: 'requestId must be in [1, 2^256 - 1], got 0' })
   })
 })

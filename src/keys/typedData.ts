@@ -1,14 +1,14 @@
-// EIP-712 digests of the three typed messages the registry checks (docs/protocol.md#registry-contract), so they match what wallets and
-// viem's `signTypedData` produce. Sign the digest with `signDigest`.
+// EIP-712 digests of the typed messages the registry checks (docs/protocol.md#registry-contract, docs/protocol.md#generations), so they
+// match what wallets and viem's `signTypedData` produce. Sign the digest with `signDigest`.
 // The onboarding digests go through viem's `hashTypedData` (rare, and its encoder handles the uint256[]).
 // `attestationDigest` is on the /attest hot path: viem's hashTypedData costs ~130 µs a call (it re-validates and
 // re-hashes the domain each time), so the domain separator is cached per (chainId, registry) and the two-field
 // struct is hashed directly; tests pin it against viem's signTypedData and a by-hand encoding.
 // The digests are pure encodings: batch rules (non-empty, no duplicates) are the contract's and the helper's.
-import { domainSeparator, hashTypedData, type Address, type TypedDataDomain } from 'viem'
+import { domainSeparator, hashStruct, hashTypedData, type Address, type Hex, type TypedDataDomain } from 'viem'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
-import { assertAddress, bytesFrom, describeValue, parseUint, toHex0x } from './bytes.ts'
+import { assertAddress, assertBytes, bytesFrom, describeValue, parseHex, parseUint, toHex0x } from './bytes.ts'
 
 /** The EIP-712 types, exactly as the contract declares them (field order is part of the type hash). */
 export const KEYMANAGER_TYPES = {
@@ -24,6 +24,29 @@ export const KEYMANAGER_TYPES = {
   OnboardReceipt: [
     { name: 'requestId', type: 'uint256' },
     { name: 'xPub', type: 'address' },
+  ],
+  GenerationProposal: [
+    { name: 'proposal', type: 'uint64' },
+    { name: 'generation', type: 'uint64' },
+    { name: 'masterPubkey', type: 'bytes' },
+    { name: 'recipientIds', type: 'uint256[]' },
+    { name: 'proposalBlobHash', type: 'bytes32' },
+  ],
+  GenerationAck: [
+    { name: 'proposal', type: 'uint64' },
+    { name: 'generation', type: 'uint64' },
+    { name: 'xPub', type: 'address' },
+  ],
+  GuardianEscrow: [
+    { name: 'generation', type: 'uint64' },
+    { name: 'guardianSet', type: 'uint64' },
+    { name: 'commitments', type: 'bytes' },
+    { name: 'encryptedShares', type: 'bytes[]' },
+  ],
+  ShareRelease: [
+    { name: 'requestId', type: 'uint256' },
+    { name: 'generation', type: 'uint64' },
+    { name: 'encryptedShare', type: 'bytes' },
   ],
 } as const
 
@@ -120,4 +143,115 @@ export function onboardReceiptDigest(args: OnboardReceiptArgs): Uint8Array {
       message: { requestId, xPub: args.xPub },
     }).slice(2),
   )
+}
+
+// ---------------------------------------------------------------- generations (docs/protocol.md#generations)
+
+function typedDigest(args: DomainArgs, primaryType: keyof typeof KEYMANAGER_TYPES, message: Record<string, unknown>): Uint8Array {
+  return hexToBytes(hashTypedData({ domain: keyManagerDomain(args), types: KEYMANAGER_TYPES, primaryType, message } as never).slice(2))
+}
+
+/** Bytes of any length, as bytes or 0x-hex, normalized to lowercase 0x-hex. */
+function bytesOrHex(value: unknown, name: string): Hex {
+  if (typeof value === 'string') return toHex0x(parseHex(value, { name, prefix: 'required' }))
+  assertBytes(value, undefined, name)
+  return toHex0x(value)
+}
+
+export type GenerationProposalArgs = DomainArgs & {
+  /** `proposalCount() + 1` when the proposal is made. */
+  proposal: number | bigint
+  /** `generation() + 1`. */
+  generation: number | bigint
+  /** The new master public key, 64 bytes uncompressed without the 0x04 prefix. */
+  masterPubkey64: Uint8Array | `0x${string}`
+  /** Every active member, ascending. */
+  recipientIds: readonly (number | bigint)[]
+  /** `blobhash(0)` of the proposal transaction (the rotate envelope). */
+  proposalBlobHash: Uint8Array | `0x${string}`
+}
+
+/**
+ * Digest of `GenerationProposal(uint64 proposal,uint64 generation,bytes masterPubkey,uint256[] recipientIds,bytes32 proposalBlobHash)`,
+ * signed by the proposer's node key (the key of its onboarding request), never by a master key.
+ */
+export function generationProposalDigest(args: GenerationProposalArgs): Uint8Array {
+  if (!Array.isArray(args.recipientIds)) {
+    throw new TypeError(`recipientIds must be an array, got ${describeValue(args.recipientIds)}`)
+  }
+  return typedDigest(args, 'GenerationProposal', {
+    proposal: parseUint(args.proposal, { name: 'proposal', bits: 64, min: 1n }),
+    generation: parseUint(args.generation, { name: 'generation', bits: 64, min: 2n }),
+    masterPubkey: toHex0x(bytesFrom(args.masterPubkey64, 64, 'masterPubkey64')),
+    recipientIds: args.recipientIds.map((id, i) => parseUint(id, { name: `recipientIds[${i}]`, bits: 256 })),
+    proposalBlobHash: toHex0x(bytesFrom(args.proposalBlobHash, 32, 'proposalBlobHash')),
+  })
+}
+
+export type GenerationAckArgs = DomainArgs & {
+  proposal: number | bigint
+  generation: number | bigint
+  /** Address of the proposed master key, which the member checked its decrypted secret against. */
+  xPub: Address
+}
+
+/** Digest of `GenerationAck(uint64 proposal,uint64 generation,address xPub)`, signed by a member's node key. */
+export function generationAckDigest(args: GenerationAckArgs): Uint8Array {
+  assertAddress(args.xPub, 'xPub')
+  return typedDigest(args, 'GenerationAck', {
+    proposal: parseUint(args.proposal, { name: 'proposal', bits: 64, min: 1n }),
+    generation: parseUint(args.generation, { name: 'generation', bits: 64, min: 2n }),
+    xPub: args.xPub,
+  })
+}
+
+export type GuardianEscrowArgs = DomainArgs & {
+  generation: number | bigint
+  guardianSet: number | bigint
+  /** The Feldman commitments concatenated (33 bytes each, C_0 first): `packCommitments`. */
+  commitments: Uint8Array | `0x${string}`
+  /** One ECIES ciphertext per guardian, in the set's order. */
+  encryptedShares: readonly (Uint8Array | `0x${string}`)[]
+}
+
+function escrowMessage(args: GuardianEscrowArgs) {
+  if (!Array.isArray(args.encryptedShares)) {
+    throw new TypeError(`encryptedShares must be an array, got ${describeValue(args.encryptedShares)}`)
+  }
+  return {
+    generation: parseUint(args.generation, { name: 'generation', bits: 64, min: 1n }),
+    guardianSet: parseUint(args.guardianSet, { name: 'guardianSet', bits: 64, min: 1n }),
+    commitments: bytesOrHex(args.commitments, 'commitments'),
+    encryptedShares: args.encryptedShares.map((share, i) => bytesOrHex(share, `encryptedShares[${i}]`)),
+  }
+}
+
+/**
+ * Digest of `GuardianEscrow(uint64 generation,uint64 guardianSet,bytes commitments,bytes[] encryptedShares)`, signed by
+ * that generation's master key.
+ */
+export function guardianEscrowDigest(args: GuardianEscrowArgs): Uint8Array {
+  return typedDigest(args, 'GuardianEscrow', escrowMessage(args))
+}
+
+/** The EIP-712 struct hash of a `GuardianEscrow`: what `generationInfo(g).escrowHash` stores after `publishEscrow`. */
+export function guardianEscrowHash(args: GuardianEscrowArgs): Hex {
+  return hashStruct({ data: escrowMessage(args), primaryType: 'GuardianEscrow', types: KEYMANAGER_TYPES })
+}
+
+export type ShareReleaseArgs = DomainArgs & {
+  /** The open recovery's request. */
+  requestId: number | bigint
+  generation: number | bigint
+  /** The guardian's share ECIES-encrypted to the request's key. */
+  encryptedShare: Uint8Array | `0x${string}`
+}
+
+/** Digest of `ShareRelease(uint256 requestId,uint64 generation,bytes encryptedShare)`, signed by a guardian's key. */
+export function shareReleaseDigest(args: ShareReleaseArgs): Uint8Array {
+  return typedDigest(args, 'ShareRelease', {
+    requestId: parseUint(args.requestId, { name: 'requestId', bits: 256, min: 1n }),
+    generation: parseUint(args.generation, { name: 'generation', bits: 64, min: 1n }),
+    encryptedShare: bytesOrHex(args.encryptedShare, 'encryptedShare'),
+  })
 }

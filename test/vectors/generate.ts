@@ -16,10 +16,20 @@ import {
   deriveSealkey,
   normalizeKeyAlgorithm,
 } from '../../src/keys/derive.ts'
-import { eciesEncrypt, onboardAad } from '../../src/keys/ecies.ts'
+import { eciesEncrypt, escrowShareAad, onboardAad, releaseShareAad, rotationAad } from '../../src/keys/ecies.ts'
 import { bootstrapReportData, registerReportData } from '../../src/keys/reportData.ts'
 import { addressOfPublicKey, publicKey33, publicKey64, signDigest } from '../../src/keys/signature.ts'
-import { attestationDigest, onboardReceiptDigest, onboardResponseDigest } from '../../src/keys/typedData.ts'
+import { splitSecret } from '../../src/keys/secretSharing.ts'
+import {
+  attestationDigest,
+  generationAckDigest,
+  generationProposalDigest,
+  guardianEscrowDigest,
+  guardianEscrowHash,
+  onboardReceiptDigest,
+  onboardResponseDigest,
+  shareReleaseDigest,
+} from '../../src/keys/typedData.ts'
 import { canonicalJson, settingsDigest } from '../../src/keys/settingsDigest.ts'
 import { parseMeasuredSettings } from '../../src/config.ts'
 
@@ -157,6 +167,87 @@ function typedData() {
   }
 }
 
+function generations() {
+  const domain = { chainId: CHAIN_ID, registry: REGISTRY }
+  const member = testKey('member node key')
+  const nextMaster = testKey('generation 2 master secret')
+  const guardian = testKey('guardian 1 key')
+  const blobHash = (label: string) => hex(keccak_256(utf8ToBytes(label))).replace(/^0x../, '0x01')
+  const proposal = {
+    proposal: '3',
+    generation: '2',
+    masterPubkey64: hex(publicKey64(nextMaster)),
+    recipientIds: ['1', '4', '7'],
+    proposalBlobHash: blobHash('rotate envelope'),
+  }
+  const proposalHash = generationProposalDigest({
+    ...domain,
+    ...proposal,
+    proposal: BigInt(proposal.proposal),
+    generation: BigInt(proposal.generation),
+    masterPubkey64: proposal.masterPubkey64,
+    recipientIds: proposal.recipientIds.map(BigInt),
+    proposalBlobHash: proposal.proposalBlobHash as `0x${string}`,
+  })
+  const ack = { proposal: '3', generation: '2', xPub: addressOfPublicKey(publicKey33(nextMaster)) }
+  const ackHash = generationAckDigest({ ...domain, proposal: 3n, generation: 2n, xPub: ack.xPub })
+  const escrow = {
+    generation: '1',
+    guardianSet: '2',
+    commitments: hex(new Uint8Array([...publicKey33(MASTER), ...publicKey33(testKey('coefficient 1'))])),
+    encryptedShares: ['0x01', '0xabcdef', '0x'],
+  }
+  const escrowArgs = {
+    ...domain,
+    generation: 1n,
+    guardianSet: 2n,
+    commitments: escrow.commitments,
+    encryptedShares: escrow.encryptedShares as `0x${string}`[],
+  }
+  const escrowHash = guardianEscrowDigest(escrowArgs)
+  const release = { requestId: '9', generation: '1', encryptedShare: hex(utf8ToBytes('a share encrypted to the enclave')) }
+  const releaseHash = shareReleaseDigest({ ...domain, requestId: 9n, generation: 1n, encryptedShare: release.encryptedShare as `0x${string}` })
+  return {
+    domain: { name: 'KeyManager', version: '1', chainId: CHAIN_ID, verifyingContract: REGISTRY },
+    masterSecret: hex(MASTER),
+    memberSecretKey: hex(member),
+    guardianSecretKey: hex(guardian),
+    generationProposal: { message: proposal, digest: hex(proposalHash), signature: hex(signDigest(proposalHash, member)) },
+    generationAck: { message: ack, digest: hex(ackHash), signature: hex(signDigest(ackHash, member)) },
+    guardianEscrow: {
+      message: escrow,
+      structHash: guardianEscrowHash(escrowArgs),
+      digest: hex(escrowHash),
+      signature: hex(signDigest(escrowHash, MASTER)),
+    },
+    shareRelease: { message: release, digest: hex(releaseHash), signature: hex(signDigest(releaseHash, guardian)) },
+    aad: {
+      rotation: { chainId: CHAIN_ID, registry: REGISTRY, memberId: '4', generation: '2', proposal: '3', aad: hex(rotationAad({ ...domain, memberId: 4n, generation: 2n, proposal: 3n })) },
+      escrowShare: { chainId: CHAIN_ID, registry: REGISTRY, generation: '1', guardianSet: '2', index: 5, aad: hex(escrowShareAad({ ...domain, generation: 1n, guardianSet: 2n, index: 5 })) },
+      releaseShare: { chainId: CHAIN_ID, registry: REGISTRY, requestId: '9', generation: '1', index: 5, aad: hex(releaseShareAad({ ...domain, requestId: 9n, generation: 1n, index: 5 })) },
+    },
+  }
+}
+
+function secretSharing() {
+  const secret = testKey('escrowed master secret')
+  let counter = 0
+  // Coefficients from a fixed stream (never do this outside tests): keccak of a label and a counter.
+  const rng = (length = 32) => {
+    const out = new Uint8Array(length)
+    for (let i = 0; i < length; i += 32) out.set(keccak_256(utf8ToBytes(`secret sharing vector ${counter++}`)).slice(0, length - i), i)
+    return out
+  }
+  const { shares, commitments } = splitSecret(secret, { threshold: 3, count: 5, rng })
+  return {
+    secret: hex(secret),
+    threshold: 3,
+    count: 5,
+    shares: shares.map((share) => ({ index: share.index, value: hex(share.value) })),
+    commitments: commitments.map(hex),
+  }
+}
+
 function reportData() {
   const newcomer = testKey('newcomer ephemeral key')
   const bootstrap = { chainId: CHAIN_ID, registry: REGISTRY, masterPubkey64: hex(publicKey64(MASTER)) }
@@ -199,6 +290,16 @@ write(
   'typed-data.json',
   'docs/protocol.md#registry-contract EIP-712 digests and signatures (r||s||v, v in {0,1}) for Attestation (by M), OnboardResponse (by M), OnboardReceipt (by the newcomer key). Integers are decimal strings.',
   typedData,
+)
+write(
+  'generations.json',
+  'docs/protocol.md#generations EIP-712 digests and signatures (r||s||v, v in {0,1}) for GenerationProposal and GenerationAck (by a member node key), GuardianEscrow (by the generation master key; structHash is what the registry stores) and ShareRelease (by a guardian key), and the ECIES aads of rotation, escrow and release ciphertexts. Integers are decimal strings.',
+  generations,
+)
+write(
+  'secret-sharing.json',
+  'docs/protocol.md#guardians Shamir 3-of-5 shares of a fixed secret over the secp256k1 group order (share i = f(i), 32-byte big-endian) and Feldman commitments C_j = a_j*G (SEC1-compressed, C_0 = the secret public key), made with a fixed coefficient stream.',
+  secretSharing,
 )
 write(
   'report-data.json',

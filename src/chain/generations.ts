@@ -1,0 +1,98 @@
+// Calldata and typed reads for the registry's generations (docs/protocol.md#generations): members and revocation,
+// rotation, guardians, escrow and recovery. Reads here go through the RPC (`eth_call`): a decision to release or
+// accept a secret must instead read the same values through the verified chain view (src/chain/view/layout.ts
+// names every slot). The blob-carrying call (`proposeGeneration`) is sent like `fulfillOnboard`, with the rotate
+// envelope as blob 0.
+import { encodeFunctionData, getAddress, type Address, type Hex, type PublicClient } from 'viem'
+import { keyManagerAbi } from './keyManagerArtifact.ts'
+
+export type GenerationInfo = {
+  xPub: Address
+  /** SEC1-compressed, `0x` for an unknown generation. */
+  masterPubkey: Hex
+  committedAt: bigint
+  /** 0n while current. */
+  retiresAt: bigint
+  revoked: boolean
+  purged: boolean
+  quoteBlobHash: Hex
+  /** 0n when never escrowed. */
+  escrowGuardianSet: bigint
+  escrowHash: Hex
+}
+
+export type RotationInfo = { open: boolean; emergency: boolean; overlap: bigint; forceDelay: bigint; startedAt: bigint }
+
+export type ProposalInfo = {
+  /** 0n when no proposal is pending. */
+  id: bigint
+  generation: bigint
+  proposedAt: bigint
+  recipients: number
+  acks: number
+  quorum: number
+  proposerId: bigint
+  xPub: Address
+  masterPubkey: Hex
+  proposalBlobHash: Hex
+}
+
+export type GuardianSetInfo = { pubkeysHash: Hex; threshold: number; count: number; activatesAt: bigint }
+
+const encode = (functionName: string, args: readonly unknown[] = []): Hex =>
+  encodeFunctionData({ abi: keyManagerAbi, functionName, args } as never)
+
+/** Calldata of the generation functions, in the contract's argument order (contracts/src/IKeyManager.sol). */
+export const generationCalldata = {
+  revokeNode: (memberId: bigint) => encode('revokeNode', [memberId]),
+  startRotation: (emergency: boolean, overlap: bigint, forceDelay: bigint) => encode('startRotation', [emergency, overlap, forceDelay]),
+  cancelRotation: () => encode('cancelRotation'),
+  /** Sent with the rotate envelope as blob 0; `signature` is the proposer's `GenerationProposal` signature. */
+  proposeGeneration: (generation: bigint, proposerId: bigint, masterPubkey64: Hex, recipientIds: readonly bigint[], signature: Hex) =>
+    encode('proposeGeneration', [generation, proposerId, masterPubkey64, recipientIds, signature]),
+  acknowledgeGeneration: (proposal: bigint, memberId: bigint, signature: Hex) => encode('acknowledgeGeneration', [proposal, memberId, signature]),
+  commitGeneration: (proposal: bigint) => encode('commitGeneration', [proposal]),
+  forceCommitGeneration: (proposal: bigint) => encode('forceCommitGeneration', [proposal]),
+  revokeGeneration: (generation: bigint) => encode('revokeGeneration', [generation]),
+  purgeGeneration: (generation: bigint) => encode('purgeGeneration', [generation]),
+  /** `pubkeys`: the guardians' 64-byte keys concatenated; share i + 1 belongs to key i. */
+  setGuardians: (pubkeys: Hex, threshold: number) => encode('setGuardians', [pubkeys, threshold]),
+  /** `commitments`: `packCommitments` (src/keys/secretSharing.ts); `signature`: the generation master key's `GuardianEscrow`. */
+  publishEscrow: (generation: bigint, guardianSet: bigint, commitments: Hex, encryptedShares: readonly Hex[], signature: Hex) =>
+    encode('publishEscrow', [generation, guardianSet, commitments, encryptedShares, signature]),
+  startRecovery: (requestId: bigint) => encode('startRecovery', [requestId]),
+  cancelRecovery: () => encode('cancelRecovery'),
+  releaseShare: (requestId: bigint, generation: bigint, encryptedShare: Hex, signature: Hex) =>
+    encode('releaseShare', [requestId, generation, encryptedShare, signature]),
+} as const
+
+/** Typed `eth_call` reads of the generation state (for tools and status pages; decisions use the chain view). */
+export function createGenerationsClient({ publicClient, address }: { publicClient: PublicClient; address: Address }) {
+  const registry = getAddress(address)
+  const read = <T>(functionName: string, args: readonly unknown[] = []) =>
+    publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>
+
+  return {
+    address: registry,
+    memberCount: () => read<bigint>('memberCount'),
+    requestGeneration: (requestId: bigint) => read<bigint>('requestGeneration', [requestId]),
+    generationInfo: (generation: bigint) => read<GenerationInfo>('generationInfo', [generation]),
+    generationOf: (xPub: Address) => read<bigint>('generationOf', [xPub]),
+    isGenerationValid: (generation: bigint) => read<boolean>('isGenerationValid', [generation]),
+    rotation: () => read<RotationInfo>('rotation'),
+    proposal: () => read<ProposalInfo>('proposal'),
+    proposalCount: () => read<bigint>('proposalCount'),
+    hasAcknowledged: (proposal: bigint, memberId: bigint) => read<boolean>('hasAcknowledged', [proposal, memberId]),
+    activeGuardianSet: () => read<bigint>('activeGuardianSet'),
+    pendingGuardianSet: () => read<bigint>('pendingGuardianSet'),
+    async guardianSetInfo(guardianSet: bigint): Promise<GuardianSetInfo> {
+      const [pubkeysHash, threshold, count, activatesAt] = await read<readonly [Hex, number, number, bigint]>('guardianSetInfo', [guardianSet])
+      return { pubkeysHash, threshold, count, activatesAt }
+    },
+    guardianIndex: (guardianSet: bigint, guardian: Address) => read<number>('guardianIndex', [guardianSet, guardian]),
+    recoveryRequest: () => read<bigint>('recoveryRequest'),
+    /** Bit i set when the guardian with share index i released its share of `generation` to `requestId`. */
+    releasedShares: (requestId: bigint, generation: bigint) => read<bigint>('releasedShares', [requestId, generation]),
+  }
+}
+export type GenerationsClient = ReturnType<typeof createGenerationsClient>
