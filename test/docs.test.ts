@@ -136,8 +136,8 @@ describe('docs: cited tests exist', () => {
     test(`default: every test cited in ${file} exists in the suite`, () => {
       const missing: string[] = []
       const citations = testCitations(read(file))
-      // › is kept for citations: one that the pattern does not read (a wrapped name, a missing quote) is an error.
-      const arrows = read(file).split('›').length - 1
+      // › in prose is kept for citations (code spans may show the form): one that the pattern does not read (a wrapped name, a missing quote) is an error.
+      const arrows = proseText(read(file)).split('›').length - 1
       if (arrows !== citations.length) missing.push(`${file}: ${arrows} › but ${citations.length} citations read as \`file\` › "name"`)
       for (const citation of citations) {
         if (!existsSync(join(ROOT, citation.file))) missing.push(`${file}:${citation.line}: no test file ${citation.file}`)

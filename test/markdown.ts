@@ -30,7 +30,7 @@ export function proseText(markdown: string): string {
     const count = block.code.split('\n').length + 1
     for (let k = block.line - 1; k < block.line - 1 + count && k < lines.length; k++) lines[k] = ''
   }
-  return lines.map((line) => line.replace(/(`+)[^`]*?\1/g, '')).join('\n')
+  return lines.map((line) => line.replace(/(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)/g, '')).join('\n')
 }
 
 /**

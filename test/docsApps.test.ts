@@ -1,0 +1,255 @@
+// docs/apps.md runs as written: every `sh` and `ts` block is taken from the markdown (so the page and this test cannot
+// drift) and run against a devnet as the pod `app`, and the Solidity block is compiled, deployed and called there.
+// The devnet is real (anvil, registry, sidecar processes, blobs); only the name `dstack-keymanager` is pointed at a
+// node, as a compose network would: curl through a .curlrc `connect-to`, fetch through a preload that rewrites the
+// origin. The examples reach node 2 (onboarded from node 1), whose measured settings name 127.0.0.1 `app` and give
+// `app` a dstack socket; the checks compare with node 1, so they also show that every node answers alike.
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { BaseError, ContractFunctionRevertedError, hexToBytes, type Address, type Hex } from 'viem'
+import { createRegistryClient } from '../src/chain/registry.ts'
+import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { runDevnet, type NodeProcess } from '../src/devnet/network.ts'
+import { appIdForPod } from '../src/keys/derive.ts'
+import { verifyGetKeyChain } from '../src/keys/verifyChain.ts'
+import { fencedBlocks, type FencedBlock } from './markdown.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SDK_DIR = join(ROOT, 'test', 'dstack-sdk')
+const SDK_VERSION = '0.5.8'
+const POD = 'app'
+const PAGE = 'docs/apps.md'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+type Run = { code: number | null; stdout: string; stderr: string }
+
+/** Installs test/dstack-sdk from its lockfile when it is missing (npm's cache makes this work offline). */
+function ensureSdkInstalled(): void {
+  const installed = join(SDK_DIR, 'node_modules', '@phala', 'dstack-sdk', 'package.json')
+  if (existsSync(installed) && (JSON.parse(readFileSync(installed, 'utf8')) as { version: string }).version === SDK_VERSION) return
+  const npm = spawnSync('npm', ['ci', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: SDK_DIR, encoding: 'utf8' })
+  if (npm.status !== 0) throw new Error(`npm ci in test/dstack-sdk failed (${npm.status}): ${npm.stderr.trim().split('\n').at(-1)}`)
+}
+
+function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
+    child.once('error', reject)
+    child.once('exit', (code) => resolvePromise({ code, stdout, stderr }))
+  })
+}
+
+/** The examples of the page: `sh` and `ts` blocks, each named by `example=NAME` in its info string. */
+function examples(markdown: string): Map<string, FencedBlock> {
+  const named = new Map<string, FencedBlock>()
+  for (const block of fencedBlocks(markdown)) {
+    if (!['sh', 'bash', 'ts', 'typescript'].includes(block.lang)) continue
+    const name = /(?:^|\s)example=([\w-]+)/.exec(block.info)?.[1]
+    assert.ok(name, `${PAGE}:${block.line}: a ${block.lang} block without example=NAME would not be run`)
+    assert.ok(!named.has(name), `${PAGE}:${block.line}: example=${name} twice`)
+    named.set(name, block)
+  }
+  return named
+}
+
+function revertName(error: unknown): string | undefined {
+  if (!(error instanceof BaseError)) return undefined
+  const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError) as ContractFunctionRevertedError | null
+  return reverted?.data?.errorName
+}
+
+/** Compiles the page's Solidity block, importing the registry interface from this repository. */
+function compileSolidityExample(source: string): { abi: unknown[]; bytecode: Hex } {
+  const solc = createRequire(import.meta.url)('solc') as { compile(input: string, options: { import(path: string): { contents: string } | { error: string } }): string }
+  const input = {
+    language: 'Solidity',
+    sources: { 'Example.sol': { content: source } },
+    settings: { evmVersion: 'cancun', outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } } },
+  }
+  const output = JSON.parse(
+    solc.compile(JSON.stringify(input), {
+      import: (path) =>
+        path.startsWith('keymanager/') ? { contents: readFileSync(join(ROOT, path.slice('keymanager/'.length)), 'utf8') } : { error: `not found: ${path}` },
+    }),
+  ) as { errors?: { severity: string; formattedMessage: string }[]; contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>> }
+  const errors = (output.errors ?? []).filter((e) => e.severity === 'error')
+  assert.deepEqual(errors.map((e) => e.formattedMessage), [])
+  const [contract] = Object.values(output.contracts['Example.sol'] ?? {})
+  assert.ok(contract, 'the Solidity example defines a contract')
+  return { abi: contract.abi, bytecode: `0x${contract.evm.bytecode.object}` }
+}
+
+describe('docs/apps.md examples against a devnet', () => {
+  const markdown = readFileSync(join(ROOT, PAGE), 'utf8')
+  const blocks = examples(markdown)
+  let devnet: Devnet
+  let node: NodeProcess
+  let work: string
+  let env: NodeJS.ProcessEnv
+  let preload: string
+  const socketDir = mkdtempSync(join(tmpdir(), 'km-apps-'))
+  const socketPath = join(socketDir, 'dstack.sock')
+
+  async function runExample(name: string): Promise<Run> {
+    const block = blocks.get(name)
+    assert.ok(block, `${PAGE} has no example=${name}`)
+    if (block.lang === 'sh' || block.lang === 'bash') return run('bash', ['-euo', 'pipefail', '-c', block.code], { cwd: work, env })
+    const file = join(work, `${name}.ts`)
+    writeFileSync(file, block.code)
+    return run(process.execPath, ['--import', 'tsx', '--import', preload, file], { cwd: work, env })
+  }
+
+  async function runJson(name: string): Promise<Record<string, any>> {
+    const result = await runExample(name)
+    assert.equal(result.code, 0, `example=${name} exited ${result.code}: ${result.stderr.trim()}\n${result.stdout.trim()}`)
+    return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, any>
+  }
+
+  /** Node 1 answers the same pod through the devnet header, so the examples' answers (from node 2) can be compared. */
+  async function nodeOne(path: string, init: RequestInit = {}) {
+    const res = await fetch(devnet.info.nodes[0]!.podUrl + path, { ...init, headers: { 'x-keymanager-pod': POD } })
+    assert.equal(res.status, 200, path)
+    return (await res.json()) as Record<string, any>
+  }
+
+  before(async () => {
+    ensureSdkInstalled()
+    devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-apps-devnet-')), print: () => {} })
+    node = await devnet.addNode({
+      configure: ({ measured }) => {
+        measured.pods = { sockets: [{ path: socketPath, pod: POD }], names: { '127.0.0.1': POD }, appIds: {} }
+      },
+    })
+    await devnet.onboard(node, devnet.nodes[0]!)
+    // Inside test/dstack-sdk, so that `@phala/dstack-sdk` resolves from its own node_modules (it needs noble 1.x).
+    work = mkdtempSync(join(SDK_DIR, '.docs-examples-'))
+    const curlHome = join(work, '.curl')
+    mkdirSync(curlHome)
+    const port = new URL(node.podUrl).port
+    writeFileSync(join(curlHome, '.curlrc'), `connect-to = "dstack-keymanager:80:127.0.0.1:${port}"\n`)
+    preload = join(work, '.resolve-dstack-keymanager.mjs')
+    writeFileSync(
+      preload,
+      [
+        `const target = ${JSON.stringify(node.podUrl)}`,
+        'const original = globalThis.fetch',
+        "globalThis.fetch = (input, init) => original(typeof input === 'string' || input instanceof URL ? String(input).replace(/^http:\\/\\/dstack-keymanager(?=\\/|$)/, target) : input, init)",
+      ].join('\n'),
+    )
+    const bin = join(work, '.bin')
+    mkdirSync(bin)
+    writeFileSync(join(bin, 'keymanager'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'keymanager.js')}" "$@"\n`)
+    chmodSync(join(bin, 'keymanager'), 0o755)
+    env = {
+      ...process.env,
+      CURL_HOME: curlHome,
+      PATH: `${bin}:${process.env.PATH}`,
+      RPC_URL: devnet.info.rpcUrl,
+      REGISTRY: devnet.registry,
+      DSTACK_SIMULATOR_ENDPOINT: socketPath,
+    }
+  })
+  after(async () => {
+    await devnet?.stop()
+    if (work) rmSync(work, { recursive: true, force: true })
+    rmSync(socketDir, { recursive: true, force: true })
+  })
+
+  test('default: every sh and ts block of the page is a named example this test runs', () => {
+    const checked = ['sealkey', 'sealkey-ts', 'attest', 'attest-ts', 'getkey', 'dstack-sdk', 'verify-chain']
+    assert.deepEqual([...blocks.keys()].sort(), [...checked].sort())
+  })
+
+  test('default: curl /sealkey answers the pod key every node derives', async () => {
+    const answer = await runJson('sealkey')
+    assert.match(answer.key, /^0x[0-9a-f]{64}$/)
+    assert.deepEqual(answer, await nodeOne('/sealkey'))
+  })
+
+  test('default: the TypeScript sealkey example derives a key and opens what it sealed', async () => {
+    assert.deepEqual(await runJson('sealkey-ts'), { generation: 1, opened: 'account balances' })
+  })
+
+  test('default: curl /attest gives a signature that verifyAttestation and the Solidity example accept for pod app only', async () => {
+    const attestation = await runJson('attest')
+    assert.equal(attestation.hostname, POD)
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    assert.equal(attestation.signer.toLowerCase(), (await registry.xPub()).toLowerCase())
+    assert.equal(await registry.verifyAttestation(POD, attestation.appData, attestation.signature), true)
+    assert.equal(await registry.verifyAttestation('other', attestation.appData, attestation.signature), false)
+
+    const solidity = fencedBlocks(markdown).filter((b) => b.lang === 'solidity')
+    assert.equal(solidity.length, 1, 'one Solidity example')
+    const { abi, bytecode } = compileSolidityExample(solidity[0]!.code)
+    const hash = await devnet.owner.deployContract({ abi, bytecode, args: [devnet.registry] } as never)
+    const receipt = await devnet.publicClient.waitForTransactionReceipt({ hash })
+    const address = receipt.contractAddress as Address
+    const submit = (result: Hex, signature: Hex) =>
+      devnet.publicClient.simulateContract({ account: devnet.owner.account, address, abi, functionName: 'submit', args: [result, signature] } as never)
+    await submit(attestation.appData, attestation.signature)
+    const sent = await devnet.owner.writeContract({ address, abi, functionName: 'submit', args: [attestation.appData, attestation.signature] } as never)
+    assert.equal((await devnet.publicClient.waitForTransactionReceipt({ hash: sent })).status, 'success')
+    assert.equal(await devnet.publicClient.readContract({ address, abi, functionName: 'accepted', args: [attestation.appData] } as never), true)
+    // Another result under the same signature is refused.
+    await assert.rejects(submit(`0x${'42'.repeat(32)}`, attestation.signature), (e) => revertName(e) === 'NotAttested')
+    const fromNodeOne = (await nodeOne(`/attest/${attestation.appData}`)).signature as Hex
+    assert.equal(fromNodeOne, attestation.signature, 'every node signs the same attestation (RFC 6979)')
+  })
+
+  test('default: the TypeScript attest example verifies on chain', async () => {
+    const answer = await runJson('attest-ts')
+    assert.equal(answer.hostname, POD)
+    assert.equal(answer.valid, true)
+  })
+
+  test('default: curl GetKey answers a key whose chain leads to the registry master key', async () => {
+    const answer = await runJson('getkey')
+    const xPub = (await createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry }).xPub()) as Address
+    const verified = verifyGetKeyChain({
+      appId: appIdForPod(POD),
+      key: hexToBytes(`0x${answer.key}`),
+      signatureChain: (answer.signature_chain as string[]).map((s) => hexToBytes(`0x${s}`)),
+      purpose: 'signing',
+      masterAddress: xPub,
+    })
+    assert.equal(verified.ok, true, JSON.stringify(verified.steps))
+    const fromNodeOne = await nodeOne('/GetKey', { method: 'POST', body: JSON.stringify({ path: 'wallet/eth', purpose: 'signing' }) })
+    assert.equal(fromNodeOne.key, answer.key)
+  })
+
+  test('default: the dstack SDK example gets a key, its proof and a quote over the socket', async () => {
+    const answer = await runJson('dstack-sdk')
+    assert.equal(answer.app_id, Buffer.from(appIdForPod(POD)).toString('hex'))
+    assert.equal(answer.purpose, 'signing')
+    assert.ok(answer.quoteBytes > 600, `a quote of ${answer.quoteBytes} bytes`)
+    const xPub = (await createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry }).xPub()) as Address
+    const verified = verifyGetKeyChain({
+      appId: appIdForPod(POD),
+      publicKey: hexToBytes(`0x${answer.public_key}`),
+      signatureChain: (answer.signature_chain as string[]).map((s) => hexToBytes(`0x${s}`)),
+      purpose: 'signing',
+      masterAddress: xPub,
+    })
+    assert.equal(verified.ok, true, JSON.stringify(verified.steps))
+  })
+
+  test('default: keymanager verify-chain accepts the proof the SDK example wrote, off chain and on chain', async () => {
+    const result = await runExample('verify-chain')
+    assert.equal(result.code, 0, result.stderr + result.stdout)
+    assert.match(result.stdout, /on-chain/)
+    // The same proof for another purpose is refused.
+    const proof = JSON.parse(readFileSync(join(work, 'proof.json'), 'utf8')) as Record<string, unknown>
+    writeFileSync(join(work, 'proof.json'), JSON.stringify({ ...proof, purpose: 'other' }))
+    assert.equal((await runExample('verify-chain')).code, 1)
+  })
+})
