@@ -1,4 +1,4 @@
-// RPC outage end to end (issue 6 (d)): a devnet whose anvil keeps its chain in a `--state` file is stopped while a
+// RPC outage end to end: a devnet whose anvil keeps its chain in a `--state` file is stopped while a
 // newcomer waits for its `Onboarded`, then started again from that file on the same port. Nobody restarts a node or
 // calls a host API: the sidecars back off, recover by themselves, and the newcomer is answered after the outage.
 import assert from 'node:assert/strict'

@@ -1,4 +1,4 @@
-// Reorgs end to end (issue 6 (e)): an auto devnet whose chain is rewound with evm_snapshot / evm_revert after a
+// Reorgs end to end: an auto devnet whose chain is rewound with evm_snapshot / evm_revert after a
 // newcomer's request was mined and seen, then made longer with different blocks so that no old block hash is left.
 // The sidecars' watchers roll back and their outboxes replay what the reorg took; every request must end up
 // fulfilled exactly once on the canonical chain, by one fulfillOnboard, with no reverted tx and nobody stuck.
