@@ -1,11 +1,13 @@
 # keymanager sidecar image. Multi-stage: native addons (better-sqlite3, c-kzg) are compiled in the builder
 # stage with the toolchain; the runtime stage carries only node, the app and its production node_modules.
-# Build: docker build -f sidecar.Dockerfile --build-arg MEASURED=path/to/measured.json -t keymanager .
+# Build: docker build -f sidecar.Dockerfile --build-arg MEASURED=measured/<build>.json -t keymanager .
 #
 # MEASURED is this build's measured settings (docs/protocol.md#measured-settings): trust root, quote and seal
 # providers, chain id and registry, pod identity and appId pins. It is copied to /app/measured.json, the only place
 # the production entry reads them from, so its bytes are part of the image and of every measurement of it. The
-# build fails without it. Host settings (ports, URLs, token and gas key files) are mounted at run time.
+# build fails without it. The file must be inside the build context and not excluded by .dockerignore, which admits
+# measured/ (and nothing else beyond package files, bin/ and src/). Host settings (ports, URLs, token and gas key
+# files) are mounted at run time.
 # The image holds the production entry only: the devnet entry (bin/keymanager-devnet.js), src/devnet (simulated TEE,
 # devnet PKI) and the tests are left out, so no setting or variable can turn devnet mode on in it.
 #
@@ -45,11 +47,12 @@ ENV DEBIAN_FRONTEND=noninteractive NODE_ENV=production
 RUN apt-get update \
  && apt-get install -y --no-install-recommends -o Acquire::Retries=3 nodejs ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
- && groupadd --system keymanager && useradd --system --gid keymanager --home-dir /data keymanager \
+ && groupadd --system --gid 10001 keymanager && useradd --system --uid 10001 --gid keymanager --home-dir /data keymanager \
  && mkdir -p /data /run/keymanager && chown keymanager:keymanager /data /run/keymanager
 WORKDIR /app
 COPY --from=builder /app /app
-# Non-root. Port 80 needs no capability: Docker ≥ 20.10 sets net.ipv4.ip_unprivileged_port_start=0 in a container's
+# Non-root, with a fixed uid/gid (10001) so a deployment can give it volumes it owns (deploy/compose.yaml's per-pod
+# socket volumes are tmpfs with uid=10001). Port 80 needs no capability: Docker ≥ 20.10 sets net.ipv4.ip_unprivileged_port_start=0 in a container's
 # network namespace (deploy/compose.yaml sets it explicitly for older engines).
 USER keymanager
 VOLUME ["/data"]

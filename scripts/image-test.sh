@@ -1,34 +1,62 @@
 #!/usr/bin/env bash
-# Builds the sidecar image on a locally made Debian trixie base (base images cannot be pulled on the project's
-# machines), starts it against a devnet, and measures what an operator cares about: image size, container start →
-# /healthz answering, and → state `ready` (a node restarting on its data dir restores its sealed secret).
+# The image test (`npm run image-test`): builds the sidecar image on a locally made Debian trixie base (base images
+# cannot be pulled on the project's machines), brings up deploy/compose.yaml (with deploy/compose.test.yaml) against a
+# devnet that runs on the host from the repository, and checks what a pod sees:
+#   - the sidecar's /healthz (compose health check), and the node onboarding itself from the devnet (auto mode, its
+#     quote from the simulated dstack guest agent verified by the devnet's node);
+#   - the example app (deploy/example-app) calling http://dstack-keymanager/sealkey and /attest by service name and
+#     GetKey through @phala/dstack-sdk over its own socket, checked against the devnet (scripts/image-test.ts check);
+#   - the host listener published on loopback: status page and /metrics;
+#   - a restart of the sidecar: it unseals its secret (dstack seal) and serves the same /sealkey again.
+# It prints the image size, build times, the cold start (container start → /healthz, → ready, → the app's first
+# /sealkey), the restart, and its own total time.
 #
-# Run as root (it installs docker.io and debootstrap with apt when missing, and starts dockerd when none runs):
-#   npm run image-test            # or: bash scripts/image-test.sh
-# Environment: KEYMANAGER_IMAGE (tag, default keymanager-sidecar:test), DEBIAN_MIRROR, IMAGE_TEST_DIR (work dir).
-#
-# The container shares the host's network namespace: its only peers are the devnet on loopback. Everything this
-# script starts (devnet, container, dockerd) is stopped on exit.
+# Run as root (it installs docker.io, docker-compose and debootstrap with apt when missing, and starts dockerd when
+# none runs). Environment: KEYMANAGER_IMAGE (default keymanager-sidecar:test), APP_IMAGE (default
+# keymanager-example-app:test), DEBIAN_MIRROR, IMAGE_TEST_DIR (work dir), KEEP_BASE=0 (rebuild the base image).
+# Containers talk only to each other and to the devnet (through the docker bridge address). Everything this script
+# starts (devnet, containers, volumes, network, dockerd) is stopped or removed on exit; the base image is kept as a
+# cache (about 80 MB), the built images too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${IMAGE_TEST_DIR:-$(mktemp -d /tmp/keymanager-image-test.XXXXXX)}
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
 IMAGE=${KEYMANAGER_IMAGE:-keymanager-sidecar:test}
+APP_IMAGE=${APP_IMAGE:-keymanager-example-app:test}
 BASE=keymanager-base:trixie
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-CONTAINER=keymanager-image-test
-POD_PORT=18080
-HOST_PORT=18081
+PROJECT=keymanager-image-test
+HOST_LISTEN=127.0.0.1:18081
+MEASURED=measured/.image-test.json
+SIDECAR_UID=10001
 DOCKERD_PID=""
 DEVNET_PID=""
+COMPOSE_UP=""
 
 log() { printf '%s image-test: %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f", b - a }'; }
+fail() { log "FAILED: $*"; exit 1; }
+T_START=$(now)
+
+compose() {
+  KEYMANAGER_IMAGE="$IMAGE" APP_IMAGE="$APP_IMAGE" IMAGE_TEST_DIR="$WORK" KEYMANAGER_HOST_LISTEN="$HOST_LISTEN" \
+    docker-compose --no-ansi -f deploy/compose.yaml -f deploy/compose.test.yaml -p "$PROJECT" "$@"
+}
 
 cleanup() {
-  docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  local code=$?
+  if [ -n "$COMPOSE_UP" ]; then
+    if [ "$code" != 0 ]; then
+      compose logs --no-color >"$WORK/compose.log" 2>&1 || true
+      log "container logs in $WORK/compose.log"
+    fi
+    compose down -v --remove-orphans >/dev/null 2>&1 || true
+  fi
   if [ -n "$DEVNET_PID" ]; then kill "$DEVNET_PID" 2>/dev/null || true; wait "$DEVNET_PID" 2>/dev/null || true; fi
+  rm -f "$ROOT/$MEASURED"
   if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -38,22 +66,26 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o Acquire::Retries=3 "$@" >/dev/null
 }
 
-# 1. A Docker engine.
+# 1. A Docker engine and compose.
+command -v docker-compose >/dev/null || { log "installing docker-compose"; apt_install docker-compose; }
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null || { log "installing docker.io"; apt_install docker.io; }
   log "starting dockerd"
   dockerd >"$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { log "dockerd did not start (see $WORK/dockerd.log)"; exit 1; }
+  docker info >/dev/null 2>&1 || fail "dockerd did not start (see $WORK/dockerd.log)"
 fi
 
-# 2. The base image: debootstrap minbase trixie, trimmed as Debian's -slim images are.
+# 2. The base image: debootstrap minbase trixie, trimmed as Debian's -slim images are. Kept between runs.
+[ "${KEEP_BASE:-1}" = 0 ] && docker rmi -f "$BASE" >/dev/null 2>&1 || true
+base_s="cached"
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install debootstrap; }
   log "debootstrap --variant=minbase trixie"
+  t0=$(now)
   rm -rf "$WORK/rootfs"
-  debootstrap --variant=minbase trixie "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1
+  debootstrap --variant=minbase trixie "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || fail "debootstrap (see $WORK/debootstrap.log)"
   (
     cd "$WORK/rootfs"
     rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* usr/share/doc/* usr/share/man/* usr/share/info/*
@@ -64,53 +96,126 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   )
   tar -C "$WORK/rootfs" -c . | docker import - "$BASE" >/dev/null
   rm -rf "$WORK/rootfs"
+  base_s="$(elapsed "$t0") s"
 fi
 
-# 3. The sidecar image. A TLS-inspecting proxy's CA (if this machine trusts one) goes to the builder stage only.
-EXTRA_CA=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
-log "docker build ($IMAGE on $BASE)"
-t0=$(now)
-docker build -q -f sidecar.Dockerfile --build-arg BASE_IMAGE="$BASE" --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$IMAGE" . >/dev/null
-build_s=$(elapsed "$t0")
-size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
-
-# 4. A devnet on loopback: anvil, the registry, the devnet PKI and PCCS, one node on the host.
-log "starting the devnet"
-node bin/keymanager.js devnet --nodes 1 --dir "$WORK/devnet" >"$WORK/devnet.log" 2>&1 &
+# 3. The devnet, on the host from the repository, reachable from containers at the default bridge's address.
+GATEWAY=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
+[ -n "$GATEWAY" ] || fail "no docker bridge address"
+log "starting the devnet (containers reach it at $GATEWAY)"
+node --import tsx scripts/image-test.ts devnet --dir "$WORK" --listen "$GATEWAY" >"$WORK/devnet.log" 2>&1 &
 DEVNET_PID=$!
-for _ in $(seq 600); do [ -f "$WORK/devnet/devnet.json" ] && break; kill -0 "$DEVNET_PID" 2>/dev/null || break; sleep 0.5; done
-[ -f "$WORK/devnet/devnet.json" ] || { log "the devnet did not come up:"; tail -5 "$WORK/devnet.log" >&2; exit 1; }
-ref_pod=$(node -e "console.log(require('$WORK/devnet/devnet.json').nodes[0].podUrl)")
+for _ in $(seq 1200); do [ -f "$WORK/image-test.json" ] && break; kill -0 "$DEVNET_PID" 2>/dev/null || break; sleep 0.5; done
+[ -f "$WORK/image-test.json" ] || { tail -5 "$WORK/devnet.log" >&2; fail "the devnet did not come up (see $WORK/devnet.log)"; }
+info() { node -e "console.log(require('$WORK/image-test.json')$1)"; }
 
-# 5. The same node in the container: node 1's data dir (sealed secret included) with its own ports.
-rm -rf "$WORK/node"
-cp -a "$WORK/devnet/devnet/node1" "$WORK/node"
+# 4. The measured settings this build bakes in (docs/protocol.md#measured-settings): the devnet's registry, the dstack
+# quote and seal providers, the example app's socket.
+mkdir -p measured
 node -e "
-  const fs = require('fs'); const f = '$WORK/node/config.json'; const c = JSON.parse(fs.readFileSync(f, 'utf8'))
-  c.pod.port = $POD_PORT; c.host.port = $HOST_PORT; fs.writeFileSync(f, JSON.stringify(c, null, 2))"
-uid=$(docker run --rm --entrypoint id "$IMAGE" -u)
-chown -R "$uid" "$WORK/node"
-log "starting the container"
+  const i = require('$WORK/image-test.json')
+  const m = { version: 1, chain: { chainId: i.chainId, registry: i.registry.toLowerCase() }, quote: { provider: 'dstack' },
+    seal: { provider: 'dstack' }, pods: { sockets: [{ path: '/run/keymanager/pods/app/dstack.sock', pod: 'app' }], names: {}, appIds: {} },
+    maxReferenceAge: 64 }
+  require('fs').writeFileSync('$MEASURED', JSON.stringify(m, null, 2) + '\n')"
+
+# 5. The images. A TLS-inspecting proxy's CA (if this machine trusts one) goes to the builder stage only.
+EXTRA_CA=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
+log "docker build $IMAGE on $BASE"
 t0=$(now)
-docker run -d --name "$CONTAINER" --network host -v "$WORK:$WORK" "$IMAGE" serve --config "$WORK/node/config.json" >/dev/null
-health_s=""
-ready_s=""
-for _ in $(seq 1200); do
-  state=$(curl -fsS "http://127.0.0.1:$POD_PORT/healthz" 2>/dev/null | node -pe 'JSON.parse(require("fs").readFileSync(0)).state' 2>/dev/null || true)
-  if [ -n "$state" ] && [ -z "$health_s" ]; then health_s=$(elapsed "$t0"); fi
-  if [ "$state" = ready ]; then ready_s=$(elapsed "$t0"); break; fi
-  [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER")" = true ] || { docker logs "$CONTAINER" 2>&1 | tail -5 >&2; exit 1; }
-  sleep 0.1
+docker build -q -f sidecar.Dockerfile --build-arg BASE_IMAGE="$BASE" --build-arg MEASURED="$MEASURED" \
+  --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$IMAGE" . >/dev/null || fail "docker build $IMAGE"
+build_s=$(elapsed "$t0")
+log "docker build $APP_IMAGE"
+t0=$(now)
+docker build -q --build-arg BASE_IMAGE="$BASE" -t "$APP_IMAGE" deploy/example-app >/dev/null || fail "docker build $APP_IMAGE"
+app_build_s=$(elapsed "$t0")
+size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
+docker inspect -f '{{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '^keymanager .*"80/tcp"' || fail "the image must run as keymanager and expose port 80"
+[ "$(docker run --rm --entrypoint id "$IMAGE" -u)" = "$SIDECAR_UID" ] || fail "the image's user must have uid $SIDECAR_UID (deploy/compose.yaml's socket volumes)"
+docker run --rm --entrypoint sh "$IMAGE" -c 'test ! -e /app/bin/keymanager-devnet.js && test ! -e /app/src/devnet' || fail "the image contains the devnet entry"
+
+# 6. Host settings (compose.test.yaml mounts $WORK/etc at /etc/keymanager): the devnet's anvil and PCCS through the
+# bridge, the host token, a funded gas key, auto mode (the node registers by itself).
+mkdir -p "$WORK/etc"
+node -e "
+  const i = require('$WORK/image-test.json'); const fs = require('fs')
+  const host = { dataDir: '/data', chain: { rpcUrl: i.rpcUrl, fromBlock: 0, rpcTimeoutMs: 60000 }, blobs: { kind: 'anvil', url: i.rpcUrl },
+    pod: { host: '0.0.0.0', port: 80 }, host: { host: '0.0.0.0', port: 8081, tokenFile: '/etc/keymanager/host.token' },
+    gasKeyFile: '/etc/keymanager/gas.key', collateral: { pccsUrl: i.pccsUrl },
+    auto: { register: true, help: true, pollIntervalMs: 250, jitterMs: [200, 500] }, logLevel: 'info' }
+  fs.writeFileSync('$WORK/etc/host.json', JSON.stringify(host, null, 2) + '\n')
+  fs.writeFileSync('$WORK/etc/host.token', require('crypto').randomBytes(24).toString('hex'))
+  fs.writeFileSync('$WORK/etc/gas.key', i.gasKey)"
+chown -R "$SIDECAR_UID:$SIDECAR_UID" "$WORK/etc"
+chmod 0700 "$WORK/etc"
+chmod 0600 "$WORK/etc/host.token" "$WORK/etc/gas.key"
+TOKEN=$(cat "$WORK/etc/host.token")
+
+# 7. compose up. `up -d` returns once the app has started, which waits for the sidecar's health check.
+log "docker-compose up"
+COMPOSE_UP=1
+t_up=$(now)
+compose up -d >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log" >&2; fail "docker-compose up"; }
+up_s=$(elapsed "$t_up")
+sidecar=$(compose ps -q dstack-keymanager)
+[ -n "$sidecar" ] || fail "no dstack-keymanager container"
+
+# Seconds from the container's (latest) start to the first log line of that run with message $2 (pino's `time`, ms).
+since_start() {
+  local started
+  started=$(date -d "$(docker inspect -f '{{.State.StartedAt}}' "$1")" +%s.%N)
+  docker logs "$1" 2>&1 | node -e "
+    const [want, started] = [process.argv[1], Number(process.argv[2])]
+    for (const line of require('fs').readFileSync(0, 'utf8').split('\n')) {
+      let e
+      try { e = JSON.parse(line) } catch { continue }
+      if (e.msg === want && e.time / 1000 >= started) { console.log((e.time / 1000 - started).toFixed(1)); process.exit(0) }
+    }
+    process.exit(1)" "$2" "$started"
+}
+
+# 8. The app's three calls (it prints one JSON line each; GetKey last).
+for _ in $(seq 600); do
+  docker logs app 2>&1 | grep -q '"getKey"' && break
+  [ "$(docker inspect -f '{{.State.Running}}' app 2>/dev/null)" = true ] || { docker logs app >&2 || true; fail "the app container stopped"; }
+  sleep 0.5
 done
-[ -n "$ready_s" ] || { log "the container never became ready"; docker logs "$CONTAINER" 2>&1 | tail -5 >&2; exit 1; }
+docker logs -t app >"$WORK/app.log" 2>&1
+grep -q '"getKey"' "$WORK/app.log" || { cat "$WORK/app.log" >&2; fail "the app did not finish its calls"; }
+started=$(date -d "$(docker inspect -f '{{.State.StartedAt}}' "$sidecar")" +%s.%N)
+first_sealkey=$(date -d "$(grep -m1 '"sealkey"' "$WORK/app.log" | cut -d' ' -f1)" +%s.%N)
+health_s=$(since_start "$sidecar" listening) || fail "no 'listening' line in the sidecar's log"
+ready_s=$(since_start "$sidecar" 'node ready') || fail "the sidecar never became ready"
+sealkey_s=$(elapsed "$started" "$first_sealkey")
 
-# 6. From a second container: the sidecar answers /sealkey with the key the devnet node gives the same pod.
-got=$(docker run --rm --network host --entrypoint node "$IMAGE" -e \
-  "fetch('http://127.0.0.1:$POD_PORT/sealkey', { headers: { 'x-keymanager-pod': 'app' } }).then(r => r.json()).then(b => console.log(b.key))")
-want=$(curl -fsS -H 'x-keymanager-pod: app' "$ref_pod/sealkey" | node -pe 'JSON.parse(require("fs").readFileSync(0)).key')
-[ "$got" = "$want" ] || { log "sealkey from the container ($got) differs from the devnet node's ($want)"; exit 1; }
-docker inspect -f '{{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '^keymanager .*"80/tcp"' || { log "image must run as keymanager and expose port 80"; exit 1; }
+log "checking the app's answers against the devnet"
+node --import tsx scripts/image-test.ts check --dir "$WORK" --app-log "$WORK/app.log" || fail "the app's answers (see $WORK/app.log)"
 
-printf 'image %s: %s MB, built in %.0f s\n' "$IMAGE" "$((size / 1000000))" "$build_s"
-printf 'cold start: container start → /healthz %.2f s, → ready %.2f s\n' "$health_s" "$ready_s"
-printf '/sealkey from a second container matches the devnet node: %s\n' "$got"
+# 9. The host listener, published on loopback only: the status page's sign-in form and /metrics with the token.
+curl -fsS "http://$HOST_LISTEN/" | grep -qi '<form' || fail "the status page on $HOST_LISTEN has no sign-in form"
+curl -fsS -H "authorization: Bearer $TOKEN" "http://$HOST_LISTEN/metrics" | grep -q '^keymanager_pod_requests_total{' || fail "/metrics has no pod request counter"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$HOST_LISTEN/metrics")" = 401 ] || fail "/metrics answers without the host token"
+echo "✓ host listener on $HOST_LISTEN: status page sign-in form, /metrics behind the host token"
+
+# 10. A restart: the node unseals its secret through the agent (no onboarding) and the app gets the same key again.
+want=$(grep -m1 '"sealkey"' "$WORK/app.log" | sed 's/^[^{]*//' | node -pe 'JSON.parse(require("fs").readFileSync(0)).sealkey.fingerprint')
+log "restarting the sidecar"
+compose restart dstack-keymanager >/dev/null 2>&1
+for _ in $(seq 600); do
+  [ "$(docker inspect -f '{{.State.Health.Status}}' "$sidecar")" = healthy ] && since_start "$sidecar" 'node ready' >/dev/null && break
+  sleep 0.5
+done
+restart_ready_s=$(since_start "$sidecar" 'node ready') || fail "the restarted sidecar is not ready"
+got=$(docker exec app node -e "
+  fetch('http://dstack-keymanager/sealkey').then(r => r.json()).then(b =>
+    console.log(require('crypto').createHash('sha256').update(b.key).digest('hex').slice(0, 16)))")
+[ "$got" = "$want" ] || fail "after a restart /sealkey changed ($got, was $want)"
+echo "✓ restart: the sidecar unsealed its secret and serves the app the same /sealkey"
+
+printf 'image %s: %s MB (base %s: %s MB, %s); sidecar built in %s s, example app in %s s\n' \
+  "$IMAGE" "$((size / 1000000))" "$BASE" "$(($(docker image inspect -f '{{.Size}}' "$BASE") / 1000000))" "$base_s" "$build_s" "$app_build_s"
+printf 'cold start (new node, onboards from the devnet): container start → /healthz %s s, → ready %s s, → first /sealkey from the app %s s (docker-compose up %s s)\n' \
+  "$health_s" "$ready_s" "$sealkey_s" "$up_s"
+printf 'restart (unseals its secret): container start → ready %s s\n' "$restart_ready_s"
+printf 'image test total: %s s\n' "$(elapsed "$T_START")"

@@ -2,8 +2,9 @@
 //   - GET http://dstack-keymanager/sealkey: its persistent key (the same on every node), e.g. to encrypt its volume;
 //   - GET http://dstack-keymanager/attest/<32 bytes>: a signature a contract checks with verifyAttestation;
 //   - GetKey through @phala/dstack-sdk, unchanged, over the socket the sidecar serves for this pod only.
-// It prints what it got (never the keys themselves) and keeps running.
+// It prints what it got (never the keys themselves: a fingerprint, a public key) and keeps running.
 import { randomBytes, createHash } from 'node:crypto'
+import { secp256k1 } from '@noble/curves/secp256k1'
 import { DstackClient } from '@phala/dstack-sdk'
 
 const base = process.env.KEYMANAGER_URL ?? 'http://dstack-keymanager'
@@ -21,8 +22,11 @@ const sealkey = await getJson('/sealkey')
 console.log(JSON.stringify({ sealkey: { appId: sealkey.appId, generation: sealkey.generation, fingerprint: fingerprint(sealkey.key) } }))
 const appData = '0x' + randomBytes(32).toString('hex')
 const attestation = await getJson(`/attest/${appData}`)
-console.log(JSON.stringify({ attest: { hostname: attestation.hostname, signer: attestation.signer, appData } }))
+console.log(JSON.stringify({ attest: { hostname: attestation.hostname, signer: attestation.signer, appData, signature: attestation.signature } }))
 const client = new DstackClient()
-const key = await client.getKey('wallet/ethereum', 'signing')
-console.log(JSON.stringify({ getKey: { fingerprint: fingerprint(Buffer.from(key.key).toString('hex')), chain: key.signature_chain.length } }))
+const purpose = 'signing'
+const key = await client.getKey('wallet/ethereum', purpose)
+const publicKey = Buffer.from(secp256k1.getPublicKey(key.key, true)).toString('hex')
+const signatureChain = key.signature_chain.map((s) => Buffer.from(s).toString('hex'))
+console.log(JSON.stringify({ getKey: { purpose, publicKey, signatureChain } }))
 setInterval(() => {}, 1 << 30)

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { describe, test } from 'node:test'
 import parsePrometheus from 'parse-prometheus-text-format'
 import pino from 'pino'
+import { AlertBadges } from '../app/status/page.tsx'
 import { createDevnetPki } from '../devnet/pki.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { openDatabase } from '../store/database.ts'
@@ -179,5 +180,28 @@ describe('alerts', () => {
     const [alert] = t.alerts.list()
     assert.equal(alert?.name, 'platform_check_failed')
     assert.match(alert!.message, /collateral_expired/)
+  })
+})
+
+describe('status page', () => {
+  test('default: every alert shows as a warning badge naming it, beside its log line and metric', async () => {
+    const t = setup({ tcbStatus: 'OutOfDate' })
+    t.alerts.platform(await t.check())
+    t.setCollateral(pki.collateral({ validFor: 3 * DAY, tcbEvaluationDataNumber: 2 }))
+    t.alerts.platform(await t.check())
+    t.alerts.gas(10n ** 15n)
+    const names = ['collateral_expiring', 'gas_balance_low', 'tcb_evaluation_number_new', 'tcb_status_not_up_to_date']
+    assert.deepEqual(t.alerts.list().map((a) => a.name).sort(), names)
+    const html = await AlertBadges({ alerts: t.alerts.list() })!.toString()
+    for (const alert of t.alerts.list()) {
+      const badge = html.match(new RegExp(`<span class="badge warn" data-testid="alert-${alert.name}" title="since [^"]+">([^<]*)</span>`))
+      assert.ok(badge, `a warning badge for ${alert.name}`)
+      const text = badge[1]!.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+      assert.equal(text, `⚠ ${alert.message}`)
+      assert.equal((await activeAlerts(t.metrics))[alert.name], 1)
+      assert.ok(t.lines.some((l) => l.level === 40 && l.alert === alert.name), `a warning line for ${alert.name}`)
+    }
+    assert.doesNotMatch(html, /alerts-none/)
+    assert.match(await AlertBadges({ alerts: [] })!.toString(), /data-testid="alerts-none">no alerts</)
   })
 })

@@ -15,7 +15,8 @@ export function postDstackAgent(socketPath: string, path: string, body: unknown,
   const payload = JSON.stringify(body)
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: timeoutMs },
+      // agent: false: one connection per call, so a kept-alive socket of an agent that restarted is never reused (EPIPE).
+      { socketPath, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = []
         let size = 0

@@ -166,8 +166,9 @@ function Table(props: { id: string; title: string; empty: string; head: string[]
 
 const short = (hex: string | null | undefined) => (hex ? <Mono><span title={hex}>{`${hex.slice(0, 10)}…${hex.slice(-6)}`}</span></Mono> : null)
 
-function Alerts(props: { snapshot: StatusSnapshot }) {
-  const { alerts } = props.snapshot
+/** The alert badges at the top of the page: one warning badge per active alert (src/monitor/alerts.ts), or "no alerts". */
+export function AlertBadges(props: { alerts: StatusSnapshot['alerts'] }) {
+  const { alerts } = props
   if (alerts.length === 0) return <Badge tone="good" testid="alerts-none">no alerts</Badge>
   return (
     <>
@@ -204,7 +205,7 @@ export function StatusContent(props: { snapshot: StatusSnapshot }) {
   return (
     <main id="content" data-taken-at={s.takenAt}>
       <div class="alerts" id="alerts">
-        <Alerts snapshot={s} />
+        <AlertBadges alerts={s.alerts} />
       </div>
       <div class="grid">
         <FieldList id="node" title="Node" fields={NODE_FIELDS} snapshot={s} />

@@ -1,0 +1,108 @@
+// A simulated dstack guest agent (docs/protocol.md#tee-providers): the unix-socket API a dstack CVM gives the sidecar,
+// `POST /GetQuote {report_data}` and `POST /GetKey {path, purpose}`, answered by the devnet's simulated TEE. It lets
+// a production build (the sidecar image, quote provider and seal `dstack`) run against a devnet outside a CVM: the
+// image cannot tell it from a real agent, and the devnet's nodes verify its quotes under the devnet root like any
+// other. Devnet only: its keys come from a seed the host holds.
+import { createServer, type Server } from 'node:http'
+import { chmodSync, rmSync } from 'node:fs'
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import type { QuoteProvider } from '../tee/types.ts'
+
+/** Largest request body read (a GetQuote request is 150 bytes). */
+const MAX_BODY_BYTES = 16 * 1024
+/** Largest GetKey `path` or `purpose`, in UTF-8 bytes. */
+const MAX_FIELD_BYTES = 512
+
+export type SimulatedDstackAgent = { socketPath: string; close(): Promise<void> }
+
+class AgentRequestError extends Error {}
+
+/**
+ * Serves the guest agent on `socketPath` (made connectable by any local user: the container runs as another uid).
+ * GetQuote zero-pads `report_data` to 64 bytes, as dstack does, and quotes with `quoteProvider`; GetKey derives a
+ * 32-byte key from `seed`, the path and the purpose (the same key for the same seed after a restart, as a real
+ * agent gives an app the same key on the same KMS). Errors are answered as `{"error": message}`, as the agent does.
+ */
+export async function serveSimulatedDstackAgent({
+  socketPath,
+  quoteProvider,
+  seed,
+}: {
+  socketPath: string
+  quoteProvider: QuoteProvider
+  seed: Uint8Array
+}): Promise<SimulatedDstackAgent> {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new RangeError('seed: expected 32 bytes')
+  const keySeed = Uint8Array.from(seed)
+
+  async function answer(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    switch (path) {
+      case '/GetQuote': {
+        const hex = typeof body.report_data === 'string' ? body.report_data.replace(/^0x/, '') : ''
+        if (!/^([0-9a-fA-F]{2}){0,64}$/.test(hex)) throw new AgentRequestError('report_data: expected at most 64 bytes of hex')
+        const reportData = new Uint8Array(64)
+        reportData.set(hexToBytes(hex))
+        const quote = await quoteProvider.getQuote(reportData)
+        return { quote: bytesToHex(quote), event_log: '[]' }
+      }
+      case '/GetKey': {
+        const field = (name: string) => {
+          const value = body[name] ?? ''
+          if (typeof value !== 'string' || utf8ToBytes(value).length > MAX_FIELD_BYTES)
+            throw new AgentRequestError(`${name}: expected a string of at most ${MAX_FIELD_BYTES} bytes`)
+          return value
+        }
+        const info = utf8ToBytes(JSON.stringify([field('path'), field('purpose')]))
+        const key = hkdf(sha256, keySeed, utf8ToBytes('keymanager.devnet.dstack-agent'), info, 32)
+        return { key: bytesToHex(key), signature_chain: [] }
+      }
+      default:
+        throw new AgentRequestError(`unknown method ${path}`)
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    const reply = (status: number, value: unknown) => {
+      const text = JSON.stringify(value)
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) req.destroy()
+      else chunks.push(chunk)
+    })
+    req.on('end', () => {
+      let body: unknown
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
+      } catch {
+        return reply(400, { error: 'request body is not JSON' })
+      }
+      if (req.method !== 'POST' || typeof body !== 'object' || body === null || Array.isArray(body))
+        return reply(400, { error: 'expected a POST with a JSON object' })
+      answer(new URL(req.url ?? '/', 'http://agent').pathname, body as Record<string, unknown>).then(
+        (result) => reply(200, result),
+        (error: Error) => reply(error instanceof AgentRequestError ? 400 : 500, { error: error instanceof AgentRequestError ? error.message : 'internal error' }),
+      )
+    })
+  })
+  rmSync(socketPath, { force: true })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(socketPath, () => resolve())
+  })
+  chmodSync(socketPath, 0o666)
+  return {
+    socketPath,
+    close: () =>
+      new Promise<void>((resolve) => {
+        keySeed.fill(0)
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
