@@ -43,7 +43,7 @@ T_START=$(now)
 
 compose() {
   KEYMANAGER_IMAGE="$IMAGE" APP_IMAGE="$APP_IMAGE" IMAGE_TEST_DIR="$WORK" KEYMANAGER_HOST_LISTEN="$HOST_LISTEN" \
-    docker-compose --no-ansi -f deploy/compose.yaml -f deploy/compose.test.yaml -p "$PROJECT" "$@"
+    docker-compose --ansi never -f deploy/compose.yaml -f deploy/compose.test.yaml -p "$PROJECT" "$@"
 }
 
 cleanup() {
