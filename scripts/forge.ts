@@ -1,4 +1,4 @@
-// Runs forge from the npm package on the Foundry project in contracts/, offline (TOOLCHAIN.md "forge offline").
+// Runs forge from the npm package on the Foundry project in contracts/, offline (solc is the contracts/solc shim over npm's solcjs).
 // `node --import tsx scripts/forge.ts test -vvv` = `forge test --root contracts -vvv` with FOUNDRY_SOLC set to the shim,
 // run from contracts/ (so relative paths in arguments are relative to the Foundry project).
 // The exit code is forwarded: the `@foundry-rs/forge` wrapper package drops it, this must not.

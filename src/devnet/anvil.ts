@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
-/** Path of the anvil binary shipped inside the npm package `@foundry-rs/anvil-linux-amd64` (TOOLCHAIN.md). */
+/** Path of the anvil binary shipped inside the npm package `@foundry-rs/anvil-linux-amd64`, pinned in package.json. */
 export function anvilBinaryPath(): string {
   const require = createRequire(import.meta.url)
   const pkg = require.resolve('@foundry-rs/anvil-linux-amd64/package.json')

@@ -1,7 +1,7 @@
 // Runs @phala/dstack-sdk 0.5.8, unchanged, against the endpoint in DSTACK_SIMULATOR_ENDPOINT (a unix socket path or
 // an http URL), as a dstack app would. argv[2] is a JSON list of calls; stdout gets one JSON list of results, each
 // either the SDK's answer (bytes as hex) or {"error": message} when the SDK threw. Driven by test/dstack.test.ts.
-// This package has its own node_modules: the SDK needs @noble/* 1.x, the project uses 2.x (TOOLCHAIN.md).
+// This package has its own node_modules: the SDK needs @noble/* 1.x, the project uses 2.x.
 import { DstackClient } from '@phala/dstack-sdk'
 
 const hex = (bytes) => Buffer.from(bytes).toString('hex')

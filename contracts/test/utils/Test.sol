@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @notice The few Foundry cheatcodes these tests use, declared here because npm's forge-std is an unofficial
-/// 2022 copy (TOOLCHAIN.md "forge offline").
+/// 2022 copy and the project installs nothing but npm packages.
 interface Vm {
     struct Log {
         bytes32[] topics;
