@@ -1,5 +1,5 @@
-// A devnet DCAP PKI in Intel's shape (docs/protocol.md#tee-providers `simulated`), made in TypeScript with node:crypto and a small DER
-// writer (no openssl at run time): a root CA, a PCK Platform CA, a TCB signing certificate, the root CA and PCK CRLs,
+// A devnet DCAP PKI in Intel's shape (docs/protocol.md#tee-providers `simulated`), made in TypeScript with node:crypto and the
+// project's DER writer (src/keys/der.ts; no openssl at run time): a root CA, a PCK Platform CA, a TCB signing certificate, the root CA and PCK CRLs,
 // PCK leaf certificates carrying the Intel SGX extension (FMSPC, CPUSVN, PCESVN…), and signed TCB info / QE identity.
 // Quotes made under it (simulated.ts) pass the production verifier (`createDcapVerifier`) once, and only once, a node
 // is told to trust this devnet's root. Nothing here is trusted by default. One PKI per devnet, kept in its data dir.
@@ -17,55 +17,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Hex } from 'viem'
 import type { Collateral } from '../tee/collateral.ts'
-import { oidBytes } from '../tee/crl.ts'
+import { bitString, bool, enumerated, explicit, int, octets, oid, pem as pemOf, seq, set, time, tlv, utf8 } from '../keys/der.ts'
 import type { TcbStatus } from '../tee/types.ts'
-
-// ---- a minimal DER writer (X.690), for the few structures below ---------------------------------------------------
-
-function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
-  const content = Buffer.concat(parts)
-  const n = content.length
-  let length: Uint8Array
-  if (n < 0x80) length = Uint8Array.of(n)
-  else {
-    const bytes: number[] = []
-    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff)
-    length = Uint8Array.of(0x80 | bytes.length, ...bytes)
-  }
-  return Buffer.concat([Uint8Array.of(tag), length, content])
-}
-const seq = (...items: Uint8Array[]) => tlv(0x30, ...items)
-const set = (...items: Uint8Array[]) => tlv(0x31, ...items)
-const oid = (dotted: string) => tlv(0x06, oidBytes(dotted))
-const octets = (bytes: Uint8Array) => tlv(0x04, bytes)
-const utf8 = (text: string) => tlv(0x0c, Buffer.from(text, 'utf8'))
-const bool = (value: boolean) => tlv(0x01, Uint8Array.of(value ? 0xff : 0x00))
-const enumerated = (value: number) => tlv(0x0a, Uint8Array.of(value))
-const explicit = (n: number, inner: Uint8Array) => tlv(0xa0 | n, inner)
-const bitString = (bytes: Uint8Array, unusedBits = 0) => tlv(0x03, Uint8Array.of(unusedBits), bytes)
-
-/** A non-negative INTEGER, minimally encoded (a leading zero only where the high bit would make it negative). */
-function int(value: number | Uint8Array): Buffer {
-  let bytes: number[]
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`INTEGER must be a non-negative safe integer, got ${value}`)
-    bytes = []
-    for (let v = value; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff)
-  } else {
-    bytes = [...value]
-    while (bytes.length > 0 && bytes[0] === 0) bytes.shift()
-  }
-  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0)
-  return tlv(0x02, Uint8Array.from(bytes))
-}
-
-/** UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5), always whole seconds and `Z`. */
-function time(unix: number): Buffer {
-  const iso = new Date(Math.floor(unix) * 1000).toISOString()
-  const digits = iso.slice(0, 19).replace(/[-:T]/g, '')
-  const year = Number(iso.slice(0, 4))
-  return year >= 1950 && year < 2050 ? tlv(0x17, Buffer.from(`${digits.slice(2)}Z`)) : tlv(0x18, Buffer.from(`${digits}Z`))
-}
 
 const ECDSA_WITH_SHA256 = seq(oid('1.2.840.10045.4.3.2'))
 const extension = (id: string, critical: boolean, value: Uint8Array) => seq(oid(id), ...(critical ? [bool(true)] : []), octets(value))
@@ -153,7 +106,7 @@ const FILES = {
   tcbSigning: ['tcb-signing.pem', 'tcb-signing.key'],
 } as const
 
-const pem = (der: Uint8Array) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`
+const pem = (der: Uint8Array) => pemOf('CERTIFICATE', der)
 const clock = () => Math.floor(Date.now() / 1000)
 
 /** Random positive 16-byte serial: DCAP verifiers look serials up across issuers, so they must not repeat. */

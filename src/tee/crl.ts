@@ -3,7 +3,10 @@
 // cannot parse. This module closes that gap with a minimal, strict DER reader (definite lengths, minimal length
 // encoding, no trailing bytes) over the few structures DCAP needs (RFC 5280 §5.1), so no ASN.1 library is involved.
 import { verify as verifySignature, type X509Certificate } from 'node:crypto'
+import { oidBytes } from '../keys/der.ts'
 import { QuoteVerificationError } from './types.ts'
+
+export { oidBytes }
 
 /** One DER element: its tag byte and where its header, contents and end lie in the buffer it was read from. */
 export type DerElement = { tag: number; start: number; contentStart: number; end: number }
@@ -78,18 +81,6 @@ export function expectTag(element: DerElement | undefined, tag: number): DerElem
 
 export const derContent = (der: Uint8Array, e: DerElement): Uint8Array => der.subarray(e.contentStart, e.end)
 export const derBytes = (der: Uint8Array, e: DerElement): Uint8Array => der.subarray(e.start, e.end)
-
-/** DER contents of an OBJECT IDENTIFIER given in dotted form. */
-export function oidBytes(dotted: string): Uint8Array {
-  const arcs = dotted.split('.').map(Number)
-  const out: number[] = [arcs[0]! * 40 + arcs[1]!]
-  for (const arc of arcs.slice(2)) {
-    const groups = [arc & 0x7f]
-    for (let rest = Math.floor(arc / 128); rest > 0; rest = Math.floor(rest / 128)) groups.unshift((rest & 0x7f) | 0x80)
-    out.push(...groups)
-  }
-  return Uint8Array.from(out)
-}
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
