@@ -9,7 +9,7 @@ import { loadHostSettings } from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
 import { devFileSealProvider } from '../secret/seal.ts'
 import { loadDevnetMeasuredSettings } from './settings.ts'
-import { loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { loadSimulatedPlatform, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
 
 const USAGE = `usage: keymanager-devnet serve --measured FILE --config FILE
 
@@ -36,7 +36,11 @@ async function main(argv: string[]): Promise<number> {
     host,
     quoteProvider:
       q.provider === 'simulated'
-        ? simulatedQuoteProvider({ platform: loadSimulatedPlatform(q), measurement: simulatedMeasurement(q.measurementLabel) })
+        ? simulatedQuoteProvider({
+            platform: loadSimulatedPlatform(q),
+            measurement: simulatedMeasurement(q.measurementLabel),
+            bootEventLog: simulatedBootEventLog(q.measurementLabel),
+          })
         : hardwareQuoteProvider(q),
     openSeal: async (dataDir) => (seal.provider === 'dev-file' ? devFileSealProvider(dataDir) : openHardwareSeal(seal)),
     ...(q.trustedRootCaFiles ? { trustedRootCaFiles: q.trustedRootCaFiles } : {}),

@@ -8,7 +8,8 @@ import { Quote } from '@phala/dcap-qvl'
 import { createDcapVerifier } from '../tee/dcap.ts'
 import { createDevnetPki } from './pki.ts'
 import { measurementOf } from '../tee/measurement.ts'
-import { generateSimulatedAttestationKey, loadSimulatedPlatform, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { generateSimulatedAttestationKey, loadSimulatedPlatform, MAX_SIMULATED_RUNTIME_EVENTS, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { replayRtmrs, runtimeEvent } from '../tee/eventLog.ts'
 import { QuoteVerificationError } from '../tee/types.ts'
 
 const pki = createDevnetPki()
@@ -75,4 +76,30 @@ test('error: bad measurement fields, report data and platform files', async () =
   assert.throws(() => loadSimulatedPlatform({ pckChainFile: join(dir, 'none.pem'), pckKeyFile: join(dir, 'bad.key') }), { message: `PCK chain file ${join(dir, 'none.pem')}: ENOENT` })
   assert.throws(() => loadSimulatedPlatform({ pckChainFile: join(dir, 'chain.pem'), pckKeyFile: join(dir, 'bad.key') }), { message: `PCK key file ${join(dir, 'bad.key')}: not a PEM private key` })
   assert.throws(() => loadSimulatedPlatform({ pckChainFile: join(dir, 'bad.key'), pckKeyFile: join(dir, 'bad.key') }), { message: `PCK chain file ${join(dir, 'bad.key')}: expected a PEM chain, leaf first` })
+})
+
+test('default: the simulated TD keeps an event log; emitEvent extends RTMR3 in every later quote, as hardware does', async () => {
+  const label = 'events'
+  const td = simulatedQuoteProvider({ platform, measurement: simulatedMeasurement(label), bootEventLog: simulatedBootEventLog(label) })
+  const rtmrs = (q: Uint8Array) => [376, 424, 472, 520].map((o) => Buffer.from(q.subarray(o, o + 48)).toString('hex'))
+  const before = await td.quoteWithEvidence!(new Uint8Array(64))
+  assert.deepEqual(before.eventLog, simulatedBootEventLog(label))
+  assert.deepEqual(replayRtmrs(before.eventLog).map((r) => Buffer.from(r).toString('hex')), rtmrs(before.quote))
+  await td.emitEvent!('deployed', Buffer.from('v2'))
+  const after = await td.quoteWithEvidence!(new Uint8Array(64))
+  const own = await td.getQuote(new Uint8Array(64).fill(1))
+  assert.deepEqual(after.eventLog.at(-1), runtimeEvent('deployed', Buffer.from('v2')))
+  assert.deepEqual(replayRtmrs(after.eventLog).map((r) => Buffer.from(r).toString('hex')), rtmrs(after.quote))
+  assert.notEqual(measurementOf(after.quote).measurementId, measurementOf(before.quote).measurementId)
+  assert.equal(measurementOf(own).measurementId, measurementOf(after.quote).measurementId, 'the node\'s own quotes carry it too')
+  // Still a valid quote under the devnet root: RTMR3 is inside the signed TD report.
+  const verifier = createDcapVerifier({ collateral: { get: async () => pki.collateral() }, trustedRootCaDer: [pki.rootCaDer] })
+  assert.equal((await verifier.verify(after.quote)).measurements.rtMr3, `0x${rtmrs(after.quote)[3]}`)
+})
+
+test('error: a boot log that does not replay to the measurement, a full runtime log', async () => {
+  assert.throws(() => simulatedQuoteProvider({ measurement: simulatedMeasurement('a'), bootEventLog: simulatedBootEventLog('b') }), /does not replay to the measurement's rtMr0/)
+  const td = simulatedQuoteProvider({ measurement: simulatedMeasurement('full') })
+  for (let i = 0; i < MAX_SIMULATED_RUNTIME_EVENTS; i++) await td.emitEvent!('e', new Uint8Array())
+  await assert.rejects(td.emitEvent!('e', new Uint8Array()), /runtime event log is full/)
 })

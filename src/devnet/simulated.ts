@@ -4,12 +4,18 @@
 // the QE auth data and certification data type 5 with the PCK certificate chain. The chain leads to a devnet root
 // (devnetPki.ts), so these quotes are verified by the production verifier, `createDcapVerifier`, with that root
 // trusted explicitly; without it they are refused (`untrusted_root`) like any other forgery.
+//
+// The simulated TD also keeps an event log the way a TDX guest does (docs/protocol.md#dstack-api, "event log and
+// RTMRs"): a boot-time log whose replay gives RTMR0–2 (`simulatedBootEventLog`), and runtime events that
+// `emitEvent` appends while extending RTMR3, so every later quote's RTMR3 (and so its measurement id) moves with them
+// exactly as on hardware. The RTMR3 state lives as long as the provider: a new provider is a rebooted TD.
 import { createHash, createPrivateKey, sign } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { p256 } from '@noble/curves/nist.js'
 import { hexToBytes } from '@noble/hashes/utils.js'
 import { createDevnetPki, DEVNET_QE, DEVNET_TD } from './pki.ts'
-import type { QuoteProvider } from '../tee/types.ts'
+import { EventLogError, extendRtmr, replayRtmrs, runtimeEvent, type TdxEvent } from '../tee/eventLog.ts'
+import type { QuoteEvidence, QuoteProvider } from '../tee/types.ts'
 
 /** TDX measurement fields of docs/protocol.md#measurements-and-tcb-policy, as raw bytes. */
 export type TdxMeasurementFields = {
@@ -63,6 +69,36 @@ function checkField(name: keyof TdxMeasurementFields, value: Uint8Array): void {
   if (value.length !== FIELD_LENGTH[name]) throw new RangeError(`${name}: expected ${FIELD_LENGTH[name]} bytes, got ${value.length}`)
 }
 
+/** Largest runtime event log a simulated TD keeps (a real one is bounded by its tmpfs; dstack's by nothing). */
+export const MAX_SIMULATED_RUNTIME_EVENTS = 1024
+
+// TCG event types of the simulated boot log (PC Client Platform Firmware Profile): what firmware, boot loader and
+// kernel measure on a real TD.
+const EV_EFI_PLATFORM_FIRMWARE_BLOB2 = 0x8000000a
+const EV_EFI_BOOT_SERVICES_APPLICATION = 0x80000003
+const EV_IPL = 0x0000000d
+
+/**
+ * The boot-time event log of a simulated build: two entries per RTMR0–2, digests derived from the label, payloads
+ * naming what a real TD would have measured there. Its replay is the build's RTMR0–2 ({@link simulatedMeasurement}).
+ */
+export function simulatedBootEventLog(label: string): TdxEvent[] {
+  const stages = [
+    [EV_EFI_PLATFORM_FIRMWARE_BLOB2, 'firmware'],
+    [EV_EFI_BOOT_SERVICES_APPLICATION, 'boot loader'],
+    [EV_IPL, 'kernel and initrd'],
+  ] as const
+  return stages.flatMap(([eventType, what], imr) =>
+    [0, 1].map((k) => ({
+      imr,
+      event_type: eventType,
+      digest: createHash('sha384').update(`keymanager.simulated:${label}:rtmr${imr}:${k}`).digest('hex'),
+      event: '',
+      event_payload: Buffer.from(`simulated ${what} ${k}`).toString('hex'),
+    })),
+  )
+}
+
 /** A devnet measurement derived from a label, so a devnet and its tests can name distinct "builds". */
 export function simulatedMeasurement(label: string): TdxMeasurementFields {
   const seed = (field: string, length: number) => {
@@ -71,11 +107,12 @@ export function simulatedMeasurement(label: string): TdxMeasurementFields {
     for (let i = 0; i < length; i++) out[i] = bytes[i % bytes.length]! ^ i
     return out
   }
+  const [rtMr0, rtMr1, rtMr2] = replayRtmrs(simulatedBootEventLog(label))
   return {
     mrTd: seed('mrtd', 48),
-    rtMr0: seed('rtmr0', 48),
-    rtMr1: seed('rtmr1', 48),
-    rtMr2: seed('rtmr2', 48),
+    rtMr0: rtMr0!,
+    rtMr1: rtMr1!,
+    rtMr2: rtMr2!,
     rtMr3: new Uint8Array(48),
     mrConfigId: new Uint8Array(48),
     xfam: hexToBytes('e718060000000000'),
@@ -132,18 +169,30 @@ const u32 = (n: number) => {
  * Quote provider `simulated`: TDX v4 quotes over the asked report data, from a TD with `measurement` on `platform`.
  * The attestation key lives as long as the provider (a quoting enclave makes one at start): its QE report, signed by
  * the PCK key, is made once. Without `platform` the quotes lead to a throwaway root nobody trusts (for tests that
- * only parse quotes); without `attestationSecretKey` a fresh key is made.
+ * only parse quotes); without `attestationSecretKey` a fresh key is made. `bootEventLog` (RTMR0–2 entries) must
+ * replay to the measurement's RTMR0–2 ({@link simulatedBootEventLog} does for {@link simulatedMeasurement}); without
+ * it the evidence carries runtime events only. `measurement.rtMr3` is RTMR3 at boot; `emitEvent` extends it.
  */
 export function simulatedQuoteProvider({
   measurement,
   platform,
   attestationSecretKey,
+  bootEventLog = [],
 }: {
   measurement: TdxMeasurementFields
   platform?: SimulatedPlatform
   attestationSecretKey?: Uint8Array
+  bootEventLog?: readonly TdxEvent[]
 }): QuoteProvider {
   for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) checkField(name, measurement[name])
+  if (bootEventLog.length > 0) {
+    if (bootEventLog.some((e) => e.imr > 2)) throw new RangeError('bootEventLog: boot-time entries extend RTMR0-2 only')
+    const replayed = replayRtmrs(bootEventLog)
+    for (const [i, name] of (['rtMr0', 'rtMr1', 'rtMr2'] as const).entries()) {
+      if (!Buffer.from(replayed[i]!).equals(measurement[name])) throw new RangeError(`bootEventLog does not replay to the measurement's ${name}`)
+    }
+  }
+  const bootLog = bootEventLog.map((e) => ({ ...e }))
   const { pckChainPem, pckKeyPem } = platform ?? throwawayPlatform()
   const pckKey = createPrivateKey(pckKeyPem)
   const attestation = attestationKey(attestationSecretKey)
@@ -182,18 +231,37 @@ export function simulatedQuoteProvider({
   ])
   const certification = Buffer.concat([u16(QE_REPORT_CERTIFICATION_DATA), u32(qeCertification.length), qeCertification])
   const attestationPublicKey = Buffer.from(attestation.publicKey)
+  const runtimeLog: TdxEvent[] = []
+
+  // Synchronous from the copy of the template to the signature, so a quote and the log read with it never straddle
+  // an emitEvent (which also runs without awaiting).
+  function quote(reportData: Uint8Array): Uint8Array {
+    if (!(reportData instanceof Uint8Array) || reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes')
+    const signed = Buffer.from(template)
+    signed.set(reportData, OFFSET.reportData)
+    // RFC 6979 (deterministic): the same report data and RTMR3 give the same quote for the provider's lifetime.
+    const signature = p256.sign(signed, attestation.secretKey)
+    const authData = Buffer.concat([signature, attestationPublicKey, certification])
+    return new Uint8Array(Buffer.concat([signed, u32(authData.length), authData]))
+  }
 
   return Object.freeze({
     name: 'simulated',
     teeType: 'tdx' as const,
     async getQuote(reportData: Uint8Array): Promise<Uint8Array> {
-      if (!(reportData instanceof Uint8Array) || reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes')
-      const signed = Buffer.from(template)
-      signed.set(reportData, OFFSET.reportData)
-      // RFC 6979 (deterministic): the same report data gives the same quote for the provider's lifetime.
-      const signature = p256.sign(signed, attestation.secretKey)
-      const authData = Buffer.concat([signature, attestationPublicKey, certification])
-      return new Uint8Array(Buffer.concat([signed, u32(authData.length), authData]))
+      return quote(reportData)
+    },
+    async quoteWithEvidence(reportData: Uint8Array): Promise<QuoteEvidence> {
+      const bytes = quote(reportData)
+      return { quote: bytes, eventLog: [...bootLog, ...runtimeLog].map((e) => ({ ...e })), vmConfig: '' }
+    },
+    async emitEvent(event: string, payload: Uint8Array): Promise<void> {
+      if (typeof event !== 'string' || !(payload instanceof Uint8Array)) throw new TypeError('emitEvent(event: string, payload: Uint8Array)')
+      if (runtimeLog.length >= MAX_SIMULATED_RUNTIME_EVENTS) throw new EventLogError(`the runtime event log is full (${MAX_SIMULATED_RUNTIME_EVENTS} events)`)
+      const entry = runtimeEvent(event, payload)
+      const rtmr3 = extendRtmr(template.subarray(OFFSET.rtMr3, OFFSET.rtMr3 + 48), Buffer.from(entry.digest, 'hex'))
+      template.set(rtmr3, OFFSET.rtMr3)
+      runtimeLog.push(entry)
     },
   })
 }

@@ -10,7 +10,10 @@ export class DstackAgentError extends Error {
   override name = 'DstackAgentError'
 }
 
-/** POSTs `body` to the agent and returns its parsed JSON; an `{error}` answer is thrown as a DstackAgentError. */
+/**
+ * POSTs `body` to the agent and returns its parsed JSON; an `{error}` answer is thrown as a DstackAgentError. Methods
+ * that return nothing (`EmitEvent`, protobuf Empty) may answer with an empty body or `null`: those read as `{}`.
+ */
 export function postDstackAgent(socketPath: string, path: string, body: unknown, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   const payload = JSON.stringify(body)
   return new Promise((resolve, reject) => {
@@ -28,7 +31,8 @@ export function postDstackAgent(socketPath: string, path: string, body: unknown,
         res.on('end', () => {
           let answer: unknown
           try {
-            answer = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+            const text = Buffer.concat(chunks).toString('utf8')
+            answer = text.trim() === '' || text.trim() === 'null' ? {} : JSON.parse(text)
           } catch {
             return reject(new DstackAgentError(`${socketPath} answered ${path} with something that is not JSON`))
           }

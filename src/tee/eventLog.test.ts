@@ -17,6 +17,7 @@ import {
   withoutBootPayloads,
   type TdxEvent,
 } from './eventLog.ts'
+import { ccelTable } from '../../test/ccelTable.ts'
 
 const sha384 = (...parts: Uint8Array[]) => createHash('sha384').update(Buffer.concat(parts)).digest()
 
@@ -78,30 +79,9 @@ test('error: malformed event logs are refused with EventLogError', () => {
   for (const [json, pattern] of cases) assert.throws(() => parseEventLog(json), (e: Error) => e instanceof EventLogError && pattern.test(e.message), json)
 })
 
-/** A CCEL table as TDX firmware writes it: SHA-1-format spec-id header, TCG_PCR_EVENT2 entries, 0xFF filler. */
-function ccel(entries: { index: number; type: number; digest: Uint8Array; alg?: number; payload: Uint8Array; count?: number }[], filler = 16): Uint8Array {
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4)
-    b.writeUInt32LE(n)
-    return b
-  }
-  const u16 = (n: number) => {
-    const b = Buffer.alloc(2)
-    b.writeUInt16LE(n)
-    return b
-  }
-  const specId = Buffer.concat([Buffer.from('Spec ID Event03\0'), u32(0), Buffer.from([0, 2, 0, 2]), u32(1), u16(0xc), u16(48), Buffer.from([0])])
-  const parts: Uint8Array[] = [u32(0), u32(3), new Uint8Array(20), u32(specId.length), specId]
-  for (const e of entries) {
-    parts.push(u32(e.index), u32(e.type), u32(e.count ?? 1), u16(e.alg ?? 0xc), e.digest, u32(e.payload.length), e.payload)
-  }
-  parts.push(new Uint8Array(filler).fill(0xff))
-  return Buffer.concat(parts)
-}
-
 test('default: a CCEL table parses into zero-based RTMR entries, index 0 skipped, up to the filler', () => {
   const d = (b: number) => new Uint8Array(48).fill(b)
-  const table = ccel([
+  const table = ccelTable([
     { index: 0, type: 3, digest: d(0), payload: new Uint8Array(0) },
     { index: 1, type: 0x80000001, digest: d(1), payload: Uint8Array.of(0xaa) },
     { index: 3, type: 4, digest: d(3), payload: new Uint8Array(4) },
@@ -116,13 +96,13 @@ test('default: a CCEL table parses into zero-based RTMR entries, index 0 skipped
 
 test('error: truncated or unexpected CCEL tables are refused with EventLogError', () => {
   const d = new Uint8Array(48)
-  const good = ccel([{ index: 1, type: 1, digest: d, payload: new Uint8Array(8) }], 0)
+  const good = ccelTable([{ index: 1, type: 1, digest: d, payload: new Uint8Array(8) }], 0)
   const cases: [Uint8Array, RegExp][] = [
     [good.subarray(0, 10), /truncated/],
     [good.subarray(0, good.length - 3), /truncated/],
-    [ccel([{ index: 1, type: 1, digest: d, payload: new Uint8Array(0), count: 2 }]), /expected 1 digest/],
-    [ccel([{ index: 1, type: 1, digest: d, alg: 0x99, payload: new Uint8Array(0) }]), /unsupported digest algorithm/],
-    [ccel([{ index: 7, type: 1, digest: d, payload: new Uint8Array(0) }]), /not a TDX measurement register/],
+    [ccelTable([{ index: 1, type: 1, digest: d, payload: new Uint8Array(0), count: 2 }]), /expected 1 digest/],
+    [ccelTable([{ index: 1, type: 1, digest: d, alg: 0x99, payload: new Uint8Array(0) }]), /unsupported digest algorithm/],
+    [ccelTable([{ index: 7, type: 1, digest: d, payload: new Uint8Array(0) }]), /not a TDX measurement register/],
   ]
   for (const [bytes, pattern] of cases) assert.throws(() => parseCcel(bytes), (e: Error) => e instanceof EventLogError && pattern.test(e.message))
 })

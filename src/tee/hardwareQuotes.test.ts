@@ -11,7 +11,9 @@ import { test } from 'node:test'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { dstackQuoteProvider, QuoteProviderError, sgxGramineQuoteProvider, tdxQuoteProvider, type QuoteFs } from './hardwareQuotes.ts'
 import { measurementOf } from './measurement.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
+import { simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
+import { replayRtmrs, runtimeEvent, runtimeEventDigest } from './eventLog.ts'
+import { ccelTable } from '../../test/ccelTable.ts'
 
 const td = simulatedQuoteProvider({ measurement: simulatedMeasurement('hardware-test') })
 const reportData = new Uint8Array(64).map((_, i) => i + 1)
@@ -142,5 +144,106 @@ test('error: dstack without an agent, with an agent error, with a quote over oth
     failing.close()
     lying.close()
     empty.close()
+  }
+})
+
+/**
+ * A TDX guest in temp files around a simulated TD: configfs-tsm for quotes, the CCEL table of the TD's boot log, and
+ * the kernel's `rtmr3:sha384` file, which (like the kernel) extends RTMR3 by the 48 bytes written. The stand-in
+ * learns which event that was from the last line of the runtime log and replays it on the simulated TD.
+ */
+async function tdxGuest(options: { failExtend?: boolean } = {}) {
+  const label = 'tdx-guest'
+  const guest = simulatedQuoteProvider({ measurement: simulatedMeasurement(label), bootEventLog: simulatedBootEventLog(label) })
+  const dir = await tempDir()
+  const paths = { tsmDir: join(dir, 'tsm'), ccelFile: join(dir, 'CCEL'), runtimeEventLog: join(dir, 'run', 'runtime_events.log'), rtmrDir: join(dir, 'measurements') }
+  await fsp.mkdir(paths.tsmDir)
+  await fsp.mkdir(paths.rtmrDir)
+  await fsp.writeFile(join(paths.rtmrDir, 'rtmr3:sha384'), '')
+  const boot = simulatedBootEventLog(label)
+  await fsp.writeFile(paths.ccelFile, ccelTable(boot.map((e) => ({ index: e.imr + 1, type: e.event_type, digest: Buffer.from(e.digest, 'hex'), payload: Buffer.from(e.event_payload, 'hex') }))))
+  const configfs = configfsStandIn((data) => guest.getQuote(data))
+  const fs = {
+    ...configfs,
+    async writeFile(path, data, opts) {
+      if (String(path) !== join(paths.rtmrDir, 'rtmr3:sha384')) return configfs.writeFile(path, data, opts)
+      if (options.failExtend) throw Object.assign(new Error('EPERM'), { code: 'EPERM' })
+      const last = (await fsp.readFile(paths.runtimeEventLog, 'utf8')).trim().split('\n').at(-1)!
+      const { event, payload } = JSON.parse(last) as { event: string; payload: string }
+      assert.equal(bytesToHex(data as Uint8Array), bytesToHex(runtimeEventDigest(event, Buffer.from(payload, 'base64'))), 'the kernel gets the event digest')
+      await guest.emitEvent!(event, Buffer.from(payload, 'base64'))
+    },
+  } as QuoteFs
+  return { provider: tdxQuoteProvider({ ...paths, fs }), paths, boot }
+}
+
+const rtmrsOf = (quote: Uint8Array) => [376, 424, 472, 520].map((o) => bytesToHex(quote.subarray(o, o + 48)))
+
+test('default: tdx evidence is the CCEL boot log and the runtime log, and replays to the quote; emitEvent extends RTMR3', async () => {
+  const { provider, paths, boot } = await tdxGuest()
+  const before = await provider.quoteWithEvidence!(reportData)
+  assert.deepEqual(before.eventLog, boot)
+  assert.deepEqual(replayRtmrs(before.eventLog).map(bytesToHex), rtmrsOf(before.quote))
+  assert.equal(before.vmConfig, '')
+
+  await provider.emitEvent!('app-started', Buffer.from('v1'))
+  await provider.emitEvent!('model', Uint8Array.of(0xde, 0xad))
+  assert.equal(await fsp.readFile(paths.runtimeEventLog, 'utf8'), '{"event":"app-started","payload":"djE="}\n{"event":"model","payload":"3q0="}\n')
+  const after = await provider.quoteWithEvidence!(reportData)
+  assert.deepEqual(after.eventLog.slice(boot.length), [runtimeEvent('app-started', Buffer.from('v1')), runtimeEvent('model', Uint8Array.of(0xde, 0xad))])
+  assert.deepEqual(replayRtmrs(after.eventLog).map(bytesToHex), rtmrsOf(after.quote))
+  assert.notEqual(rtmrsOf(after.quote)[3], rtmrsOf(before.quote)[3])
+  assert.deepEqual(rtmrsOf(after.quote).slice(0, 3), rtmrsOf(before.quote).slice(0, 3))
+})
+
+test('error: tdx emitEvent without the measurement interface, or when the kernel refuses, leaves the log as it was', async () => {
+  const failing = await tdxGuest({ failExtend: true })
+  await failing.provider.emitEvent!('a', new Uint8Array())
+    .then(() => assert.fail('extension should fail'))
+    .catch((error: Error) => assert.match(error.message, /extending RTMR3 failed \(EPERM\)/))
+  assert.equal(await fsp.readFile(failing.paths.runtimeEventLog, 'utf8'), '', 'the appended line is taken back')
+  const evidence = await failing.provider.quoteWithEvidence!(reportData)
+  assert.deepEqual(replayRtmrs(evidence.eventLog).map(bytesToHex), rtmrsOf(evidence.quote))
+
+  const bare = await tdxGuest()
+  await fsp.rm(join(bare.paths.rtmrDir, 'rtmr3:sha384'))
+  await assert.rejects(bare.provider.emitEvent!('a', new Uint8Array()), /RTMR3 cannot be extended here: no .*rtmr3:sha384/)
+  await fsp.writeFile(bare.paths.ccelFile, new Uint8Array(10))
+  await assert.rejects(tdxQuoteProvider({ ...bare.paths, fs: configfsStandIn((d) => td.getQuote(d)) }).quoteWithEvidence!(reportData), /CCEL truncated/)
+  await fsp.writeFile(failing.paths.runtimeEventLog, 'garbage\n')
+  await assert.rejects(failing.provider.quoteWithEvidence!(reportData), /runtime_events.log: runtime event log line 1 is not JSON/)
+})
+
+test('default: dstack evidence is the agent event log with runtime digests filled in; EmitEvent goes to the agent', async () => {
+  const label = 'agent'
+  const guest = simulatedQuoteProvider({ measurement: simulatedMeasurement(label), bootEventLog: simulatedBootEventLog(label) })
+  await guest.emitEvent!('compose-hash', Uint8Array.of(1, 2))
+  const emitted: unknown[] = []
+  const path = join(await tempDir(), 'dstack.sock')
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, string>
+    if (req.url === '/EmitEvent') {
+      emitted.push(body)
+      return res.writeHead(200, { 'content-length': 0 }).end()
+    }
+    const evidence = await guest.quoteWithEvidence!(Buffer.from(body.report_data!, 'hex'))
+    // As dstack's agent answers: boot payloads and runtime digests stripped.
+    const stripped = evidence.eventLog.map((e) => (e.imr === 3 ? { ...e, digest: '' } : { ...e, event_payload: '' }))
+    const payload = JSON.stringify({ quote: bytesToHex(evidence.quote), event_log: JSON.stringify(stripped), report_data: body.report_data, vm_config: '{"cpu_count":2}' })
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }).end(payload)
+  })
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  try {
+    const provider = dstackQuoteProvider({ socketPath: path })
+    const evidence = await provider.quoteWithEvidence!(reportData)
+    assert.deepEqual(replayRtmrs(evidence.eventLog).map(bytesToHex), rtmrsOf(evidence.quote))
+    assert.equal(evidence.eventLog.at(-1)!.digest, runtimeEvent('compose-hash', Uint8Array.of(1, 2)).digest)
+    assert.equal(evidence.vmConfig, '{"cpu_count":2}')
+    await provider.emitEvent!('x', Uint8Array.of(0xab))
+    assert.deepEqual(emitted, [{ event: 'x', payload: 'ab' }])
+  } finally {
+    server.close()
   }
 })

@@ -1,6 +1,7 @@
 // The seams between the sidecar and the TEE (docs/protocol.md#tee-providers). Production and simulated quotes pass through the
 // same interfaces, so the devnet exercises the code path a real node runs.
 import type { Hex } from 'viem'
+import type { TdxEvent } from './eventLog.ts'
 
 export type TeeType = 'tdx' | 'sgx'
 
@@ -15,11 +16,27 @@ export const TCB_STATUS_BITS = {
 } as const
 export type TcbStatus = keyof typeof TCB_STATUS_BITS | 'Revoked'
 
+/** A quote with what a verifier needs to read its registers (dstack `GetQuote`, docs/protocol.md#dstack-api). */
+export type QuoteEvidence = {
+  quote: Uint8Array
+  /** Full event log (boot-time payloads included where the platform gives them); replays to the quote's RTMRs. */
+  eventLog: TdxEvent[]
+  /** The platform's VM config JSON (dstack's `vm_config`), "" when it has none. */
+  vmConfig: string
+}
+
 /** Produces a quote whose report data is exactly the 64 bytes asked for. */
 export interface QuoteProvider {
   readonly name: string
   readonly teeType: TeeType
   getQuote(reportData: Uint8Array): Promise<Uint8Array>
+  /** The quote together with its event log and VM config, read as one (TDX providers). */
+  quoteWithEvidence?(reportData: Uint8Array): Promise<QuoteEvidence>
+  /**
+   * Extends RTMR3 with a dstack runtime event and appends it to the event log (where the platform lets the guest do
+   * so). Every later quote of this TEE, the node's own included, carries the new RTMR3.
+   */
+  emitEvent?(event: string, payload: Uint8Array): Promise<void>
 }
 
 /** What a successfully verified quote tells (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#command-line `quote verify --json`). */
