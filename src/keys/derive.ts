@@ -16,6 +16,7 @@
 // - appIdForPod refuses an empty pod name: it would mean pod identity failed, and every unidentified pod would
 //   then share one app key.
 import { ed25519 } from '@noble/curves/ed25519.js'
+import { p256 } from '@noble/curves/nist.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
@@ -27,6 +28,7 @@ import { assertSecretKey, publicKey33, signDigest } from './signature.ts'
 /** HKDF salt of every dstack derivation: ASCII "RATLS". */
 const RATLS_SALT = utf8ToBytes('RATLS')
 const APP_KEY_INFO = utf8ToBytes('app-key')
+const APP_CA_INFO = utf8ToBytes('app-ca')
 const KMS_ISSUED_PREFIX = utf8ToBytes('dstack-kms-issued:')
 const APP_ID_TAG = 'keymanager.app.v1:'
 
@@ -64,6 +66,38 @@ export function deriveAppKey(masterSecret: Uint8Array, appId: Uint8Array): Uint8
   const appKey = hkdfRatls(masterSecret, concatBytes(appId, APP_KEY_INFO))
   assertDerivedScalar(appKey, 'derived app key')
   return appKey
+}
+
+/**
+ * The app CA key (docs/protocol.md#dstack-api): a P-256 secret key HKDF-SHA256(ikm = M, salt = "RATLS",
+ * info = appId ‖ "app-ca", L = 32), the derivation dstack's KMS uses for its per-app CA with M in place of the KMS
+ * root CA key. Like the app key it is the same on every node, and no GetKey path reaches it (GetKey starts from the
+ * app key). Throws if the bytes are not a valid P-256 scalar (≈ 2^-32 chance, dstack fails the same way).
+ */
+export function deriveAppCaKey(masterSecret: Uint8Array, appId: Uint8Array): Uint8Array {
+  assertSecretKey(masterSecret, 'masterSecret')
+  assertBytes(appId, 20, 'appId')
+  const key = hkdfRatls(masterSecret, concatBytes(appId, APP_CA_INFO))
+  if (!p256.utils.isValidSecretKey(key)) {
+    wipe(key)
+    throw new Error('derived app CA key is not a valid P-256 secret key; dstack fails here too')
+  }
+  return key
+}
+
+/**
+ * A P-256 key derived from `path` under a P-256 secret (dstack ra-tls `derive_p256_key_pair_from_bytes`):
+ * HKDF-SHA256(ikm = secret, salt = "RATLS", info = utf8(path), L = 32). Throws if it is not a valid P-256 scalar.
+ */
+export function deriveP256Key(secret: Uint8Array, path: string): Uint8Array {
+  assertBytes(secret, 32, 'secret')
+  assertString(path, 'path')
+  const key = hkdfRatls(secret, utf8ToBytes(path))
+  if (!p256.utils.isValidSecretKey(key)) {
+    wipe(key)
+    throw new Error('derived key is not a valid P-256 secret key; dstack fails here too')
+  }
+  return key
 }
 
 /**

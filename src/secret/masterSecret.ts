@@ -19,6 +19,8 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 import type { Address } from 'viem'
 import { assertBytes, wipe } from '../keys/bytes.ts'
 import {
+  appSignatureDigest,
+  deriveAppCaKey,
   deriveAppKey,
   deriveSecp256k1Key,
   getKeyResponse,
@@ -28,6 +30,8 @@ import {
 } from '../keys/derive.ts'
 import { eciesEncrypt } from '../keys/ecies.ts'
 import { addressOfPublicKey, assertSecretKey, publicKey33, publicKey64, signDigest } from '../keys/signature.ts'
+import { p256 } from '@noble/curves/nist.js'
+import { APP_CA_PURPOSE } from '../keys/appCa.ts'
 import { attestationDigest, type AttestationArgs } from '../keys/typedData.ts'
 
 /** Upper bound on apps whose derived keys are cached. */
@@ -40,6 +44,16 @@ export type GetKeyRequest = {
   purpose: string
   /** secp256k1 (default, alias k256) or ed25519, as dstack's GetKey. */
   algorithm?: string
+}
+
+/** An app's CA key and its chain to M (docs/protocol.md#dstack-api). */
+export type AppCa = {
+  /** Secret: the P-256 CA key (32 bytes); wipe when done. */
+  key: Uint8Array
+  /** Compressed P-256 public key (33 bytes): what signature_chain[0] signs. */
+  publicKey33: Uint8Array
+  /** [app key over keccak256("keymanager.app-ca.v1:" ‖ hex(publicKey33)), M over the kms message], 65 bytes each. */
+  signatureChain: [Uint8Array, Uint8Array]
 }
 
 export interface MasterSecret {
@@ -58,6 +72,8 @@ export interface MasterSecret {
   signAttestation(args: AttestationArgs): Uint8Array
   /** dstack-compatible GetKey: the derived key and its signature chain rooted at M. */
   getKey(request: GetKeyRequest): GetKeyResponse
+  /** The app's CA key (dstack GetTlsKey certificates) and its signature chain, cached per appId. */
+  appCa(appId: Uint8Array): AppCa
   /** sealkey(appId) = getKey(appId, "keymanager/sealkey").key, cached per appId. */
   sealkey(appId: Uint8Array): Uint8Array
   /** ECIES v1 ciphertext of M to a newcomer's public key (33 or 65 bytes), bound to `aad`. */
@@ -75,6 +91,7 @@ type AppEntry = {
   /** Computed on the first getKey for this app (sealkey does not need it). */
   kmsSignature?: Uint8Array
   sealkey?: Uint8Array
+  appCa?: AppCa
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -106,6 +123,12 @@ export function createMasterSecret(secret32: Uint8Array): MasterSecret {
   function wipeEntry(entry: AppEntry): void {
     wipe(entry.appKey)
     if (entry.sealkey) wipe(entry.sealkey)
+    if (entry.appCa) wipe(entry.appCa.key)
+  }
+
+  function kmsSignatureOf(entry: AppEntry, appId: Uint8Array): Uint8Array {
+    entry.kmsSignature ??= signDigest(kmsSignatureDigest(appId, publicKey33(entry.appKey)), live())
+    return entry.kmsSignature
   }
 
   function appEntry(appId: Uint8Array): AppEntry {
@@ -147,10 +170,18 @@ export function createMasterSecret(secret32: Uint8Array): MasterSecret {
     },
     getKey({ appId, path, purpose, algorithm }) {
       const entry = appEntry(appId)
-      if (!entry.kmsSignature) {
-        entry.kmsSignature = signDigest(kmsSignatureDigest(appId, publicKey33(entry.appKey)), live())
+      return getKeyResponse({ appKey: entry.appKey, kmsSignature: kmsSignatureOf(entry, appId), path, purpose, algorithm })
+    },
+    appCa(appId) {
+      const entry = appEntry(appId)
+      if (!entry.appCa) {
+        const key = deriveAppCaKey(live(), appId)
+        const caPublicKey33 = p256.getPublicKey(key, true)
+        const appSignature = signDigest(appSignatureDigest(APP_CA_PURPOSE, caPublicKey33), entry.appKey)
+        entry.appCa = { key, publicKey33: caPublicKey33, signatureChain: [appSignature, kmsSignatureOf(entry, appId)] }
       }
-      return getKeyResponse({ appKey: entry.appKey, kmsSignature: entry.kmsSignature, path, purpose, algorithm })
+      const { key, publicKey33: pub, signatureChain } = entry.appCa
+      return { key: key.slice(), publicKey33: pub.slice(), signatureChain: [signatureChain[0].slice(), signatureChain[1].slice()] }
     },
     sealkey(appId) {
       const entry = appEntry(appId)

@@ -10,11 +10,16 @@ import type { QuoteProvider } from './types.ts'
 export const POD_REPORT_DATA_REFUSED =
   'report data whose last 32 bytes are zero is reserved for keymanager protocol quotes; use 33 to 64 bytes'
 
+/** Throws KeymanagerError `forbidden` for report data the protocol reserves; every pod-reachable quote path calls it. */
+export function assertPodReportData(reportData: Uint8Array): void {
+  if (reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes (zero-padded)')
+  if (reportData.subarray(32).every((byte) => byte === 0)) throw new KeymanagerError('forbidden', POD_REPORT_DATA_REFUSED)
+}
+
 /** Wraps the node's quote provider for pods: the report data is taken as given (zero-padded, not hashed). */
 export function podQuoteSource(provider: Pick<QuoteProvider, 'getQuote'>) {
   return async function podQuote(reportData: Uint8Array): Promise<Uint8Array> {
-    if (reportData.length !== 64) throw new RangeError('reportData: expected 64 bytes (zero-padded)')
-    if (reportData.subarray(32).every((byte) => byte === 0)) throw new KeymanagerError('forbidden', POD_REPORT_DATA_REFUSED)
+    assertPodReportData(reportData)
     return provider.getQuote(reportData)
   }
 }
