@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -12,8 +13,16 @@ import { KeymanagerError } from '../errors.ts'
 import { appIdForPod, deriveAppKey, deriveKey, getKeyResponse } from '../keys/derive.ts'
 import { addressOfPublicKey } from '../keys/signature.ts'
 import { verifyGetKeyChain } from '../keys/verifyChain.ts'
+import { appCaCertificate, certificatePem, extensionOctets, RATLS_OID, raTlsReportData, readCertificateExtensions, verifyAppCaCertificate } from '../keys/appCa.ts'
+import { decodeDstackAttestation } from '../tee/dstackAttestation.ts'
+import { replayRtmrs, runtimeEvent, type TdxEvent } from '../tee/eventLog.ts'
+import { measurementOf } from '../tee/measurement.ts'
 import { createMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
-import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
+import { generateSimulatedAttestationKey, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
+import { createPodTee } from '../tee/podTee.ts'
+import { POD_REPORT_DATA_REFUSED } from '../tee/podQuote.ts'
+import type { QuoteProvider } from '../tee/types.ts'
+import { simulatorKeySource, simulatorVectors } from '../../test/simulatorKeySource.ts'
 import {
   createDstackApp,
   DSTACK_MAX_BODY_BYTES,
@@ -31,21 +40,42 @@ const secret = hexToBytes('01010101010101010101010101010101010101010101010101010
 const silent = pino({ level: 'silent' })
 const attestation = generateSimulatedAttestationKey()
 const measurement = simulatedMeasurement('dstack-test')
-const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement })
+const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement, bootEventLog: simulatedBootEventLog('dstack-test') })
 
 const SETTINGS_DIGEST = `0x${'d1'.repeat(32)}` as const
 
-type Options = Partial<DstackAppDeps> & { masterSecret?: MasterSecret }
+type Options = Partial<DstackAppDeps> & { masterSecret?: MasterSecret; provider?: QuoteProvider }
 
 function appWith(options: Options = {}) {
   const master = options.masterSecret ?? createMasterSecret(secret)
   return createDstackApp({
     resolvePodAppId: options.resolvePodAppId ?? fixedPodResolver('oracle', appIdForPod('oracle')),
     master: options.master ?? (() => master),
-    getQuote: options.getQuote ?? ((reportData) => quoteProvider.getQuote(reportData)),
+    tee: options.tee ?? createPodTee(options.provider ?? quoteProvider),
     info: options.info ?? (() => ({ chainId: 31337, registry, settingsDigest: SETTINGS_DIGEST, generation: 1, version: '0.1.0', rev: 'abc123' })),
     logger: options.logger ?? silent,
+    ...(options.now ? { now: options.now } : {}),
   })
+}
+
+/** A provider that counts the quotes asked of it and can be made to fail. */
+function countingProvider(base: QuoteProvider = quoteProvider) {
+  const state = { quotes: 0, fail: false }
+  const provider: QuoteProvider = {
+    name: 'counting',
+    teeType: base.teeType,
+    getQuote: async (reportData) => {
+      state.quotes++
+      if (state.fail) throw new Error('quote provider starting')
+      return base.getQuote(reportData)
+    },
+    quoteWithEvidence: async (reportData) => {
+      state.quotes++
+      if (state.fail) throw new Error('quote provider starting')
+      return base.quoteWithEvidence!(reportData)
+    },
+  }
+  return { provider, state }
 }
 
 // app.request() has no socket: a pod's address comes from the env hono's node adapter reads (as in pod.test.ts).
@@ -140,22 +170,9 @@ test('default: purpose does not change the key, only signature_chain[0]', async 
 test('vectors: dstack simulator GetKey reproduces byte for byte from its app key (pinned app_id)', async () => {
   // The vector file gives the app key and the KMS signature, not the KMS root secret: the guest-agent half
   // (app key → key, signature_chain[0]) reproduces; signature_chain[1] is the KMS's, passed through and verified.
-  const v = JSON.parse(readFileSync(new URL('../../test/vectors/dstack-simulator.json', import.meta.url), 'utf8')) as {
-    app_id: string
-    app_key: string
-    app_pub_compressed: string
-    kms_signature: string
-    kms_root_pub_compressed: string
-    kms_root_address: string
-    getKey: { path: string; purpose: string; key: string; signature_chain_0: string }[]
-  }
-  const appKey = hexToBytes(v.app_key)
+  const v = simulatorVectors
   const kmsSignature = hexToBytes(v.kms_signature)
-  const source: DstackKeySource = {
-    address: addressOfPublicKey(hexToBytes(v.kms_root_pub_compressed)),
-    publicKey33: hexToBytes(v.kms_root_pub_compressed),
-    getKey: ({ path, purpose, algorithm }) => getKeyResponse({ appKey, kmsSignature, path, purpose, algorithm }),
-  }
+  const source = simulatorKeySource()
   const app = appWith({ master: () => source, resolvePodAppId: fixedPodResolver('simulator', hexToBytes(v.app_id)) })
   for (const entry of v.getKey) {
     const r = await post(app, '/GetKey', { path: entry.path, purpose: entry.purpose })
@@ -238,18 +255,22 @@ test('security: an unidentified caller gets 403 and no key, quote or info', asyn
   const refuse = () => {
     throw new KeymanagerError('forbidden', 'cannot tell which pod is calling')
   }
-  let quotes = 0
-  const app = appWith({
-    resolvePodAppId: refuse,
-    getQuote: async (reportData) => {
-      quotes++
-      return quoteProvider.getQuote(reportData)
-    },
-  })
-  for (const route of ['/GetKey', '/GetQuote', '/Info']) {
-    assertDstackError(await post(app, route, {}), 403, /cannot tell which pod/)
+  const { provider, state } = countingProvider()
+  const app = appWith({ resolvePodAppId: refuse, provider })
+  const bodies: Record<string, unknown> = {
+    '/GetKey': {},
+    '/GetQuote': { report_data: 'ff'.repeat(64) },
+    '/Attest': { report_data: 'ff'.repeat(64) },
+    '/Info': {},
+    '/GetTlsKey': { usage_ra_tls: true },
+    '/Sign': { algorithm: 'secp256k1', data: '00' },
+    '/Verify': { algorithm: 'secp256k1', data: '00', signature: '00'.repeat(64), public_key: '02' + '11'.repeat(32) },
+    '/EmitEvent': { event: 'x', payload: '' },
   }
-  assert.equal(quotes, 0)
+  for (const [route, body] of Object.entries(bodies)) {
+    assertDstackError(await post(app, route, body), 403, /cannot tell which pod/)
+  }
+  assert.equal(state.quotes, 0)
 })
 
 test('security: an unexpected failure is a generic 500, logged without the stack or any key', async () => {
@@ -270,6 +291,7 @@ test('security: an unexpected failure is a generic 500, logged without the stack
     getKey: () => {
       throw new Error('disk on fire')
     },
+    appCa: (appId) => master.appCa(appId),
   }
   const r = await post(appWith({ master: () => broken, logger }), '/GetKey', { path: 'a' })
   assertDstackError(r, 500, /^internal error$/)
@@ -287,8 +309,8 @@ test('security: an unexpected failure is a generic 500, logged without the stack
 
 test('error: unknown methods and routes answer 404 in the dstack shape', async () => {
   const app = appWith()
-  assertDstackError(await post(app, '/GetTlsKey', {}), 404, /no dstack method POST \/GetTlsKey/)
-  assertDstackError(await post(app, '/Sign', {}), 404, /no dstack method/)
+  assertDstackError(await post(app, '/prpc/Tappd.DeriveKey', {}), 404, /no dstack method POST \/prpc\/Tappd.DeriveKey/)
+  assertDstackError(await post(app, '/GpuInfo', {}), 404, /no dstack method/)
   const get = await app.request('/GetKey')
   const raw = await get.text()
   assertDstackError({ status: get.status, raw, json: JSON.parse(raw), headers: get.headers }, 404, /no dstack method GET \/GetKey/)
@@ -296,30 +318,27 @@ test('error: unknown methods and routes answer 404 in the dstack shape', async (
 
 test('default: GetQuote pads report_data with zeros to 64 bytes, unhashed, and returns the quote with it', async () => {
   const app = appWith()
-  const r = await post(app, '/GetQuote', { report_data: 'deadbeef' })
-  assert.equal(r.status, 200)
+  const r = await post(app, '/GetQuote', { report_data: 'deadbeef' + '00'.repeat(59) + '01' })
+  assert.equal(r.status, 200, r.raw)
   assertWireForm(r)
   assert.deepEqual(Object.keys(r.json), ['quote', 'event_log', 'report_data', 'vm_config'])
-  const padded = 'deadbeef' + '00'.repeat(60)
+  const padded = 'deadbeef' + '00'.repeat(59) + '01'
   assert.equal(r.json.report_data, padded)
-  assert.deepEqual(JSON.parse(r.json.event_log as string), [])
+  // The boot log without its payloads (as dstack strips them), every digest kept.
+  assert.deepEqual(JSON.parse(r.json.event_log as string), simulatedBootEventLog('dstack-test').map((e) => ({ ...e, event_payload: '' })))
   assert.equal(r.json.vm_config, '')
   const quote = hexToBytes(r.json.quote as string)
   assert.equal(bytesToHex(quote.subarray(568, 632)), padded, 'TDX v4 REPORTDATA @568')
 
   const full = 'ab'.repeat(64)
   assert.equal((await post(app, '/GetQuote', { report_data: full.toUpperCase() })).json.report_data, full)
-  assert.equal((await post(app, '/GetQuote', {})).json.report_data, '00'.repeat(64))
+  // 32 bytes or fewer leave the reserved zero half: refused (docs/protocol.md#report-data).
+  assertDstackError(await post(app, '/GetQuote', {}), 403, new RegExp(POD_REPORT_DATA_REFUSED.slice(0, 30)))
 })
 
 test('error: GetQuote refuses report_data that is not hex without 0x, or longer than 64 bytes', async () => {
-  let quotes = 0
-  const app = appWith({
-    getQuote: async (reportData) => {
-      quotes++
-      return quoteProvider.getQuote(reportData)
-    },
-  })
+  const { provider, state } = countingProvider()
+  const app = appWith({ provider })
   const cases: [unknown, RegExp][] = [
     [{ report_data: 'ab'.repeat(65) }, /at most 64 bytes, got 65/],
     [{ report_data: 'ab'.repeat(5000) }, /at most 64 bytes/],
@@ -330,17 +349,21 @@ test('error: GetQuote refuses report_data that is not hex without 0x, or longer 
     [{ report_data: null }, /report_data must be a hex string, got null/],
     ['[]', /JSON object/],
   ]
-  for (const [body, pattern] of cases) assertDstackError(await post(app, '/GetQuote', body), 400, pattern)
-  assert.equal(quotes, 0)
+  for (const route of ['/GetQuote', '/Attest']) {
+    for (const [body, pattern] of cases) assertDstackError(await post(app, route, body), 400, pattern)
+  }
+  assert.equal(state.quotes, 0)
 })
 
-test('security: a quote provider refusal (reserved report data) reaches the caller as a dstack error', async () => {
-  const app = appWith({
-    getQuote: async () => {
-      throw new KeymanagerError('forbidden', 'report data reserved for the keymanager protocol')
-    },
-  })
-  assertDstackError(await post(app, '/GetQuote', { report_data: '00' }), 403, /reserved/)
+test('security: no route yields a quote over protocol-shaped report data, and a provider failure is a dstack error', async () => {
+  const { provider, state } = countingProvider()
+  const app = appWith({ provider })
+  for (const route of ['/GetQuote', '/Attest']) {
+    assertDstackError(await post(app, route, { report_data: 'aa'.repeat(32) }), 403, /reserved for keymanager protocol quotes/)
+  }
+  assert.equal(state.quotes, 0)
+  state.fail = true
+  assertDstackError(await post(app, '/GetQuote', { report_data: 'aa'.repeat(64) }), 502, /^quote provider starting$/)
 })
 
 test('default: Info names the pod, its appId, this node key provider and a tcb_info JSON string', async () => {
@@ -356,10 +379,19 @@ test('default: Info names the pod, its appId, this node key provider and a tcb_i
   assert.equal(r.json.app_name, 'oracle')
   assert.equal(typeof r.json.tcb_info, 'string')
   const tcb = JSON.parse(r.json.tcb_info as string) as Record<string, unknown>
+  assert.deepEqual(Object.keys(tcb), ['mrtd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'mr_aggregated', 'os_image_hash', 'compose_hash', 'device_id', 'event_log', 'app_compose'])
+  assert.equal(r.json.tcb_info, JSON.stringify(tcb, null, 2), 'pretty JSON, as serde_json::to_string_pretty')
   assert.equal(tcb.mrtd, bytesToHex(measurement.mrTd))
   assert.equal(tcb.rtmr0, bytesToHex(measurement.rtMr0))
   assert.equal(tcb.rtmr3, bytesToHex(measurement.rtMr3))
-  assert.deepEqual(tcb.event_log, [])
+  assert.deepEqual(tcb.event_log, simulatedBootEventLog('dstack-test'), 'the full log, payloads included (dstack Info)')
+  // mr_aggregated as dstack: SHA-256(MRTD ‖ RTMR0-2 ‖ RTMR3 replayed from runtime events); config ids are zero.
+  const aggregated = createHash('sha256').update(Buffer.concat([measurement.mrTd, measurement.rtMr0, measurement.rtMr1, measurement.rtMr2, new Uint8Array(48)])).digest('hex')
+  assert.equal(r.json.mr_aggregated, aggregated)
+  assert.equal(tcb.mr_aggregated, aggregated)
+  for (const empty of ['instance_id', 'compose_hash', 'os_image_hash', 'device_id', 'vm_config', 'cloud_vendor', 'cloud_product']) assert.equal(r.json[empty], '', empty)
+  // app_cert: this app's CA certificate, which verifies against xPub.
+  assert.equal(verifyAppCaCertificate(r.json.app_cert as string, { masterAddress: master.address, appId: appIdForPod('oracle') }).ok, true)
   assert.deepEqual(JSON.parse(r.json.key_provider_info as string), {
     name: 'keymanager',
     id: bytesToHex(master.publicKey33),
@@ -372,24 +404,19 @@ test('default: Info names the pod, its appId, this node key provider and a tcb_i
 })
 
 test('default: Info reads the TCB registers from one quote and caches them; a failed quote is retried', async () => {
-  let calls = 0
-  let fail = true
-  const app = appWith({
-    getQuote: async (reportData) => {
-      calls++
-      if (fail) throw new Error('quote provider starting')
-      return quoteProvider.getQuote(reportData)
-    },
-  })
+  const { provider, state } = countingProvider()
+  state.fail = true
+  const app = appWith({ provider })
   const first = await post(app, '/Info', {})
   assert.equal(first.status, 200)
   assert.equal((JSON.parse(first.json.tcb_info as string) as { mrtd: string }).mrtd, '')
-  fail = false
+  assert.equal(first.json.mr_aggregated, '')
+  state.fail = false
   for (let i = 0; i < 3; i++) {
     const r = await post(app, '/Info', {})
     assert.equal((JSON.parse(r.json.tcb_info as string) as { mrtd: string }).mrtd, bytesToHex(measurement.mrTd))
   }
-  assert.equal(calls, 2)
+  assert.equal(state.quotes, 2)
 })
 
 test('default: Version answers with the node version (the SDK requires it before ed25519)', async () => {
@@ -453,7 +480,12 @@ test('default: over a real unix socket every answer, errors included, has Conten
   try {
     const cases: [string, string, number][] = [
       ['/GetKey', '{"path":"a","purpose":"b"}', 200],
-      ['/GetQuote', '{"report_data":"00"}', 200],
+      ['/GetQuote', `{"report_data":"${'ab'.repeat(64)}"}`, 200],
+      ['/GetQuote', '{"report_data":"00"}', 403],
+      ['/Attest', `{"report_data":"${'ab'.repeat(64)}"}`, 200],
+      ['/GetTlsKey', '{"subject":"a","usage_ra_tls":true,"with_app_info":true}', 200],
+      ['/Sign', '{"algorithm":"ed25519","data":"00"}', 200],
+      ['/EmitEvent', '{"event":"e","payload":"00"}', 200],
       ['/Info', '{}', 200],
       ['/Version', '{}', 200],
       ['/GetKey', '{bad', 400],
@@ -471,4 +503,236 @@ test('default: over a real unix socket every answer, errors included, has Conten
     await server.close()
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+// ---- GetTlsKey ----------------------------------------------------------------------------------------------------
+
+function tlsKeyOf(r: { json: Record<string, unknown> }) {
+  const [leafPem, caPem] = r.json.certificate_chain as string[]
+  return { key: createPrivateKey(r.json.key as string), leaf: new X509Certificate(leafPem!), ca: new X509Certificate(caPem!), leafPem: leafPem!, caPem: caPem! }
+}
+
+test('default: GetTlsKey answers a PKCS#8 P-256 key and [leaf, app CA]; the leaf chains to the CA and binds its key in the quote', async () => {
+  const master = createMasterSecret(secret)
+  const app = appWith({ masterSecret: master })
+  const r = await post(app, '/GetTlsKey', { subject: 'oracle.example', alt_names: ['oracle.example', '10.0.0.9'], usage_ra_tls: true, usage_server_auth: true, usage_client_auth: false })
+  assert.equal(r.status, 200, r.raw)
+  assertWireForm(r)
+  assert.deepEqual(Object.keys(r.json), ['key', 'certificate_chain'])
+  assert.match(r.json.key as string, /^-----BEGIN PRIVATE KEY-----\n/)
+  const { key, leaf, ca, caPem } = tlsKeyOf(r)
+  assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1')
+  assert.ok(leaf.checkPrivateKey(key))
+  assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey))
+  assert.equal(leaf.subject, 'CN=oracle.example')
+  assert.equal(leaf.subjectAltName, 'DNS:oracle.example, IP Address:10.0.0.9')
+  assert.deepEqual(leaf.keyUsage, ['1.3.6.1.5.5.7.3.1'])
+  assert.equal(caPem, certificatePem(appCaCertificate(appIdForPod('oracle'), master.appCa(appIdForPod('oracle')))))
+  assert.equal(verifyAppCaCertificate(caPem, { masterAddress: master.address, appId: appIdForPod('oracle') }).ok, true)
+
+  const ext = readCertificateExtensions(leaf.raw)
+  const quote = extensionOctets(ext.get(RATLS_OID.tdxQuote)!)
+  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' })
+  assert.deepEqual(measurementOf(quote).reportData, raTlsReportData(spki), 'report data = SHA-512("ratls-cert:" ‖ leaf SPKI)')
+  const eventLog = JSON.parse(Buffer.from(extensionOctets(ext.get(RATLS_OID.eventLog)!)).toString()) as TdxEvent[]
+  const rtmrs = replayRtmrs(eventLog).map(bytesToHex)
+  assert.deepEqual(rtmrs, [376, 424, 472, 520].map((o) => bytesToHex(quote.subarray(o, o + 48))))
+  assert.deepEqual(extensionOctets(ext.get(RATLS_OID.appId)!), appIdForPod('oracle'))
+  assert.equal(ext.has(RATLS_OID.appInfo), false)
+})
+
+test('default: GetTlsKey honours the usages, validity and app info, and derives the same key for a path on every node', async () => {
+  const now = 1_800_000_000
+  const a = appWith({ masterSecret: createMasterSecret(secret), now: () => now })
+  const b = appWith({ masterSecret: createMasterSecret(secret), now: () => now })
+  const plain = tlsKeyOf(await post(a, '/GetTlsKey', {}))
+  assert.equal(plain.leaf.validFrom, 'Jan  1 00:00:00 1975 GMT', 'rcgen default notBefore, as dstack')
+  assert.equal(Date.parse(plain.leaf.validTo) / 1000, now + 3650 * 86_400, 'notAfter: now + 10 years, as dstack')
+  assert.equal(plain.leaf.keyUsage, undefined, 'no extended key usage unless asked')
+  assert.equal(readCertificateExtensions(plain.leaf.raw).has(RATLS_OID.tdxQuote), false)
+
+  const both = tlsKeyOf(await post(a, '/GetTlsKey', { usage_server_auth: true, usage_client_auth: true, not_before: 1_700_000_000, not_after: 1_900_000_000, with_app_info: true }))
+  assert.deepEqual(both.leaf.keyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'])
+  assert.equal(both.leaf.validFrom, 'Nov 14 22:13:20 2023 GMT')
+  assert.equal(both.leaf.validTo, 'Mar 17 17:46:40 2030 GMT')
+  const info = extensionOctets(readCertificateExtensions(both.leaf.raw).get(RATLS_OID.appInfo)!)
+  assert.equal(info[0], 0x98, 'a msgpack array of the 8 AppInfo fields')
+  assert.deepEqual(info.subarray(1, 23), Uint8Array.of(0xc4, 20, ...appIdForPod('oracle')))
+
+  const fresh1 = await post(a, '/GetTlsKey', {})
+  const fresh2 = await post(a, '/GetTlsKey', {})
+  assert.notEqual(fresh1.json.key, fresh2.json.key, 'no path: a fresh key each time')
+  const onA = await post(a, '/GetTlsKey', { path: 'site/tls' })
+  const onB = await post(b, '/GetTlsKey', { path: 'site/tls' })
+  assert.equal(onA.json.key, onB.json.key, 'a path: the same key on every node')
+  assert.notEqual((await post(a, '/GetTlsKey', { path: 'site/other' })).json.key, onA.json.key)
+  // Another app's key at the same path differs (keys are per app).
+  const wallet = appWith({ masterSecret: createMasterSecret(secret), resolvePodAppId: fixedPodResolver('wallet', appIdForPod('wallet')) })
+  assert.notEqual((await post(wallet, '/GetTlsKey', { path: 'site/tls' })).json.key, onA.json.key)
+})
+
+test('error: GetTlsKey refuses malformed fields; 503 before the node is ready', async () => {
+  const app = appWith()
+  const cases: [unknown, RegExp][] = [
+    [{ subject: 5 }, /subject must be a string, got number/],
+    [{ subject: 'x'.repeat(257) }, /subject must be at most 256 bytes/],
+    [{ alt_names: 'a.example' }, /alt_names must be an array of strings, got string/],
+    [{ alt_names: [1] }, /alt_names\[0\] must be a string, got number/],
+    [{ alt_names: ['bad name'] }, /alt_names\[0\] must be an IP address or a DNS name/],
+    [{ alt_names: ['ü.example'] }, /alt_names\[0\] must be an IP address or a DNS name/],
+    [{ alt_names: Array(33).fill('a') }, /at most 32 names/],
+    [{ usage_ra_tls: 'yes' }, /usage_ra_tls must be a boolean, got string/],
+    [{ with_app_info: 1 }, /with_app_info must be a boolean/],
+    [{ not_before: -1 }, /not_before must be a non-negative integer/],
+    [{ not_after: 1.5 }, /not_after must be a non-negative integer/],
+    [{ not_after: '100' }, /not_after must be a non-negative integer/],
+    [{ not_after: 253_402_300_800 }, /not_after must be at most 253402300799/],
+    [{ not_before: 10, not_after: 10 }, /not_before must be earlier than not_after/],
+    [{ not_before: 253_402_300_799 }, /earlier than the default not_after/],
+    [{ path: 'x'.repeat(1025) }, /path must be at most 1024 bytes/],
+  ]
+  for (const [body, pattern] of cases) assertDstackError(await post(app, '/GetTlsKey', body), 400, pattern)
+  const notReady = appWith({ master: () => { throw new KeymanagerError('not_ready', 'node is registering') } })
+  assertDstackError(await post(notReady, '/GetTlsKey', {}), 503, /^node is registering$/)
+})
+
+// ---- Sign / Verify ------------------------------------------------------------------------------------------------
+
+test('default: Sign signs with GetKey("vms", "signing") and returns [signature, GetKey chain]; Verify agrees', async () => {
+  const master = createMasterSecret(secret)
+  const app = appWith({ masterSecret: master })
+  const data = Buffer.from('price=3000').toString('hex')
+  for (const algorithm of ['secp256k1', 'k256', 'ed25519', 'secp256k1_prehashed'] as const) {
+    const payload = algorithm === 'secp256k1_prehashed' ? createHash('sha256').update(Buffer.from(data, 'hex')).digest('hex') : data
+    const r = await post(app, '/Sign', { algorithm, data: payload })
+    assert.equal(r.status, 200, r.raw)
+    assertWireForm(r)
+    assert.deepEqual(Object.keys(r.json), ['signature', 'signature_chain', 'public_key'])
+    const chain = r.json.signature_chain as string[]
+    assert.equal(chain.length, 3)
+    assert.equal(chain[0], r.json.signature)
+    const keyAlgorithm = algorithm === 'ed25519' ? 'ed25519' : 'secp256k1'
+    const issued = master.getKey({ appId: appIdForPod('oracle'), path: 'vms', purpose: 'signing', algorithm: keyAlgorithm })
+    assert.deepEqual(chain.slice(1), issued.signatureChain.map((s) => bytesToHex(s)))
+    const verified = verifyGetKeyChain({
+      appId: appIdForPod('oracle'),
+      publicKey: hexToBytes(r.json.public_key as string),
+      signatureChain: chain.slice(1).map((s) => hexToBytes(s)),
+      purpose: 'signing',
+      algorithm: keyAlgorithm,
+      masterAddress: master.address,
+    })
+    assert.equal(verified.ok, true, JSON.stringify(verified.steps))
+    const check = (body: Record<string, unknown>) => post(app, '/Verify', { algorithm, data: payload, signature: r.json.signature, public_key: r.json.public_key, ...body })
+    assert.deepEqual((await check({})).json, { valid: true })
+    const tampered = payload.slice(0, -2) + (payload.endsWith('00') ? '01' : '00')
+    assert.deepEqual((await check({ data: tampered })).json, { valid: false })
+  }
+  // secp256k1 signs SHA-256(data): the same signature as prehashed over that digest.
+  const plain = await post(app, '/Sign', { algorithm: 'secp256k1', data })
+  const pre = await post(app, '/Sign', { algorithm: 'secp256k1_prehashed', data: createHash('sha256').update(Buffer.from(data, 'hex')).digest('hex') })
+  assert.equal(plain.json.signature, pre.json.signature)
+})
+
+test('error: Sign and Verify refuse bad algorithms, hex and keys in the dstack shape', async () => {
+  const app = appWith()
+  const signCases: [unknown, RegExp][] = [
+    [{ algorithm: 'rsa', data: '00' }, /unsupported algorithm "rsa"/],
+    [{ data: '00' }, /unsupported algorithm ""/],
+    [{ algorithm: 7, data: '00' }, /algorithm must be a string/],
+    [{ algorithm: 'secp256k1_prehashed', data: '00' }, /Pre-hashed signing requires a 32-byte digest, but received 1 bytes/],
+    [{ algorithm: 'ed25519', data: '0x00' }, /without a 0x prefix/],
+    [{ algorithm: 'ed25519', data: 'a' }, /even number of hex digits/],
+    [{ algorithm: 'ed25519', data: 'ab'.repeat(6 * 1024 + 1) }, /at most 6144 bytes/],
+  ]
+  for (const [body, pattern] of signCases) assertDstackError(await post(app, '/Sign', body), 400, pattern)
+  const good = await post(app, '/Sign', { algorithm: 'secp256k1', data: '00' })
+  const verifyCases: [unknown, RegExp][] = [
+    [{ algorithm: 'secp256k1', data: '00', signature: good.json.signature, public_key: '04' }, /SEC1 keys are 33 or 65 bytes/],
+    [{ algorithm: 'secp256k1', data: '00', signature: '00', public_key: good.json.public_key }, /expected 64 bytes/],
+    [{ algorithm: 'ed25519', data: '00', signature: '00'.repeat(64), public_key: 'ff'.repeat(32) }, /not an ed25519 point/],
+    [{ algorithm: 'p256', data: '00', signature: '', public_key: '' }, /unsupported algorithm/],
+  ]
+  for (const [body, pattern] of verifyCases) assertDstackError(await post(app, '/Verify', body), 400, pattern)
+  const notReady = appWith({ master: () => { throw new KeymanagerError('not_ready', 'node is registering') } })
+  assertDstackError(await post(notReady, '/Sign', { algorithm: 'ed25519', data: '00' }), 503, /registering/)
+  assert.deepEqual((await post(notReady, '/Verify', { algorithm: 'secp256k1', data: '00', signature: good.json.signature, public_key: good.json.public_key })).json, { valid: true }, 'Verify needs no key')
+})
+
+// ---- Attest -------------------------------------------------------------------------------------------------------
+
+test('default: Attest answers dstack\'s SCALE attestation: the quote, full event log, runtime events, report data', async () => {
+  const provider = simulatedQuoteProvider({ measurement, bootEventLog: simulatedBootEventLog('dstack-test') })
+  await provider.emitEvent!('boot-step', Uint8Array.of(1))
+  const app = appWith({ provider })
+  const reportData = 'cd'.repeat(40)
+  const r = await post(app, '/Attest', { report_data: reportData })
+  assert.equal(r.status, 200, r.raw)
+  assert.deepEqual(Object.keys(r.json), ['attestation'])
+  const decoded = decodeDstackAttestation(hexToBytes(r.json.attestation as string))
+  assert.equal(bytesToHex(decoded.reportData), reportData + '00'.repeat(24))
+  assert.deepEqual(measurementOf(decoded.quote).reportData, decoded.reportData)
+  assert.deepEqual(decoded.eventLog, [...simulatedBootEventLog('dstack-test'), runtimeEvent('boot-step', Uint8Array.of(1))])
+  assert.deepEqual(decoded.runtimeEvents, [{ event: 'boot-step', payload: Uint8Array.of(1) }])
+  assert.equal(decoded.config, '')
+  const sgx: QuoteProvider = { name: 'sgx', teeType: 'sgx', getQuote: async () => new Uint8Array(0) }
+  assertDstackError(await post(appWith({ provider: sgx }), '/Attest', { report_data: reportData }), 422, /this TEE is sgx/)
+})
+
+// ---- EmitEvent ----------------------------------------------------------------------------------------------------
+
+test('default: EmitEvent extends RTMR3 under the app\'s name; the next GetQuote and Info show it and replay to it', async () => {
+  const provider = simulatedQuoteProvider({ measurement, bootEventLog: simulatedBootEventLog('dstack-test') })
+  const app = appWith({ provider })
+  const rd = { report_data: 'ab'.repeat(64) }
+  const before = await post(app, '/GetQuote', rd)
+  const infoBefore = JSON.parse((await post(app, '/Info', {})).json.tcb_info as string) as { rtmr3: string }
+  const r = await post(app, '/EmitEvent', { event: 'model-loaded', payload: 'c0ffee' })
+  assert.equal(r.status, 200, r.raw)
+  assert.equal(r.raw, '{}')
+  const after = await post(app, '/GetQuote', rd)
+  const rtmr3 = (q: unknown) => bytesToHex(hexToBytes(q as string).subarray(520, 568))
+  assert.notEqual(rtmr3(after.json.quote), rtmr3(before.json.quote))
+  const log = JSON.parse(after.json.event_log as string) as TdxEvent[]
+  const name = `${bytesToHex(appIdForPod('oracle'))}:model-loaded`
+  assert.deepEqual(log.at(-1), runtimeEvent(name, hexToBytes('c0ffee')))
+  assert.equal(bytesToHex(replayRtmrs(log)[3]!), rtmr3(after.json.quote))
+  const infoAfter = JSON.parse((await post(app, '/Info', {})).json.tcb_info as string) as { rtmr3: string; event_log: TdxEvent[] }
+  assert.notEqual(infoAfter.rtmr3, infoBefore.rtmr3, 'Info is not served from a stale cache')
+  assert.equal(infoAfter.rtmr3, rtmr3(after.json.quote))
+  assert.equal(infoAfter.event_log.at(-1)!.event, name)
+})
+
+test('security: EmitEvent waits for a ready node, names only the caller\'s app, and is bounded', async () => {
+  const provider = simulatedQuoteProvider({ measurement })
+  const { provider: counted, state } = countingProvider(provider)
+  const notReady = appWith({ provider: { ...counted, emitEvent: provider.emitEvent }, master: () => { throw new KeymanagerError('not_ready', 'node is registering') } })
+  assertDstackError(await post(notReady, '/EmitEvent', { event: 'early', payload: '' }), 503, /registering/)
+  assert.equal((await provider.quoteWithEvidence!(new Uint8Array(64).fill(1))).eventLog.length, 0, 'RTMR3 untouched')
+  assert.equal(state.quotes, 0)
+
+  const app = appWith({ provider })
+  const cases: [unknown, RegExp][] = [
+    [{ payload: '00' }, /event must not be empty/],
+    [{ event: 'a:b', payload: '' }, /without spaces or ":"/],
+    [{ event: 'a b', payload: '' }, /without spaces or ":"/],
+    [{ event: 'é', payload: '' }, /visible ASCII/],
+    [{ event: 'x'.repeat(129), payload: '' }, /at most 128 bytes/],
+    [{ event: 'x', payload: 'ab'.repeat(4097) }, /payload must be at most 4096 bytes/],
+    [{ event: 'x', payload: 'xyz' }, /even number of hex digits|only hex digits/],
+    [{ event: 5, payload: '' }, /event must be a string/],
+  ]
+  for (const [body, pattern] of cases) assertDstackError(await post(app, '/EmitEvent', body), 400, pattern)
+  for (let i = 0; i < 64; i++) assert.equal((await post(app, '/EmitEvent', { event: `e${i}`, payload: '' })).status, 200)
+  assertDstackError(await post(app, '/EmitEvent', { event: 'one-more', payload: '' }), 409, /emitted its 64 events/)
+  const names = (await provider.quoteWithEvidence!(new Uint8Array(64).fill(1))).eventLog.map((e) => e.event)
+  assert.ok(names.every((n) => n.startsWith(`${bytesToHex(appIdForPod('oracle'))}:`)))
+
+  const noEvents: QuoteProvider = { name: 'sgx', teeType: 'sgx', getQuote: async () => new Uint8Array(0) }
+  assertDstackError(await post(appWith({ provider: noEvents }), '/EmitEvent', { event: 'x', payload: '' }), 422, /cannot extend runtime measurements/)
+})
+
+test('security: GetKey keeps the keymanager. purposes for the key manager\'s own chains', async () => {
+  assertDstackError(await post(appWith(), '/GetKey', { path: 'x', purpose: 'keymanager.app-ca.v1' }), 400, /reserved for the key manager/)
+  assert.equal((await post(appWith(), '/GetKey', { path: 'x', purpose: 'app-ca' })).status, 200)
 })

@@ -30,7 +30,7 @@ function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; n
       staticNames: options.names ?? {},
       reverseLookup: options.lookup ?? (async () => []),
     },
-    quoteProvider: { getQuote: async (reportData: Uint8Array) => reportData },
+    quoteProvider: { name: 'echo', teeType: 'tdx', getQuote: async (reportData: Uint8Array) => reportData },
     version: '0.0.0-test',
     logger,
   })

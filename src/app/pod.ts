@@ -6,7 +6,7 @@ import { appIdForPod } from '../keys/derive.ts'
 import { parseHex, toHex0x } from '../keys/bytes.ts'
 import type { KeymanagerNode } from '../node/node.ts'
 import type { MasterSecret } from '../secret/masterSecret.ts'
-import { podQuoteSource } from '../tee/podQuote.ts'
+import { podTeeFor } from '../tee/podTee.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 import { createDstackApp, podResolverFromMiddleware, type DstackAppDeps, type PodResolver } from './dstack.ts'
 import { createErrorHandler, notFound, parseInput } from './errors.ts'
@@ -22,8 +22,8 @@ export type PodAppDeps = {
   /** Pod name → pinned 20-byte appId (docs/protocol.md#keys-and-derivations), e.g. to keep a dstack app's keys across a migration. */
   appIds: Record<string, Uint8Array>
   identity: PodIdentityOptions
-  /** The node's quote provider, for dstack `GetQuote` (wrapped by podQuoteSource: protocol-shaped data refused). */
-  quoteProvider: Pick<QuoteProvider, 'getQuote'>
+  /** The node's quote provider, for the dstack routes (wrapped once per node by podTeeFor: protocol-shaped data refused). */
+  quoteProvider: QuoteProvider
   version: string
   logger: Logger
 }
@@ -106,7 +106,7 @@ export function dstackDeps(deps: PodAppDeps, resolvePodAppId: PodResolver, maste
   return {
     resolvePodAppId,
     master,
-    getQuote: podQuoteSource(deps.quoteProvider),
+    tee: podTeeFor(deps.quoteProvider),
     info: () => ({
       chainId: deps.chainId,
       registry: deps.registry,

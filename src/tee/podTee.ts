@@ -37,7 +37,15 @@ export type PodTee = {
   quote(reportData: Uint8Array): Promise<QuoteEvidence>
   /** Extends RTMR3 with `<appId hex>:<event>`; throws KeymanagerError for a refused event. */
   emitEvent(appId: Uint8Array, event: string, payload: Uint8Array): Promise<void>
+  /**
+   * This TEE's registers and event log for `Info` (a quote over LOCAL_REPORT_DATA), cached until the next pod event;
+   * a failure is not cached.
+   */
+  localEvidence(): Promise<QuoteEvidence>
 }
+
+/** Report data of the `Info` quote: binds nothing, and is not protocol-shaped (src/tee/podQuote.ts). */
+export const LOCAL_REPORT_DATA = new Uint8Array(64).fill(0xff)
 
 /** The event name recorded for a pod's event. */
 export function podEventName(appId: Uint8Array, event: string): string {
@@ -54,16 +62,37 @@ export function checkPodEvent(event: unknown, payload: Uint8Array): asserts even
   if (payload.length > MAX_EVENT_PAYLOAD_BYTES) throw new RangeError(`payload must be at most ${MAX_EVENT_PAYLOAD_BYTES} bytes, got ${payload.length}`)
 }
 
+/** Provider failures reach the pod as `upstream_failed` with their message (paths and errno codes, never secrets). */
+async function upstream<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (error) {
+    if (error instanceof KeymanagerError || error instanceof TypeError || error instanceof RangeError) throw error
+    throw new KeymanagerError('upstream_failed', (error as Error).message, { cause: error })
+  }
+}
+
 export function createPodTee(provider: QuoteProvider): PodTee {
   const perApp = new Map<string, number>()
   let total = 0
+  let local: Promise<QuoteEvidence> | undefined
+  function quote(reportData: Uint8Array): Promise<QuoteEvidence> {
+    assertPodReportData(reportData)
+    return upstream(async () => {
+      if (provider.quoteWithEvidence) return provider.quoteWithEvidence(reportData)
+      return { quote: await provider.getQuote(reportData), eventLog: [], vmConfig: '' }
+    })
+  }
   return Object.freeze({
     teeType: provider.teeType,
     canEmitEvents: provider.emitEvent !== undefined,
-    async quote(reportData: Uint8Array): Promise<QuoteEvidence> {
-      assertPodReportData(reportData)
-      if (provider.quoteWithEvidence) return provider.quoteWithEvidence(reportData)
-      return { quote: await provider.getQuote(reportData), eventLog: [], vmConfig: '' }
+    quote,
+    localEvidence() {
+      const pending = (local ??= quote(LOCAL_REPORT_DATA))
+      pending.catch(() => {
+        if (local === pending) local = undefined
+      })
+      return pending
     },
     async emitEvent(appId: Uint8Array, event: string, payload: Uint8Array): Promise<void> {
       checkPodEvent(event, payload)
@@ -76,7 +105,24 @@ export function createPodTee(provider: QuoteProvider): PodTee {
       // Counted before the extension: a failed one may still have moved RTMR3, so it uses up its place.
       perApp.set(app, count + 1)
       total++
-      await provider.emitEvent(name, payload)
+      local = undefined
+      try {
+        await upstream(() => provider.emitEvent!(name, payload))
+      } finally {
+        local = undefined
+      }
     },
   })
+}
+
+const shared = new WeakMap<QuoteProvider, PodTee>()
+
+/** The one PodTee of a node's quote provider: every listener and socket of the node gets the same (its limits hold for the TEE). */
+export function podTeeFor(provider: QuoteProvider): PodTee {
+  let tee = shared.get(provider)
+  if (!tee) {
+    tee = createPodTee(provider)
+    shared.set(provider, tee)
+  }
+  return tee
 }
