@@ -1,11 +1,15 @@
 // The dstack guest-agent API end to end: @phala/dstack-sdk 0.5.8, unchanged and in its own package (test/dstack-sdk:
-// it needs noble 1.x), talks to createDstackApp over a unix socket and over HTTP, on a registry deployed to anvil
-// and bootstrapped with a master key this test controls. The derived key signs a price report that the example
-// PriceOracle accepts, and forged chains (another key, purpose, app or root) are refused on chain
-// (KeyManager.verifySignatureChain, PriceOracle.submit) and off chain (verifyGetKeyChain, `keymanager verify-chain`).
-// The public dstack simulator vectors reproduce byte for byte through the SDK.
+// it needs noble 1.x), drives every DstackClient method against createDstackApp over a unix socket and over HTTP, on
+// a registry deployed to anvil and bootstrapped with a master key this test controls, and a simulated TD under a
+// devnet DCAP PKI. The derived key signs a price report that the example PriceOracle accepts, and forged chains
+// (another key, purpose, app or root) are refused on chain (KeyManager.verifySignatureChain, PriceOracle.submit) and
+// off chain (verifyGetKeyChain, `keymanager verify-chain`). Sign answers verify off chain and in the example
+// SignedDataVerifier; a getTlsKey certificate serves real TLS to clients that pin the app CA (and is refused by
+// clients pinning another); replayRtmrs() reproduces every quote's RTMRs, and emitEvent moves RTMR3. The public
+// dstack simulator vectors reproduce byte for byte through the SDK.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -33,24 +37,38 @@ import {
 import { privateKeyToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { createDstackApp, fixedPodResolver, podResolverFromMiddleware, type DstackAppDeps, type DstackKeySource } from '../src/app/dstack.ts'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { appCaCertificate, certificatePem, extensionOctets, RATLS_OID, raTlsReportData, readCertificateExtensions, verifyAppCaCertificate } from '../src/keys/appCa.ts'
+import { dstackVerify } from '../src/keys/dstackSign.ts'
+import { createDevnetPki } from '../src/devnet/pki.ts'
+import { createDcapVerifier } from '../src/tee/dcap.ts'
+import { decodeDstackAttestation } from '../src/tee/dstackAttestation.ts'
+import { replayRtmrs, type TdxEvent } from '../src/tee/eventLog.ts'
+import { measurementOf } from '../src/tee/measurement.ts'
+import { podTeeFor } from '../src/tee/podTee.ts'
+import { simulatorKeySource } from './simulatorKeySource.ts'
 import { podIdentity } from '../src/app/podIdentity.ts'
 import { serveUnixSocket, type UnixSocketServer } from '../src/app/socket.ts'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
-import { keyManagerAbi, priceOracleAbi, priceOracleBytecode } from '../src/chain/keyManagerArtifact.ts'
+import { keyManagerAbi, priceOracleAbi, priceOracleBytecode, signedDataVerifierAbi, signedDataVerifierBytecode } from '../src/chain/keyManagerArtifact.ts'
 import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
-import { appIdForPod, getKeyResponse } from '../src/keys/derive.ts'
+import { appIdForPod } from '../src/keys/derive.ts'
 import { publicKey33, signDigest, uncompressPublicKey } from '../src/keys/signature.ts'
 import { verifyGetKeyChain } from '../src/keys/verifyChain.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../src/secret/masterSecret.ts'
-import { generateSimulatedAttestationKey, simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
-import { POD_REPORT_DATA_REFUSED, podQuoteSource } from '../src/tee/podQuote.ts'
+import { generateSimulatedAttestationKey, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
+import { POD_REPORT_DATA_REFUSED } from '../src/tee/podQuote.ts'
 
 const SDK_DIR = join(dirname(fileURLToPath(import.meta.url)), 'dstack-sdk')
 const SDK_VERSION = '0.5.8'
+// A busy 2-core machine can take seconds to mine the first blob tx (anvil loads KZG lazily): not a failure.
+const RPC_OPTIONS = { timeout: 60_000 }
 // anvil's first development account: deploys the registry and owns it.
 const OWNER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
 const PURPOSE = 'price-oracle'
@@ -105,7 +123,15 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
   const dir = mkdtempSync(join(tmpdir(), 'km-dstack-'))
   const logger = pino({ level: 'silent' })
   const attestation = generateSimulatedAttestationKey()
-  const quoteProvider = simulatedQuoteProvider({ attestationSecretKey: attestation.secretKey, measurement: simulatedMeasurement('dstack-e2e') })
+  // A simulated TD on a devnet platform: its quotes pass the production DCAP verifier with the devnet root trusted.
+  const pki = createDevnetPki()
+  const quoteProvider = simulatedQuoteProvider({
+    attestationSecretKey: attestation.secretKey,
+    platform: pki.mintPlatform(),
+    measurement: simulatedMeasurement('dstack-e2e'),
+    bootEventLog: simulatedBootEventLog('dstack-e2e'),
+  })
+  const dcap = createDcapVerifier({ collateral: { get: async () => pki.collateral() }, trustedRootCaDer: [pki.rootCaDer] })
   const vectors = JSON.parse(readFileSync(new URL('./vectors/dstack-simulator.json', import.meta.url), 'utf8')) as Vectors
   const owner = privateKeyToAccount(OWNER_KEY)
   const sockets: UnixSocketServer[] = []
@@ -118,14 +144,15 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
   let chainId: number
   const socketPath = (name: string) => join(dir, `${name}.sock`)
   let publicClient: PublicClient
-  const wallet = () => createWalletClient({ account: owner, chain: foundry, transport: http(anvil.rpcUrl) })
+  const wallet = () => createWalletClient({ account: owner, chain: foundry, transport: http(anvil.rpcUrl, RPC_OPTIONS) })
   let walletClient: ReturnType<typeof wallet>
 
   function deps(resolvePodAppId: DstackAppDeps['resolvePodAppId'], source: () => DstackKeySource = () => master): DstackAppDeps {
     return {
       resolvePodAppId,
       master: source,
-      getQuote: podQuoteSource(quoteProvider),
+      // One PodTee for the whole TD, as a node has (src/app/pod.ts): every socket and the listener share its RTMR3.
+      tee: podTeeFor(quoteProvider),
       info: () => ({ chainId, registry: registry.address, settingsDigest: `0x${'d1'.repeat(32)}`, generation: 1, version: '0.1.0-test', rev: '' }),
       logger,
     }
@@ -140,7 +167,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
   before(async () => {
     ensureSdkInstalled()
     anvil = await startAnvil()
-    const transport = http(anvil.rpcUrl)
+    const transport = http(anvil.rpcUrl, RPC_OPTIONS)
     publicClient = createPublicClient({ chain: foundry, transport, pollingInterval: 50 })
     walletClient = wallet()
     chainId = await publicClient.getChainId()
@@ -178,18 +205,8 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       }) as Server
     })
 
-    // A node whose keys come from the dstack simulator's app key (the vector), pinned to the vector's app_id. Its
-    // GetQuote refuses everything, to show how the SDK surfaces an error of this API.
-    const appKey = hexToBytes(vectors.app_key)
-    const kmsSignature = hexToBytes(vectors.kms_signature)
-    const simulator: DstackKeySource = {
-      address: vectors.kms_root_address as Address,
-      publicKey33: hexToBytes(vectors.kms_root_pub_compressed),
-      getKey: ({ path, purpose, algorithm }) => getKeyResponse({ appKey, kmsSignature, path, purpose, algorithm }),
-    }
-    await socketApp('simulator', {
-      ...deps(fixedPodResolver('simulator', hexToBytes(vectors.app_id)), () => simulator),
-    })
+    // A node whose keys come from the dstack simulator's app key (the vector), pinned to the vector's app_id.
+    await socketApp('simulator', deps(fixedPodResolver('simulator', hexToBytes(vectors.app_id)), () => simulatorKeySource()))
   })
 
   after(async () => {
@@ -203,35 +220,90 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     rmSync(dir, { recursive: true, force: true })
   })
 
+  const QUOTE_DATA = 'c0ffee' + '00'.repeat(60) + '01'
+  const SIGN_DATA = Buffer.from('price=3000.12345678').toString('hex')
   const calls = [
     { op: 'getKey', path: PATH, purpose: PURPOSE },
     { op: 'getKey', path: 'ssh/host', purpose: 'login', algorithm: 'ed25519' },
-    { op: 'getQuote', reportData: 'c0ffee' + '00'.repeat(60) + '01' },
+    { op: 'getQuote', reportData: QUOTE_DATA },
+    { op: 'attest', reportData: QUOTE_DATA },
+    { op: 'sign', algorithm: 'secp256k1', data: SIGN_DATA },
+    { op: 'sign', algorithm: 'ed25519', data: SIGN_DATA },
+    { op: 'sign', algorithm: 'secp256k1_prehashed', data: createHash('sha256').update(Buffer.from(SIGN_DATA, 'hex')).digest('hex') },
+    { op: 'getTlsKey', options: { subject: 'oracle.internal', altNames: ['oracle.internal'], usageRaTls: true, withAppInfo: true } },
     { op: 'info' },
     { op: 'version' },
     { op: 'isReachable' },
   ]
+  type SdkSign = { signature: string; signature_chain: string[]; public_key: string; name: string }
+  type SdkTls = { key: string; certificate_chain: string[]; keyDer: string; name: string }
+  const rtmrsOf = (quoteHex: string) => [376, 424, 472, 520].map((o) => quoteHex.slice(o * 2, (o + 48) * 2))
 
-  test('default: getKey, getQuote, info, version answer the unchanged SDK alike over the socket and over HTTP', async () => {
+  test('default: every SDK method answers the unchanged SDK alike over the socket and over HTTP', async () => {
     const viaSocket = await runSdk(socketPath('oracle'), calls)
     const viaHttp = await runSdk(httpUrl, calls)
+    const xPub = await registry.xPub()
     for (const results of [viaSocket, viaHttp]) {
-      const [key, edKey, quote, info, version, reachable] = results as [SdkKey, SdkKey, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>]
+      const [key, edKey, quote, attest, sign, edSign, preSign, tls, info, version, reachable] = results as [
+        SdkKey, SdkKey, Record<string, unknown>, Record<string, unknown>, SdkSign, SdkSign, SdkSign, SdkTls, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>,
+      ]
+      for (const [i, r] of results.entries()) assert.equal((r as { error?: string }).error, undefined, `${calls[i]!.op}: ${JSON.stringify(r)}`)
       const expected = master.getKey({ appId: appIdForPod('oracle'), path: PATH, purpose: PURPOSE })
       assert.equal(key.key, bytesToHex(expected.key))
       assert.deepEqual(key.signature_chain, expected.signatureChain.map((s) => bytesToHex(s)))
       const expectedEd = master.getKey({ appId: appIdForPod('oracle'), path: 'ssh/host', purpose: 'login', algorithm: 'ed25519' })
       assert.equal(edKey.key, bytesToHex(expectedEd.key))
 
-      const padded = 'c0ffee' + '00'.repeat(60) + '01'
-      assert.equal(quote.report_data, padded)
-      assert.equal((quote.quote as string).slice(568 * 2, 632 * 2), padded, 'the quote binds the padded report data')
-      assert.deepEqual(quote.rtmrs, Array(4).fill('00'.repeat(48)), 'replayRtmrs over an empty event log')
+      // GetQuote: dstack's field set; the quote binds the padded report data and passes DCAP; replayRtmrs() over
+      // the event log reproduces all four RTMRs of the quote.
+      assert.deepEqual(Object.keys(quote), ['quote', 'event_log', 'report_data', 'vm_config', 'rtmrs'])
+      assert.equal(quote.report_data, QUOTE_DATA)
+      assert.equal((quote.quote as string).slice(568 * 2, 632 * 2), QUOTE_DATA, 'the quote binds the padded report data')
+      assert.deepEqual(quote.rtmrs, rtmrsOf(quote.quote as string), 'replayRtmrs() = the quote\'s RTMR0-3')
+      assert.notDeepEqual(quote.rtmrs, Array(4).fill('00'.repeat(48)))
+      for (const entry of JSON.parse(quote.event_log as string) as TdxEvent[]) {
+        assert.deepEqual(Object.keys(entry), ['imr', 'event_type', 'digest', 'event', 'event_payload'])
+      }
+      assert.equal(quote.vm_config, '')
+      assert.equal((await dcap.verify(hexToBytes(quote.quote as string))).status, 'UpToDate')
 
+      // Attest: dstack's SCALE attestation of the same quote and its full log.
+      assert.deepEqual(Object.keys(attest), ['__name__', 'attestation'])
+      const decoded = decodeDstackAttestation(hexToBytes(attest.attestation as string))
+      assert.equal(bytesToHex(decoded.quote), quote.quote)
+      assert.equal(bytesToHex(decoded.reportData), QUOTE_DATA)
+      assert.deepEqual(replayRtmrs(decoded.eventLog).map((r) => bytesToHex(r)), quote.rtmrs)
+
+      // Sign: [signature, GetKey("vms", "signing") chain], and Verify agrees (checked below through the SDK too).
+      for (const [signed, algorithm] of [[sign, 'secp256k1'], [edSign, 'ed25519'], [preSign, 'secp256k1']] as const) {
+        assert.equal(signed.name, 'SignResponse')
+        assert.equal(signed.signature_chain[0], signed.signature)
+        const issued = master.getKey({ appId: appIdForPod('oracle'), path: 'vms', purpose: 'signing', algorithm })
+        assert.deepEqual(signed.signature_chain.slice(1), issued.signatureChain.map((s) => bytesToHex(s)))
+      }
+      assert.equal(preSign.signature, sign.signature, 'secp256k1 signs SHA-256(data)')
+
+      // GetTlsKey: PKCS#8 key (the SDK's asUint8Array is its DER), [leaf, app CA]; the CA verifies against xPub.
+      assert.equal(tls.name, 'GetTlsKeyResponse')
+      assert.equal(tls.keyDer, createPrivateKey(tls.key).export({ type: 'pkcs8', format: 'der' }).toString('hex'))
+      assert.equal(tls.certificate_chain.length, 2)
+      const [leaf, ca] = tls.certificate_chain.map((pem) => new X509Certificate(pem)) as [X509Certificate, X509Certificate]
+      assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey) && leaf.checkPrivateKey(createPrivateKey(tls.key)))
+      assert.equal(verifyAppCaCertificate(tls.certificate_chain[1]!, { masterAddress: xPub, appId: appIdForPod('oracle') }).ok, true)
+      assert.ok(readCertificateExtensions(leaf.raw).has(RATLS_OID.appInfo))
+
+      // Info: dstack's fields, tcb_info parsed by the SDK, the app CA as app_cert, the key provider naming xPub.
+      assert.deepEqual(Object.keys(info).sort(), [
+        'app_cert', 'app_id', 'app_name', 'cloud_product', 'cloud_vendor', 'compose_hash', 'device_id', 'instance_id',
+        'key_provider_info', 'mr_aggregated', 'os_image_hash', 'tcb_info', 'vm_config',
+      ])
       assert.equal(info.app_id, bytesToHex(appIdForPod('oracle')))
       assert.equal(info.app_name, 'oracle')
-      assert.equal(typeof info.tcb_info, 'object', 'the SDK parsed tcb_info')
-      assert.equal((info.tcb_info as { mrtd: string }).mrtd, bytesToHex(simulatedMeasurement('dstack-e2e').mrTd))
+      assert.equal(info.app_cert, tls.certificate_chain[1])
+      const tcb = info.tcb_info as { mrtd: string; rtmr0: string; rtmr3: string; event_log: TdxEvent[]; mr_aggregated: string }
+      assert.equal(tcb.mrtd, bytesToHex(simulatedMeasurement('dstack-e2e').mrTd))
+      assert.deepEqual(replayRtmrs(tcb.event_log).map((r) => bytesToHex(r)), quote.rtmrs, 'tcb_info\'s event log replays to its registers')
+      assert.equal(tcb.mr_aggregated, info.mr_aggregated)
       const provider = JSON.parse(info.key_provider_info as string) as { name: string; id: string; registry: string; xpub: string; chain_id: number }
       assert.deepEqual(
         { name: provider.name, id: provider.id, registry: provider.registry, xpub: provider.xpub, chainId: provider.chain_id },
@@ -240,12 +312,35 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       assert.deepEqual(version, { version: '0.1.0-test', rev: '', __name__: 'VersionResponse' })
       assert.deepEqual(reachable, { reachable: true })
     }
-    assert.deepEqual(viaSocket, viaHttp)
+    // Deterministic answers are byte-identical over both transports (a TLS key is fresh each time).
+    const same = (results: Record<string, unknown>[]) => results.filter((_, i) => calls[i]!.op !== 'getTlsKey')
+    assert.deepEqual(same(viaSocket), same(viaHttp))
+  })
+
+  test('default: verify through the SDK: true for each signature it made, false for other data, an error for a malformed key', async () => {
+    const [sign, edSign] = (await runSdk(socketPath('oracle'), calls.slice(4, 6))) as [SdkSign, SdkSign]
+    const other = Buffer.from('price=1').toString('hex')
+    const results = await runSdk(httpUrl, [
+      { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: sign.public_key },
+      { op: 'verify', algorithm: 'ed25519', data: SIGN_DATA, signature: edSign.signature, publicKey: edSign.public_key },
+      { op: 'verify', algorithm: 'secp256k1', data: other, signature: sign.signature, publicKey: sign.public_key },
+      { op: 'verify', algorithm: 'ed25519', data: other, signature: edSign.signature, publicKey: edSign.public_key },
+      { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: '02' + 'ff'.repeat(32) },
+    ])
+    assert.deepEqual(results.slice(0, 4), [
+      { valid: true, __name__: 'VerifyResponse' },
+      { valid: true, __name__: 'VerifyResponse' },
+      { valid: false, __name__: 'VerifyResponse' },
+      { valid: false, __name__: 'VerifyResponse' },
+    ])
+    // The SDK's verify does not look for `error`: dstack's error body is what it returns.
+    assert.deepEqual(results[4], { error: 'invalid public key: not a secp256k1 point', __name__: 'VerifyResponse' })
   })
 
   test('security: GetQuote refuses protocol-shaped report data, and the SDK surfaces the error', async () => {
-    const [quote] = await runSdk(socketPath('simulator'), [{ op: 'getQuote', reportData: '00' }])
+    const [quote, attest] = await runSdk(socketPath('simulator'), [{ op: 'getQuote', reportData: '00' }, { op: 'attest', reportData: 'ab'.repeat(32) }])
     assert.deepEqual(quote, { error: POD_REPORT_DATA_REFUSED })
+    assert.deepEqual(attest, { error: POD_REPORT_DATA_REFUSED })
   })
 
   test('vectors: the dstack simulator GetKey vectors reproduce byte for byte through the SDK', async () => {
@@ -258,6 +353,139 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       assert.deepEqual(results[i]!.signature_chain, [v.signature_chain_0, vectors.kms_signature], v.path)
     })
     assert.equal(results.at(-1)!.app_id, vectors.app_id)
+  })
+
+  /** A TLS server on loopback with `key` and `chain`; resolves with the port. */
+  async function tlsServer(key: string, chain: string[]) {
+    const server = createTlsServer({ key, cert: chain.join('') }, (socket) => socket.end('hello from the pod'))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return { port: (server.address() as { port: number }).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  }
+
+  /** Connects with `ca` as the only trust anchor; resolves with what the server said, rejects on a TLS failure. */
+  function tlsClient(port: number, ca: string, servername = 'localhost'): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, ca: [ca], servername }, () => {
+        let data = ''
+        socket.on('data', (chunk) => (data += chunk))
+        socket.on('end', () => resolve(data))
+      })
+      socket.on('error', reject)
+    })
+  }
+
+  test('default: a getTlsKey certificate serves TLS to clients pinning the app CA, every node issues under that CA, another CA is refused', async () => {
+    const options = { subject: 'localhost', altNames: ['localhost', '127.0.0.1'], usageRaTls: true, usageServerAuth: true }
+    const [tls] = (await runSdk(socketPath('oracle'), [{ op: 'getTlsKey', options }])) as [SdkTls]
+    const [walletTls] = (await runSdk(socketPath('wallet'), [{ op: 'getTlsKey', options }])) as [SdkTls]
+    const caPem = tls.certificate_chain[1]!
+
+    // The pin: the app CA, checked once against the registry's xPub (read from the chain) through its signature chain.
+    const xPub = await registry.xPub()
+    const pinned = verifyAppCaCertificate(caPem, { masterAddress: xPub, appId: appIdForPod('oracle') })
+    assert.deepEqual(pinned.steps.map((s) => s.ok), [true, true, true])
+
+    // The leaf carries a DCAP-valid quote whose report data binds the leaf's key (dstack RA-TLS).
+    const leaf = new X509Certificate(tls.certificate_chain[0]!)
+    const quote = extensionOctets(readCertificateExtensions(leaf.raw).get(RATLS_OID.tdxQuote)!)
+    const verified = await dcap.verify(quote)
+    assert.deepEqual(verified.reportData, raTlsReportData(leaf.publicKey.export({ type: 'spki', format: 'der' })))
+    const eventLog = JSON.parse(Buffer.from(extensionOctets(readCertificateExtensions(leaf.raw).get(RATLS_OID.eventLog)!)).toString()) as TdxEvent[]
+    assert.deepEqual(replayRtmrs(eventLog).map((r) => toHex0x(r)), [verified.measurements.rtMr0, verified.measurements.rtMr1, verified.measurements.rtMr2, verified.measurements.rtMr3])
+
+    // A second node of the same network (same M, its own listener) issues under the identical CA.
+    const node2Master = master.exportForSealing((secret) => createMasterSecret(secret))
+    const node2 = createDstackApp(deps(fixedPodResolver('oracle', appIdForPod('oracle')), () => node2Master))
+    const node2Res = await node2.request('/GetTlsKey', { method: 'POST', body: JSON.stringify({ subject: 'localhost', alt_names: ['localhost'], usage_server_auth: true }) })
+    const node2Tls = (await node2Res.json()) as { key: string; certificate_chain: string[] }
+    assert.equal(node2Tls.certificate_chain[1], caPem)
+
+    // Another network's CA for the same app (another M).
+    const otherNetwork = generateMasterSecret()
+    const otherCa = certificatePem(appCaCertificate(appIdForPod('oracle'), otherNetwork.appCa(appIdForPod('oracle'))))
+
+    for (const [name, served] of [['node 1', tls], ['node 2', node2Tls]] as const) {
+      const server = await tlsServer(served.key, served.certificate_chain)
+      try {
+        assert.equal(await tlsClient(server.port, caPem), 'hello from the pod', `${name}: the pinned CA accepts`)
+        await assert.rejects(tlsClient(server.port, walletTls.certificate_chain[1]!), /unable to verify|self.signed|UNABLE_TO/i, `${name}: another app's CA refuses`)
+        await assert.rejects(tlsClient(server.port, otherCa), /unable to verify|self.signed|UNABLE_TO/i, `${name}: another network's CA refuses`)
+        await assert.rejects(tlsClient(server.port, caPem, 'elsewhere.example'), /does not match|ERR_TLS_CERT_ALTNAME_INVALID|Hostname/i, `${name}: a name outside alt_names refuses`)
+      } finally {
+        await server.close()
+      }
+    }
+    otherNetwork.expire()
+    node2Master.expire()
+  })
+
+  test('default: Sign answers verify off chain and in the example SignedDataVerifier; forged ones do not', async () => {
+    const hash = await walletClient.deployContract({ abi: signedDataVerifierAbi, bytecode: signedDataVerifierBytecode, args: [registry.address, toHex0x(appIdForPod('oracle'))] })
+    const verifierAddress = (await publicClient.waitForTransactionReceipt({ hash })).contractAddress!
+    const digest = createHash('sha256').update(Buffer.from(SIGN_DATA, 'hex')).digest('hex')
+    const [sign, edSign, preSign] = (await runSdk(socketPath('oracle'), calls.slice(4, 7))) as [SdkSign, SdkSign, SdkSign]
+    const [walletSign] = (await runSdk(socketPath('wallet'), [calls[4]!])) as [SdkSign]
+    const xPub = await registry.xPub()
+
+    const offChain = (signed: SdkSign, algorithm: 'secp256k1' | 'ed25519', appId = appIdForPod('oracle')) =>
+      verifyGetKeyChain({ appId, publicKey: hexToBytes(signed.public_key), signatureChain: signed.signature_chain.slice(1).map((s) => hexToBytes(s)), purpose: 'signing', algorithm, masterAddress: xPub })
+    assert.equal(offChain(sign, 'secp256k1').ok, true)
+    assert.equal(offChain(edSign, 'ed25519').ok, true)
+    assert.equal(dstackVerify('ed25519', hexToBytes(SIGN_DATA), hexToBytes(edSign.signature), hexToBytes(edSign.public_key)), true)
+    assert.equal(offChain(walletSign, 'secp256k1').ok, false, 'the wallet app\'s key is not the oracle app\'s')
+
+    const onChain = async (data: string, prehashed: boolean, signed: SdkSign) => {
+      const chain = offChain(signed, 'secp256k1', appIdForPod('wallet')).appPublicKey33 ?? offChain(signed, 'secp256k1').appPublicKey33!
+      return publicClient.readContract({
+        address: verifierAddress,
+        abi: signedDataVerifierAbi,
+        functionName: 'verify',
+        args: [
+          `0x${data}`,
+          prehashed,
+          `0x${signed.signature}`,
+          {
+            publicKey64: toHex0x(secp256k1.Point.fromBytes(hexToBytes(signed.public_key)).toBytes(false).subarray(1)),
+            appPubkey33: toHex0x(chain),
+            appSignature: `0x${signed.signature_chain[1]}`,
+            kmsSignature: `0x${signed.signature_chain[2]}`,
+          },
+        ],
+      })
+    }
+    assert.equal(await onChain(SIGN_DATA, false, sign), true)
+    assert.equal(await onChain(digest, true, preSign), true)
+    assert.equal(await onChain(Buffer.from('price=1').toString('hex'), false, sign), false, 'other data')
+    assert.equal(await onChain(SIGN_DATA, false, walletSign), false, 'a key of another app')
+    const gas = await publicClient.estimateContractGas({
+      address: verifierAddress,
+      abi: signedDataVerifierAbi,
+      functionName: 'verify',
+      args: [`0x${SIGN_DATA}`, false, `0x${sign.signature}`, { publicKey64: toHex0x(secp256k1.Point.fromBytes(hexToBytes(sign.public_key)).toBytes(false).subarray(1)), appPubkey33: toHex0x(offChain(sign, 'secp256k1').appPublicKey33!), appSignature: `0x${sign.signature_chain[1]}`, kmsSignature: `0x${sign.signature_chain[2]}` }],
+    })
+    assert.ok(gas < 100_000n, `SignedDataVerifier.verify costs ${gas} gas`)
+  })
+
+  test('default: emitEvent extends RTMR3 for the whole TD: the next quotes, replayRtmrs and Info follow, the measurement id moves', async () => {
+    const probe = [{ op: 'getQuote', reportData: QUOTE_DATA }, { op: 'info' }]
+    const [before] = (await runSdk(socketPath('oracle'), probe)) as [Record<string, unknown>]
+    const ownBefore = measurementOf(await quoteProvider.getQuote(new Uint8Array(64).fill(7)))
+    const [emitted, quote, info] = (await runSdk(socketPath('oracle'), [{ op: 'emitEvent', event: 'model-loaded', payload: 'c0ffee' }, ...probe])) as Record<string, unknown>[]
+    assert.deepEqual(emitted, { result: null })
+    const rtmrs = quote!.rtmrs as string[]
+    assert.deepEqual(rtmrs, rtmrsOf(quote!.quote as string), 'replayRtmrs() still reproduces the quote')
+    assert.notEqual(rtmrs[3], (before!.rtmrs as string[])[3], 'RTMR3 moved')
+    assert.deepEqual(rtmrs.slice(0, 3), (before!.rtmrs as string[]).slice(0, 3))
+    const last = (JSON.parse(quote!.event_log as string) as TdxEvent[]).at(-1)!
+    assert.deepEqual({ event: last.event, payload: last.event_payload, imr: last.imr }, { event: `${bytesToHex(appIdForPod('oracle'))}:model-loaded`, payload: 'c0ffee', imr: 3 })
+    assert.equal((info!.tcb_info as { rtmr3: string }).rtmr3, rtmrs[3])
+    // Over HTTP (another listener of the same TD) the quote shows the same RTMR3.
+    const [viaHttp] = (await runSdk(httpUrl, [probe[0]!])) as [Record<string, unknown>]
+    assert.equal((viaHttp.rtmrs as string[])[3], rtmrs[3])
+    // The node's own quotes come from the same TD: their measurement id moved with it (docs/protocol.md#dstack-api).
+    const ownAfter = measurementOf(await quoteProvider.getQuote(new Uint8Array(64).fill(7)))
+    assert.notEqual(ownAfter.measurementId, ownBefore.measurementId)
+    assert.equal(ownAfter.measurements.rtMr3, `0x${rtmrs[3]}`)
   })
 
   describe('the derived key reports a price to the example oracle', () => {
@@ -342,7 +570,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       assert.equal(timestamp, report.timestamp)
       // The forgeries below use a newer report (the stored one would be refused as stale before any key check), in
       // a chain whose latest block is later still (or it would be refused as from the future).
-      const testClient = createTestClient({ mode: 'anvil', chain: foundry, transport: http(anvil.rpcUrl) })
+      const testClient = createTestClient({ mode: 'anvil', chain: foundry, transport: http(anvil.rpcUrl, RPC_OPTIONS) })
       await testClient.setNextBlockTimestamp({ timestamp: report.timestamp + 10n })
       await testClient.mine({ blocks: 1 })
       report = { ...report, timestamp: report.timestamp + 1n, price: report.price + 1n }

@@ -1,5 +1,6 @@
 // Runs @phala/dstack-sdk 0.5.8, unchanged, against the endpoint in DSTACK_SIMULATOR_ENDPOINT (a unix socket path or
-// an http URL), as a dstack app would. argv[2] is a JSON list of calls; stdout gets one JSON list of results, each
+// an http URL), as a dstack app would: every method of DstackClient (getKey, getTlsKey, getQuote with replayRtmrs,
+// attest, emitEvent, sign, verify, info, version, isReachable). argv[2] is a JSON list of calls; stdout gets one JSON list of results, each
 // either the SDK's answer (bytes as hex) or {"error": message} when the SDK threw. Driven by test/dstack.test.ts.
 // This package has its own node_modules: the SDK needs @noble/* 1.x, the project uses 2.x.
 import { DstackClient } from '@phala/dstack-sdk'
@@ -12,9 +13,30 @@ async function call(client, request) {
       const result = await client.getKey(request.path, request.purpose, request.algorithm)
       return { key: hex(result.key), signature_chain: result.signature_chain.map(hex) }
     }
+    case 'getTlsKey': {
+      const result = await client.getTlsKey(request.options)
+      // asUint8Array() is the SDK's DER decoding of the PEM key: checked against it by the test.
+      return { key: result.key, certificate_chain: result.certificate_chain, keyDer: hex(result.asUint8Array()), name: result.__name__ }
+    }
     case 'getQuote': {
       const result = await client.getQuote(Buffer.from(request.reportData, 'hex'))
       return { ...result, rtmrs: result.replayRtmrs() }
+    }
+    case 'attest': {
+      const result = await client.attest(Buffer.from(request.reportData, 'hex'))
+      return { ...result }
+    }
+    case 'emitEvent': {
+      // The SDK resolves to nothing and ignores an {error} answer: the test reads the effect in the next quote.
+      return { result: (await client.emitEvent(request.event, Buffer.from(request.payload, 'hex'))) ?? null }
+    }
+    case 'sign': {
+      const result = await client.sign(request.algorithm, Buffer.from(request.data, 'hex'))
+      return { signature: hex(result.signature), signature_chain: result.signature_chain.map(hex), public_key: hex(result.public_key), name: result.__name__ }
+    }
+    case 'verify': {
+      const result = await client.verify(request.algorithm, Buffer.from(request.data, 'hex'), Buffer.from(request.signature, 'hex'), Buffer.from(request.publicKey, 'hex'))
+      return { ...result }
     }
     case 'info':
       return await client.info()
