@@ -6,10 +6,17 @@
 // Regenerating a file whose format is already published is a protocol change, not a fix.
 import { writeFileSync } from 'node:fs'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { utf8ToBytes } from '@noble/hashes/utils.js'
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { APP_CA_PURPOSE, appCaCertificate } from '../../src/keys/appCa.ts'
+import { dstackSign, SIGN_KEY_PATH, SIGN_KEY_PURPOSE, signKeyAlgorithm, type SignAlgorithm } from '../../src/keys/dstackSign.ts'
+import { createMasterSecret } from '../../src/secret/masterSecret.ts'
+import { encodeDstackAttestation } from '../../src/tee/dstackAttestation.ts'
+import { runtimeEvent, runtimeEventDigest, runtimeEventsOf } from '../../src/tee/eventLog.ts'
 import { toHex0x } from '../../src/keys/bytes.ts'
 import {
   appIdForPod,
+  deriveP256Key,
   derivedPublicKey,
   getKeyResponse,
   issueAppKey,
@@ -341,4 +348,51 @@ write(
   'settings-digest.json',
   'docs/protocol.md#measured-settings settingsDigest = keccak256(utf8(canonical JSON of the measured settings after defaults and normalisation)). file: as written; canonical: RFC 8785 form of the settings the node runs with.',
   settingsDigests,
+)
+
+/** docs/protocol.md#dstack-api: app CA, TLS path keys, Sign answers, runtime event digests, SCALE attestation. */
+function dstackApi() {
+  const appId = appIdForPod('app')
+  const appCa = createMasterSecret(MASTER).appCa(appId)
+  const data = utf8ToBytes('price=3000.12345678')
+  const signKey = (algorithm: 'secp256k1' | 'ed25519') => createMasterSecret(MASTER).getKey({ appId, path: SIGN_KEY_PATH, purpose: SIGN_KEY_PURPOSE, algorithm })
+  const sign = (algorithm: SignAlgorithm, payload: Uint8Array) => {
+    const issued = signKey(signKeyAlgorithm(algorithm))
+    const { signature, publicKey } = dstackSign(algorithm, issued.key, payload)
+    return { algorithm, data: hex(payload), signature: hex(signature), publicKey: hex(publicKey), signatureChain: [signature, ...issued.signatureChain].map(hex) }
+  }
+  const events = [
+    ['app-id', hexToBytes('5bb4ff9a3837357f19dc176407a5709c62eb6c56')],
+    ['system-ready', new Uint8Array()],
+    [`${bytesToHex(appId)}:model-loaded`, hexToBytes('c0ffee')],
+  ] as const
+  const log = [{ imr: 0, event_type: 0x80000001, digest: bytesToHex(keccak_256(utf8ToBytes('boot')).slice(0, 32)) + '00'.repeat(16), event: '', event_payload: '01' }, ...events.map(([e, p]) => runtimeEvent(e, p))]
+  return {
+    masterSecret: hex(MASTER),
+    xPub: addressOfPublicKey(publicKey33(MASTER)),
+    appId: hex(appId),
+    appCa: {
+      key: hex(appCa.key),
+      publicKey33: hex(appCa.publicKey33),
+      purpose: APP_CA_PURPOSE,
+      signatureChain: appCa.signatureChain.map(hex),
+      certificate: hex(appCaCertificate(appId, appCa)),
+    },
+    tlsKeys: ['site/tls', ''].map((path) => ({ path, key: hex(deriveP256Key(appCa.key, path)) })),
+    sign: [sign('secp256k1', data), sign('secp256k1_prehashed', sha256(data)), sign('ed25519', data)],
+    runtimeEvents: events.map(([event, payload]) => ({ event, payload: hex(payload), digest: hex(runtimeEventDigest(event, payload)) })),
+    attestation: {
+      quote: '0x0400020081',
+      eventLog: log,
+      reportData: hex(new Uint8Array(64).fill(0xab)),
+      config: '{"os_image_hash":"00"}',
+      scale: hex(encodeDstackAttestation({ quote: hexToBytes('0400020081'), eventLog: log, runtimeEvents: runtimeEventsOf(log), reportData: new Uint8Array(64).fill(0xab), config: '{"os_image_hash":"00"}' })),
+    },
+  }
+}
+
+write(
+  'dstack-api.json',
+  'docs/protocol.md#dstack-api for the fixed M of keymanager-derivation.json and the pod "app": the app CA (key HKDF(M, appId || app-ca), chain, deterministic certificate DER), GetTlsKey path keys HKDF(appCaKey, path), Sign answers (key GetKey(vms, signing)), dstack runtime event digests, and the SCALE versioned attestation of a small event log. Hex is 0x-prefixed.',
+  dstackApi,
 )
