@@ -14,7 +14,8 @@ commands:
   derive --master-secret-file F --app-id HEX --path P --purpose Q [--algorithm A] [--json]
                                  offline dstack-compatible key derivation, for auditors and migrations
   verify-chain FILE [--rpc URL --registry ADDR | --master-address ADDR] [--json]
-                                 check a GetKey response's signature chain step by step
+                                 check a GetKey response's signature chain step by step, or
+                                 a GetTlsKey certificate chain's app CA (PEM) before pinning it
   quote verify FILE [--collateral F | --pccs URL] [--root-ca FILE]... [--now UNIX] [--json]
                                  verify a DCAP quote (binary or hex) with its collateral
   quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified

@@ -317,6 +317,45 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     assert.deepEqual(same(viaSocket), same(viaHttp))
   })
 
+  /** Field names of an interface in the SDK's own type declarations: required and optional, methods and __name__ left out. */
+  function sdkFields(name: string): { required: string[]; optional: string[] } {
+    const dts = readFileSync(join(SDK_DIR, 'node_modules', '@phala', 'dstack-sdk', 'dist', 'index.d.ts'), 'utf8')
+    const body = new RegExp(`interface ${name}(?:<[^>]*>)? \\{([^}]*)\\}`).exec(dts)?.[1]
+    assert.ok(body, `interface ${name} in the SDK's index.d.ts`)
+    const fields = [...body.matchAll(/^\s*(\w+)(\??):\s*([^;]+);/gm)].filter(([, field, , type]) => field !== '__name__' && !type!.includes('=>'))
+    return { required: fields.filter((f) => f[2] === '').map((f) => f[1]!), optional: fields.filter((f) => f[2] === '?').map((f) => f[1]!) }
+  }
+
+  function assertShape(answer: Record<string, unknown>, fields: { required: string[]; optional: string[] }, what: string) {
+    for (const field of fields.required) assert.ok(field in answer, `${what}: ${field} is missing`)
+    for (const field of Object.keys(answer)) assert.ok(fields.required.includes(field) || fields.optional.includes(field), `${what}: ${field} is not in the SDK's type`)
+  }
+
+  test('default: every answer has exactly the fields of the SDK\'s response types (its index.d.ts)', async () => {
+    const post = async (route: string, body: unknown) => (await (await fetch(`${httpUrl}/${route}`, { method: 'POST', body: JSON.stringify(body) })).json()) as Record<string, unknown>
+    const sign = await post('Sign', { algorithm: 'secp256k1', data: SIGN_DATA })
+    const answers: [string, Record<string, unknown>][] = [
+      ['GetKeyResponse', await post('GetKey', { path: PATH, purpose: PURPOSE })],
+      ['GetTlsKeyResponse', await post('GetTlsKey', { subject: 'x', usage_ra_tls: true })],
+      ['GetQuoteResponse', await post('GetQuote', { report_data: QUOTE_DATA })],
+      ['AttestResponse', await post('Attest', { report_data: QUOTE_DATA })],
+      ['SignResponse', sign],
+      ['VerifyResponse', await post('Verify', { algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, public_key: sign.public_key })],
+      ['InfoResponse', await post('Info', {})],
+      ['VersionResponse', await post('Version', {})],
+    ]
+    for (const [type, answer] of answers) assertShape(answer, sdkFields(type), type)
+    const info = answers.find(([type]) => type === 'InfoResponse')![1]
+    const tcb = JSON.parse(info.tcb_info as string) as Record<string, unknown>
+    const tcbFields = sdkFields('TcbInfo')
+    // TcbInfoV05x = TcbInfo & {mr_aggregated, os_image_hash, compose_hash, device_id}.
+    assertShape(tcb, { required: [...tcbFields.required, 'mr_aggregated', 'os_image_hash', 'compose_hash', 'device_id'], optional: [] }, 'TcbInfoV05x')
+    for (const entry of tcb.event_log as Record<string, unknown>[]) assertShape(entry, sdkFields('EventLog'), 'EventLog')
+    const quote = answers.find(([type]) => type === 'GetQuoteResponse')![1]
+    for (const entry of JSON.parse(quote.event_log as string) as Record<string, unknown>[]) assertShape(entry, sdkFields('EventLog'), 'EventLog')
+    assert.equal(JSON.stringify(await post('EmitEvent', { event: 'shape-check', payload: '' })), '{}', 'EmitEvent answers protobuf Empty')
+  })
+
   test('default: verify through the SDK: true for each signature it made, false for other data, an error for a malformed key', async () => {
     const [sign, edSign] = (await runSdk(socketPath('oracle'), calls.slice(4, 6))) as [SdkSign, SdkSign]
     const other = Buffer.from('price=1').toString('hex')
@@ -384,6 +423,12 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     const xPub = await registry.xPub()
     const pinned = verifyAppCaCertificate(caPem, { masterAddress: xPub, appId: appIdForPod('oracle') })
     assert.deepEqual(pinned.steps.map((s) => s.ok), [true, true, true])
+    // The same from the command line, xPub read from the registry: `keymanager verify-chain chain.pem --rpc … --registry …`.
+    const chainFile = join(dir, 'tls-chain.pem')
+    writeFileSync(chainFile, tls.certificate_chain.join(''))
+    const cliOut: string[] = []
+    assert.equal(await runVerifyChain([chainFile, '--rpc', anvil.rpcUrl, '--registry', registry.address], (l) => cliOut.push(l), () => {}), 0, cliOut.join('\n'))
+    assert.match(cliOut.join('\n'), /^verified: pin this CA/m)
 
     // The leaf carries a DCAP-valid quote whose report data binds the leaf's key (dstack RA-TLS).
     const leaf = new X509Certificate(tls.certificate_chain[0]!)

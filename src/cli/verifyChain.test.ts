@@ -12,6 +12,7 @@ import { foundry } from 'viem/chains'
 import { startAnvil } from '../devnet/anvil.ts'
 import { deployKeyManager } from '../chain/deploy.ts'
 import { appIdForPod } from '../keys/derive.ts'
+import { appCaCertificate, certificatePem } from '../keys/appCa.ts'
 import { signDigest } from '../keys/signature.ts'
 import { createMasterSecret } from '../secret/masterSecret.ts'
 import { runDerive } from './derive.ts'
@@ -185,4 +186,26 @@ test('error: an unreachable RPC or a registry that is not bootstrapped exits 1 w
   } finally {
     await anvil.stop()
   }
+})
+
+test('default: a GetTlsKey certificate chain (PEM) verifies its app CA against the master address; another root fails', async () => {
+  const ca = certificatePem(appCaCertificate(appId, master.appCa(appId)))
+  const otherAppCa = certificatePem(appCaCertificate(appIdForPod('other'), master.appCa(appIdForPod('other'))))
+  const chainFile = write(`${ca}`)
+  const good = await run([chainFile, '--master-address', master.address, '--app-id', bytesToHex(appId)])
+  assert.equal(good.code, 0, good.err.join('\n'))
+  assert.match(good.out, /^\[ok\]   certificate: self-signed P-256 CA 0x\w+ for app 0x/m)
+  assert.match(good.out, /^\[ok\]   kms-signature: master key /m)
+  assert.match(good.out, /^verified: pin this CA \(all 3 steps hold\)$/m)
+  const other = createMasterSecret(hexToBytes('06'.repeat(32)))
+  const bad = await run([chainFile, '--master-address', other.address])
+  assert.equal(bad.code, 1)
+  assert.match(bad.out, /^NOT verified: do not pin this CA$/m)
+  const wrongApp = await run([write(otherAppCa), '--master-address', master.address, '--app-id', bytesToHex(appId), '--json'])
+  assert.equal(wrongApp.code, 1)
+  assert.equal((JSON.parse(wrongApp.out) as { ok: boolean }).ok, false)
+  const noCa = await run([write('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), '--master-address', master.address])
+  assert.equal(noCa.code, 2)
+  assert.match(noCa.err[0]!, /not a certificate/)
+  other.expire()
 })

@@ -12,6 +12,10 @@
 //     "algorithm": "secp256k1"           // optional: secp256k1 (default), k256, ed25519
 //   }
 // Hex may carry 0x or not. Other fields are ignored.
+// FILE may instead hold PEM certificates: a dstack GetTlsKey `certificate_chain` or an `Info.app_cert`. The app CA
+// among them (the certificate with CA:true) is checked with verifyAppCaCertificate (docs/protocol.md#dstack-api):
+// self-signed P-256, its embedded chain signed by xPub for its app (or --app-id). No on-chain step: the contract's
+// verifySignatureChain takes secp256k1 keys, the CA key is P-256.
 // The root: --master-address ADDR, or --rpc URL --registry ADDR to read xPub from the registry (then the chain is
 // also checked by the contract, for secp256k1 keys: the contract takes 33-byte derived keys only).
 // --message TEXT --message-signature HEX: also check a message signed by the derived key (UTF-8 text; secp256k1:
@@ -23,6 +27,8 @@ import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { assertAddress, describeValue, parseHex, toHex0x, wipe } from '../keys/bytes.ts'
 import { verifyGetKeyChain, type ChainStep } from '../keys/verifyChain.ts'
+import { verifyAppCaCertificate, type AppCaStep } from '../keys/appCa.ts'
+import { X509Certificate } from 'node:crypto'
 import { parseFlags, UsageError } from './args.ts'
 import { asUsage } from './derive.ts'
 
@@ -32,7 +38,7 @@ export const VERIFY_CHAIN_USAGE =
 /** A GetKey file is a few hundred bytes; anything past this is not one. */
 const MAX_FILE_BYTES = 64 * 1024
 
-export type VerifyChainStep = ChainStep | { step: 'on-chain'; ok: boolean; detail: string }
+export type VerifyChainStep = ChainStep | AppCaStep | { step: 'on-chain'; ok: boolean; detail: string }
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -50,16 +56,33 @@ function field(record: Record<string, unknown>, ...names: string[]): unknown {
   return undefined
 }
 
-/** Reads and checks FILE; every fault is a UsageError naming the field, never showing a value. */
-function readChainFile(path: string): ChainFile {
-  let text: string
+function readFileText(path: string): string {
   try {
     if (statSync(path).size > MAX_FILE_BYTES) throw new UsageError(`${path}: larger than ${MAX_FILE_BYTES} bytes, not a GetKey response`)
-    text = readFileSync(path, 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (error) {
     if (error instanceof UsageError) throw error
     throw new UsageError(`${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`)
   }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/** The app CA among the PEM certificates of FILE (the one with CA:true); a UsageError when there is none. */
+function readAppCa(path: string, text: string): string {
+  const pems = text.match(PEM_CERTIFICATE) ?? []
+  for (const pem of pems) {
+    try {
+      if (new X509Certificate(pem).ca) return pem
+    } catch {
+      throw new UsageError(`${path}: holds a PEM block that is not a certificate`)
+    }
+  }
+  throw new UsageError(`${path}: no CA certificate among its ${pems.length} PEM certificates (give the app CA or a GetTlsKey chain)`)
+}
+
+/** Reads and checks FILE; every fault is a UsageError naming the field, never showing a value. */
+function readChainFile(path: string, text: string): ChainFile {
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -100,6 +123,34 @@ function shortError(error: unknown): string {
   return (e.shortMessage ?? e.message ?? String(error)).split('\n')[0]!
 }
 
+/** Prints the app CA verification; 0 when it holds, 1 when not. */
+function reportAppCa(pem: string, masterAddress: Address, appId: Uint8Array | undefined, registry: Address | undefined, json: boolean | undefined, out: (line: string) => void): number {
+  const result = verifyAppCaCertificate(pem, { masterAddress, ...(appId ? { appId } : {}) })
+  if (json) {
+    out(
+      JSON.stringify(
+        {
+          ok: result.ok,
+          appId: result.appId ? toHex0x(result.appId) : null,
+          appCaPublicKey: result.publicKey33 ? toHex0x(result.publicKey33) : null,
+          masterAddress,
+          ...(registry ? { registry } : {}),
+          steps: result.steps,
+        },
+        null,
+        2,
+      ),
+    )
+  } else {
+    out(`app CA         ${result.publicKey33 ? toHex0x(result.publicKey33) : '?'} (P-256)`)
+    out(`appId          ${result.appId ? toHex0x(result.appId) : '?'}`)
+    out(`masterAddress  ${masterAddress}${registry ? ` (xPub of registry ${registry})` : ''}`)
+    for (const s of result.steps) out(`${s.ok ? '[ok]  ' : '[FAIL]'} ${s.step}: ${s.detail}`)
+    out(result.ok ? `verified: pin this CA (all ${result.steps.length} steps hold)` : 'NOT verified: do not pin this CA')
+  }
+  return result.ok ? 0 : 1
+}
+
 /** `keymanager verify-chain FILE …`: prints each step; 0 when all hold, 1 when one fails, 2 on bad input. */
 export async function runVerifyChain(argv: string[], out: (line: string) => void, err: (line: string) => void = writeErr): Promise<number> {
   let file: ChainFile | undefined
@@ -134,9 +185,13 @@ export async function runVerifyChain(argv: string[], out: (line: string) => void
     if (values['master-address'] !== undefined) asUsage(() => assertAddress(values['master-address'], '--master-address'))
     const expectedAppId = values['app-id'] === undefined ? undefined : asUsage(() => parseHex(values['app-id'], { name: '--app-id', length: 20, prefix: 'optional' }))
     const messageSignature = values['message-signature'] === undefined ? undefined : asUsage(() => parseHex(values['message-signature'], { name: '--message-signature', prefix: 'optional' }))
-    file = readChainFile(positionals[0]!)
-    const appId = expectedAppId ?? file.appId
-    if (!appId) throw new UsageError('no app id: give --app-id HEX or an app_id field in FILE')
+    const path = positionals[0]!
+    const text = readFileText(path)
+    const appCaPem = text.trimStart().startsWith('-----BEGIN CERTIFICATE-----') ? readAppCa(path, text) : undefined
+    if (appCaPem && values.message !== undefined) throw new UsageError('--message applies to GetKey files, not to certificates')
+    if (!appCaPem) file = readChainFile(path, text)
+    const appId = expectedAppId ?? file?.appId
+    if (!appCaPem && !appId) throw new UsageError('no app id: give --app-id HEX or an app_id field in FILE')
 
     let masterAddress: Address
     let publicClient: PublicClient | undefined
@@ -157,14 +212,17 @@ export async function runVerifyChain(argv: string[], out: (line: string) => void
       masterAddress = values['master-address'] as Address
     }
 
+    if (appCaPem) return reportAppCa(appCaPem, masterAddress, appId, registry, values.json, out)
+    if (!file || !appId) throw new Error('unreachable: a GetKey file was read')
+    const chainFile = file
     const result = asUsage(() =>
       verifyGetKeyChain({
         appId,
-        key: file!.key,
-        publicKey: file!.publicKey,
-        signatureChain: file!.signatureChain,
-        purpose: file!.purpose,
-        algorithm: file!.algorithm,
+        key: chainFile.key,
+        publicKey: chainFile.publicKey,
+        signatureChain: chainFile.signatureChain,
+        purpose: chainFile.purpose,
+        algorithm: chainFile.algorithm,
         masterAddress,
         message: values.message === undefined ? undefined : new TextEncoder().encode(values.message),
         messageSignature,
@@ -173,7 +231,7 @@ export async function runVerifyChain(argv: string[], out: (line: string) => void
     const steps: VerifyChainStep[] = [...result.steps]
     const notes: string[] = []
     if (publicClient && registry) {
-      if (result.algorithm === 'secp256k1') steps.push(await onChainStep(publicClient, registry, appId, file, result))
+      if (result.algorithm === 'secp256k1') steps.push(await onChainStep(publicClient, registry, appId, chainFile, result))
       else notes.push('on-chain check skipped: verifySignatureChain takes secp256k1 derived keys only')
     }
 
