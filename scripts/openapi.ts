@@ -1,4 +1,4 @@
-// Writes docs/openapi/pod.json and docs/openapi/host.json from src/app/openapi.ts (test/openapi.test.ts checks that
+// Writes docs/openapi/pod.json and docs/openapi/host.json from src/app/openapi.ts (src/app/openapi.test.ts checks that
 // the committed files are current).
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'

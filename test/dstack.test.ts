@@ -57,6 +57,18 @@ import { deployKeyManager } from '../src/chain/deploy.ts'
 import { keyManagerAbi, priceOracleAbi, priceOracleBytecode, signedDataVerifierAbi, signedDataVerifierBytecode } from '../src/chain/keyManagerArtifact.ts'
 import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
+import {
+  attestationSchema,
+  emitEventSchema,
+  getKeySchema,
+  getQuoteSchema,
+  getTlsKeySchema,
+  infoSchema,
+  signSchema,
+  verifySchema,
+  versionSchema,
+} from '../src/app/openapi.ts'
+import type { z } from 'zod'
 import { toHex0x } from '../src/keys/bytes.ts'
 import { appIdForPod } from '../src/keys/derive.ts'
 import { publicKey33, signDigest, uncompressPublicKey } from '../src/keys/signature.ts'
@@ -345,6 +357,21 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       ['VersionResponse', await post('Version', {})],
     ]
     for (const [type, answer] of answers) assertShape(answer, sdkFields(type), type)
+    // And each parses with the schema the OpenAPI document publishes for its route (docs/openapi/pod.json).
+    const documented: Record<string, z.ZodType> = {
+      GetKeyResponse: getKeySchema,
+      GetTlsKeyResponse: getTlsKeySchema,
+      GetQuoteResponse: getQuoteSchema,
+      AttestResponse: attestationSchema,
+      SignResponse: signSchema,
+      VerifyResponse: verifySchema,
+      InfoResponse: infoSchema,
+      VersionResponse: versionSchema,
+    }
+    for (const [type, answer] of answers) {
+      const parsed = documented[type]!.safeParse(answer)
+      assert.ok(parsed.success, `${type}: ${JSON.stringify(parsed.error?.issues)}`)
+    }
     const info = answers.find(([type]) => type === 'InfoResponse')![1]
     const tcb = JSON.parse(info.tcb_info as string) as Record<string, unknown>
     const tcbFields = sdkFields('TcbInfo')
@@ -353,7 +380,9 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     for (const entry of tcb.event_log as Record<string, unknown>[]) assertShape(entry, sdkFields('EventLog'), 'EventLog')
     const quote = answers.find(([type]) => type === 'GetQuoteResponse')![1]
     for (const entry of JSON.parse(quote.event_log as string) as Record<string, unknown>[]) assertShape(entry, sdkFields('EventLog'), 'EventLog')
-    assert.equal(JSON.stringify(await post('EmitEvent', { event: 'shape-check', payload: '' })), '{}', 'EmitEvent answers protobuf Empty')
+    const emitted = await post('EmitEvent', { event: 'shape-check', payload: '' })
+    assert.equal(JSON.stringify(emitted), '{}', 'EmitEvent answers protobuf Empty')
+    assert.ok(emitEventSchema.safeParse(emitted).success)
   })
 
   test('default: verify through the SDK: true for each signature it made, false for other data, an error for a malformed key', async () => {

@@ -12,8 +12,12 @@ import parsePrometheus, { type MetricFamily, type Sample } from 'parse-prometheu
 import type { z } from 'zod'
 import {
   attestSchema,
+  attestationSchema,
   getKeySchema,
   getQuoteSchema,
+  getTlsKeySchema,
+  signSchema,
+  verifySchema,
   healthzSchema,
   hostOpenApiDocument,
   infoSchema,
@@ -354,6 +358,13 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
       await parses(attestSchema, await fetchIdempotent(`${n1.podUrl}/attest/${'cd'.repeat(32)}`, { headers: pod('app') }))
       await parses(getKeySchema, await post('/GetKey', { path: 'wallet', purpose: 'signing' }))
       await parses(getQuoteSchema, await post('/GetQuote', { report_data: '11'.repeat(64) }))
+      await parses(getTlsKeySchema, await post('/GetTlsKey', { subject: 'app', usage_ra_tls: true }))
+      await parses(attestationSchema, await post('/Attest', { report_data: '11'.repeat(64) }))
+      const signing = await post('/Sign', { algorithm: 'secp256k1', data: '00ff' })
+      const signed = (await signing.clone().json()) as { signature: string; public_key: string }
+      await parses(signSchema, signing)
+      await parses(signSchema, await post('/Sign', { algorithm: 'ed25519', data: '00ff' }))
+      await parses(verifySchema, await post('/Verify', { algorithm: 'secp256k1', data: '00ff', signature: signed.signature, public_key: signed.public_key }))
       await parses(infoSchema, await post('/Info', {}))
       await parses(versionSchema, await post('/Version', {}))
       await parses(errorSchema, await fetchIdempotent(`${n1.podUrl}/attest/zz`, { headers: pod('app') }), 400)

@@ -59,12 +59,60 @@ export const getQuoteSchema = z.object({
 })
 export const infoSchema = z.looseObject({
   app_id: hexPlain('the pod appId'),
-  instance_id: z.string(),
-  app_cert: z.string(),
-  tcb_info: z.string().describe('JSON text: measurement registers of this node'),
+  instance_id: hexPlain('dstack instance id of this TEE (empty when no quote is available)'),
+  app_cert: z.string().describe('PEM of the app CA certificate (docs/protocol.md#dstack-api); "" until the node is ready'),
+  tcb_info: z
+    .string()
+    .describe('JSON text: mrtd, rtmr0-3, mr_aggregated, os_image_hash, compose_hash, device_id, app_compose and the event log of this TEE'),
   app_name: z.string().describe('the pod name'),
-  key_provider_info: z.string().describe('JSON text: {name, id, chain_id, registry, xpub, generation}'),
+  device_id: z.string().describe('always "": nothing here knows a device id'),
+  mr_aggregated: hexPlain('dstack aggregated measurement').optional(),
+  os_image_hash: hexPlain('dstack OS image hash').optional(),
+  key_provider_info: z.string().describe('JSON text: {name, id, chain_id, registry, settings_digest, xpub, generation}'),
+  compose_hash: hexPlain('dstack compose hash'),
+  vm_config: z.string().optional(),
+  cloud_vendor: z.string().optional(),
+  cloud_product: z.string().optional(),
 })
+export const getTlsKeyRequestSchema = z.looseObject({
+  path: z.string().max(1024).optional().describe('derive the leaf key from this path (same on every node); absent or "" for a fresh key'),
+  subject: z.string().max(256).optional(),
+  alt_names: z.array(z.string().max(253)).max(32).optional().describe('DNS names or IP addresses'),
+  usage_ra_tls: z.boolean().optional().describe('embed a quote binding the leaf key and the event log'),
+  usage_server_auth: z.boolean().optional(),
+  usage_client_auth: z.boolean().optional(),
+  not_before: uint.optional().describe('unix seconds'),
+  not_after: uint.optional().describe('unix seconds'),
+  with_app_info: z.boolean().optional(),
+})
+export const getTlsKeySchema = z.object({
+  key: z.string().describe('PEM PKCS#8 P-256 private key of the leaf'),
+  certificate_chain: z.array(z.string()).length(2).describe('PEM certificates: [leaf, app CA]; pin the app CA'),
+})
+export const attestRequestSchema = getQuoteRequestSchema
+export const attestationSchema = z.object({ attestation: hexPlain("dstack's SCALE versioned attestation (TDX)") })
+export const emitEventRequestSchema = z.looseObject({
+  event: z.string().max(1024).optional().describe('event name, recorded as <appId hex>:<event>'),
+  payload: hexPlain('event payload').optional(),
+})
+export const emitEventSchema = z.object({}).strict().describe('protobuf Empty: RTMR3 was extended, the measurement id of every later quote changes')
+const signAlgorithm = z.enum(['ed25519', 'secp256k1', 'secp256k1_prehashed'])
+export const signRequestSchema = z.looseObject({
+  algorithm: signAlgorithm.optional(),
+  data: hexPlain('data to sign (secp256k1_prehashed: a 32-byte digest)').optional(),
+})
+export const signSchema = z.object({
+  signature: hexPlain('signature (secp256k1: r‖s, 64 bytes; ed25519: 64 bytes)'),
+  signature_chain: z.array(hexPlain('signature')).length(3).describe('[signature, GetKey("vms","signing") chain: app signature, KMS signature]'),
+  public_key: hexPlain('public key of the signing key (secp256k1 compressed, ed25519 32 bytes)'),
+})
+export const verifyRequestSchema = z.looseObject({
+  algorithm: signAlgorithm.optional(),
+  data: hexPlain('signed data').optional(),
+  signature: hexPlain('signature').optional(),
+  public_key: hexPlain('public key').optional(),
+})
+export const verifySchema = z.object({ valid: z.boolean() })
 export const versionSchema = z.object({ version: z.string(), rev: z.string() })
 
 // ---- host listener ---------------------------------------------------------------------------------------------
@@ -166,12 +214,16 @@ function document(info: { title: string; description: string }, paths: Record<st
   }
 }
 
-const dstackRoute = (summary: string, request: Schema | null, response: Schema): Record<string, Operation> => ({
+/** A dstack route: 400/403/413/503/500 on every one, plus `more` (409 pod event limit, 422 not on this TEE, 502 the TEE interface failed). */
+const dstackRoute = (summary: string, request: Schema | null, response: Schema, more: number[] = []): Record<string, Operation> => ({
   post: {
     summary,
     tags: ['dstack'],
     ...(request ? { requestBody: { required: false, content: json(request) } } : {}),
-    responses: { '200': { description: 'OK', content: json(response) }, ...errors([400, 403, 413, 503, 500], '#/components/schemas/DstackError') },
+    responses: {
+      '200': { description: 'OK', content: json(response) },
+      ...errors([400, 403, ...more, 413, 503, 500].sort((a, b) => a - b), '#/components/schemas/DstackError'),
+    },
   },
 })
 
@@ -199,7 +251,12 @@ export function podOpenApiDocument() {
         },
       },
       '/GetKey': dstackRoute('dstack GetKey: a key derived for the pod, with its signature chain to the master key', getKeyRequestSchema, getKeySchema),
-      '/GetQuote': dstackRoute('dstack GetQuote: a quote of this TEE over the pod report data (protocol-shaped data refused)', getQuoteRequestSchema, getQuoteSchema),
+      '/GetQuote': dstackRoute('dstack GetQuote: a quote of this TEE over the pod report data (protocol-shaped data refused)', getQuoteRequestSchema, getQuoteSchema, [502]),
+      '/GetTlsKey': dstackRoute('dstack GetTlsKey: a P-256 TLS key and its certificate chain under the app CA, with RA-TLS extensions', getTlsKeyRequestSchema, getTlsKeySchema, [502]),
+      '/Attest': dstackRoute("dstack Attest: dstack's versioned attestation (quote, event log, report data) over the pod report data", attestRequestSchema, attestationSchema, [422, 502]),
+      '/EmitEvent': dstackRoute('dstack EmitEvent: extend RTMR3 with a pod event (changes the measurement id of later quotes)', emitEventRequestSchema, emitEventSchema, [409, 422, 502]),
+      '/Sign': dstackRoute('dstack Sign: sign with the pod key GetKey("vms", "signing"), with its signature chain to the master key', signRequestSchema, signSchema),
+      '/Verify': dstackRoute('dstack Verify: check a signature under a public key', verifyRequestSchema, verifySchema),
       '/Info': dstackRoute('dstack Info: the pod identity and this node', null, infoSchema),
       '/Version': dstackRoute('dstack Version', null, versionSchema),
       '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } } },
