@@ -418,6 +418,37 @@ test('default: Info reads the TCB registers from one quote and caches them; a fa
   assert.equal(state.quotes, 2)
 })
 
+test('default: Info passes the platform\'s device id, app compose and cloud vendor/product through; a failed read leaves them empty and is retried', async () => {
+  const compose = JSON.stringify({ manifest_version: 2, name: 'oracle-cvm', docker_compose_file: 'services: {}' })
+  const state = { reads: 0, fail: true }
+  const provider: QuoteProvider = {
+    ...quoteProvider,
+    name: 'with-platform',
+    platformInfo: async () => {
+      state.reads++
+      if (state.fail) throw new Error('agent starting')
+      return { deviceId: 'ab'.repeat(32), appCompose: compose, cloudVendor: 'Example Cloud', cloudProduct: 'tdx-small' }
+    },
+  }
+  const app = appWith({ provider })
+  const first = await post(app, '/Info', {})
+  assert.equal(first.status, 200)
+  for (const empty of ['device_id', 'cloud_vendor', 'cloud_product']) assert.equal(first.json[empty], '', empty)
+  assert.equal((JSON.parse(first.json.tcb_info as string) as { app_compose: string }).app_compose, '')
+  state.fail = false
+  for (let i = 0; i < 2; i++) {
+    const r = await post(app, '/Info', {})
+    assertWireForm(r)
+    assert.equal(r.json.device_id, 'ab'.repeat(32))
+    assert.equal(r.json.cloud_vendor, 'Example Cloud')
+    assert.equal(r.json.cloud_product, 'tdx-small')
+    const tcb = JSON.parse(r.json.tcb_info as string) as { app_compose: string; device_id: string }
+    assert.equal(tcb.app_compose, compose)
+    assert.equal(tcb.device_id, 'ab'.repeat(32))
+  }
+  assert.equal(state.reads, 2, 'read again after the failure, then kept')
+})
+
 test('default: Version answers with the node version (the SDK requires it before ed25519)', async () => {
   const r = await post(appWith(), '/Version', '{}')
   assert.equal(r.status, 200)

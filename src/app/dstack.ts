@@ -43,8 +43,8 @@
 // - Info: `app_id` = the pod's appId, `app_name` = the pod name, `app_cert` = the app's CA certificate (PEM; "" until
 //   the node is ready), `tcb_info` a pretty JSON *string* (the SDK JSON.parses it) with this TEE's registers and full
 //   event log, mr_aggregated, compose_hash, os_image_hash and instance_id derived as dstack does
-//   (src/tee/tdReport.ts), `device_id`, `cloud_vendor`, `cloud_product`, `app_compose` empty (nothing here knows
-//   them); `key_provider_info` a JSON string `{"name":"keymanager","id":<compressed master public key hex>,
+//   (src/tee/tdReport.ts); `device_id`, `cloud_vendor`, `cloud_product` and `app_compose` are the platform's (provider
+//   `dstack`: its agent's Info, see PodTee.platformInfo), empty elsewhere (nothing else knows them); `key_provider_info` a JSON string `{"name":"keymanager","id":<compressed master public key hex>,
 //   "chain_id","registry","settings_digest","xpub","generation"}` (dstack's KeyProviderInfo has `name` and `id`, the
 //   KMS root public key). Info answers before the node is ready, with id "" and xpub null.
 import type { Context, MiddlewareHandler } from 'hono'
@@ -503,15 +503,16 @@ export function createDstackApp(deps: DstackAppDeps) {
     const { pod, appId } = await resolvePod(c)
     const master = masterIfReady()
     const kpi = keyProviderInfo(master)
-    const facts = tdFacts(await localEvidence(), utf8.encode(kpi))
+    const [evidence, platform] = await Promise.all([localEvidence(), deps.tee.platformInfo()])
+    const facts = tdFacts(evidence, utf8.encode(kpi))
     const tcbInfo = {
       ...facts.tcb,
       mr_aggregated: toHexPlain(facts.mrAggregated),
       os_image_hash: toHexPlain(facts.osImageHash),
       compose_hash: toHexPlain(facts.composeHash),
-      device_id: '',
+      device_id: platform.deviceId,
       event_log: facts.eventLog,
-      app_compose: '',
+      app_compose: platform.appCompose,
     }
     return send(c, 200, {
       app_id: toHexPlain(appId),
@@ -520,14 +521,14 @@ export function createDstackApp(deps: DstackAppDeps) {
       // serde_json's to_string_pretty, as dstack writes it.
       tcb_info: asciiJson(tcbInfo, 2),
       app_name: pod,
-      device_id: '',
+      device_id: platform.deviceId,
       mr_aggregated: toHexPlain(facts.mrAggregated),
       os_image_hash: toHexPlain(facts.osImageHash),
       key_provider_info: kpi,
       compose_hash: toHexPlain(facts.composeHash),
       vm_config: facts.vmConfig,
-      cloud_vendor: '',
-      cloud_product: '',
+      cloud_vendor: platform.cloudVendor,
+      cloud_product: platform.cloudProduct,
     })
   })
 

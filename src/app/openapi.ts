@@ -65,7 +65,7 @@ export const infoSchema = z.looseObject({
     .string()
     .describe('JSON text: mrtd, rtmr0-3, mr_aggregated, os_image_hash, compose_hash, device_id, app_compose and the event log of this TEE'),
   app_name: z.string().describe('the pod name'),
-  device_id: z.string().describe('always "": nothing here knows a device id'),
+  device_id: z.string().describe('dstack device id as the dstack agent gives it; "" on other platforms'),
   mr_aggregated: hexPlain('dstack aggregated measurement').optional(),
   os_image_hash: hexPlain('dstack OS image hash').optional(),
   key_provider_info: z.string().describe('JSON text: {name, id, chain_id, registry, settings_digest, xpub, generation}'),

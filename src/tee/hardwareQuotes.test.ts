@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { test } from 'node:test'
 import { bytesToHex } from '@noble/hashes/utils.js'
-import { dstackQuoteProvider, QuoteProviderError, sgxGramineQuoteProvider, tdxQuoteProvider, type QuoteFs } from './hardwareQuotes.ts'
+import { dstackQuoteProvider, MAX_APP_COMPOSE_CHARS, platformInfoOf, QuoteProviderError, sgxGramineQuoteProvider, tdxQuoteProvider, type QuoteFs } from './hardwareQuotes.ts'
 import { measurementOf } from './measurement.ts'
 import { simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { replayRtmrs, runtimeEvent, runtimeEventDigest } from './eventLog.ts'
@@ -228,6 +228,10 @@ test('default: dstack evidence is the agent event log with runtime digests fille
       emitted.push(body)
       return res.writeHead(200, { 'content-length': 0 }).end()
     }
+    if (req.url === '/Info') {
+      const info = JSON.stringify({ app_id: 'aa', device_id: 'cd'.repeat(32), cloud_vendor: 'Example Cloud', cloud_product: 'tdx-small', tcb_info: JSON.stringify({ mrtd: '', app_compose: '{"name":"cvm"}' }) })
+      return res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(info) }).end(info)
+    }
     const evidence = await guest.quoteWithEvidence!(Buffer.from(body.report_data!, 'hex'))
     // As dstack's agent answers: boot payloads and runtime digests stripped.
     const stripped = evidence.eventLog.map((e) => (e.imr === 3 ? { ...e, digest: '' } : { ...e, event_payload: '' }))
@@ -243,7 +247,18 @@ test('default: dstack evidence is the agent event log with runtime digests fille
     assert.equal(evidence.vmConfig, '{"cpu_count":2}')
     await provider.emitEvent!('x', Uint8Array.of(0xab))
     assert.deepEqual(emitted, [{ event: 'x', payload: 'ab' }])
+    assert.deepEqual(await provider.platformInfo!(), { deviceId: 'cd'.repeat(32), appCompose: '{"name":"cvm"}', cloudVendor: 'Example Cloud', cloudProduct: 'tdx-small' })
   } finally {
     server.close()
   }
+})
+
+test('error: platformInfoOf keeps a field only when it is a bounded string (device id: hex), never failing the answer', () => {
+  const empty = { deviceId: '', appCompose: '', cloudVendor: '', cloudProduct: '' }
+  assert.deepEqual(platformInfoOf({}), empty)
+  assert.deepEqual(platformInfoOf({ device_id: 'not hex', cloud_vendor: 7, cloud_product: null, tcb_info: '{not json' }), empty)
+  assert.deepEqual(platformInfoOf({ device_id: 'ABCD', tcb_info: '[]', cloud_vendor: 'x'.repeat(257) }), empty)
+  assert.deepEqual(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: 'y'.repeat(MAX_APP_COMPOSE_CHARS + 1) }) }), empty)
+  assert.deepEqual(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: { nested: true } }) }), empty)
+  assert.equal(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: 'z'.repeat(MAX_APP_COMPOSE_CHARS) }) }).appCompose.length, MAX_APP_COMPOSE_CHARS)
 })

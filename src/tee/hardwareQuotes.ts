@@ -10,7 +10,8 @@
 //   rtmr3:sha384`, Linux 6.16+: write the 48-byte digest). The older ioctl on /dev/tdx_guest needs a native addon:
 //   without the sysfs file emitEvent refuses. Emits and evidence reads are serialized within the sidecar; dstack's
 //   own tools lock the log with flock(2), which node cannot take, so in a dstack CVM use provider `dstack`.
-// - `dstack`: the agent's `GetQuote` answer (its event log, runtime digests filled in, and vm_config) and `EmitEvent`.
+// - `dstack`: the agent's `GetQuote` answer (its event log, runtime digests filled in, and vm_config), `EmitEvent`, and
+//   the CVM facts of its `Info` (device id, app compose, cloud vendor and product) for our own Info.
 import { randomBytes } from 'node:crypto'
 import * as fsp from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -19,7 +20,7 @@ import { constantTimeEqual } from '../keys/bytes.ts'
 import { DSTACK_SOCKET, DstackAgentError, postDstackAgent } from './dstackAgent.ts'
 import { EventLogError, parseCcel, parseEventLog, parseRuntimeEventLines, runtimeEventDigest, runtimeEventLine, type TdxEvent } from './eventLog.ts'
 import { measurementOf } from './measurement.ts'
-import type { QuoteEvidence, QuoteProvider, TeeType } from './types.ts'
+import type { PlatformInfo, QuoteEvidence, QuoteProvider, TeeType } from './types.ts'
 
 export const CCEL_FILE = '/sys/firmware/acpi/tables/data/CCEL'
 export const RUNTIME_EVENT_LOG_FILE = '/run/log/dstack/runtime_events.log'
@@ -271,5 +272,38 @@ export function dstackQuoteProvider(options: { socketPath?: string; timeoutMs?: 
     async emitEvent(event: string, payload: Uint8Array): Promise<void> {
       await ask('/EmitEvent', { event, payload: bytesToHex(payload) })
     },
+    async platformInfo(): Promise<PlatformInfo> {
+      return platformInfoOf(await ask('/Info', {}))
+    },
   })
+}
+
+/** Largest app-compose.json taken from the agent's Info (dstack bounds the compose file itself at a few hundred KB). */
+export const MAX_APP_COMPOSE_CHARS = 64 * 1024
+/** Largest device id and cloud vendor/product strings taken from the agent's Info. */
+const MAX_PLATFORM_FIELD_CHARS = 256
+
+/**
+ * The CVM facts of a dstack agent's `Info` answer: `device_id`, `cloud_vendor`, `cloud_product`, and `app_compose`
+ * from its `tcb_info` (a JSON string). A field that is absent, not a string, too long, or (device_id) not hex is "":
+ * these are informational (nothing is decided on them), so a strange answer costs the field, not the route.
+ */
+export function platformInfoOf(answer: Record<string, unknown>): PlatformInfo {
+  const text = (value: unknown, max: number) => (typeof value === 'string' && value.length <= max ? value : '')
+  let appCompose = ''
+  if (typeof answer.tcb_info === 'string' && answer.tcb_info.length <= 4 * MAX_APP_COMPOSE_CHARS) {
+    try {
+      const tcb = JSON.parse(answer.tcb_info) as unknown
+      if (typeof tcb === 'object' && tcb !== null) appCompose = text((tcb as Record<string, unknown>).app_compose, MAX_APP_COMPOSE_CHARS)
+    } catch {
+      appCompose = ''
+    }
+  }
+  const deviceId = text(answer.device_id, MAX_PLATFORM_FIELD_CHARS)
+  return {
+    deviceId: /^([0-9a-f]{2})*$/.test(deviceId) ? deviceId : '',
+    appCompose,
+    cloudVendor: text(answer.cloud_vendor, MAX_PLATFORM_FIELD_CHARS),
+    cloudProduct: text(answer.cloud_product, MAX_PLATFORM_FIELD_CHARS),
+  }
 }

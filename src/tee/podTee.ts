@@ -20,7 +20,7 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 import { KeymanagerError } from '../errors.ts'
 import { assertBytes } from '../keys/bytes.ts'
 import { assertPodReportData } from './podQuote.ts'
-import type { QuoteEvidence, QuoteProvider, TeeType } from './types.ts'
+import type { PlatformInfo, QuoteEvidence, QuoteProvider, TeeType } from './types.ts'
 
 export const MAX_EVENT_NAME_BYTES = 128
 export const MAX_EVENT_PAYLOAD_BYTES = 4096
@@ -42,7 +42,14 @@ export type PodTee = {
    * a failure is not cached.
    */
   localEvidence(): Promise<QuoteEvidence>
+  /**
+   * What the platform says of the CVM (provider `dstack`: its agent's Info), read once and kept (it does not change
+   * during a boot); all "" where the provider says nothing or the read failed (then the next call tries again).
+   */
+  platformInfo(): Promise<PlatformInfo>
 }
+
+export const EMPTY_PLATFORM_INFO: PlatformInfo = Object.freeze({ deviceId: '', appCompose: '', cloudVendor: '', cloudProduct: '' })
 
 /** Report data of the `Info` quote: binds nothing, and is not protocol-shaped (src/tee/podQuote.ts). */
 export const LOCAL_REPORT_DATA = new Uint8Array(64).fill(0xff)
@@ -76,6 +83,7 @@ export function createPodTee(provider: QuoteProvider): PodTee {
   const perApp = new Map<string, number>()
   let total = 0
   let local: Promise<QuoteEvidence> | undefined
+  let platform: Promise<PlatformInfo> | undefined
   function quote(reportData: Uint8Array): Promise<QuoteEvidence> {
     assertPodReportData(reportData)
     return upstream(async () => {
@@ -93,6 +101,14 @@ export function createPodTee(provider: QuoteProvider): PodTee {
         if (local === pending) local = undefined
       })
       return pending
+    },
+    platformInfo() {
+      if (!provider.platformInfo) return Promise.resolve(EMPTY_PLATFORM_INFO)
+      const pending = (platform ??= provider.platformInfo())
+      return pending.catch(() => {
+        if (platform === pending) platform = undefined
+        return EMPTY_PLATFORM_INFO
+      })
     },
     async emitEvent(appId: Uint8Array, event: string, payload: Uint8Array): Promise<void> {
       checkPodEvent(event, payload)

@@ -25,6 +25,19 @@ export type QuoteEvidence = {
   vmConfig: string
 }
 
+/**
+ * Facts of the CVM that only the platform knows, for dstack `Info` (docs/protocol.md#dstack-api): informational, no
+ * decision rests on them. "" where the platform does not say.
+ */
+export type PlatformInfo = {
+  /** dstack's device id (hex without 0x). */
+  deviceId: string
+  /** The CVM's app-compose.json, as the dstack agent reports it. */
+  appCompose: string
+  cloudVendor: string
+  cloudProduct: string
+}
+
 /** Produces a quote whose report data is exactly the 64 bytes asked for. */
 export interface QuoteProvider {
   readonly name: string
@@ -37,6 +50,8 @@ export interface QuoteProvider {
    * so). Every later quote of this TEE, the node's own included, carries the new RTMR3.
    */
   emitEvent?(event: string, payload: Uint8Array): Promise<void>
+  /** What the platform says of the CVM (provider `dstack`: the agent's `Info`). */
+  platformInfo?(): Promise<PlatformInfo>
 }
 
 /** What a successfully verified quote tells (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#command-line `quote verify --json`). */
