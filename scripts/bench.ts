@@ -12,6 +12,7 @@ import { attestationDigest } from '../src/keys/typedData.ts'
 import { load } from './bench/load.ts'
 import { benchOnboarding } from './bench-onboarding.ts'
 import { benchLightClient } from './bench-lightClient.ts'
+import { benchKzg } from './bench-kzg.ts'
 import { benchQuoteVerification } from './bench-quote.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
@@ -88,6 +89,14 @@ try {
 
 await benchQuoteVerification(print)
 await benchLightClient(print)
+const kzg = benchKzg()
+print('')
+print('| blob sidecar, one full blob (after its commitment) | time | ratio |')
+print('|---|---|---|')
+print(`| v0 (EIP-4844): one blob proof (baseline) | ${kzg.v0ProofMs.toFixed(0)} ms | 1.00 |`)
+print(`| v1 (EIP-7594): 128 cell proofs | ${kzg.cellProofsMs.toFixed(0)} ms | ${kzg.ratio.toFixed(1)} × the v0 proof |`)
+print(`| v1 check of 128 cell proofs (verifyCellKzgProofBatch) | ${kzg.cellVerifyMs.toFixed(0)} ms | ${(kzg.cellVerifyMs / kzg.v0ProofMs).toFixed(1)} × the v0 proof |`)
+print(`| trusted setup load, once per process on its first blob | ${kzg.setupLoadMs.toFixed(0)} ms | |`)
 print('')
 print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
 print('|---|---|---|---|---|---|')

@@ -165,6 +165,12 @@ export const hostSettingsSchema = z.strictObject({
     fromBlock: z.number().int().nonnegative().default(0),
     /** How long one RPC request may take before it counts as failed (and is retried). */
     rpcTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
+    /**
+     * Unix time Osaka activated on this chain (0: from genesis), for RPCs that do not answer eth_config: it says
+     * whether blob txs carry v1 cell proofs (docs/protocol.md#blob-transactions). A wrong value only gets txs refused
+     * by the mempool, so it is the host's to set.
+     */
+    osakaTime: z.number().int().nonnegative().optional(),
   }),
   blobs: z.strictObject({
     /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import {
   concat,
+  fromRlp,
+  toRlp,
   createPublicClient,
   createWalletClient,
   encodeErrorResult,
@@ -24,9 +26,10 @@ import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { anvilBlobSource, fetchVerifiedBlobs, versionedHashOf } from '../src/chain/beacon.ts'
+import { buildBlobSidecars, signBlobTransaction, unwrapBlobTransaction } from '../src/chain/blobTransaction.ts'
 import {
-  buildSidecars,
   parsePreparedBlobTransaction,
+  preparedSidecars,
   prepareBlobTransaction,
   sendBlobTransaction,
   sendPreparedBlobTransaction,
@@ -35,7 +38,7 @@ import {
 } from '../src/chain/blobs.ts'
 import { ECIES_CIPHERTEXT_BYTES, blobsToEnvelope, envelopeToBlobs, type OnboardEnvelope, type RegisterEnvelope } from '../src/chain/envelope.ts'
 import { BlobHashMismatchError, BlobNotFoundError, BlobTransactionRevertedError } from '../src/chain/errors.ts'
-import { getKzg } from '../src/chain/kzg.ts'
+import { CELLS_PER_EXT_BLOB, getKzg } from '../src/chain/kzg.ts'
 
 // anvil's funded development accounts (its public test mnemonic).
 const DEV_MNEMONIC = 'test test test test test test test test test test test junk'
@@ -125,19 +128,26 @@ describe('blob transport on anvil', () => {
     t.diagnostic(`3-blob send ${sentMs.toFixed(0)} ms; send+fetch+decode ${(performance.now() - started).toFixed(0)} ms`)
   })
 
-  test('default: KZG cost per blob', (t) => {
-    // A full blob of random data (KZG cost grows with the nonzero field elements).
-    const blobs = toBlobs({ data: bytes(126975), to: 'hex' })
-    assert.equal(blobs.length, 1)
-    let started = performance.now()
-    for (let i = 0; i < 5; i++) buildSidecars(blobs)
-    const sidecarMs = (performance.now() - started) / 5
-    const blob = hexToBytes(blobs[0]!)
-    started = performance.now()
-    for (let i = 0; i < 5; i++) versionedHashOf(blob)
-    const commitMs = (performance.now() - started) / 5
-    t.diagnostic(`per blob: commitment + proof (send) ${sidecarMs.toFixed(1)} ms; commitment check (fetch) ${commitMs.toFixed(1)} ms`)
-    assert.ok(sidecarMs < 2000 && commitMs < 2000)
+  test('default: anvil (osaka) takes our v1 sidecar and refuses a wrong cell proof', async () => {
+    const blobs = envelopeToBlobs(register)
+    const sent = await sendBlobTransaction({ walletClient: wallet(sender), publicClient, to: DEAD, blobs, sidecarVersion: 1 })
+    assert.equal(sent.receipt.status, 'success')
+    const nonce = await publicClient.getTransactionCount({ address: sender.address, blockTag: 'pending' })
+    const fees = await publicClient.estimateFeesPerGas()
+    const sidecars = buildBlobSidecars(blobs, 1)
+    const fields = { chainId: foundry.id, nonce, to: DEAD, data: '0x' as Hex, gas: 100_000n, maxFeePerBlobGas: 2n * (await publicClient.getBlobBaseFee()), ...fees }
+    const swapped = { ...sidecars, proofs: [sidecars.proofs[1]!, sidecars.proofs[0]!, ...sidecars.proofs.slice(2)] }
+    const { raw } = await signBlobTransaction(sender, fields, swapped)
+    await assert.rejects(publicClient.request({ method: 'eth_sendRawTransaction', params: [raw] }), /invalid KZG proof|KZG/i)
+    // One cell proof short: built by hand, since wrapBlobTransaction refuses it.
+    const body = fromRlp(`0x${unwrapBlobTransaction(raw).canonical.slice(4)}`, 'hex')
+    const short = `0x03${toRlp([body as Hex[], '0x01', sidecars.blobs, sidecars.commitments, sidecars.proofs.slice(1)]).slice(2)}` as Hex
+    await assert.rejects(publicClient.request({ method: 'eth_sendRawTransaction', params: [short] }), /128 cell proofs|cell proofs/i)
+    assert.equal(sidecars.proofs.length, CELLS_PER_EXT_BLOB)
+    // The discovered version on an osaka anvil is v1: the default send builds cell proofs.
+    const prepared = await prepareBlobTransaction({ publicClient, to: DEAD, blobs })
+    assert.equal(prepared.sidecarVersion, 1)
+    assert.equal(prepared.sidecars[0]!.proofs.length, CELLS_PER_EXT_BLOB)
   })
 
   test('default: a stale block number still finds the blob by hash', async () => {
@@ -151,7 +161,7 @@ describe('blob transport on anvil', () => {
   })
 
   test('error: a versioned hash that was never published is not found', async () => {
-    const other = buildSidecars(envelopeToBlobs({ ...register, quote: bytes(100) })).blobVersionedHashes[0]!
+    const other = versionedHashOf(hexToBytes(envelopeToBlobs({ ...register, quote: bytes(100) })[0]!))!
     await assert.rejects(
       fetchVerifiedBlobs(anvilBlobSource(anvil.rpcUrl), {
         blockNumber: first.receipt.blockNumber,
@@ -210,18 +220,20 @@ describe('blob transport on anvil', () => {
     assert.equal(tx.from.toLowerCase(), host.address.toLowerCase())
     assert.equal(tx.input, '0x1234')
     assert.deepEqual(blobsToEnvelope(await fetchBack(sent)), register)
-    // The documented manual path: spread into viem's sendTransaction with a local account, no KZG setup.
+    // The documented manual path: sign the canonical tx, wrap it with the prepared sidecars, send it raw; no KZG setup.
     const again = parsePreparedBlobTransaction(
       JSON.parse(JSON.stringify(serializePreparedBlobTransaction(await prepareBlobTransaction({ publicClient, to: DEAD, envelope: register })))),
     )
-    const hash = await wallet(host).sendTransaction({ ...again, account: host })
+    const nonce = await publicClient.getTransactionCount({ address: host.address, blockTag: 'pending' })
+    const { raw, hash } = await signBlobTransaction(host, { ...again, nonce, gas: 200_000n }, preparedSidecars(again))
+    await publicClient.request({ method: 'eth_sendRawTransaction', params: [raw] })
     const receipt = await publicClient.waitForTransactionReceipt({ hash })
     assert.equal(receipt.status, 'success')
     assert.deepEqual((await publicClient.getTransaction({ hash })).blobVersionedHashes, again.blobVersionedHashes)
   })
 
   test('error: a tampered prepared transaction is refused', () => {
-    const sidecar = { blob: envelopeToBlobs(register)[0]!, commitment: `0x${'c0'.repeat(48)}` as Hex, proof: `0x${'00'.repeat(48)}` as Hex }
+    const sidecar = { blob: envelopeToBlobs(register)[0]!, commitment: `0x${'c0'.repeat(48)}` as Hex, proofs: [`0x${'00'.repeat(48)}` as Hex] }
     const base = {
       type: 'eip4844',
       chainId: '0x7a69',
@@ -232,6 +244,7 @@ describe('blob transport on anvil', () => {
       maxPriorityFeePerGas: '0x1',
       maxFeePerBlobGas: '0x2',
       blobVersionedHashes: [`0x01${'00'.repeat(31)}`],
+      sidecarVersion: 0,
       sidecars: [sidecar],
     }
     assert.throws(() => parsePreparedBlobTransaction(base), {
@@ -242,6 +255,11 @@ describe('blob transport on anvil', () => {
     assert.throws(() => parsePreparedBlobTransaction({ ...base, extra: 1 }), { name: 'InvalidPreparedTransactionError' })
     assert.throws(() => parsePreparedBlobTransaction({ ...base, sidecars: [{ ...sidecar, blob: '0x00' }] }), { name: 'InvalidPreparedTransactionError', message: /sidecars\.0\.blob/ })
     assert.throws(() => parsePreparedBlobTransaction(null), { name: 'InvalidPreparedTransactionError' })
+    // A v1 sidecar needs 128 cell proofs per blob.
+    assert.throws(() => parsePreparedBlobTransaction({ ...base, sidecarVersion: 1 }), {
+      name: 'InvalidPreparedTransactionError',
+      message: /sidecars\.0\.proofs: a v1 sidecar has 128 proofs per blob/,
+    })
   })
 
   test('error: reverts are BlobTransactionRevertedError with the decoded reason', async () => {

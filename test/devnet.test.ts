@@ -1,7 +1,7 @@
 // End to end on a real anvil with real blobs, real SQLite and real HTTP between separate sidecar processes;
 // only the TEE is simulated (docs/protocol.md#tee-providers). The walk-through, then the refusals of docs/protocol.md#help.
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { bytesToHex, createWalletClient, hexToBytes, http, type Address, type He
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { envelopeToBlobs } from '../src/chain/envelope.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, type DevnetNodeInfo } from '../src/devnet/network.ts'
+import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, waitUntilReady, type DevnetNodeInfo } from '../src/devnet/network.ts'
 import { blobSources, collateralIssuedAt, platform, rogueBuild } from './devnetNodes.ts'
 import { runPolicy } from '../src/cli/policy.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
@@ -79,6 +79,22 @@ describe('devnet: onboarding end to end', () => {
     assert.equal(att.body.signer.toLowerCase(), xPub.toLowerCase())
     assert.equal(await registry.verifyAttestation('app', appData as Hex, att.body.signature), true)
     assert.equal(await registry.verifyAttestation('db', appData as Hex, att.body.signature), false)
+  })
+
+  test('default: a ready node restarts without loading the KZG setup (it loads on the first blob made or checked)', async () => {
+    const node = devnet.nodes[2]!
+    await new Promise<void>((resolve) => {
+      node.child.once('exit', () => resolve())
+      node.child.kill('SIGTERM')
+    })
+    await devnet.restartNode(node)
+    await waitUntilReady(node)
+    const listening = readFileSync(join(node.dir, 'node.log'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"msg":"listening"'))
+      .map((line) => JSON.parse(line) as { kzgLoaded: boolean })
+    assert.equal(listening.length, 2, 'started twice')
+    assert.equal(listening[1]!.kzgLoaded, false)
   })
 
   test('error: a newcomer whose measurement is not allowed gets nothing', async () => {

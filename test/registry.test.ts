@@ -34,7 +34,8 @@ import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { deployKeyManager, DeployKeyManagerError } from '../src/chain/deploy.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { blobToCommitment, commitmentToVersionedHash, getKzg } from '../src/chain/kzg.ts'
+import { sendBlobTransaction } from '../src/chain/blobs.ts'
+import { blobToCommitment, commitmentToVersionedHash } from '../src/chain/kzg.ts'
 import { derivedPublicKey, getKeyResponse, issueAppKey } from '../src/keys/derive.ts'
 import { publicKey33, uncompressPublicKey } from '../src/keys/signature.ts'
 
@@ -98,14 +99,7 @@ async function deployRegistry(measurementDelay = 0n): Promise<Registry> {
 /** Sends `data` to the registry with `blob` as blob 0 and returns the mined receipt. */
 async function sendWithBlob(registry: Registry, from: PrivateKeyAccount, data: Hex, blob: Hex) {
   const client = publicClient()
-  const hash = await walletFor(from).sendTransaction({
-    to: registry.address,
-    data,
-    blobs: [blob],
-    kzg: getKzg(),
-    maxFeePerBlobGas: (await client.getBlobBaseFee()) * 2n,
-  })
-  const receipt = await client.waitForTransactionReceipt({ hash })
+  const { hash, receipt } = await sendBlobTransaction({ walletClient: walletFor(from), publicClient: client, to: registry.address, data, blobs: [blob] })
   assert.equal(receipt.status, 'success', `blob transaction ${hash} reverted`)
   const transaction = await client.getTransaction({ hash })
   return { receipt, blobHash: transaction.blobVersionedHashes?.[0] }

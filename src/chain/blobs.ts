@@ -1,27 +1,27 @@
-// Sending EIP-4844 blob transactions (docs/protocol.md#flows, docs/protocol.md#limits). Two ways, as the design allows:
+// Sending EIP-4844 blob transactions (docs/protocol.md#flows, docs/protocol.md#blob-transactions). Two ways:
 // - `sendBlobTransaction`: the sidecar signs with a host-provided gas key (a viem local account) and waits.
 // - `prepareBlobTransaction`: the sidecar returns an unsigned type-3 request, blobs with their KZG commitments and
 //   proofs included, serialised as JSON (`serializePreparedBlobTransaction`). The host signs and sends it itself:
 //
 //     const tx = parsePreparedBlobTransaction(await response.json())
 //     await sendPreparedBlobTransaction({ walletClient, publicClient, transaction: tx })   // or, by hand:
-//     const hash = await walletClient.sendTransaction({ ...tx, account })                    // local account
+//     const { raw } = await signBlobTransaction(account, { ...tx, nonce }, preparedSidecars(tx))
+//     await publicClient.request({ method: 'eth_sendRawTransaction', params: [raw] })
 //
-//   viem serialises the network form (tx + blobs + commitments + proofs) from `sidecars` without a KZG setup, so
-//   any signer works: `account.signTransaction({ ...tx, nonce })` then `eth_sendRawTransaction`.
+//   No KZG setup is needed on the host: the proofs are in the JSON. viem's own `sendTransaction({ sidecars })`
+//   serialises only the pre-Osaka (v0) wrapper, which post-Osaka mempools refuse (src/chain/blobTransaction.ts).
 //
+// The sidecar version (v0 or v1 cell proofs) is discovered from the chain (src/chain/hardfork.ts), never assumed.
 // Blob transactions need `maxFeePerBlobGas` (viem does not estimate it): 2 × the current blob base fee by default.
-// KZG commitments and proofs come from `getKzg()` (kzg.ts, the only c-kzg user), ~65 ms per blob.
 import {
   BaseError,
   ExecutionRevertedError,
-  blobsToCommitments,
-  blobsToProofs,
+  TransactionReceiptNotFoundError,
+  WaitForTransactionReceiptTimeoutError,
   decodeErrorResult,
   hexToBytes,
   isAddress,
   isHex,
-  toBlobSidecars,
   bytesToHex,
   type Abi,
   type Account,
@@ -34,16 +34,20 @@ import {
   type WalletClient,
 } from 'viem'
 import { z } from 'zod'
+import { BYTES_PER_BLOB, buildBlobSidecars, signBlobTransaction, type BlobSidecars, type SidecarVersion } from './blobTransaction.ts'
 import { envelopeToBlobs, MAX_BLOBS_PER_ENVELOPE, type Envelope } from './envelope.ts'
 import { BlobTransactionRevertedError, ChainError } from './errors.ts'
-import { commitmentToVersionedHash, getKzg } from './kzg.ts'
+import { sidecarVersionSource, type SidecarVersionSource } from './hardfork.ts'
+import { CELLS_PER_EXT_BLOB, commitmentToVersionedHash } from './kzg.ts'
 
-const BYTES_PER_BLOB = 131072
-
-export type BlobSidecar = { blob: Hex; commitment: Hex; proof: Hex }
+/** One blob with its commitment and its proofs: one (v0) or 128 cell proofs (v1). */
+export type BlobSidecar = { blob: Hex; commitment: Hex; proofs: Hex[] }
 
 /** The blobs to carry: raw 0x-hex blobs (transaction order), or an envelope packed with `envelopeToBlobs`. */
 export type BlobPayload = { blobs: readonly Hex[]; envelope?: undefined } | { envelope: Envelope; blobs?: undefined }
+
+/** A fixed sidecar version, or where to discover it; default: discovered from the public client (src/chain/hardfork.ts). */
+export type SidecarVersionOption = SidecarVersion | SidecarVersionSource | undefined
 
 export type SendBlobTransactionParameters = BlobPayload & {
   /** Must hold a local account (the gas key); the sidecar signs itself. */
@@ -56,6 +60,7 @@ export type SendBlobTransactionParameters = BlobPayload & {
   maxFeePerBlobGas?: bigint | undefined
   /** Default: estimated by the node (a revert at estimation throws `BlobTransactionRevertedError` without a hash). */
   gas?: bigint | undefined
+  sidecarVersion?: SidecarVersionOption
   /** Contract ABI, to decode custom errors of a revert (Error(string) and Panic(uint256) decode without it). */
   abi?: Abi | undefined
   /** How long to wait for the receipt. Default 120 s. */
@@ -69,25 +74,27 @@ export type SentBlobTransaction = {
   blobVersionedHashes: Hex[]
 }
 
+async function resolveVersion(option: SidecarVersionOption, publicClient: PublicClient<Transport, Chain | undefined>): Promise<SidecarVersion> {
+  if (option === 0 || option === 1) return option
+  return (option ?? sidecarVersionSource(publicClient as PublicClient)).current()
+}
+
 /** Signs, sends and waits for a blob transaction; a revert is a `BlobTransactionRevertedError` with its reason. */
 export async function sendBlobTransaction(parameters: SendBlobTransactionParameters): Promise<SentBlobTransaction> {
   const { walletClient, publicClient } = parameters
-  const { sidecars, blobVersionedHashes } = buildSidecars(resolveBlobs(parameters))
+  const blobs = resolveBlobs(parameters)
+  if (walletClient.account?.type !== 'local')
+    throw new TypeError('walletClient needs a local account (the gas key): blob transactions are signed in process')
+  const version = await resolveVersion(parameters.sidecarVersion, publicClient)
+  const sidecars = buildBlobSidecars(blobs, version)
   const maxFeePerBlobGas = parameters.maxFeePerBlobGas ?? 2n * (await publicClient.getBlobBaseFee())
   return submit({
     walletClient,
     publicClient,
     abi: parameters.abi,
     receiptTimeoutMs: parameters.receiptTimeoutMs,
-    request: {
-      to: parameters.to,
-      data: parameters.data ?? '0x',
-      value: parameters.value ?? 0n,
-      gas: parameters.gas,
-      maxFeePerBlobGas,
-      sidecars,
-      blobVersionedHashes,
-    },
+    request: { to: parameters.to, data: parameters.data ?? '0x', value: parameters.value ?? 0n, gas: parameters.gas, maxFeePerBlobGas },
+    sidecars,
   })
 }
 
@@ -103,9 +110,10 @@ export type PrepareBlobTransactionParameters = BlobPayload & {
   maxFeePerBlobGas?: bigint | undefined
   maxFeePerGas?: bigint | undefined
   maxPriorityFeePerGas?: bigint | undefined
+  sidecarVersion?: SidecarVersionOption
 }
 
-/** An unsigned type-3 transaction with its blob sidecars; spread into viem's `sendTransaction` to send it. */
+/** An unsigned type-3 transaction with its blob sidecars (proofs included): sign it with `signBlobTransaction`. */
 export type PreparedBlobTransaction = {
   type: 'eip4844'
   chainId: number
@@ -119,6 +127,8 @@ export type PreparedBlobTransaction = {
   maxPriorityFeePerGas: bigint
   maxFeePerBlobGas: bigint
   blobVersionedHashes: Hex[]
+  /** 0: one proof per blob (pre-Osaka); 1: 128 cell proofs per blob (EIP-7594). */
+  sidecarVersion: SidecarVersion
   sidecars: BlobSidecar[]
 }
 
@@ -136,13 +146,15 @@ export type PreparedBlobTransactionJson = {
   maxPriorityFeePerGas: Hex
   maxFeePerBlobGas: Hex
   blobVersionedHashes: Hex[]
+  sidecarVersion: SidecarVersion
   sidecars: BlobSidecar[]
 }
 
 /** Builds the unsigned blob transaction a host signs and sends (docs/protocol.md#flows: the sidecar may hold no gas key). */
 export async function prepareBlobTransaction(parameters: PrepareBlobTransactionParameters): Promise<PreparedBlobTransaction> {
   const { publicClient, from } = parameters
-  const { sidecars, blobVersionedHashes } = buildSidecars(resolveBlobs(parameters))
+  const version = await resolveVersion(parameters.sidecarVersion, publicClient)
+  const built = buildBlobSidecars(resolveBlobs(parameters), version)
   const [chainId, blobBaseFee, fees] = await Promise.all([
     publicClient.getChainId(),
     parameters.maxFeePerBlobGas === undefined ? publicClient.getBlobBaseFee() : undefined,
@@ -153,6 +165,7 @@ export async function prepareBlobTransaction(parameters: PrepareBlobTransactionP
   const maxFeePerBlobGas = parameters.maxFeePerBlobGas ?? 2n * blobBaseFee!
   const data = parameters.data ?? '0x'
   const value = parameters.value ?? 0n
+  const blobVersionedHashes = built.versionedHashes
   let gas = parameters.gas
   if (gas === undefined && from !== undefined) {
     try {
@@ -174,7 +187,25 @@ export async function prepareBlobTransaction(parameters: PrepareBlobTransactionP
     maxPriorityFeePerGas: parameters.maxPriorityFeePerGas ?? fees!.maxPriorityFeePerGas,
     maxFeePerBlobGas,
     blobVersionedHashes,
-    sidecars,
+    sidecarVersion: version,
+    sidecars: sidecarList(built),
+  }
+}
+
+/** Per blob: blob, commitment and its proofs (1 or 128). */
+function sidecarList(sidecars: BlobSidecars): BlobSidecar[] {
+  const perBlob = sidecars.version === 1 ? CELLS_PER_EXT_BLOB : 1
+  return sidecars.blobs.map((blob, i) => ({ blob, commitment: sidecars.commitments[i]!, proofs: sidecars.proofs.slice(i * perBlob, (i + 1) * perBlob) }))
+}
+
+/** The sidecars of a prepared transaction in the form `signBlobTransaction` and `wrapBlobTransaction` take. */
+export function preparedSidecars(transaction: PreparedBlobTransaction): BlobSidecars {
+  return {
+    version: transaction.sidecarVersion,
+    blobs: transaction.sidecars.map((s) => s.blob),
+    commitments: transaction.sidecars.map((s) => s.commitment),
+    proofs: transaction.sidecars.flatMap((s) => s.proofs),
+    versionedHashes: [...transaction.blobVersionedHashes],
   }
 }
 
@@ -193,7 +224,8 @@ export function serializePreparedBlobTransaction(transaction: PreparedBlobTransa
     maxPriorityFeePerGas: quantity(transaction.maxPriorityFeePerGas),
     maxFeePerBlobGas: quantity(transaction.maxFeePerBlobGas),
     blobVersionedHashes: [...transaction.blobVersionedHashes],
-    sidecars: transaction.sidecars.map(({ blob, commitment, proof }) => ({ blob, commitment, proof })),
+    sidecarVersion: transaction.sidecarVersion,
+    sidecars: transaction.sidecars.map(({ blob, commitment, proofs }) => ({ blob, commitment, proofs: [...proofs] })),
   }
 }
 
@@ -225,8 +257,9 @@ const preparedSchema = z.strictObject({
   maxPriorityFeePerGas: quantity,
   maxFeePerBlobGas: quantity,
   blobVersionedHashes: z.array(hexBytes(32)).min(1).max(MAX_BLOBS_PER_ENVELOPE),
+  sidecarVersion: z.union([z.literal(0), z.literal(1)]),
   sidecars: z
-    .array(z.strictObject({ blob: hexBytes(BYTES_PER_BLOB), commitment: hexBytes(48), proof: hexBytes(48) }))
+    .array(z.strictObject({ blob: hexBytes(BYTES_PER_BLOB), commitment: hexBytes(48), proofs: z.array(hexBytes(48)).min(1).max(CELLS_PER_EXT_BLOB) }))
     .min(1)
     .max(MAX_BLOBS_PER_ENVELOPE),
 })
@@ -246,7 +279,10 @@ export function parsePreparedBlobTransaction(json: unknown): PreparedBlobTransac
     throw new InvalidPreparedTransactionError('chainId or nonce is too large')
   if (tx.sidecars.length !== tx.blobVersionedHashes.length)
     throw new InvalidPreparedTransactionError('one versioned hash per sidecar is required')
+  const perBlob = tx.sidecarVersion === 1 ? CELLS_PER_EXT_BLOB : 1
   tx.sidecars.forEach((sidecar, i) => {
+    if (sidecar.proofs.length !== perBlob)
+      throw new InvalidPreparedTransactionError(`sidecars.${i}.proofs: a v${tx.sidecarVersion} sidecar has ${perBlob} proof${perBlob > 1 ? 's' : ''} per blob`)
     const expected = bytesToHex(commitmentToVersionedHash(hexToBytes(sidecar.commitment as Hex)))
     if (expected !== tx.blobVersionedHashes[i]!.toLowerCase())
       throw new InvalidPreparedTransactionError(`blobVersionedHashes.${i} does not match sidecars.${i}.commitment`)
@@ -264,6 +300,7 @@ export function parsePreparedBlobTransaction(json: unknown): PreparedBlobTransac
     maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
     maxFeePerBlobGas: tx.maxFeePerBlobGas,
     blobVersionedHashes: tx.blobVersionedHashes as Hex[],
+    sidecarVersion: tx.sidecarVersion,
     sidecars: tx.sidecars as BlobSidecar[],
   }
 }
@@ -290,9 +327,8 @@ export async function sendPreparedBlobTransaction(parameters: {
       maxFeePerGas: tx.maxFeePerGas,
       maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
       maxFeePerBlobGas: tx.maxFeePerBlobGas,
-      sidecars: tx.sidecars,
-      blobVersionedHashes: tx.blobVersionedHashes,
     },
+    sidecars: preparedSidecars(tx),
   })
 }
 
@@ -305,43 +341,51 @@ type SubmitRequest = {
   maxFeePerGas?: bigint | undefined
   maxPriorityFeePerGas?: bigint | undefined
   maxFeePerBlobGas: bigint
-  sidecars: BlobSidecar[]
-  blobVersionedHashes: Hex[]
 }
 
+/** Fills nonce, gas and fees, signs the canonical tx, wraps it with `sidecars` and sends it raw; waits for the receipt. */
 async function submit(parameters: {
   walletClient: WalletClient<Transport, Chain | undefined, Account>
   publicClient: PublicClient<Transport, Chain | undefined>
   request: SubmitRequest
+  sidecars: BlobSidecars
   abi?: Abi | undefined
   receiptTimeoutMs?: number | undefined
 }): Promise<SentBlobTransaction> {
-  const { walletClient, publicClient, request, abi } = parameters
+  const { walletClient, publicClient, request, sidecars, abi } = parameters
   const account = walletClient.account
   if (account?.type !== 'local')
     throw new TypeError('walletClient needs a local account (the gas key): blob transactions are signed in process')
+  const blobVersionedHashes = sidecars.versionedHashes
   let hash: Hex
   try {
-    // With `sidecars` and `blobVersionedHashes` given, viem computes no KZG itself and serialises these.
-    hash = await walletClient.sendTransaction({
+    const [chainId, nonce, fees, gas] = await Promise.all([
+      walletClient.chain?.id ?? publicClient.getChainId(),
+      request.nonce ?? publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }),
+      request.maxFeePerGas !== undefined && request.maxPriorityFeePerGas !== undefined
+        ? { maxFeePerGas: request.maxFeePerGas, maxPriorityFeePerGas: request.maxPriorityFeePerGas }
+        : publicClient.estimateFeesPerGas(),
+      request.gas ??
+        publicClient.estimateGas({
+          account: account.address,
+          to: request.to,
+          data: request.data,
+          value: request.value,
+          blobVersionedHashes,
+          maxFeePerBlobGas: request.maxFeePerBlobGas,
+        }),
+    ])
+    const signed = await signBlobTransaction(
       account,
-      chain: walletClient.chain,
-      type: 'eip4844',
-      to: request.to,
-      data: request.data,
-      value: request.value,
-      gas: request.gas,
-      nonce: request.nonce,
-      maxFeePerGas: request.maxFeePerGas,
-      maxPriorityFeePerGas: request.maxPriorityFeePerGas,
-      maxFeePerBlobGas: request.maxFeePerBlobGas,
-      sidecars: request.sidecars,
-      blobVersionedHashes: request.blobVersionedHashes,
-    } as never)
+      { chainId, nonce, to: request.to, data: request.data, value: request.value, gas, maxFeePerBlobGas: request.maxFeePerBlobGas, ...fees },
+      sidecars,
+    )
+    await publicClient.request({ method: 'eth_sendRawTransaction', params: [signed.raw] })
+    hash = signed.hash
   } catch (error) {
     throw revertedError(error, abi) ?? error
   }
-  const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: parameters.receiptTimeoutMs ?? 120_000 })
+  const receipt = await pollReceipt(publicClient, hash, parameters.receiptTimeoutMs ?? 120_000)
   if (receipt.status === 'reverted') {
     // Receipts carry no revert data: replay the call on the block's state to recover the reason.
     let replayError: unknown
@@ -354,7 +398,7 @@ async function submit(parameters: {
         value: request.value,
         gas: tx.gas,
         blockNumber: receipt.blockNumber,
-        blobVersionedHashes: request.blobVersionedHashes,
+        blobVersionedHashes,
         maxFeePerBlobGas: request.maxFeePerBlobGas,
       })
     } catch (error) {
@@ -363,7 +407,25 @@ async function submit(parameters: {
     const decoded = replayError === undefined ? {} : decodeRevert(replayError, abi)
     throw new BlobTransactionRevertedError({ hash, receipt, ...decoded, cause: replayError })
   }
-  return { hash, receipt, blobVersionedHashes: request.blobVersionedHashes }
+  return { hash, receipt, blobVersionedHashes }
+}
+/**
+ * Asks for the receipt until it exists. viem's `waitForTransactionReceipt` asks only when it sees a new block number;
+ * anvil (and some RPC pools) show the block that includes a blob tx before its receipt can be read, and with no
+ * further block the wait then runs into its timeout although the tx was mined.
+ */
+async function pollReceipt(publicClient: PublicClient<Transport, Chain | undefined>, hash: Hex, timeoutMs: number): Promise<TransactionReceipt> {
+  const deadline = Date.now() + timeoutMs
+  const interval = Math.max(20, Math.min(publicClient.pollingInterval, 1000))
+  for (;;) {
+    try {
+      return await publicClient.getTransactionReceipt({ hash })
+    } catch (error) {
+      if (!(error instanceof TransactionReceiptNotFoundError)) throw error
+    }
+    if (Date.now() > deadline) throw new WaitForTransactionReceiptTimeoutError({ hash })
+    await new Promise((resolve) => setTimeout(resolve, interval))
+  }
 }
 
 /** The typed error for a viem error that is an execution revert (at gas estimation), else undefined. */
@@ -407,12 +469,3 @@ function resolveBlobs(payload: BlobPayload): readonly Hex[] {
   return blobs
 }
 
-/** KZG commitments and proofs for each blob (getKzg), and the versioned hashes `blobhash(i)` will return. */
-export function buildSidecars(blobs: readonly Hex[]): { sidecars: BlobSidecar[]; blobVersionedHashes: Hex[] } {
-  const kzg = getKzg()
-  const commitments = blobsToCommitments({ blobs, kzg, to: 'hex' })
-  const proofs = blobsToProofs({ blobs, commitments, kzg, to: 'hex' })
-  const sidecars: BlobSidecar[] = toBlobSidecars({ blobs, commitments, proofs, to: 'hex' })
-  const blobVersionedHashes = sidecars.map(({ commitment }) => bytesToHex(commitmentToVersionedHash(hexToBytes(commitment))))
-  return { sidecars, blobVersionedHashes }
-}

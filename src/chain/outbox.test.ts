@@ -7,13 +7,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import pino from 'pino'
-import { parseEventLogs, parseGwei, TransactionReceiptNotFoundError, type Address, type Hex } from 'viem'
+import { hexToBytes, parseEventLogs, parseGwei, TransactionReceiptNotFoundError, type Address, type Hex } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { openDatabase, type Db } from '../store/database.ts'
 import { createOutboxStore } from '../store/outbox.ts'
 import { startAnvil, type Anvil } from '../devnet/anvil.ts'
+import { buildBlobSidecars, signBlobTransaction, unwrapBlobTransaction } from './blobTransaction.ts'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
+import { CELLS_PER_EXT_BLOB } from './kzg.ts'
 import { createOutbox } from './outbox.ts'
 import { blobOf, clientsFor, deployRegistryFixture, fundedAccount, hookedPublicClient } from '../../test/registryFixture.ts'
 
@@ -200,6 +202,46 @@ describe('createOutbox', () => {
     assert.equal(await receiptOrUndefined(first), undefined, 'the replaced tx never mined')
     const mined = await clients.publicClient.getTransaction({ hash: receipt.hash })
     assert.deepEqual(mined.blobVersionedHashes, original.blobVersionedHashes)
+  })
+
+  test('upgrade: a blob tx an older build stored as v0 is re-wrapped as v1 on start, same hash, and mined', async () => {
+    const account = await fundedAccount(anvil.rpcUrl)
+    const path = dataDir()
+    // The database as the previous build left it (before the sidecar_version migration), holding a v0 blob tx that was
+    // signed and stored but not broadcast when the process stopped.
+    const old = openDatabase(path, { upTo: 4 })
+    const blob = blobOf('signed before the upgrade')
+    const params = {
+      chainId: foundry.id,
+      to: SINK,
+      data: '0x' as Hex,
+      gas: '100000',
+      maxFeePerGas: parseGwei('20').toString(),
+      maxPriorityFeePerGas: parseGwei('1').toString(),
+      maxFeePerBlobGas: '1000',
+    }
+    const fields = { ...params, nonce: 0, gas: 100_000n, maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'), maxFeePerBlobGas: 1000n }
+    const v0 = await signBlobTransaction(account, fields, buildBlobSidecars([blob], 0))
+    old
+      .prepare(
+        `INSERT INTO outbox (account, nonce, label, params, blobs, raw_tx, tx_hashes, status, created_at, updated_at)
+         VALUES (?, 0, 'requestOnboard', ?, ?, ?, ?, 'signed', 1, 1)`,
+      )
+      .run(account.address.toLowerCase(), JSON.stringify(params), Buffer.from(hexToBytes(blob)), v0.raw, JSON.stringify([v0.hash]))
+    old.close()
+
+    const { outbox, count } = outboxAt(path, account)
+    assert.equal(outbox.entries()[0]!.sidecarVersion, 0, 'the migration marks stored blob txs as v0')
+    await outbox.start()
+    const entry = outbox.entries()[0]!
+    assert.equal(entry.sidecarVersion, 1)
+    assert.equal(unwrapBlobTransaction(entry.rawTx).sidecars.version, 1)
+    assert.equal(unwrapBlobTransaction(entry.rawTx).sidecars.proofs.length, CELLS_PER_EXT_BLOB)
+    assert.deepEqual(entry.txHashes, [v0.hash], 'same canonical tx, same hash')
+    assert.equal(count('blob transaction re-wrapped for the current sidecar version'), 1)
+    const receipt = await outbox.waitForReceipt(entry.id)
+    assert.equal(receipt.hash, v0.hash)
+    assert.equal(receipt.status, 'success')
   })
 
   test('default: a nonce taken by another tx of the key is given up (dropped) once it stays so for bumpAfterBlocks blocks', async () => {

@@ -14,6 +14,9 @@
 // follows) are being replayed by their own senders, in no set order, and replaying it first would only make it
 // revert. It is held (with every later nonce of the key) until it would succeed, for at most `bumpAfterBlocks`
 // blocks; then it is sent anyway, so that a precondition that never comes back does not block the key for good.
+// Blob txs are stored in the network wrapper the mempool takes (v1 with cell proofs since Osaka, v0 before;
+// docs/protocol.md#blob-transactions) with its version; an open one whose version the network no longer takes is
+// re-wrapped in place before it is broadcast again (same canonical tx, same hash, no key needed).
 import {
   BaseError,
   ExecutionRevertedError,
@@ -27,6 +30,7 @@ import {
   type Address,
   type Chain,
   type Hex,
+  type LocalAccount,
   type PublicClient,
   type Transport,
   type WalletClient,
@@ -34,9 +38,9 @@ import {
 import type { Logger } from 'pino'
 import { KeymanagerError } from '../errors.ts'
 import type { OutboxEntry, OutboxParams, OutboxStore } from '../store/outbox.ts'
-import { buildSidecars } from './blobs.ts'
-
-const BYTES_PER_BLOB = 131072
+import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
+import { BYTES_PER_BLOB, buildBlobSidecars, signBlobTransaction, unwrapBlobTransaction, wrapBlobTransaction } from './blobTransaction.ts'
+import { sidecarVersionSource, type SidecarVersionSource } from './hardfork.ts'
 
 export type OutboxReceipt = { id: number; hash: Hex; blockNumber: bigint; status: 'success' | 'reverted' }
 
@@ -52,6 +56,8 @@ export type OutboxOptions = {
   reorgDepth?: number
   /** Receipt polling interval. Default 250 ms. */
   pollIntervalMs?: number
+  /** Which blob sidecar the mempool takes (v0 or v1). Default: discovered from `publicClient` (src/chain/hardfork.ts). */
+  sidecarVersion?: SidecarVersionSource
   /** Test hook (devnet only): called after a signed tx is stored and before it is broadcast. */
   afterPersist?: (entry: { id: number; nonce: number; label: string }) => void
 }
@@ -76,6 +82,7 @@ export function createOutbox(options: OutboxOptions) {
   const bumpAfter = BigInt(options.bumpAfterBlocks ?? 3)
   const reorgDepth = BigInt(options.reorgDepth ?? 12)
   const pollMs = options.pollIntervalMs ?? 250
+  const sidecarVersion = options.sidecarVersion ?? sidecarVersionSource(publicClient)
   let lock: Promise<unknown> = Promise.resolve()
   /** Txs to send again that are held back because they would revert now: outbox id → the head when the hold began. */
   const held = new Map<number, bigint>()
@@ -96,8 +103,11 @@ export function createOutbox(options: OutboxOptions) {
     return out
   }
 
-  /** Signs `params` at `nonce`: the raw tx to broadcast (network form with sidecars for blob txs) and its hash. */
-  async function sign(params: OutboxParams, nonce: number, blobs: Hex[] | undefined): Promise<{ rawTx: Hex; hash: Hex }> {
+  /**
+   * Signs `params` at `nonce`: the raw tx to broadcast and its hash. A blob tx goes out in the network form the
+   * mempool takes now (v1 cell proofs since Osaka, docs/protocol.md#blob-transactions); its hash is the canonical tx's.
+   */
+  async function sign(params: OutboxParams, nonce: number, blobs: Hex[] | undefined): Promise<{ rawTx: Hex; hash: Hex; sidecarVersion: number | null }> {
     const base = {
       chainId: params.chainId,
       to: params.to,
@@ -109,14 +119,32 @@ export function createOutbox(options: OutboxOptions) {
     }
     if (!blobs) {
       const rawTx = await account.signTransaction!({ ...base, type: 'eip1559' })
-      return { rawTx, hash: keccak256(rawTx) }
+      return { rawTx, hash: keccak256(rawTx), sidecarVersion: null }
     }
-    const { sidecars, blobVersionedHashes } = buildSidecars(blobs)
-    const tx = { ...base, type: 'eip4844' as const, maxFeePerBlobGas: BigInt(params.maxFeePerBlobGas!), blobVersionedHashes }
-    // The tx hash covers the canonical form; the pool wants the wrapper with blobs, commitments and proofs.
-    const canonical = await account.signTransaction!({ ...tx, sidecars: false } as never)
-    const rawTx = await account.signTransaction!({ ...tx, sidecars } as never)
-    return { rawTx, hash: keccak256(canonical) }
+    const version = await sidecarVersion.current()
+    const sidecars = buildBlobSidecars(blobs, version)
+    const { raw, hash } = await signBlobTransaction(account as LocalAccount, { ...base, maxFeePerBlobGas: BigInt(params.maxFeePerBlobGas!) }, sidecars)
+    return { rawTx: raw, hash, sidecarVersion: version }
+  }
+
+  /**
+   * A stored blob tx whose wrapper the mempool no longer takes (signed as v0 before Osaka, or stored by an older build)
+   * is re-wrapped in place: same canonical tx, same hash, new sidecar; no key needed.
+   */
+  async function upgradeWrapper(entry: OutboxEntry): Promise<OutboxEntry> {
+    if (entry.blobs === null || entry.sidecarVersion === null) return entry
+    const version = await sidecarVersion.current()
+    if (entry.sidecarVersion === version) return entry
+    const { canonical, hash, sidecars } = unwrapBlobTransaction(entry.rawTx)
+    const rawTx = wrapBlobTransaction(canonical, buildBlobSidecars(sidecars.blobs, version))
+    store.rewrap(entry.id, rawTx, version, options.now())
+    logger.info({ outboxId: entry.id, nonce: entry.nonce, label: entry.label, hash, from: entry.sidecarVersion, to: version }, 'blob transaction re-wrapped for the current sidecar version')
+    return { ...entry, rawTx, sidecarVersion: version }
+  }
+
+  /** The versioned hashes a stored blob tx carries, read from its wrapper (no KZG work). */
+  function versionedHashesOf(entry: OutboxEntry): Hex[] {
+    return unwrapBlobTransaction(entry.rawTx).sidecars.versionedHashes
   }
 
   /** Broadcasts a stored tx; true when the node has it (or already mined its nonce). */
@@ -161,14 +189,15 @@ export function createOutbox(options: OutboxOptions) {
       const nonce = store.nextNonce(account.address, chainNonce)
       const fees = await publicClient.estimateFeesPerGas()
       const maxFeePerBlobGas = blobs ? 2n * (await publicClient.getBlobBaseFee()) : undefined
-      const sidecars = blobs ? buildSidecars(blobs) : undefined
+      // Gas estimation needs only the versioned hashes (commitments); proofs are made once, when signing.
+      const blobVersionedHashes = blobs?.map((blob) => bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blob)))))
       let gas: bigint
       try {
         gas = await publicClient.estimateGas({
           account: account.address,
           to: request.to,
           data: request.data,
-          ...(sidecars ? { blobVersionedHashes: sidecars.blobVersionedHashes, maxFeePerBlobGas } : {}),
+          ...(blobVersionedHashes ? { blobVersionedHashes, maxFeePerBlobGas } : {}),
         } as never)
       } catch (error) {
         if (isRevert(error))
@@ -184,7 +213,7 @@ export function createOutbox(options: OutboxOptions) {
         maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
         ...(maxFeePerBlobGas !== undefined ? { maxFeePerBlobGas: maxFeePerBlobGas.toString() } : {}),
       }
-      const { rawTx, hash } = await sign(params, nonce, blobs)
+      const { rawTx, hash, sidecarVersion: version } = await sign(params, nonce, blobs)
       const id = store.insert({
         account: account.address,
         nonce,
@@ -192,6 +221,7 @@ export function createOutbox(options: OutboxOptions) {
         params,
         blobs: blobs ? concatBytes(blobs.map((b) => hexToBytes(b))) : null,
         rawTx,
+        sidecarVersion: version,
         txHash: hash,
         now: options.now(),
       })
@@ -234,21 +264,20 @@ export function createOutbox(options: OutboxOptions) {
       const blobFee = 2n * BigInt(entry.params.maxFeePerBlobGas!)
       params.maxFeePerBlobGas = (blobFee > 2n * blobBase ? blobFee : 2n * blobBase).toString()
     }
-    const { rawTx, hash } = await sign(params, entry.nonce, blobsOf(entry))
-    store.replace(entry.id, params, rawTx, [...entry.txHashes, hash], head, options.now())
+    const { rawTx, hash, sidecarVersion: version } = await sign(params, entry.nonce, blobsOf(entry))
+    store.replace(entry.id, params, rawTx, version, [...entry.txHashes, hash], head, options.now())
     logger.info({ outboxId: entry.id, nonce: entry.nonce, label: entry.label, hash, maxFeePerGas: params.maxFeePerGas }, 'stuck transaction replaced with higher fees')
     await broadcast({ ...entry, rawTx })
   }
 
   /** For a tx to broadcast again (put back by a reorg, or forgotten by the node): true when it may go now (see the header). */
   async function replayable(entry: OutboxEntry, head: bigint): Promise<boolean> {
-    const blobs = blobsOf(entry)
     try {
       await publicClient.estimateGas({
         account: account.address,
         to: entry.params.to,
         data: entry.params.data,
-        ...(blobs ? { blobVersionedHashes: buildSidecars(blobs).blobVersionedHashes, maxFeePerBlobGas: BigInt(entry.params.maxFeePerBlobGas!) } : {}),
+        ...(entry.blobs ? { blobVersionedHashes: versionedHashesOf(entry), maxFeePerBlobGas: BigInt(entry.params.maxFeePerBlobGas!) } : {}),
       } as never)
     } catch (error) {
       // Only a revert says the tx is early; anything else (funds, an RPC hiccup) is for the broadcast to report.
@@ -283,8 +312,9 @@ export function createOutbox(options: OutboxOptions) {
           store.unmine(entry.id, options.now())
         }
       }
-      for (const entry of store.open(account.address)) {
-        if (await checkMined(entry)) continue
+      for (const stored of store.open(account.address)) {
+        if (await checkMined(stored)) continue
+        const entry = await upgradeWrapper(stored)
         if (entry.status === 'signed' || entry.broadcastBlock === null) {
           // 'sent' with no broadcast block: put back by a reorg (store.unmine).
           if (entry.status === 'sent' && !(await replayable(entry, current))) break

@@ -11,9 +11,11 @@ import { parsePodName } from '../app/podIdentity.ts'
 import { serveUnixSocket } from '../app/socket.ts'
 import { appIdForPod } from '../keys/derive.ts'
 import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
+import { sidecarVersionSource } from '../chain/hardfork.ts'
 import { createOutbox } from '../chain/outbox.ts'
 import { createChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
+import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAlerts, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
@@ -192,6 +194,9 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         logger,
         now,
         bumpAfterBlocks: auto.bumpAfterBlocks,
+        sidecarVersion: sidecarVersionSource(publicClient, {
+          osakaTime: config.chain.osakaTime === undefined ? undefined : BigInt(config.chain.osakaTime),
+        }),
         afterPersist: crashAfterSign
           ? (entry) => {
               logger.warn(entry, 'test hook: crashing after a signed tx was stored, before its broadcast')
@@ -311,7 +316,8 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   const pod = await listen(podApp, config.pod.host, config.pod.port)
   const host = await listen(hostApp, config.host.host, config.host.port)
   monitor.start()
-  logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state }, 'listening')
+  // kzgLoaded: the KZG setup (~1.4 s) is loaded on the first blob made or checked, not at start (src/chain/kzg.ts).
+  logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state, kzgLoaded: isKzgLoaded() }, 'listening')
 
   const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
   return {

@@ -10,6 +10,11 @@ export function anvilBinaryPath(): string {
 }
 
 export type AnvilOptions = {
+  /**
+   * Default `osaka`: blob txs need EIP-7594 cell proofs, which anvil verifies (docs/protocol.md#blob-transactions).
+   * Each fork has its own block header layout (the chain view's header check knows cancun, prague and osaka).
+   */
+  hardfork?: 'cancun' | 'prague' | 'osaka'
   /** 0 picks a free port (anvil prints the one it took). */
   port?: number
   /** Seconds between blocks; omitted = automine (a block per tx). */
@@ -17,8 +22,6 @@ export type AnvilOptions = {
   /** `--state FILE`: load from and dump to this file, so a restarted anvil keeps its chain. */
   stateFile?: string
   chainId?: number
-  /** Default cancun (blob transactions and `blobhash`); later forks change the block header (tests of its hash). */
-  hardfork?: 'cancun' | 'prague' | 'osaka'
   extraArgs?: string[]
   /** Milliseconds to wait for the `Listening on` line. */
   startTimeoutMs?: number
@@ -31,9 +34,13 @@ export type Anvil = {
   stop(): Promise<void>
 }
 
-/** Starts anvil (cancun, so blob transactions and `blobhash` work) and resolves once it listens. */
+/**
+ * Starts anvil and resolves once it listens. Osaka by default, as mainnet and its testnets run: anvil then checks the
+ * cell proofs of every blob tx ("invalid KZG proof", "Expected 128 cell proofs"). It still accepts v0 sidecars on
+ * every fork, unlike reth and Nethermind; the live-like RPC proxy (src/devnet/rpcProxy.ts) refuses them as they do.
+ */
 export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
-  const args = ['--hardfork', options.hardfork ?? 'cancun', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
+  const args = ['--hardfork', options.hardfork ?? 'osaka', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId))
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
   if (options.stateFile !== undefined) args.push('--state', options.stateFile)

@@ -156,9 +156,10 @@ export async function runDevnet({
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
     const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
-    // A loaded machine answers slowly (the first blob tx makes anvil load KZG): a slow answer is not a failure here.
-    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }), pollingInterval: 100 })
-    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }) })
+    // A long timeout: anvil loads its KZG setup on the first blob tx (the bootstrap), seconds on a busy machine.
+    const transport = http(anvil.rpcUrl, { timeout: 60_000 })
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 })
+    const owner = createWalletClient({ account: devAccount(0), chain, transport })
 
     const registry = await deployKeyManager({ walletClient: owner, publicClient, owner: owner.account.address, measurementDelay: 0n })
     print(`✓ KeyManager registry deployed at ${registry} (owner ${owner.account.address})`)

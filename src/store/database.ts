@@ -106,10 +106,20 @@ const MIGRATIONS: string[] = [
     updated_at INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  -- Blob txs carry a network wrapper (docs/protocol.md#blob-transactions): v0 (one KZG proof per blob) before Osaka,
+  -- v1 (EIP-7594, 128 cell proofs per blob) after. Every blob tx stored before this column existed is v0; the outbox
+  -- re-wraps open ones in place when the network takes v1 (same canonical tx, same hash).
+  ALTER TABLE outbox ADD COLUMN sidecar_version INTEGER;
+  UPDATE outbox SET sidecar_version = 0 WHERE blobs IS NOT NULL;
+  `,
 ]
 
-/** Opens (creating if needed) the node database and brings its schema up to date. */
-export function openDatabase(path: string): Db {
+/**
+ * Opens (creating if needed) the node database and brings its schema up to date. `upTo` stops after that many
+ * migrations: upgrade tests use it to build the database an older build left behind.
+ */
+export function openDatabase(path: string, options: { upTo?: number } = {}): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
@@ -122,7 +132,7 @@ export function openDatabase(path: string): Db {
     db.close()
     throw new Error(`database ${path} has schema version ${current}, newer than this build knows (${MIGRATIONS.length})`)
   }
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  for (let version = current; version < Math.min(options.upTo ?? MIGRATIONS.length, MIGRATIONS.length); version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!)
       db.pragma(`user_version = ${version + 1}`)

@@ -23,7 +23,10 @@ export type OutboxEntry = {
   params: OutboxParams
   /** The raw blobs (131072 bytes each, concatenated): sidecars are re-derived from them for a fee bump. */
   blobs: Uint8Array | null
+  /** The network form to broadcast: for a blob tx, the wrapper with its sidecar (docs/protocol.md#blob-transactions). */
   rawTx: Hex
+  /** Blob txs: the wrapper version of `rawTx` (0 pre-Osaka, 1 EIP-7594 cell proofs); null for other txs. */
+  sidecarVersion: number | null
   txHashes: Hex[]
   status: OutboxStatus
   broadcastBlock: bigint | null
@@ -42,6 +45,7 @@ type Row = {
   params: string
   blobs: Buffer | null
   raw_tx: string
+  sidecar_version: number | null
   tx_hashes: string
   status: string
   broadcast_block: number | null
@@ -61,6 +65,7 @@ function fromRow(row: Row): OutboxEntry {
     params: JSON.parse(row.params) as OutboxParams,
     blobs: row.blobs ? new Uint8Array(row.blobs) : null,
     rawTx: row.raw_tx as Hex,
+    sidecarVersion: row.sidecar_version,
     txHashes: JSON.parse(row.tx_hashes) as Hex[],
     status: row.status as OutboxStatus,
     broadcastBlock: row.broadcast_block === null ? null : BigInt(row.broadcast_block),
@@ -76,8 +81,8 @@ function fromRow(row: Row): OutboxEntry {
 export function createOutboxStore(db: Db) {
   const maxNonce = db.prepare<[string], { n: number | null }>('SELECT MAX(nonce) AS n FROM outbox WHERE account = ?')
   const insert = db.prepare(
-    `INSERT INTO outbox (account, nonce, label, params, blobs, raw_tx, tx_hashes, status, created_at, updated_at)
-     VALUES (@account, @nonce, @label, @params, @blobs, @raw_tx, @tx_hashes, 'signed', @now, @now)`,
+    `INSERT INTO outbox (account, nonce, label, params, blobs, raw_tx, sidecar_version, tx_hashes, status, created_at, updated_at)
+     VALUES (@account, @nonce, @label, @params, @blobs, @raw_tx, @sidecar_version, @tx_hashes, 'signed', @now, @now)`,
   )
   const byId = db.prepare<[number], Row>('SELECT * FROM outbox WHERE id = ?')
   const open = db.prepare<[string], Row>(`SELECT * FROM outbox WHERE account = ? AND status IN ('signed', 'sent') ORDER BY nonce`)
@@ -86,9 +91,10 @@ export function createOutboxStore(db: Db) {
   )
   const all = db.prepare<[string], Row>('SELECT * FROM outbox WHERE account = ? ORDER BY nonce')
   const setSent = db.prepare<[number, number, number]>(`UPDATE outbox SET status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`)
-  const replace = db.prepare<[string, string, string, number, number, number]>(
-    `UPDATE outbox SET params = ?, raw_tx = ?, tx_hashes = ?, status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`,
+  const replace = db.prepare<[string, string, number | null, string, number, number, number]>(
+    `UPDATE outbox SET params = ?, raw_tx = ?, sidecar_version = ?, tx_hashes = ?, status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`,
   )
+  const rewrap = db.prepare<[string, number, number, number]>(`UPDATE outbox SET raw_tx = ?, sidecar_version = ?, updated_at = ? WHERE id = ?`)
   const setMined = db.prepare<[string, number, string, string, number, number]>(
     `UPDATE outbox SET status = 'mined', mined_hash = ?, mined_block = ?, mined_block_hash = ?, receipt_status = ?, updated_at = ? WHERE id = ?`,
   )
@@ -104,7 +110,17 @@ export function createOutboxStore(db: Db) {
       const n = maxNonce.get(account.toLowerCase())?.n
       return Math.max(n === null || n === undefined ? 0 : n + 1, floor)
     },
-    insert(e: { account: Address; nonce: number; label: string; params: OutboxParams; blobs: Uint8Array | null; rawTx: Hex; txHash: Hex; now: number }): number {
+    insert(e: {
+      account: Address
+      nonce: number
+      label: string
+      params: OutboxParams
+      blobs: Uint8Array | null
+      rawTx: Hex
+      sidecarVersion: number | null
+      txHash: Hex
+      now: number
+    }): number {
       const result = insert.run({
         account: e.account.toLowerCase(),
         nonce: e.nonce,
@@ -112,6 +128,7 @@ export function createOutboxStore(db: Db) {
         params: JSON.stringify(e.params),
         blobs: e.blobs,
         raw_tx: e.rawTx,
+        sidecar_version: e.sidecarVersion,
         tx_hashes: JSON.stringify([e.txHash]),
         now: e.now,
       })
@@ -137,8 +154,12 @@ export function createOutboxStore(db: Db) {
     markSent(id: number, block: bigint, now: number) {
       setSent.run(Number(block), now, id)
     },
-    replace(id: number, params: OutboxParams, rawTx: Hex, txHashes: Hex[], block: bigint, now: number) {
-      replace.run(JSON.stringify(params), rawTx, JSON.stringify(txHashes), Number(block), now, id)
+    replace(id: number, params: OutboxParams, rawTx: Hex, sidecarVersion: number | null, txHashes: Hex[], block: bigint, now: number) {
+      replace.run(JSON.stringify(params), rawTx, sidecarVersion, JSON.stringify(txHashes), Number(block), now, id)
+    },
+    /** The same signed tx in another blob wrapper (its hash is unchanged). */
+    rewrap(id: number, rawTx: Hex, sidecarVersion: number, now: number) {
+      rewrap.run(rawTx, sidecarVersion, now, id)
     },
     markMined(id: number, r: { hash: Hex; blockNumber: bigint; blockHash: Hex; status: 'success' | 'reverted' }, now: number) {
       setMined.run(r.hash, Number(r.blockNumber), r.blockHash, r.status, now, id)
