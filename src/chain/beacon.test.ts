@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { bytesToHex, hexToBytes, toBlobs, type Hex } from 'viem'
 import { beaconBlobSource, fetchVerifiedBlobs, versionedHashOf, type FetchBlobsParameters } from './beacon.ts'
-import { BlobHashMismatchError, BlobNotFoundError, BlobSourceError } from './errors.ts'
+import { BeaconChainMismatchError, BeaconNotSupernodeError, BlobHashMismatchError, BlobNotFoundError, BlobsPrunedError, BlobSourceError } from './errors.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
 
 type Handler = (request: IncomingMessage, url: URL, response: ServerResponse) => void
@@ -55,15 +55,43 @@ before(() => {
   at = { blockNumber: 999n, blockHash: `0x${'ab'.repeat(32)}`, blockTimestamp: GENESIS + SLOT * 12n }
 })
 
-/** getBlobs (post-Fulu): honours `versioned_hashes` (comma-separated), returns bare blobs in block order. */
-function fuluHandler(block: TestBlob[], options: { tamper?: number; ignoreFilter?: boolean; rejectCommas?: boolean } = {}): Handler {
+type ChainOptions = { secondsPerSlot?: number; genesis?: bigint; fulu?: boolean; headSlot?: bigint; depositChainId?: string }
+
+/** `/eth/v1/beacon/genesis`, `/eth/v1/config/spec` and `/eth/v1/beacon/headers/head`; true when it answered. */
+function chainRoutes(url: URL, response: ServerResponse, options: ChainOptions = {}): boolean {
+  if (url.pathname.endsWith('/eth/v1/beacon/genesis')) {
+    json(response, 200, { data: { genesis_time: String(options.genesis ?? GENESIS), genesis_validators_root: `0x${'00'.repeat(32)}`, genesis_fork_version: '0x00000000' } })
+    return true
+  }
+  if (url.pathname.endsWith('/eth/v1/config/spec')) {
+    json(response, 200, {
+      data: {
+        CONFIG_NAME: 'mainnet',
+        DEPOSIT_CHAIN_ID: options.depositChainId ?? '1',
+        SECONDS_PER_SLOT: String(options.secondsPerSlot ?? 12),
+        SLOTS_PER_EPOCH: '32',
+        MIN_EPOCHS_FOR_BLOB_SIDECARS_REQUESTS: '4096',
+        ...(options.fulu === false ? {} : { FULU_FORK_EPOCH: '1', MIN_EPOCHS_FOR_DATA_COLUMN_SIDECARS_REQUESTS: '4096' }),
+      },
+    })
+    return true
+  }
+  if (url.pathname.endsWith('/eth/v1/beacon/headers/head')) {
+    json(response, 200, { data: { root: `0x${'11'.repeat(32)}`, canonical: true, header: { message: { slot: String(options.headSlot ?? SLOT + 10n) } } } })
+    return true
+  }
+  return false
+}
+
+/** getBlobs (post-Fulu) as the beacon-APIs define it: `versioned_hashes` repeated; bare blobs in block order. */
+function fuluHandler(block: TestBlob[], options: { tamper?: number; ignoreFilter?: boolean } & ChainOptions = {}): Handler {
   return (_request, url, response) => {
-    if (url.pathname === '/eth/v1/beacon/genesis')
-      return json(response, 200, { data: { genesis_time: String(GENESIS), genesis_validators_root: `0x${'00'.repeat(32)}`, genesis_fork_version: '0x00000000' } })
+    if (chainRoutes(url, response, options)) return
     if (url.pathname !== `/eth/v1/beacon/blobs/${SLOT}`) return json(response, 404, { code: 404, message: 'Block not found' })
-    const filter = url.searchParams.get('versioned_hashes')
-    if (filter?.includes(',') && options.rejectCommas) return json(response, 400, { code: 400, message: 'Invalid versioned hash' })
-    const wanted = filter && !options.ignoreFilter ? filter.split(',') : undefined
+    const filter = url.searchParams.getAll('versioned_hashes')
+    // Grandine: a comma-joined list is not a versioned hash.
+    if (filter.some((hash) => hash.includes(','))) return json(response, 400, { code: 400, message: 'Invalid versioned hash' })
+    const wanted = filter.length > 0 && !options.ignoreFilter ? filter : undefined
     const data = block
       .map((blob, index) => {
         if (options.tamper !== index) return blob
@@ -77,10 +105,10 @@ function fuluHandler(block: TestBlob[], options: { tamper?: number; ignoreFilter
   }
 }
 
-/** Pre-Fulu: no blobs route, blob_sidecars with commitments. */
+/** Pre-Fulu node: no Fulu in its spec, blob_sidecars with commitments. */
 function sidecarHandler(block: TestBlob[], options: { tamper?: number } = {}): Handler {
   return (_request, url, response) => {
-    if (url.pathname === '/eth/v1/beacon/genesis') return json(response, 200, { data: { genesis_time: String(GENESIS) } })
+    if (chainRoutes(url, response, { fulu: false })) return
     if (url.pathname !== `/eth/v1/beacon/blob_sidecars/${SLOT}`) return json(response, 404, { code: 404, message: 'Not found' })
     json(response, 200, {
       data: block.map((blob, index) => {
@@ -110,57 +138,107 @@ describe('beaconBlobSource', () => {
     await Promise.all(servers.map((s) => s.close()))
   })
 
-  test('default: post-Fulu blobs route by slot, results in versioned-hash order', async () => {
+  test('default: post-Fulu blobs route by slot, versioned_hashes repeated, results in versioned-hash order', async () => {
     const server = await start(fuluHandler(blobs))
     const source = beaconBlobSource(server.url)
     const wanted = [blobs[2]!.versionedHash, blobs[0]!.versionedHash]
     const fetched = await fetchVerifiedBlobs(source, { ...at, versionedHashes: wanted })
     assert.deepEqual(fetched, [blobs[2]!.bytes, blobs[0]!.bytes])
-    assert.deepEqual(
-      server.requests.map((r) => r.path + r.search),
-      ['/eth/v1/beacon/genesis', `/eth/v1/beacon/blobs/${SLOT}?versioned_hashes=${wanted.join(',')}`],
-    )
-    // Genesis is asked once per source.
+    assert.deepEqual(server.requests.map((r) => r.path + r.search), [
+      '/eth/v1/beacon/genesis',
+      '/eth/v1/config/spec',
+      `/eth/v1/beacon/blobs/${SLOT}?versioned_hashes=${wanted[0]}&versioned_hashes=${wanted[1]}`,
+    ])
+    // The chain config is asked once per source.
     await fetchVerifiedBlobs(source, { ...at, versionedHashes: [blobs[1]!.versionedHash] })
-    assert.equal(server.requests.filter((r) => r.path === '/eth/v1/beacon/genesis').length, 1)
+    assert.equal(server.requests.filter((r) => r.path === '/eth/v1/config/spec').length, 1)
   })
 
-  test('default: slot arithmetic follows genesis and seconds per slot', async () => {
+  test('default: the slot comes from the block timestamp, genesis and the spec (missed slots change nothing)', async () => {
+    // SECONDS_PER_SLOT 6 and genesis 1000: a block at 1042 is slot 7, whatever number the execution block has.
     const server = await start((_request, url, response) => {
-      if (url.pathname === '/eth/v1/beacon/genesis') return json(response, 200, { data: { genesis_time: '1000' } })
+      if (chainRoutes(url, response, { secondsPerSlot: 6, genesis: 1000n })) return
       if (url.pathname === '/eth/v1/beacon/blobs/7') return json(response, 200, { data: [blobs[0]!.hex] })
       json(response, 404, { code: 404, message: 'Block not found' })
     })
-    const fetched = await fetchVerifiedBlobs(beaconBlobSource(server.url, { secondsPerSlot: 6 }), {
-      ...at,
-      blockTimestamp: 1042n,
-      versionedHashes: [blobs[0]!.versionedHash],
-    })
+    const fetched = await fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, blockNumber: 3n, blockTimestamp: 1042n, versionedHashes: [blobs[0]!.versionedHash] })
     assert.deepEqual(fetched, [blobs[0]!.bytes])
-    // A known genesis time skips the genesis request.
-    const known = await start(fuluHandler(blobs))
-    await fetchVerifiedBlobs(beaconBlobSource(known.url, { genesisTime: GENESIS }), { ...at, versionedHashes: [blobs[1]!.versionedHash] })
-    assert.deepEqual(known.requests.map((r) => r.path), [`/eth/v1/beacon/blobs/${SLOT}`])
   })
 
-  test('default: pre-Fulu node, falls back to blob_sidecars and picks by commitment', async () => {
+  test('default: a node without Fulu in its spec is asked blob_sidecars, picked by commitment', async () => {
     const server = await start(sidecarHandler(blobs))
     const fetched = await fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[1]!.versionedHash] })
     assert.deepEqual(fetched, [blobs[1]!.bytes])
-    assert.deepEqual(server.requests.map((r) => r.path), [
-      '/eth/v1/beacon/genesis',
-      `/eth/v1/beacon/blobs/${SLOT}`,
-      `/eth/v1/beacon/blob_sidecars/${SLOT}`,
-    ])
+    assert.deepEqual(server.requests.map((r) => r.path), ['/eth/v1/beacon/genesis', '/eth/v1/config/spec', `/eth/v1/beacon/blob_sidecars/${SLOT}`])
   })
 
-  test('default: a node that ignores the filter or rejects commas still yields the right blobs', async () => {
+  test('default: a node that ignores the filter still yields the right blobs', async () => {
     const ignoring = await start(fuluHandler(blobs, { ignoreFilter: true }))
     assert.deepEqual(await fetchVerifiedBlobs(beaconBlobSource(ignoring.url), { ...at, versionedHashes: [blobs[1]!.versionedHash] }), [blobs[1]!.bytes])
-    const strict = await start(fuluHandler(blobs, { rejectCommas: true }))
-    const wanted = [blobs[1]!.versionedHash, blobs[2]!.versionedHash]
-    assert.deepEqual(await fetchVerifiedBlobs(beaconBlobSource(strict.url), { ...at, versionedHashes: wanted }), [blobs[1]!.bytes, blobs[2]!.bytes])
-    assert.equal(strict.requests.at(-1)!.search, '')
+  })
+
+  test('error: a node that is not a supernode (Lighthouse 500, Prysm 404) says so', async () => {
+    for (const [status, message] of [
+      [500, 'Insufficient data columns to reconstruct blobs: required 64, but only 8 were found.'],
+      [404, 'Blobs not found: node does not custody enough data columns to reconstruct blobs'],
+    ] as const) {
+      const server = await start((_request, url, response) => {
+        if (chainRoutes(url, response)) return
+        json(response, status, { code: status, message })
+      })
+      await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
+        assert.ok(error instanceof BeaconNotSupernodeError)
+        assert.equal(error.upstreamStatus, status)
+        assert.match(error.message, /^The beacon node cannot serve blobs: it is not a supernode\./)
+        assert.match(error.message, /--supernode/)
+        return true
+      })
+    }
+  })
+
+  test('error: a block older than the retention window is BlobsPrunedError pointing to archives and peers', async () => {
+    const window = 4096n * 32n
+    // Lighthouse: 404 for pruned blobs; Prysm: 200 with an empty list.
+    for (const answer of [{ status: 404, body: { code: 404, message: 'NOT_FOUND: blobs' } }, { status: 200, body: { data: [] } }]) {
+      const server = await start((_request, url, response) => {
+        if (chainRoutes(url, response, { headSlot: SLOT + window + 1n })) return
+        json(response, answer.status, answer.body)
+      })
+      await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
+        assert.ok(error instanceof BlobsPrunedError, String(error))
+        assert.match(error.message, /archive/)
+        assert.match(error.message, /peers/)
+        assert.match(error.message, new RegExp(`slot: ${SLOT} \\(head slot ${SLOT + window + 1n}, blobs kept 4096 epochs`))
+        return true
+      })
+    }
+    // Inside the window a missing blob stays a plain not-found.
+    const recent = await start((_request, url, response) => {
+      if (chainRoutes(url, response, { headSlot: SLOT + window - 1n })) return
+      json(response, 404, { code: 404, message: 'NOT_FOUND' })
+    })
+    await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(recent.url), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), BlobNotFoundError)
+  })
+
+  test('error: a node of another chain is refused (DEPOSIT_CHAIN_ID)', async () => {
+    const server = await start(fuluHandler(blobs, { depositChainId: '11155111' }))
+    await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url, { chainId: 1 }), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
+      assert.ok(error instanceof BeaconChainMismatchError)
+      assert.equal(error.message, 'The beacon node follows another chain.\n\npath: /eth/v1/config/spec\nexpected DEPOSIT_CHAIN_ID: 1\nbeacon node: DEPOSIT_CHAIN_ID 11155111')
+      return true
+    })
+    assert.deepEqual(await fetchVerifiedBlobs(beaconBlobSource(server.url, { chainId: 11155111 }), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), [blobs[0]!.bytes])
+  })
+
+  test('error: 410 on blob_sidecars from a node whose spec names no Fulu fork', async () => {
+    const server = await start((_request, url, response) => {
+      if (chainRoutes(url, response, { fulu: false })) return
+      json(response, 410, { code: 410, message: 'Gone' })
+    })
+    await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), {
+      name: 'BlobSourceError',
+      message: /no longer serves blob_sidecars/,
+    })
   })
 
   test('default: credentials in the URL go in an Authorization header; a base path and query are kept', async () => {
@@ -171,8 +249,8 @@ describe('beaconBlobSource', () => {
     const base = server.url.replace('http://', 'http://user:s3cret@') + '/key-in-path/?apikey=k1'
     await fetchVerifiedBlobs(beaconBlobSource(base), { ...at, versionedHashes: [blobs[0]!.versionedHash] })
     assert.equal(server.requests[0]!.authorization, `Basic ${Buffer.from('user:s3cret').toString('base64')}`)
-    assert.equal(server.requests[1]!.path, `/key-in-path/eth/v1/beacon/blobs/${SLOT}`)
-    assert.equal(server.requests[1]!.search, `?apikey=k1&versioned_hashes=${blobs[0]!.versionedHash}`)
+    assert.equal(server.requests[2]!.path, `/key-in-path/eth/v1/beacon/blobs/${SLOT}`)
+    assert.equal(server.requests[2]!.search, `?apikey=k1&versioned_hashes=${blobs[0]!.versionedHash}`)
   })
 
   test('error: a tampered blob is a BlobHashMismatchError', async () => {
@@ -198,7 +276,7 @@ describe('beaconBlobSource', () => {
   test('error: a blob that is not a valid KZG blob is a mismatch, not a crash', async () => {
     const invalid = bytesToHex(new Uint8Array(131072).fill(0xff))
     const server = await start((_request, url, response) => {
-      if (url.pathname === '/eth/v1/beacon/genesis') return json(response, 200, { data: { genesis_time: String(GENESIS) } })
+      if (chainRoutes(url, response)) return
       json(response, 200, { data: [invalid] })
     })
     await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), {
@@ -216,7 +294,7 @@ describe('beaconBlobSource', () => {
       assert.equal(error.status, 404)
       return true
     })
-    // An empty slot: both routes 404.
+    // A slot with no block (missed): 404.
     await assert.rejects(
       fetchVerifiedBlobs(beaconBlobSource(server.url), { ...at, blockTimestamp: GENESIS + 12n, versionedHashes: [missing] }),
       BlobNotFoundError,
@@ -225,7 +303,7 @@ describe('beaconBlobSource', () => {
 
   test('error: HTTP failures are BlobSourceError naming the route, never the URL secrets', async () => {
     const server = await start((_request, url, response) => {
-      if (url.pathname.endsWith('/eth/v1/beacon/genesis')) return json(response, 200, { data: { genesis_time: String(GENESIS) } })
+      if (chainRoutes(url, response)) return
       json(response, 503, { code: 503, message: 'syncing, see http://user:s3cret@host' })
     })
     const base = server.url.replace('http://', 'http://user:s3cret@') + '/k3y?apikey=s3cret'
@@ -259,7 +337,7 @@ describe('beaconBlobSource', () => {
     )
     // Streaming without Content-Length is cut off too.
     const chunked = await start((_request, url, response) => {
-      if (url.pathname === '/eth/v1/beacon/genesis') return json(response, 200, { data: { genesis_time: String(GENESIS) } })
+      if (chainRoutes(url, response)) return
       response.writeHead(200, { 'content-type': 'application/json' })
       const chunk = 'x'.repeat(65536)
       const timer = setInterval(() => response.write(chunk), 1)
@@ -279,7 +357,7 @@ describe('beaconBlobSource', () => {
     ]
     for (const [body, detail] of bodies) {
       const server = await start((_request, url, response) => {
-        if (url.pathname === '/eth/v1/beacon/genesis') return json(response, 200, { data: { genesis_time: String(GENESIS) } })
+        if (chainRoutes(url, response)) return
         if (typeof body === 'string') {
           response.writeHead(200, { 'content-type': 'application/json' })
           return response.end(body)
@@ -307,7 +385,7 @@ describe('beaconBlobSource', () => {
         message: `Block timestamp is not a slot time of this beacon chain.\n\npath: /eth/v1/beacon/genesis\nblock timestamp: ${GENESIS + 13n}\ngenesis time: ${GENESIS}\nseconds per slot: 12`,
       },
     )
-    assert.deepEqual(server.requests.map((r) => r.path), ['/eth/v1/beacon/genesis'])
+    assert.deepEqual(server.requests.map((r) => r.path), ['/eth/v1/beacon/genesis', '/eth/v1/config/spec'])
   })
 })
 

@@ -1,25 +1,36 @@
-// Fetching blobs back (docs/protocol.md#actors-and-trust, docs/protocol.md#wire-formats, docs/protocol.md#limits). Blob sources are untrusted transport: RPC and beacon nodes may lie,
-// so `fetchVerifiedBlobs` recomputes each blob's KZG commitment and accepts it only if `0x01 ‖ sha256(commitment)[1:]`
-// equals the versioned hash recorded on chain. Nothing else should read a `BlobSource` directly.
+// Fetching blobs back (docs/protocol.md#actors-and-trust, docs/protocol.md#wire-formats, docs/protocol.md#limits). Blob
+// sources are untrusted transport: RPC and beacon nodes may lie, so `fetchVerifiedBlobs` recomputes each blob's KZG
+// commitment and accepts it only if `0x01 ‖ sha256(commitment)[1:]` equals the versioned hash recorded on chain.
+// Nothing else should read a `BlobSource` directly.
 //
 // What the endpoints return (checked against anvil 1.7.1 and the beacon-APIs spec):
-// - `GET /eth/v1/beacon/blobs/{block_id}?versioned_hashes=0x…,0x…` (post-Fulu `getBlobs`): `{"execution_optimistic",
-//   "finalized", "data": ["0x<blob hex>", …]}`, blobs in the block's commitment order. anvil serves it on its RPC
-//   port with an EL block number (or hash) as block_id, accepts the hashes comma-separated only (a repeated
-//   parameter keeps only the last), answers 404 `{"code":404,"message":"Block not found"}` for an unknown block and
-//   `"data":[]` for an unknown hash. A real beacon node takes a slot. Some providers' older `blobs` route answers
-//   with sidecar objects instead of strings; both shapes are read.
-// - `GET /eth/v1/beacon/blob_sidecars/{slot}` (pre-Fulu): `{"data": [{"index", "blob", "kzg_commitment",
-//   "kzg_proof", "signed_block_header", "kzg_commitment_inclusion_proof"}, …]}`. anvil answers 410 (deprecated).
-// - `GET /eth/v1/beacon/genesis`: `{"data": {"genesis_time": "<decimal seconds>", …}}`.
+// - `GET /eth/v1/beacon/blobs/{block_id}?versioned_hashes=0x…&versioned_hashes=0x…` (post-Fulu `getBlobs`):
+//   `{"execution_optimistic", "finalized", "data": ["0x<blob hex>", …]}`, blobs in the block's commitment order. A
+//   beacon node takes a slot and the hashes as a repeated parameter (Grandine answers 400 to a comma-joined list);
+//   only supernodes and semi-supernodes can serve it. anvil serves the route on its RPC port with an EL block number
+//   (or hash), takes the hashes comma-separated only (a repeated parameter keeps only the last), answers 404 for an
+//   unknown block and `"data":[]` for an unknown hash. Some providers' older `blobs` route answers with sidecar
+//   objects instead of strings; both shapes are read.
+// - `GET /eth/v1/beacon/blob_sidecars/{slot}` (pre-Fulu, deprecated): `{"data": [{"index", "blob", "kzg_commitment",
+//   "kzg_proof", "signed_block_header", "kzg_commitment_inclusion_proof"}, …]}`. anvil and newer nodes answer 410.
+// - `GET /eth/v1/beacon/genesis`: `{"data": {"genesis_time": "<decimal seconds>", …}}`; `GET /eth/v1/config/spec`:
+//   `{"data": {"SECONDS_PER_SLOT": "12", "SLOTS_PER_EPOCH": "32", "FULU_FORK_EPOCH", "DEPOSIT_CHAIN_ID", …}}`,
+//   every value a decimal string; `GET /eth/v1/beacon/headers/head`: the head slot.
 // - anvil JSON-RPC `anvil_getBlobByHash [versionedHash]`: the blob as 0x-hex, or null.
 import { createHash } from 'node:crypto'
 import { bytesToHex, hexToBytes, isHex, type Hex } from 'viem'
-import { BlobHashMismatchError, BlobNotFoundError, BlobSourceError } from './errors.ts'
+import {
+  BeaconChainMismatchError,
+  BeaconNotSupernodeError,
+  BlobHashMismatchError,
+  BlobNotFoundError,
+  BlobsPrunedError,
+  BlobSourceError,
+} from './errors.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
 
 // Re-exported for callers that take the fetch and its failure modes from one module; errors.ts is their home.
-export { BlobHashMismatchError, BlobNotFoundError, BlobSourceError }
+export { BeaconChainMismatchError, BeaconNotSupernodeError, BlobHashMismatchError, BlobNotFoundError, BlobsPrunedError, BlobSourceError }
 
 const BYTES_PER_BLOB = 131072
 /** Most distinct versioned hashes one fetch may ask for (a transaction carries at most 6 blobs). */
@@ -52,10 +63,8 @@ export type HttpSourceOptions = {
 }
 
 export type BeaconSourceOptions = HttpSourceOptions & {
-  /** Default 12 (mainnet and its testnets). */
-  secondsPerSlot?: number
-  /** Skips the `/eth/v1/beacon/genesis` request when known. */
-  genesisTime?: bigint
+  /** The execution chain id this beacon node must follow (its spec's DEPOSIT_CHAIN_ID); checked on first use. */
+  chainId?: number
 }
 
 /**
@@ -124,72 +133,148 @@ export function anvilBlobSource(rpcUrl: string, options: HttpSourceOptions = {})
   }
 }
 
+/** What a beacon node says about its chain (`/eth/v1/beacon/genesis`, `/eth/v1/config/spec`), read once. */
+export type BeaconChainConfig = {
+  genesisTime: bigint
+  secondsPerSlot: bigint
+  slotsPerEpoch: bigint
+  /** Undefined for a node that knows no Fulu (pre-PeerDAS): it serves only `blob_sidecars`. */
+  fuluForkEpoch: bigint | undefined
+  /** Epochs blobs are kept after their block (MIN_EPOCHS_FOR_DATA_COLUMN_SIDECARS_REQUESTS, or the blob one pre-Fulu). */
+  retentionEpochs: bigint
+  depositChainId: string | undefined
+}
+
+const FAR_FUTURE_EPOCH = 2n ** 64n - 1n
+
 /**
  * A beacon node (or provider) by its REST base URL; credentials in the URL become a Basic Authorization header.
- * Asks `GET /eth/v1/beacon/blobs/{slot}?versioned_hashes=…` (post-Fulu), retries without the filter on 400, and
- * falls back to `/eth/v1/beacon/blob_sidecars/{slot}` (pre-Fulu) when the blobs route is unknown (400, 404, 405,
- * 410, 501).
+ *
+ * The block's slot is found from the block's own timestamp and the node's chain (genesis time and SECONDS_PER_SLOT
+ * from `/eth/v1/beacon/genesis` and `/eth/v1/config/spec`, never built in): consensus sets every execution timestamp
+ * to `genesis_time + slot × SECONDS_PER_SLOT`, so skipped (missed) slots change nothing. Counting blocks would.
+ *
+ * Fulu nodes are asked `GET /eth/v1/beacon/blobs/{slot}?versioned_hashes=…&versioned_hashes=…` (a repeated
+ * parameter, as the beacon-APIs define it: Grandine refuses a comma-joined list with 400). Nodes whose spec has no
+ * Fulu fork are asked `GET /eth/v1/beacon/blob_sidecars/{slot}` (deprecated, and answered 410 by newer nodes).
+ * The answers that matter get their own errors: a node that is not a supernode (`BeaconNotSupernodeError`: Lighthouse
+ * 500 "Insufficient data columns", Prysm 404 "does not custody") and a block older than the retention window
+ * (`BlobsPrunedError`, pointing to archives and peers; Lighthouse answers 404 there, Prysm an empty list).
  */
-export function beaconBlobSource(beaconUrl: string, options: BeaconSourceOptions = {}): BlobSource {
+export function beaconBlobSource(beaconUrl: string, options: BeaconSourceOptions = {}): BlobSource & { config(): Promise<BeaconChainConfig> } {
   const http = createHttpClient(beaconUrl, options)
-  const secondsPerSlot = BigInt(options.secondsPerSlot ?? 12)
-  if (secondsPerSlot <= 0n) throw new RangeError('secondsPerSlot must be positive')
-  let genesis: Promise<bigint> | undefined = options.genesisTime !== undefined ? Promise.resolve(options.genesisTime) : undefined
+  let configPromise: Promise<BeaconChainConfig> | undefined
 
-  async function genesisTime(): Promise<bigint> {
-    genesis ??= (async () => {
-      const path = '/eth/v1/beacon/genesis'
-      const response = await http.get(path)
-      if (response.status !== 200) throw statusError(path, response.status)
-      const time = (response.json as { data?: { genesis_time?: unknown } } | null)?.data?.genesis_time
-      if (typeof time !== 'string' || !/^\d{1,20}$/.test(time)) throw malformed(path, 'data.genesis_time is not a decimal string')
-      return BigInt(time)
-    })()
+  async function readConfig(): Promise<BeaconChainConfig> {
+    const genesisPath = '/eth/v1/beacon/genesis'
+    const genesis = await http.get(genesisPath)
+    if (genesis.status !== 200) throw statusError(genesisPath, genesis.status)
+    const time = (genesis.json as { data?: { genesis_time?: unknown } } | null)?.data?.genesis_time
+    if (typeof time !== 'string' || !/^\d{1,20}$/.test(time)) throw malformed(genesisPath, 'data.genesis_time is not a decimal string')
+    const specPath = '/eth/v1/config/spec'
+    const spec = await http.get(specPath)
+    if (spec.status !== 200) throw statusError(specPath, spec.status)
+    const data = (spec.json as { data?: Record<string, unknown> } | null)?.data
+    if (typeof data !== 'object' || data === null) throw malformed(specPath, '`data` is not an object')
+    const number = (key: string, required: boolean): bigint | undefined => {
+      const value = data[key]
+      if (value === undefined && !required) return undefined
+      if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) throw malformed(specPath, `${key} is not a decimal string`)
+      return BigInt(value)
+    }
+    const secondsPerSlot = number('SECONDS_PER_SLOT', true)!
+    const slotsPerEpoch = number('SLOTS_PER_EPOCH', true)!
+    if (secondsPerSlot === 0n || slotsPerEpoch === 0n) throw malformed(specPath, 'SECONDS_PER_SLOT and SLOTS_PER_EPOCH must be positive')
+    const fulu = number('FULU_FORK_EPOCH', false)
+    const fuluForkEpoch = fulu === undefined || fulu >= FAR_FUTURE_EPOCH ? undefined : fulu
+    const retentionEpochs =
+      (fuluForkEpoch !== undefined ? number('MIN_EPOCHS_FOR_DATA_COLUMN_SIDECARS_REQUESTS', false) : undefined) ??
+      number('MIN_EPOCHS_FOR_BLOB_SIDECARS_REQUESTS', false) ??
+      4096n
+    const depositChainId = typeof data.DEPOSIT_CHAIN_ID === 'string' ? data.DEPOSIT_CHAIN_ID : undefined
+    if (options.chainId !== undefined && depositChainId !== String(options.chainId))
+      throw new BeaconChainMismatchError(options.chainId, depositChainId === undefined ? 'no DEPOSIT_CHAIN_ID' : `DEPOSIT_CHAIN_ID ${depositChainId}`)
+    return { genesisTime: BigInt(time), secondsPerSlot, slotsPerEpoch, fuluForkEpoch, retentionEpochs, depositChainId }
+  }
+
+  function config(): Promise<BeaconChainConfig> {
+    configPromise ??= readConfig()
     // A failed lookup is not cached: the next fetch asks again.
-    return genesis.catch((error) => {
-      genesis = undefined
+    return configPromise.catch((error) => {
+      configPromise = undefined
       throw error
     })
   }
 
+  /** The head slot, to tell a pruned block from a missing one. */
+  async function headSlot(): Promise<bigint | undefined> {
+    const response = await http.get('/eth/v1/beacon/headers/head').catch(() => undefined)
+    const slot = (response?.json as { data?: { header?: { message?: { slot?: unknown } } } } | undefined)?.data?.header?.message?.slot
+    return typeof slot === 'string' && /^\d{1,20}$/.test(slot) ? BigInt(slot) : undefined
+  }
+
+  /** Throws `BlobsPrunedError` when `slot` lies before the node's retention window. */
+  async function checkPruned(path: string, status: number | undefined, slot: bigint, chain: BeaconChainConfig): Promise<void> {
+    const head = await headSlot()
+    if (head === undefined) return
+    const window = chain.retentionEpochs * chain.slotsPerEpoch
+    if (head > window && slot < head - window)
+      throw new BlobsPrunedError(path, status, { slot, headSlot: head, retentionEpochs: chain.retentionEpochs, slotsPerEpoch: chain.slotsPerEpoch })
+  }
+
+  async function fromBlobsRoute(slot: bigint, wanted: readonly Hex[], chain: BeaconChainConfig): Promise<Uint8Array[] | 'no-route'> {
+    const path = `/eth/v1/beacon/blobs/${slot}`
+    const response = await http.get(path, wanted.map((hash) => `versioned_hashes=${hash}`).join('&'))
+    if (response.status === 200) {
+      const items = parseBlobItems(response.json, path)
+      // Sidecar objects name their commitment: those claiming a wanted hash are the node's answer.
+      if (items.some((item) => item.claimedHash !== undefined)) return selectClaimed(items, wanted)
+      // More blobs than asked: the node ignored the filter; pick the wanted ones by commitment.
+      const blobs = items.length > wanted.length ? selectByCommitment(items, wanted) : items.map((item) => item.blob)
+      if (blobs.length < wanted.length) await checkPruned(path, 200, slot, chain)
+      return blobs
+    }
+    if (response.status === 500 && /insufficient data columns/i.test(response.message ?? '')) throw new BeaconNotSupernodeError(path, 500, slot)
+    if (response.status === 404 && /does not custody|not custod/i.test(response.message ?? '')) throw new BeaconNotSupernodeError(path, 404, slot)
+    if (response.status === 404) {
+      await checkPruned(path, 404, slot, chain)
+      return []
+    }
+    // A node that claims Fulu in its spec but does not route getBlobs yet (older builds): use blob_sidecars.
+    if (response.status === 405 || response.status === 501) return 'no-route'
+    throw statusError(path, response.status)
+  }
+
+  async function fromSidecarsRoute(slot: bigint, wanted: readonly Hex[], chain: BeaconChainConfig): Promise<Uint8Array[]> {
+    const path = `/eth/v1/beacon/blob_sidecars/${slot}`
+    const response = await http.get(path)
+    if (response.status === 410)
+      throw new BlobSourceError(path, 'The beacon node no longer serves blob_sidecars (deprecated since Fulu), and its spec names no Fulu fork.', 410)
+    if (response.status === 404) {
+      await checkPruned(path, 404, slot, chain)
+      return []
+    }
+    if (response.status !== 200) throw statusError(path, response.status)
+    const blobs = selectClaimed(parseBlobItems(response.json, path), wanted)
+    if (blobs.length < wanted.length) await checkPruned(path, 200, slot, chain)
+    return blobs
+  }
+
   return {
+    config,
     async fetchBlobs({ blockTimestamp, versionedHashes }) {
-      const start = await genesisTime()
-      const elapsed = blockTimestamp - start
-      if (elapsed < 0n || elapsed % secondsPerSlot !== 0n)
+      const chain = await config()
+      const elapsed = blockTimestamp - chain.genesisTime
+      if (elapsed < 0n || elapsed % chain.secondsPerSlot !== 0n)
         throw new BlobSourceError('/eth/v1/beacon/genesis', 'Block timestamp is not a slot time of this beacon chain.', undefined, {
-          metaMessages: [`block timestamp: ${blockTimestamp}`, `genesis time: ${start}`, `seconds per slot: ${secondsPerSlot}`],
+          metaMessages: [`block timestamp: ${blockTimestamp}`, `genesis time: ${chain.genesisTime}`, `seconds per slot: ${chain.secondsPerSlot}`],
         })
-      const slot = elapsed / secondsPerSlot
-      const wanted = versionedHashes
-      const blobsPath = `/eth/v1/beacon/blobs/${slot}`
-      let response = await http.get(blobsPath, `versioned_hashes=${wanted.join(',')}`)
-      let filterApplied = true
-      if (response.status === 400) {
-        // 400 is "bad block id" or a filter syntax this node does not take (comma-separated here): ask for the block.
-        response = await http.get(blobsPath)
-        filterApplied = false
+      const slot = elapsed / chain.secondsPerSlot
+      if (chain.fuluForkEpoch !== undefined) {
+        const blobs = await fromBlobsRoute(slot, versionedHashes, chain)
+        if (blobs !== 'no-route') return blobs
       }
-      if (response.status === 200) {
-        const items = parseBlobItems(response.json, blobsPath)
-        // Sidecar objects name their commitment: those claiming a wanted hash are the node's answer.
-        if (items.some((item) => item.claimedHash !== undefined)) return selectClaimed(items, wanted)
-        const blobs = items.map((item) => item.blob)
-        if (!filterApplied || blobs.length > wanted.length) return selectByCommitment(items, wanted)
-        // Bare blobs for a filtered request are the node's claim; if some are missing, look through the whole
-        // block in case the node did not apply the filter as sent.
-        if (blobs.length === wanted.length) return blobs
-        const whole = await http.get(blobsPath)
-        if (whole.status !== 200) return blobs
-        return [...blobs, ...selectByCommitment(parseBlobItems(whole.json, blobsPath), wanted)]
-      }
-      if (![400, 404, 405, 410, 501].includes(response.status)) throw statusError(blobsPath, response.status)
-      const sidecarsPath = `/eth/v1/beacon/blob_sidecars/${slot}`
-      const sidecars = await http.get(sidecarsPath)
-      // 404: no block at this slot; 410: a post-Fulu node that dropped the route (the blobs route already failed).
-      if (sidecars.status === 404 || sidecars.status === 410) return []
-      if (sidecars.status !== 200) throw statusError(sidecarsPath, sidecars.status)
-      return selectClaimed(parseBlobItems(sidecars.json, sidecarsPath), wanted)
+      return fromSidecarsRoute(slot, versionedHashes, chain)
     },
   }
 }
@@ -251,7 +336,8 @@ function statusError(path: string, status: number): BlobSourceError {
   return new BlobSourceError(path, 'Blob source answered with an error status.', status)
 }
 
-type HttpResponse = { status: number; json?: unknown }
+/** `message` is the `message` field of an error answer (`{"code","message"}`), read only to classify it. */
+type HttpResponse = { status: number; json?: unknown; message?: string }
 
 /**
  * A small JSON client for one base URL. Error messages carry only the route path (never the base URL, its
@@ -295,8 +381,16 @@ function createHttpClient(baseUrl: string, options: HttpSourceOptions) {
       throw transportError(path, error, timeoutMs)
     }
     if (response.status < 200 || response.status > 299) {
-      await response.body?.cancel().catch(() => undefined)
-      return { status: response.status }
+      // Error bodies are small ({"code","message"}); a larger one is not read.
+      const text = await readBounded(response, path, 16 * 1024, timeoutMs).catch(() => '')
+      let message: string | undefined
+      try {
+        const parsed = JSON.parse(text) as { message?: unknown }
+        if (typeof parsed?.message === 'string') message = parsed.message
+      } catch {
+        message = undefined
+      }
+      return { status: response.status, ...(message !== undefined ? { message } : {}) }
     }
     const text = await readBounded(response, path, maxResponseBytes, timeoutMs)
     try {

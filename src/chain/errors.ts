@@ -149,3 +149,44 @@ export class BlobHashMismatchError extends ChainError {
     })
   }
 }
+
+/**
+ * The beacon node cannot rebuild blobs: since Fulu (PeerDAS) a node keeps only the data columns it custodies, and
+ * only a supernode (all columns) or semi-supernode (half, enough to rebuild) serves `/eth/v1/beacon/blobs`.
+ * Lighthouse answers 500 "Insufficient data columns", Prysm 404 "does not custody".
+ */
+export class BeaconNotSupernodeError extends BlobSourceError {
+  override name = 'BeaconNotSupernodeError'
+  constructor(path: string, upstreamStatus: number, slot: bigint) {
+    super(path, 'The beacon node cannot serve blobs: it is not a supernode.', upstreamStatus, {
+      metaMessages: [
+        `slot: ${slot}`,
+        'since Fulu only a node that custodies all data columns (supernode) or half of them (semi-supernode) can rebuild blobs',
+        'point blobs.url at such a node (e.g. Lighthouse or Lodestar started with --supernode) or at a provider that serves blobs',
+      ],
+    })
+  }
+}
+
+/** The block is older than the beacon node's blob retention window: its blobs are gone from every beacon node. */
+export class BlobsPrunedError extends BlobSourceError {
+  override name = 'BlobsPrunedError'
+  constructor(path: string, upstreamStatus: number | undefined, facts: { slot: bigint; headSlot: bigint; retentionEpochs: bigint; slotsPerEpoch: bigint }) {
+    super(path, 'The beacon node has pruned these blobs: the block is older than its retention window.', upstreamStatus, {
+      metaMessages: [
+        `slot: ${facts.slot} (head slot ${facts.headSlot}, blobs kept ${facts.retentionEpochs} epochs = ${facts.retentionEpochs * facts.slotsPerEpoch} slots)`,
+        'read them from an archive instead: this node keeps the blobs it used, peers serve theirs (blobs.peers in the host settings), and `keymanager audit --archive DIR --peer URL` takes both',
+      ],
+    })
+  }
+}
+
+/** The beacon node serves another chain than the one configured (its DEPOSIT_CHAIN_ID differs). */
+export class BeaconChainMismatchError extends BlobSourceError {
+  override name = 'BeaconChainMismatchError'
+  constructor(expected: number, served: string) {
+    super('/eth/v1/config/spec', 'The beacon node follows another chain.', undefined, {
+      metaMessages: [`expected DEPOSIT_CHAIN_ID: ${expected}`, `beacon node: ${served}`],
+    })
+  }
+}

@@ -4,7 +4,7 @@
 // withhold a blob but never substitute one. The node's own archive is consulted before any of these (src/node).
 import type { Hex } from 'viem'
 import { fetchVerifiedBlobs, type BlobSource, type FetchBlobsParameters } from './beacon.ts'
-import { BlobHashMismatchError, BlobSourceError } from './errors.ts'
+import { BeaconNotSupernodeError, BlobHashMismatchError, BlobsPrunedError, BlobSourceError } from './errors.ts'
 
 const BLOB_BYTES = 131072
 
@@ -70,7 +70,8 @@ async function readBlobBody(res: Response): Promise<Uint8Array> {
 /**
  * Fetches and verifies blobs from each source in turn until one serves them all correctly, so a beacon node that
  * pruned or altered a blob does not stop a node when a peer still has it. When every source fails, a hash mismatch
- * is reported before other errors (it is the one that names a lying source).
+ * is reported first (it names a lying source), then a beacon node's own diagnosis (pruned, not a supernode: it says
+ * what to do), then the last error.
  */
 export async function fetchVerifiedBlobsWithFallback(
   sources: readonly BlobSource[],
@@ -90,5 +91,9 @@ export async function fetchVerifiedBlobsWithFallback(
       errors.push(error)
     }
   }
-  throw errors.find((e) => e instanceof BlobHashMismatchError) ?? errors.at(-1)
+  throw (
+    errors.find((e) => e instanceof BlobHashMismatchError) ??
+    errors.find((e) => e instanceof BlobsPrunedError || e instanceof BeaconNotSupernodeError) ??
+    errors.at(-1)
+  )
 }

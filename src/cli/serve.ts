@@ -215,7 +215,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     walletClient,
     outbox,
     registry,
-    blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url),
+    blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url, { chainId }),
     peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url)),
     observeBlobFetch: blobFetchObserver([config.blobs.kind, ...config.blobs.peers.map(() => 'peer')], metrics),
     quoteProvider,
