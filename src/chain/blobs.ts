@@ -380,7 +380,18 @@ async function submit(parameters: {
       { chainId, nonce, to: request.to, data: request.data, value: request.value, gas, maxFeePerBlobGas: request.maxFeePerBlobGas, ...fees },
       sidecars,
     )
-    await publicClient.request({ method: 'eth_sendRawTransaction', params: [signed.raw] })
+    try {
+      await publicClient.request({ method: 'eth_sendRawTransaction', params: [signed.raw] })
+    } catch (error) {
+      // The transport retries a request that timed out on a busy node; the retry then finds the tx of the first
+      // attempt in the pool ("already known") or already mined ("nonce too low"). Either way it is ours if the node
+      // knows its hash.
+      const known = await publicClient.getTransaction({ hash: signed.hash }).then(
+        () => true,
+        () => false,
+      )
+      if (!known) throw error
+    }
     hash = signed.hash
   } catch (error) {
     throw revertedError(error, abi) ?? error
