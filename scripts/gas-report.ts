@@ -355,7 +355,7 @@ function render(figures: { transactions: Row[]; views: Row[] }): string {
   ].join('\n')
 }
 
-const anvil = await startAnvil()
+const anvil = await startAnvil({ hardfork: 'cancun' })
 let figures
 try {
   figures = await measure(anvil.rpcUrl)

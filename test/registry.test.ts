@@ -1,4 +1,4 @@
-// The KeyManager registry on a real anvil (cancun) with real blob transactions: deployment, measurements, bootstrap,
+// The KeyManager registry on a real anvil (osaka) with real blob transactions: deployment, measurements, bootstrap,
 // EIP-712 attestations, the request → fulfill → confirm round trip, and the receipt-gas budgets of docs/protocol.md#registry-contract.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
