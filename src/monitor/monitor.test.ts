@@ -64,11 +64,11 @@ const hash = (byte: string) => `0x${byte.repeat(32)}` as Hex
 
 test('default: the outbox shows each open tx with its nonce and fees, and one broadcast bumpAfterBlocks ago as stuck', async () => {
   const { store, metrics, monitor } = setup()
-  const stuckId = store.insert({ account: ACCOUNT, nonce: 7, label: 'fulfillOnboard', params: params(30n, 2n), blobs: null, rawTx: '0x01', txHash: hash('aa'), now: NOW - 600 })
+  const stuckId = store.insert({ account: ACCOUNT, nonce: 7, label: 'fulfillOnboard', params: params(30n, 2n), blobs: null, sidecarVersion: null, rawTx: '0x01', txHash: hash('aa'), now: NOW - 600 })
   store.markSent(stuckId, 100n, NOW - 590)
-  const freshId = store.insert({ account: ACCOUNT, nonce: 8, label: 'confirmOnboard', params: params(40n), blobs: null, rawTx: '0x02', txHash: hash('bb'), now: NOW - 20 })
+  const freshId = store.insert({ account: ACCOUNT, nonce: 8, label: 'confirmOnboard', params: params(40n), blobs: null, sidecarVersion: null, rawTx: '0x02', txHash: hash('bb'), now: NOW - 20 })
   store.markSent(freshId, 102n, NOW - 20)
-  const mined = store.insert({ account: ACCOUNT, nonce: 6, label: 'requestOnboard', params: params(30n), blobs: null, rawTx: '0x03', txHash: hash('cc'), now: NOW - 900 })
+  const mined = store.insert({ account: ACCOUNT, nonce: 6, label: 'requestOnboard', params: params(30n), blobs: null, sidecarVersion: null, rawTx: '0x03', txHash: hash('cc'), now: NOW - 900 })
   store.markMined(mined, { hash: hash('cc'), blockNumber: 90n, blockHash: hash('dd'), status: 'success' }, NOW - 880)
   monitor.onHead(103n)
 
