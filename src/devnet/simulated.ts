@@ -15,6 +15,20 @@ import { p256 } from '@noble/curves/nist.js'
 import { hexToBytes } from '@noble/hashes/utils.js'
 import { createDevnetPki, DEVNET_QE, DEVNET_TD } from './pki.ts'
 import { EventLogError, extendRtmr, replayRtmrs, runtimeEvent, type TdxEvent } from '../tee/eventLog.ts'
+import {
+  ATTESTATION_KEY_TYPE_ECDSA_P256,
+  CERTIFICATION_DATA_TYPE,
+  INTEL_QE_VENDOR_ID as INTEL_QE_VENDOR_ID_HEX,
+  QUOTE_HEADER,
+  QUOTE_HEADER_LENGTH,
+  SGX_REPORT,
+  SGX_REPORT_LENGTH,
+  TD10_REPORT_LENGTH,
+  TD_REPORT,
+  tdQuoteOffset,
+  TEE_TYPE,
+  type TdReportField,
+} from '../tee/quoteLayout.ts'
 import type { QuoteEvidence, QuoteProvider } from '../tee/types.ts'
 
 /** TDX measurement fields of docs/protocol.md#measurements-and-tcb-policy, as raw bytes. */
@@ -37,30 +51,13 @@ export type SimulatedPlatform = {
   pckKeyPem: string
 }
 
-const HEADER_LENGTH = 48
-const BODY_LENGTH = 584
-const SIGNED_LENGTH = HEADER_LENGTH + BODY_LENGTH
-/** Offsets of the TD report fields in a TDX v4 quote (header + TD report; Intel TDX DCAP quote layout, TOOLCHAIN.md). */
-const OFFSET = {
-  teeTcbSvn: 48,
-  mrSignerSeam: 112,
-  seamAttributes: 160,
-  tdAttributes: 168,
-  xfam: 176,
-  mrTd: 184,
-  mrConfigId: 232,
-  rtMr0: 376,
-  rtMr1: 424,
-  rtMr2: 472,
-  rtMr3: 520,
-  reportData: 568,
-} as const
-const FIELD_LENGTH = { mrTd: 48, rtMr0: 48, rtMr1: 48, rtMr2: 48, rtMr3: 48, mrConfigId: 48, xfam: 8, tdAttributes: 8 } as const
-const INTEL_QE_VENDOR_ID = hexToBytes('939a7233f79c4ca9940a0db3957f0607')
-const ECDSA_P256 = 2
-const TEE_TYPE_TDX = 0x81
-const QE_REPORT_CERTIFICATION_DATA = 6
-const PCK_CERT_CHAIN = 5
+const SIGNED_LENGTH = QUOTE_HEADER_LENGTH + TD10_REPORT_LENGTH
+/** Offsets of the TD report fields in a TDX v4 quote (header + TD report), from the one quote layout (quoteLayout.ts). */
+const OFFSET = Object.fromEntries(Object.keys(TD_REPORT).map((name) => [name, tdQuoteOffset(name as TdReportField, 4)])) as Record<TdReportField, number>
+const FIELD_LENGTH = Object.fromEntries(
+  (['mrTd', 'rtMr0', 'rtMr1', 'rtMr2', 'rtMr3', 'mrConfigId', 'xfam', 'tdAttributes'] as const).map((name) => [name, TD_REPORT[name].length]),
+) as Record<keyof TdxMeasurementFields, number>
+const INTEL_QE_VENDOR_ID = hexToBytes(INTEL_QE_VENDOR_ID_HEX)
 /** QE auth data, as Intel's TD quoting enclave fills it. */
 const QE_AUTH_DATA = Uint8Array.from({ length: 32 }, (_, i) => i)
 
@@ -199,25 +196,25 @@ export function simulatedQuoteProvider({
 
   // Header and TD report without the report data: fixed for this provider.
   const template = Buffer.alloc(SIGNED_LENGTH)
-  template.writeUInt16LE(4, 0) // version
-  template.writeUInt16LE(ECDSA_P256, 2)
-  template.writeUInt32LE(TEE_TYPE_TDX, 4)
-  template.writeUInt16LE(DEVNET_QE.isvSvn, 8) // QE SVN
-  template.writeUInt16LE(13, 10) // PCE SVN
-  template.set(INTEL_QE_VENDOR_ID, 12)
+  template.writeUInt16LE(4, QUOTE_HEADER.version.offset)
+  template.writeUInt16LE(ATTESTATION_KEY_TYPE_ECDSA_P256, QUOTE_HEADER.attestationKeyType.offset)
+  template.writeUInt32LE(TEE_TYPE.tdx, QUOTE_HEADER.teeType.offset)
+  template.writeUInt16LE(DEVNET_QE.isvSvn, QUOTE_HEADER.qeSvn.offset)
+  template.writeUInt16LE(13, QUOTE_HEADER.pceSvn.offset)
+  template.set(INTEL_QE_VENDOR_ID, QUOTE_HEADER.qeVendorId.offset)
   template.set(DEVNET_TD.teeTcbSvn, OFFSET.teeTcbSvn)
   template.set(DEVNET_TD.mrSignerSeam, OFFSET.mrSignerSeam)
   template.set(DEVNET_TD.seamAttributes, OFFSET.seamAttributes)
   for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) template.set(measurement[name], OFFSET[name])
 
   // The QE report binds the attestation key: report data = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
-  const qeReport = Buffer.alloc(384)
-  qeReport.set(DEVNET_QE.attributes, 48)
-  qeReport.set(DEVNET_QE.mrEnclave, 64)
-  qeReport.set(DEVNET_QE.mrSigner, 128)
-  qeReport.writeUInt16LE(DEVNET_QE.isvProdId, 256)
-  qeReport.writeUInt16LE(DEVNET_QE.isvSvn, 258)
-  createHash('sha256').update(attestation.publicKey).update(QE_AUTH_DATA).digest().copy(qeReport, 320)
+  const qeReport = Buffer.alloc(SGX_REPORT_LENGTH)
+  qeReport.set(DEVNET_QE.attributes, SGX_REPORT.attributes.offset)
+  qeReport.set(DEVNET_QE.mrEnclave, SGX_REPORT.mrEnclave.offset)
+  qeReport.set(DEVNET_QE.mrSigner, SGX_REPORT.mrSigner.offset)
+  qeReport.writeUInt16LE(DEVNET_QE.isvProdId, SGX_REPORT.isvProdId.offset)
+  qeReport.writeUInt16LE(DEVNET_QE.isvSvn, SGX_REPORT.isvSvn.offset)
+  createHash('sha256').update(attestation.publicKey).update(QE_AUTH_DATA).digest().copy(qeReport, SGX_REPORT.reportData.offset)
   const qeReportSignature = sign('sha256', qeReport, { key: pckKey, dsaEncoding: 'ieee-p1363' })
   const chain = Buffer.from(pckChainPem, 'latin1')
   const qeCertification = Buffer.concat([
@@ -225,11 +222,11 @@ export function simulatedQuoteProvider({
     qeReportSignature,
     u16(QE_AUTH_DATA.length),
     QE_AUTH_DATA,
-    u16(PCK_CERT_CHAIN),
+    u16(CERTIFICATION_DATA_TYPE.pckCertChain),
     u32(chain.length),
     chain,
   ])
-  const certification = Buffer.concat([u16(QE_REPORT_CERTIFICATION_DATA), u32(qeCertification.length), qeCertification])
+  const certification = Buffer.concat([u16(CERTIFICATION_DATA_TYPE.qeReportCertificationData), u32(qeCertification.length), qeCertification])
   const attestationPublicKey = Buffer.from(attestation.publicKey)
   const runtimeLog: TdxEvent[] = []
 

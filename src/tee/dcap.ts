@@ -24,6 +24,7 @@ import {
   parseCrl,
 } from './crl.ts'
 import { measurementOf } from './measurement.ts'
+import { ATTESTATION_KEY_TYPE_ECDSA_P256, CERTIFICATION_DATA_TYPE, readField, SGX_REPORT } from './quoteLayout.ts'
 import { QuoteVerificationError, type QuoteVerifier, type TcbStatus, type TeeType, type VerifiedQuote } from './types.ts'
 
 /** Every reason code `createDcapVerifier(...).verify` can throw. */
@@ -162,10 +163,6 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
   }
 }
 
-const PCK_CERT_CHAIN = 5
-const QE_REPORT_CERTIFICATION_DATA = 6
-const ECDSA_P256 = 2
-
 function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uint8Array } {
   let quote: Quote
   try {
@@ -173,23 +170,23 @@ function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uin
   } catch (error) {
     return fail('malformed_quote', `quote auth data: ${(error as Error).message}`)
   }
-  if (quote.header.attestationKeyType !== ECDSA_P256) {
+  if (quote.header.attestationKeyType !== ATTESTATION_KEY_TYPE_ECDSA_P256) {
     fail('unsupported_quote', `attestation key type ${quote.header.attestationKeyType}, expected 2 (ECDSA P-256)`)
   }
   if (quote.authData.version === 4) {
     const outer = quote.authData.data as { certificationData: { certType: number } }
-    if (outer.certificationData.certType !== QE_REPORT_CERTIFICATION_DATA) {
+    if (outer.certificationData.certType !== CERTIFICATION_DATA_TYPE.qeReportCertificationData) {
       fail('malformed_quote', `certification data type ${outer.certificationData.certType}, expected 6 (QE report certification data)`)
     }
   }
   const auth = quote.authData.intoV3()
-  if (auth.certificationData.certType !== PCK_CERT_CHAIN) {
+  if (auth.certificationData.certType !== CERTIFICATION_DATA_TYPE.pckCertChain) {
     fail(
       'unsupported_quote',
       `PCK certification data type ${auth.certificationData.certType}: only 5 (PCK certificate chain in the quote) is supported`,
     )
   }
-  const qeReportData = new Uint8Array(auth.qeReport).subarray(320, 384)
+  const qeReportData = readField(new Uint8Array(auth.qeReport), SGX_REPORT.reportData)
   return { pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
 }
 

@@ -1,8 +1,24 @@
-// Quote bodies → measurement fields and the measurement id of docs/protocol.md#measurements-and-tcb-policy. Offsets follow Intel's quote formats
-// (48-byte header; TDX v4 TD report at 48, v5 adds a 6-byte body descriptor; SGX v3 enclave report at 48) and are
-// cross-checked against @phala/dcap-qvl's parser in measurement.test.ts. This module parses; it verifies nothing.
+// Quote bodies → measurement fields and the measurement id of docs/protocol.md#measurements-and-tcb-policy. Offsets come
+// from quoteLayout.ts (Intel's quote formats: 48-byte header; TDX v4 TD report at 48, v5 adds a 6-byte body
+// descriptor; SGX v3 enclave report at 48) and are cross-checked against @phala/dcap-qvl's parser in
+// measurement.test.ts. This module parses; it verifies nothing.
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { bytesToHex, type Hex } from 'viem'
+import {
+  QUOTE_HEADER,
+  QUOTE_HEADER_LENGTH as HEADER_LENGTH,
+  readField,
+  SGX_REPORT,
+  SGX_REPORT_LENGTH,
+  TD10_REPORT_LENGTH,
+  TD15_REPORT_LENGTH,
+  TD_REPORT,
+  TEE_TYPE,
+  V5_BODY_DESCRIPTOR,
+  V5_BODY_DESCRIPTOR_LENGTH,
+  V5_BODY_TYPE,
+  type TdReportField,
+} from './quoteLayout.ts'
 import { QuoteVerificationError, type TeeType } from './types.ts'
 
 export type QuoteMeasurement = {
@@ -21,35 +37,11 @@ export type QuoteMeasurement = {
   usedLength: number
 }
 
-const HEADER_LENGTH = 48
-const SGX_REPORT_LENGTH = 384
-const TD10_REPORT_LENGTH = 584
-const TD15_REPORT_LENGTH = 648
-const V5_BODY_DESCRIPTOR_LENGTH = 6
-const TEE_TYPE_SGX = 0x00000000
-const TEE_TYPE_TDX = 0x00000081
-
 /** Measurement id domain bytes (docs/protocol.md#measurements-and-tcb-policy): the first byte of the packed preimage. */
 const ID_PREFIX = { tdx: 1, sgx: 2 } as const
 
-/** TDX fields of the id, as (name, offset in the TD report, length). */
-const TDX_FIELDS = [
-  ['mrTd', 136, 48],
-  ['rtMr0', 328, 48],
-  ['rtMr1', 376, 48],
-  ['rtMr2', 424, 48],
-  ['rtMr3', 472, 48],
-  ['mrConfigId', 184, 48],
-  ['xfam', 128, 8],
-  ['tdAttributes', 120, 8],
-] as const
-const TD_REPORT_DATA_OFFSET = 520
-
-const SGX_MRENCLAVE_OFFSET = 64
-const SGX_MRSIGNER_OFFSET = 128
-const SGX_ISVPRODID_OFFSET = 256
-const SGX_ISVSVN_OFFSET = 258
-const SGX_REPORT_DATA_OFFSET = 320
+/** TDX fields of the id, in preimage order. */
+const TDX_FIELDS: readonly TdReportField[] = ['mrTd', 'rtMr0', 'rtMr1', 'rtMr2', 'rtMr3', 'mrConfigId', 'xfam', 'tdAttributes']
 
 const malformed = (message: string) => new QuoteVerificationError('malformed_quote', message)
 const unsupported = (message: string) => new QuoteVerificationError('unsupported_quote', message)
@@ -67,26 +59,26 @@ export function measurementOf(quote: Uint8Array): QuoteMeasurement {
   if (!(quote instanceof Uint8Array)) throw new TypeError('quote must be a Uint8Array')
   if (quote.length < HEADER_LENGTH) throw malformed(`quote is ${quote.length} bytes, shorter than its 48-byte header`)
   const view = new DataView(quote.buffer, quote.byteOffset, quote.byteLength)
-  const version = view.getUint16(0, true)
-  const teeTypeCode = view.getUint32(4, true)
+  const version = view.getUint16(QUOTE_HEADER.version.offset, true)
+  const teeTypeCode = view.getUint32(QUOTE_HEADER.teeType.offset, true)
 
   let teeType: TeeType
   let bodyStart = HEADER_LENGTH
   let bodyLength: number
   if (version === 3) {
-    if (teeTypeCode !== TEE_TYPE_SGX) throw unsupported(`quote v3 with TEE type 0x${teeTypeCode.toString(16)}, expected SGX`)
+    if (teeTypeCode !== TEE_TYPE.sgx) throw unsupported(`quote v3 with TEE type 0x${teeTypeCode.toString(16)}, expected SGX`)
     teeType = 'sgx'
     bodyLength = SGX_REPORT_LENGTH
   } else if (version === 4 || version === 5) {
-    if (teeTypeCode !== TEE_TYPE_TDX) throw unsupported(`quote v${version} with TEE type 0x${teeTypeCode.toString(16)}, expected TDX`)
+    if (teeTypeCode !== TEE_TYPE.tdx) throw unsupported(`quote v${version} with TEE type 0x${teeTypeCode.toString(16)}, expected TDX`)
     teeType = 'tdx'
     bodyLength = TD10_REPORT_LENGTH
     if (version === 5) {
       if (quote.length < HEADER_LENGTH + V5_BODY_DESCRIPTOR_LENGTH) throw malformed('quote v5 is truncated in its body descriptor')
-      const bodyType = view.getUint16(HEADER_LENGTH, true)
-      const declared = view.getUint32(HEADER_LENGTH + 2, true)
-      if (bodyType === 2) bodyLength = TD10_REPORT_LENGTH
-      else if (bodyType === 3) bodyLength = TD15_REPORT_LENGTH
+      const bodyType = view.getUint16(HEADER_LENGTH + V5_BODY_DESCRIPTOR.bodyType.offset, true)
+      const declared = view.getUint32(HEADER_LENGTH + V5_BODY_DESCRIPTOR.bodySize.offset, true)
+      if (bodyType === V5_BODY_TYPE.td10) bodyLength = TD10_REPORT_LENGTH
+      else if (bodyType === V5_BODY_TYPE.td15) bodyLength = TD15_REPORT_LENGTH
       else throw unsupported(`quote v5 body type ${bodyType}, expected 2 (TDX 1.0) or 3 (TDX 1.5)`)
       if (declared !== bodyLength) throw malformed(`quote v5 body size ${declared}, expected ${bodyLength} for body type ${bodyType}`)
       bodyStart += V5_BODY_DESCRIPTOR_LENGTH
@@ -116,19 +108,19 @@ export function measurementOf(quote: Uint8Array): QuoteMeasurement {
   const measurements: Record<string, Hex> = {}
   let reportData: Uint8Array
   if (teeType === 'tdx') {
-    for (const [name, offset, length] of TDX_FIELDS) {
-      const field = body.slice(offset, offset + length)
+    for (const name of TDX_FIELDS) {
+      const field = readField(body, TD_REPORT[name])
       measurements[name] = bytesToHex(field)
       parts.push(field)
     }
-    reportData = body.slice(TD_REPORT_DATA_OFFSET, TD_REPORT_DATA_OFFSET + 64)
+    reportData = readField(body, TD_REPORT.reportData)
   } else {
     const bodyView = new DataView(body.buffer, body.byteOffset, body.byteLength)
-    const isvProdId = uint16BigEndian(bodyView.getUint16(SGX_ISVPRODID_OFFSET, true))
-    const isvSvn = uint16BigEndian(bodyView.getUint16(SGX_ISVSVN_OFFSET, true))
+    const isvProdId = uint16BigEndian(bodyView.getUint16(SGX_REPORT.isvProdId.offset, true))
+    const isvSvn = uint16BigEndian(bodyView.getUint16(SGX_REPORT.isvSvn.offset, true))
     const fields = {
-      mrEnclave: body.slice(SGX_MRENCLAVE_OFFSET, SGX_MRENCLAVE_OFFSET + 32),
-      mrSigner: body.slice(SGX_MRSIGNER_OFFSET, SGX_MRSIGNER_OFFSET + 32),
+      mrEnclave: readField(body, SGX_REPORT.mrEnclave),
+      mrSigner: readField(body, SGX_REPORT.mrSigner),
       isvProdId,
       isvSvn,
     }
@@ -136,7 +128,7 @@ export function measurementOf(quote: Uint8Array): QuoteMeasurement {
       measurements[name] = bytesToHex(field)
       parts.push(field)
     }
-    reportData = body.slice(SGX_REPORT_DATA_OFFSET, SGX_REPORT_DATA_OFFSET + 64)
+    reportData = readField(body, SGX_REPORT.reportData)
   }
   const raw = concat(parts)
   return {
