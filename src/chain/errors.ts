@@ -1,27 +1,16 @@
-// Typed errors of the blob transport (docs/protocol.md#wire-formats, docs/protocol.md#limits), in viem's manner: one base class, named subclasses,
-// a one-line `shortMessage` and the facts as `metaMessages`. They extend `KeymanagerError`, so the host API maps
-// them to its closed list of codes; every message is public data (hashes, paths, lengths), never a secret.
+// Typed errors of the blob transport (docs/protocol.md#wire-formats, docs/protocol.md#limits): the chain branch of the
+// one error family (src/errors.ts), so the host API maps them to its closed list of codes; every message is public
+// data (hashes, paths, lengths), never a secret.
 import type { Hex, TransactionReceipt } from 'viem'
-import { KeymanagerError, type ErrorCode } from '../errors.ts'
+import { KeymanagerError, type ErrorCode, type KeymanagerErrorParameters } from '../errors.ts'
 
-export type ChainErrorParameters = {
-  metaMessages?: string[] | undefined
-  cause?: unknown
-}
+export type ChainErrorParameters = KeymanagerErrorParameters
 
 /** Base of every error the chain modules throw on purpose. */
 export class ChainError extends KeymanagerError {
   override name = 'ChainError'
-  readonly shortMessage: string
-  readonly metaMessages: string[]
-
   constructor(code: ErrorCode, shortMessage: string, parameters: ChainErrorParameters = {}) {
-    const metaMessages = parameters.metaMessages ?? []
-    super(code, metaMessages.length > 0 ? `${shortMessage}\n\n${metaMessages.join('\n')}` : shortMessage, {
-      cause: parameters.cause,
-    })
-    this.shortMessage = shortMessage
-    this.metaMessages = metaMessages
+    super(code, shortMessage, parameters)
   }
 }
 

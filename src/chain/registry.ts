@@ -59,70 +59,59 @@ export function createRegistryClient({
   fromBlock?: bigint
 }) {
   const registry = getAddress(address)
-  const read = <T>(functionName: string, args: readonly unknown[] = []) =>
-    publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>
+  // Every read and every log goes through viem with the generated ABI (`as const`): argument and result types come
+  // from the contract, so a changed signature is a type error here, not a wrong value at run time.
+  const contract = { address: registry, abi: keyManagerAbi } as const
 
   async function onboardRequests(filter: { requestId?: bigint; requester?: Address }): Promise<OnboardRequest[]> {
     const logs = await publicClient.getContractEvents({
-      address: registry,
-      abi: keyManagerAbi,
+      ...contract,
       eventName: 'OnboardRequested',
       args: filter,
       fromBlock,
       toBlock: 'latest',
       strict: true,
     })
-    return logs.map((log) => {
-      const a = log.args as unknown as {
-        requestId: bigint
-        requester: Address
-        pubkey64: Hex
-        quoteBlobHash: Hex
-        refBlockNumber: bigint
-        refBlockHash: Hex
-      }
-      return {
-        requestId: a.requestId,
-        requester: a.requester,
-        pubkey64: a.pubkey64,
-        quoteBlobHash: a.quoteBlobHash,
-        refBlockNumber: a.refBlockNumber,
-        refBlockHash: a.refBlockHash,
-        blockNumber: log.blockNumber,
-        blockHash: log.blockHash,
-        transactionHash: log.transactionHash,
-      }
-    })
+    return logs.map(({ args, blockNumber, blockHash, transactionHash }) => ({
+      requestId: args.requestId,
+      requester: args.requester,
+      pubkey64: args.pubkey64,
+      quoteBlobHash: args.quoteBlobHash,
+      refBlockNumber: args.refBlockNumber,
+      refBlockHash: args.refBlockHash,
+      blockNumber,
+      blockHash,
+      transactionHash,
+    }))
   }
 
   return {
     address: registry,
-    owner: () => read<Address>('owner'),
-    xPub: () => read<Address>('xPub'),
-    masterPubkey: () => read<Hex>('masterPubkey'),
-    generation: () => read<bigint>('generation'),
-    requestTtl: () => read<bigint>('requestTtl'),
-    bootstrapper: () => read<Address>('bootstrapper'),
-    minTcbEvaluationDataNumber: () => read<number>('minTcbEvaluationDataNumber'),
+    owner: () => publicClient.readContract({ ...contract, functionName: 'owner' }),
+    xPub: () => publicClient.readContract({ ...contract, functionName: 'xPub' }),
+    masterPubkey: () => publicClient.readContract({ ...contract, functionName: 'masterPubkey' }),
+    generation: () => publicClient.readContract({ ...contract, functionName: 'generation' }),
+    requestTtl: () => publicClient.readContract({ ...contract, functionName: 'requestTtl' }),
+    bootstrapper: () => publicClient.readContract({ ...contract, functionName: 'bootstrapper' }),
+    minTcbEvaluationDataNumber: () => publicClient.readContract({ ...contract, functionName: 'minTcbEvaluationDataNumber' }),
     /** Block in which `mark` was first recorded, 0n if never (docs/protocol.md#verified-chain-view). */
-    freshnessMarkedAt: (mark: Hex) => read<bigint>('freshnessMarkedAt', [mark]),
-    isMeasurementAllowed: (id: Hex) => read<boolean>('isMeasurementAllowed', [id]),
-    isFmspcAllowed: (fmspc: Hex) => read<boolean>('isFmspcAllowed', [fmspc]),
+    freshnessMarkedAt: (mark: Hex) => publicClient.readContract({ ...contract, functionName: 'freshnessMarkedAt', args: [mark] }),
+    isMeasurementAllowed: (id: Hex) => publicClient.readContract({ ...contract, functionName: 'isMeasurementAllowed', args: [id] }),
+    isFmspcAllowed: (fmspc: Hex) => publicClient.readContract({ ...contract, functionName: 'isFmspcAllowed', args: [fmspc] }),
     async tcbPolicy() {
-      const [acceptedStatuses, maxCollateralAge, fmspcAllowlistOn] = await read<readonly [number, bigint, boolean]>('tcbPolicy')
+      const [acceptedStatuses, maxCollateralAge, fmspcAllowlistOn] = await publicClient.readContract({ ...contract, functionName: 'tcbPolicy' })
       return { acceptedStatuses, maxCollateralAge, fmspcAllowlistOn }
     },
     async getRequest(requestId: bigint) {
-      const [key, expiresAt, status, commitment] = await read<readonly [Address, bigint, number, Hex]>('getRequest', [requestId])
+      const [key, expiresAt, status, commitment] = await publicClient.readContract({ ...contract, functionName: 'getRequest', args: [requestId] })
       return { key, expiresAt, status: REQUEST_STATUS[status] ?? 'none', commitment }
     },
     verifyAttestation: (hostname: string, appData: Hex, signature: Hex) =>
-      read<boolean>('verifyAttestation', [hostname, appData, signature]),
+      publicClient.readContract({ ...contract, functionName: 'verifyAttestation', args: [hostname, appData, signature] }),
     onboardRequests,
     async onboarded(requestId: bigint): Promise<OnboardedEvent | undefined> {
       const logs = await publicClient.getContractEvents({
-        address: registry,
-        abi: keyManagerAbi,
+        ...contract,
         eventName: 'Onboarded',
         args: { requestId },
         fromBlock,
@@ -131,29 +120,27 @@ export function createRegistryClient({
       })
       const log = logs.at(-1)
       if (!log) return undefined
-      const a = log.args as unknown as { requestId: bigint; responseBlobHash: Hex; index: bigint }
       return {
-        requestId: a.requestId,
-        responseBlobHash: a.responseBlobHash,
-        index: a.index,
+        requestId: log.args.requestId,
+        responseBlobHash: log.args.responseBlobHash,
+        index: log.args.index,
         blockNumber: log.blockNumber,
         blockHash: log.blockHash,
         transactionHash: log.transactionHash,
       }
     },
     calldata: {
-      bootstrap: (pubkey64: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [pubkey64] } as never),
+      bootstrap: (pubkey64: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [pubkey64] }),
       requestOnboard: (pubkey64: Hex, refBlockNumber: bigint) =>
-        encodeFunctionData({ abi: keyManagerAbi, functionName: 'requestOnboard', args: [pubkey64, refBlockNumber] } as never),
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'requestOnboard', args: [pubkey64, refBlockNumber] }),
       fulfillOnboard: (requestIds: readonly bigint[], signature: Hex) =>
-        encodeFunctionData({ abi: keyManagerAbi, functionName: 'fulfillOnboard', args: [requestIds, signature] } as never),
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'fulfillOnboard', args: [requestIds, signature] }),
       confirmOnboard: (requestId: bigint, signature: Hex) =>
-        encodeFunctionData({ abi: keyManagerAbi, functionName: 'confirmOnboard', args: [requestId, signature] } as never),
-      markFresh: (mark: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'markFresh', args: [mark] } as never),
-      setBootstrapper: (bootstrapper: Address) =>
-        encodeFunctionData({ abi: keyManagerAbi, functionName: 'setBootstrapper', args: [bootstrapper] } as never),
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'confirmOnboard', args: [requestId, signature] }),
+      markFresh: (mark: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'markFresh', args: [mark] }),
+      setBootstrapper: (bootstrapper: Address) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'setBootstrapper', args: [bootstrapper] }),
       setMinTcbEvaluationDataNumber: (minimum: number) =>
-        encodeFunctionData({ abi: keyManagerAbi, functionName: 'setMinTcbEvaluationDataNumber', args: [minimum] } as never),
+        encodeFunctionData({ abi: keyManagerAbi, functionName: 'setMinTcbEvaluationDataNumber', args: [minimum] }),
     },
   }
 }

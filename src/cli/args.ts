@@ -1,7 +1,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { KeymanagerError } from '../errors.ts'
 
-export class UsageError extends Error {
+/** A command line the CLI cannot run: exit code 2 with a one-line reason. */
+export class UsageError extends KeymanagerError {
   override name = 'UsageError'
+  constructor(message: string) {
+    super('bad_request', message)
+  }
 }
 
 /** parseArgs with every flag declared: unknown flags and missing values are usage errors. */

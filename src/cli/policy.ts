@@ -27,6 +27,7 @@ import { measurementOf } from '../tee/measurement.ts'
 import { QuoteVerificationError, TCB_STATUS_BITS } from '../tee/types.ts'
 import { parseFlags, UsageError } from './args.ts'
 import { readQuoteFile } from './quote.ts'
+import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
   'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--json]'
@@ -34,8 +35,11 @@ export const POLICY_USAGE =
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
 /** The chain refused or could not be asked; the message names the call and the revert, never a key or the RPC URL. */
-class PolicyError extends Error {
+class PolicyError extends KeymanagerError {
   override name = 'PolicyError'
+  constructor(message: string) {
+    super('upstream_failed', message)
+  }
 }
 
 const TDX_RAW_LENGTH = 1 + 48 * 6 + 8 + 8

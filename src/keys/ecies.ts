@@ -14,6 +14,7 @@ import { concatBytes, hexToBytes, randomBytes, utf8ToBytes } from '@noble/hashes
 import { encodeAbiParameters, type Address } from 'viem'
 import { assertAddress, assertBytes, parseUint, wipe } from './bytes.ts'
 import { assertSecretKey, compressPublicKey, publicKey33 } from './signature.ts'
+import { KeymanagerError } from '../errors.ts'
 
 const INFO_TAG = utf8ToBytes('keymanager.ecies.v1')
 const EPHEMERAL_LENGTH = 33
@@ -24,13 +25,13 @@ export const ECIES_OVERHEAD = EPHEMERAL_LENGTH + NONCE_LENGTH + TAG_LENGTH
 
 export type EciesFailure = 'too_short' | 'bad_ephemeral_key' | 'auth_failed'
 
-export class EciesDecryptionError extends Error {
+export class EciesDecryptionError extends KeymanagerError {
   override name = 'EciesDecryptionError'
   constructor(
     readonly reason: EciesFailure,
     message: string,
   ) {
-    super(message)
+    super('unprocessable', message)
   }
 }
 

@@ -14,6 +14,7 @@
 import { secp256k1, secp256k1_FROST as frost } from '@noble/curves/secp256k1.js'
 import { assertBytes, constantTimeEqual, describeValue, wipe } from './bytes.ts'
 import { assertSecretKey, publicKey33 } from './signature.ts'
+import { KeymanagerError } from '../errors.ts'
 
 /** The contract's bounds on a guardian set (docs/protocol.md#guardians): 2 <= k <= n <= 32. */
 export const MAX_GUARDIANS = 32
@@ -22,8 +23,12 @@ export const MIN_THRESHOLD = 2
 /** One guardian's share: its 1-based index in the guardian set and f(index) as a 32-byte big-endian scalar. */
 export type SecretShare = { index: number; value: Uint8Array }
 
-export class SecretSharingError extends Error {
+/** Shares, thresholds or commitments that cannot make or recover a secret. */
+export class SecretSharingError extends KeymanagerError {
   override name = 'SecretSharingError'
+  constructor(message: string) {
+    super('unprocessable', message)
+  }
 }
 
 /** A number is shown as itself (counts and indices are not secret); anything else only by its type. */

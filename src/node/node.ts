@@ -32,14 +32,15 @@ const sealLabel = {
 }
 
 /** A refusal: the request is bad, and the reason is recorded. Transient failures are thrown as other errors. */
-class Refusal extends Error {
+class Refusal extends KeymanagerError {
+  override name = 'Refusal'
   constructor(
     readonly reason: string,
     message: string,
     /** Known once the quote verified: recorded so an auditor sees which build was refused. */
     readonly measurementId: Hex | null = null,
   ) {
-    super(message)
+    super('unprocessable', message)
   }
 }
 

@@ -6,14 +6,19 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
 import { DSTACK_SOCKET, DstackAgentError, postDstackAgent } from '../tee/dstackAgent.ts'
 import { createAesGcmSealer, type SealProvider } from './seal.ts'
+import { KeymanagerError } from '../errors.ts'
 
 export { DSTACK_SOCKET }
 
 /** The fixed GetKey path of the sealing key; changing it makes every sealed secret unreadable. */
 export const DSTACK_SEAL_PATH = 'keymanager/seal/v1'
 
-export class SealProviderUnavailableError extends Error {
+/** The platform's sealing key could not be had (the node cannot start without it). */
+export class SealProviderUnavailableError extends KeymanagerError {
   override name = 'SealProviderUnavailableError'
+  constructor(message: string) {
+    super('upstream_failed', message)
+  }
 }
 
 /** Asks the dstack agent for the sealing key (GetKey with a fixed path) and seals with AES-256-GCM under it. */

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gcm } from '@noble/ciphers/aes.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
+import { KeymanagerError } from '../errors.ts'
 
 /**
  * Seals secrets at rest (docs/protocol.md#node-state). `label` is bound as AES-GCM associated data, so a sealed master secret
@@ -18,8 +19,12 @@ export interface SealProvider {
   unseal(sealed: Uint8Array, label: string): Uint8Array
 }
 
-export class UnsealError extends Error {
+/** Sealed data that does not open under this provider's key and label (tampered, or sealed elsewhere). */
+export class UnsealError extends KeymanagerError {
   override name = 'UnsealError'
+  constructor(message: string) {
+    super('unprocessable', message)
+  }
 }
 
 const NONCE_LENGTH = 12

@@ -5,6 +5,7 @@
 import { verify as verifySignature, type X509Certificate } from 'node:crypto'
 import { oidBytes } from '../keys/der.ts'
 import { QuoteVerificationError } from './types.ts'
+import { KeymanagerError } from '../errors.ts'
 
 export { oidBytes }
 
@@ -25,8 +26,12 @@ export const DER_TAG = {
   context3: 0xa3,
 } as const
 
-export class DerError extends Error {
+/** DER that is not what a certificate or CRL may hold; callers turn it into a QuoteVerificationError with a reason. */
+export class DerError extends KeymanagerError {
   override name = 'DerError'
+  constructor(message: string) {
+    super('unprocessable', message)
+  }
 }
 
 /** Reads the element at `offset`, which must end at or before `limit` (default: the end of `der`). */

@@ -1,13 +1,18 @@
 // A client of the dstack guest agent on its unix socket (`/var/run/dstack.sock`): JSON POSTs, as the agent speaks.
 // Used by the `dstack` seal provider (GetKey) and the `dstack` quote provider (GetQuote).
 import { request } from 'node:http'
+import { KeymanagerError } from '../errors.ts'
 
 export const DSTACK_SOCKET = '/var/run/dstack.sock'
 /** Largest answer read from the agent: a quote with its event log is a few tens of KiB. */
 const MAX_ANSWER_BYTES = 1024 * 1024
 
-export class DstackAgentError extends Error {
+/** The dstack guest agent did not answer, or answered with an error or something unreadable. */
+export class DstackAgentError extends KeymanagerError {
   override name = 'DstackAgentError'
+  constructor(message: string) {
+    super('upstream_failed', message)
+  }
 }
 
 /**

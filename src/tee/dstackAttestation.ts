@@ -10,6 +10,7 @@
 // what a dstack agent answered, which the sidecar checks before passing it on.
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { MAX_EVENT_LOG_ENTRIES, type TdxEvent } from './eventLog.ts'
+import { KeymanagerError } from '../errors.ts'
 
 export type DstackAttestation = {
   quote: Uint8Array
@@ -21,8 +22,12 @@ export type DstackAttestation = {
   config: string
 }
 
-export class AttestationCodecError extends Error {
+/** Attestation bytes that do not decode (strict SCALE: no trailing bytes, bounded lengths). */
+export class AttestationCodecError extends KeymanagerError {
   override name = 'AttestationCodecError'
+  constructor(message: string) {
+    super('unprocessable', message)
+  }
 }
 
 /** SCALE compact encoding of a non-negative integer below 2^32. */

@@ -18,6 +18,7 @@
 //   are strict and bounded and throw EventLogError, never anything else, on bad bytes.
 import { sha384 } from '@noble/hashes/sha2.js'
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { KeymanagerError } from '../errors.ts'
 
 /** The dstack runtime event type (not a TCG type). */
 export const DSTACK_RUNTIME_EVENT_TYPE = 0x08000001
@@ -38,8 +39,12 @@ export type TdxEvent = {
   event_payload: string
 }
 
-export class EventLogError extends Error {
+/** An event log or runtime event that is not what the platform writes (bad bytes, bounds, names). */
+export class EventLogError extends KeymanagerError {
   override name = 'EventLogError'
+  constructor(message: string) {
+    super('unprocessable', message)
+  }
 }
 
 const COLON = utf8ToBytes(':')

@@ -29,9 +29,14 @@ export const RTMR_SYSFS_DIR = '/sys/devices/virtual/misc/tdx_guest/measurements'
 export const MAX_RUNTIME_EVENTS = 1024
 /** Largest vm_config accepted from the dstack agent. */
 const MAX_VM_CONFIG_CHARS = 64 * 1024
+import { KeymanagerError } from '../errors.ts'
 
-export class QuoteProviderError extends Error {
+/** The platform gave no usable quote (not a TEE, a device error, or a quote that does not match what was asked). */
+export class QuoteProviderError extends KeymanagerError {
   override name = 'QuoteProviderError'
+  constructor(message: string) {
+    super('upstream_failed', message)
+  }
 }
 
 /** The file operations the providers use; node's fs in production, a stand-in in tests. */

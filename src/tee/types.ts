@@ -2,6 +2,7 @@
 // same interfaces, so the devnet exercises the code path a real node runs.
 import type { Hex } from 'viem'
 import type { TdxEvent } from './eventLog.ts'
+import { KeymanagerError } from '../errors.ts'
 
 export type TeeType = 'tdx' | 'sgx'
 
@@ -78,13 +79,14 @@ export interface QuoteVerifier {
   verify(quote: Uint8Array, options?: { now?: number }): Promise<VerifiedQuote>
 }
 
-export class QuoteVerificationError extends Error {
+/** A quote that does not verify, with the reason a helper records (docs/protocol.md#help). */
+export class QuoteVerificationError extends KeymanagerError {
   override name = 'QuoteVerificationError'
   constructor(
     /** Short machine-readable reason, e.g. `bad_signature`, `collateral_expired`, `malformed_quote`. */
     readonly reason: string,
     message: string,
   ) {
-    super(message)
+    super(reason === 'collateral_unavailable' ? 'upstream_failed' : 'unprocessable', message)
   }
 }
