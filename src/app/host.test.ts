@@ -1,0 +1,111 @@
+// createHostApp in process over real in-process nodes (test/inProcessNode.ts): the host drives bootstrap, register,
+// help and complete over app.request(), as an operator does over the host listener.
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import { randomBytes } from '@noble/hashes/utils.js'
+import pino from 'pino'
+import { publicKey64 } from '../keys/signature.ts'
+import { createMetrics } from '../monitor/metrics.ts'
+import { bootstrapped, nodeOn, registerBlob, removeNodeDirs, unsigned } from '../../test/inProcessNode.ts'
+import { createHostApp } from './host.ts'
+
+after(removeNodeDirs)
+
+const TOKEN = 'host-token-for-tests-0123456789abcdef'
+const auth = { authorization: `Bearer ${TOKEN}` }
+
+function hostAppOf(node: ReturnType<typeof nodeOn>) {
+  return createHostApp({
+    node: node.node,
+    blobs: node.stores.blobs,
+    token: TOKEN,
+    logger: pino({ level: 'silent' }),
+    monitor: { snapshot: async () => ({}) as never },
+    metrics: createMetrics({ processMetrics: false }),
+  })
+}
+
+async function json(res: Response) {
+  const text = await res.text()
+  assert.doesNotMatch(text, /\bat .*\.ts:\d+/, 'no stack trace')
+  return JSON.parse(text) as Record<string, unknown> & { error?: { code: string; message: string; reason?: string } }
+}
+
+async function hostPair() {
+  const { chain, helper } = await bootstrapped()
+  const newcomer = nodeOn(chain)
+  await newcomer.node.start()
+  return { chain, helper: hostAppOf(helper), newcomer: hostAppOf(newcomer), newcomerNode: newcomer.node, helperNode: helper.node }
+}
+
+test('default: register, helper and complete over the host API; the newcomer ends ready with the master key', async () => {
+  const { chain, helper, newcomer, newcomerNode } = await hostPair()
+  const registered = await json(await newcomer.request('/register', { method: 'POST', headers: auth }))
+  const request = chain.mineRequest(unsigned(registered))
+  const helped = await json(await helper.request(`/helper/${request.requestId}`, { method: 'POST', headers: auth }))
+  assert.equal(helped.decision, 'fulfilled')
+  chain.mineFulfill(unsigned(helped))
+  const done = await json(await newcomer.request(`/register/${registered.pubkey64 as string}`, { method: 'POST', headers: auth }))
+  assert.equal(done.state, 'ready')
+  assert.equal(done.xPub, chain.xPub)
+  assert.equal(newcomerNode.state, 'ready')
+})
+
+test('default: /blobs serves the node archive without the token; other routes need it', async () => {
+  const { chain, helper } = await hostPair()
+  const [hash] = [...chain.blobs.keys()]
+  const res = await helper.request(`/blobs/${hash}`)
+  assert.equal(res.status, 200)
+  assert.deepEqual(new Uint8Array(await res.arrayBuffer()), chain.blobs.get(hash!))
+  for (const [method, path] of [
+    ['POST', '/bootstrap'],
+    ['POST', '/register'],
+    ['GET', '/helper/1'],
+    ['GET', '/status'],
+    ['GET', '/metrics'],
+  ] as const) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }] as Record<string, string>[]) {
+      const r = await helper.request(path, { method, headers })
+      assert.equal(r.status, 401, `${method} ${path} ${JSON.stringify(headers)}`)
+      assert.equal((await json(r)).error?.code, 'unauthorized')
+    }
+  }
+})
+
+test('security: a refused request is a 422 with its reason, and no transaction', async () => {
+  const { chain, helper, helperNode } = await hostPair()
+  const blob = await registerBlob(chain, { quoteFor: publicKey64(randomBytes(32)) })
+  const request = chain.addRequest(blob.pubkey64, blob.quoteBlobHash, blob.refBlockNumber)
+  const res = await helper.request(`/helper/${request.requester}`, { headers: auth })
+  assert.equal(res.status, 422)
+  const body = await json(res)
+  assert.equal(body.error?.code, 'unprocessable')
+  assert.equal(body.error?.reason, 'report_data_mismatch')
+  assert.equal(body.tx, undefined)
+  const status = (await helperNode.status()).requests[0]!
+  assert.equal(status.reason, 'report_data_mismatch')
+})
+
+test('error: bad parameters, unknown routes, large bodies and conflicts are JSON errors with their status', async () => {
+  const { helper, newcomer } = await hostPair()
+  const cases: [ReturnType<typeof hostAppOf>, string, RequestInit, number, string][] = [
+    [helper, '/helper/0', { headers: auth }, 400, 'bad_request'],
+    [helper, '/helper/0xzz', { headers: auth }, 400, 'bad_request'],
+    [helper, `/helper/${'9'.repeat(79)}`, { headers: auth }, 400, 'bad_request'],
+    [helper, '/helper/77', { headers: auth }, 404, 'not_found'],
+    [newcomer, '/register/0x1234', { method: 'POST', headers: auth }, 400, 'bad_request'],
+    [newcomer, `/register/0x${'00'.repeat(20)}`, { method: 'POST', headers: auth }, 404, 'not_found'],
+    [helper, '/bootstrap', { method: 'POST', headers: auth }, 409, 'conflict'],
+    [helper, '/register', { method: 'POST', headers: auth }, 409, 'conflict'],
+    [helper, '/blobs/0x02' + '00'.repeat(31), {}, 400, 'bad_request'],
+    [helper, '/blobs/0x01' + '00'.repeat(31), {}, 404, 'not_found'],
+    [helper, '/nothing', { headers: auth }, 404, 'not_found'],
+    [helper, '/register', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: 'x'.repeat(17 * 1024) }, 413, 'payload_too_large'],
+  ]
+  for (const [app, path, init, status, code] of cases) {
+    const res = await app.request(path, init)
+    const body = await json(res)
+    assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`)
+    assert.equal(body.error?.code, code, path)
+  }
+})
