@@ -308,16 +308,19 @@ export function refuseMeasuredKeys(raw: unknown, where: string): void {
     )
 }
 
-/** Reads and validates a host settings file; relative paths inside it are relative to the file. */
-export function loadHostSettings(path: string): HostSettings {
-  const where = `config ${path}`
-  const raw = readJsonFile(path, 'config')
+/** Validates a host settings file's JSON; throws one line naming every measured key it sets, else every schema problem. */
+export function parseHostSettings(raw: unknown, where: string): HostSettings {
   refuseMeasuredKeys(raw, where)
   const parsed = hostSettingsSchema.safeParse(raw)
   if (!parsed.success) throw new Error(`${where}: ${describeZodError(parsed.error)}`)
+  return parsed.data
+}
+
+/** Reads and validates a host settings file; relative paths inside it are relative to the file. */
+export function loadHostSettings(path: string): HostSettings {
+  const host = parseHostSettings(readJsonFile(path, 'config'), `config ${path}`)
   const base = dirname(resolve(path))
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p))
-  const host = parsed.data
   host.dataDir = abs(host.dataDir)
   host.host.tokenFile = abs(host.host.tokenFile)
   if (host.gasKeyFile) host.gasKeyFile = abs(host.gasKeyFile)

@@ -14,7 +14,8 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: true })
   } catch (error) {
-    throw new UsageError((error as Error).message)
+    // node's messages span lines ("…is ambiguous.\nDid you forget…"): a usage error is one line.
+    throw new UsageError((error as Error).message.replace(/\s*\n\s*/g, ' '))
   }
 }
 

@@ -5,6 +5,7 @@ import { csrf } from 'hono/csrf'
 import { HTTPException } from 'hono/http-exception'
 import type { Logger } from 'pino'
 import { NONCE, secureHeaders } from 'hono/secure-headers'
+import { KeymanagerError } from '../../errors.ts'
 import type { StatusSnapshot } from '../../monitor/monitor.ts'
 import { createErrorHandler, errorJson } from '../errors.ts'
 import { clearSessionCookie, sessionOf, setSessionCookie, type Sessions } from './session.ts'
@@ -41,6 +42,14 @@ export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promi
     c.header('cache-control', 'no-store')
   }
   const nonce = (c: Context<Env>) => c.get('secureHeadersNonce') ?? ''
+  /** The posted form; a body hono cannot parse (a multipart body without its boundary, say) is a 400, not a 500. */
+  async function readForm(c: Context<Env>) {
+    try {
+      return await c.req.parseBody()
+    } catch {
+      throw new KeymanagerError('bad_request', 'the form could not be read (send application/x-www-form-urlencoded)')
+    }
+  }
 
   app.get('/', noStore, headers, async (c) => {
     const current = sessionOf(c, sessions)
@@ -51,7 +60,7 @@ export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promi
   })
 
   app.post('/login', noStore, headers, sameOrigin, async (c) => {
-    const form = await c.req.parseBody()
+    const form = await readForm(c)
     const token = typeof form.token === 'string' ? form.token : ''
     if (!sessions.checkToken(token)) return c.html(<LoginPage nonce={nonce(c)} error="Wrong token." />, 401)
     const { id } = sessions.create()
@@ -62,7 +71,7 @@ export function createStatusRoutes(deps: { sessions: Sessions; snapshot(): Promi
 
   app.post('/logout', noStore, headers, sameOrigin, async (c) => {
     const current = sessionOf(c, sessions)
-    const form = await c.req.parseBody()
+    const form = await readForm(c)
     if (current && form.csrf === current.session.csrf) sessions.revoke(current.id)
     else if (current) return errorJson(c, 'forbidden', "sign-out refused: the form is not this session's")
     clearSessionCookie(c)
