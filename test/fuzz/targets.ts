@@ -52,7 +52,8 @@ const STACK_TRACE = /\bat .*\.(ts|js|tsx):\d+|node:internal/
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'] as const
 const KNOWN_SEGMENTS = [
-  'sealkey', 'attest', 'healthz', 'openapi.json', 'GetKey', 'GetQuote', 'Info', 'Version', 'GetTlsKey', 'helper', 'register',
+  'sealkey', 'attest', 'healthz', 'openapi.json', 'GetKey', 'GetQuote', 'Info', 'Version', 'GetTlsKey', 'Attest', 'EmitEvent', 'Sign',
+  'Verify', 'helper', 'register',
   'bootstrap', 'status', 'metrics', 'blobs', 'login', 'logout', '', '..', '.', '%', '%00', '%zz', '%2F', '0', '1',
 ] as const
 
@@ -80,8 +81,19 @@ const dstackBody = fc
       purpose: fc.oneof(fc.string({ maxLength: 300, unit: 'binary' }), jsonish),
       algorithm: fc.oneof(fc.constantFrom('secp256k1', 'k256', 'ed25519', 'ED25519', ''), jsonish),
       report_data: fc.oneof(hexString, jsonish),
-      subject: jsonish,
-      alt_names: jsonish,
+      subject: fc.oneof(fc.string({ maxLength: 300 }), jsonish),
+      alt_names: fc.oneof(fc.array(fc.string({ maxLength: 40 }), { maxLength: 5 }), jsonish),
+      not_before: fc.oneof(fc.integer(), fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String), jsonish),
+      not_after: fc.oneof(fc.integer(), fc.maxSafeNat(), jsonish),
+      usage_ra_tls: fc.oneof(fc.boolean(), jsonish),
+      usage_server_auth: fc.oneof(fc.boolean(), jsonish),
+      usage_client_auth: fc.oneof(fc.boolean(), jsonish),
+      with_app_info: fc.oneof(fc.boolean(), jsonish),
+      event: fc.oneof(fc.string({ maxLength: 1100, unit: 'binary' }), jsonish),
+      payload: fc.oneof(hexString, jsonish),
+      data: fc.oneof(hexString, jsonish),
+      signature: fc.oneof(hexString, jsonish),
+      public_key: fc.oneof(hexString, jsonish),
     },
     { requiredKeys: [] },
   )
