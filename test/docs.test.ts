@@ -151,8 +151,10 @@ describe('docs: cited tests exist', () => {
 
 describe('docs: the repository speaks for itself', () => {
   // Spelled in two parts so that this file does not match its own search.
-  const outside = ['DESIGN' + '.md', 'DESIGN' + ' §', '../' + 'shared', '/work/' + 'shared']
-  test('default: no file points at a specification outside the repository', () => {
+  const outside = ['DESIGN' + '.md', 'DESIGN' + ' §', 'TOOLCHAIN' + '.md', 'LIGHT-CLIENT' + '.md', '../' + 'shared', '/work/' + 'shared']
+  // Work tracking and reports that a reader of the repository cannot see.
+  const tracking = [/\bissues? #?\d+/i, new RegExp('closing ' + 'report', 'i')]
+  test('default: no file points at a specification outside the repository, or at issues and reports', () => {
     const files = ['src', 'scripts', 'contracts', 'bin', 'test', 'deploy', 'docs', 'README.md', 'sidecar.Dockerfile', 'package.json'].flatMap((d) =>
       filesUnder(d),
     )
@@ -161,6 +163,7 @@ describe('docs: the repository speaks for itself', () => {
     for (const file of files) {
       const text = read(file)
       for (const needle of outside) if (text.includes(needle)) found.push(`${file}: ${needle}`)
+      for (const pattern of tracking) if (pattern.test(text)) found.push(`${file}: ${pattern.exec(text)![0]}`)
     }
     assert.deepEqual(found, [])
   })
