@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bytesToHex } from '@noble/hashes/utils.js'
+import { readFileSync } from 'node:fs'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { AttestationCodecError, compact, decodeDstackAttestation, encodeDstackAttestation, type DstackAttestation } from './dstackAttestation.ts'
-import { runtimeEvent } from './eventLog.ts'
+import { replayRtmrs, runtimeEvent } from './eventLog.ts'
 
 test('vectors: SCALE compact integers in each mode (parity-scale-codec examples)', () => {
   assert.equal(bytesToHex(compact(0)), '00')
@@ -44,4 +45,18 @@ test('error: the decoder refuses other variants, truncation, trailing bytes and 
     [Uint8Array.of(0, 0, 0x07, 0, 0, 0, 0, 0), /wider than 32 bits/],
   ]
   for (const [input, pattern] of cases) assert.throws(() => decodeDstackAttestation(input), (e: Error) => e instanceof AttestationCodecError && pattern.test(e.message))
+})
+
+test("vectors: dstack's simulator attestation decodes, re-encodes byte for byte, and its log (runtime digests ours) replays to its quote", () => {
+  const vector = JSON.parse(readFileSync(new URL('../../test/vectors/dstack-simulator-attestation.json', import.meta.url), 'utf8')) as { attestation: string }
+  const bytes = hexToBytes(vector.attestation)
+  const decoded = decodeDstackAttestation(bytes)
+  assert.equal(bytesToHex(encodeDstackAttestation(decoded)), vector.attestation)
+  const rtmrs = [376, 424, 472, 520].map((o) => bytesToHex(decoded.quote.subarray(o, o + 48)))
+  assert.deepEqual(replayRtmrs(decoded.eventLog).map(bytesToHex), rtmrs)
+  // Each runtime event's digest, as we compute it, is the one dstack logged.
+  const logged = decoded.eventLog.filter((e) => e.imr === 3)
+  assert.equal(logged.length, decoded.runtimeEvents.length)
+  assert.ok(logged.length > 0)
+  for (const [i, e] of decoded.runtimeEvents.entries()) assert.equal(runtimeEvent(e.event, e.payload).digest, logged[i]!.digest, e.event)
 })

@@ -12,7 +12,8 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 import { dstackQuoteProvider, MAX_APP_COMPOSE_CHARS, platformInfoOf, QuoteProviderError, sgxGramineQuoteProvider, tdxQuoteProvider, type QuoteFs } from './hardwareQuotes.ts'
 import { measurementOf } from './measurement.ts'
 import { simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
-import { replayRtmrs, runtimeEvent, runtimeEventDigest } from './eventLog.ts'
+import { replayRtmrs, runtimeEvent, runtimeEventDigest, withoutBootPayloads } from './eventLog.ts'
+import { bootFacts, osImageHashOf } from './tdReport.ts'
 import { ccelTable } from '../../test/ccelTable.ts'
 
 const td = simulatedQuoteProvider({ measurement: simulatedMeasurement('hardware-test') })
@@ -261,4 +262,32 @@ test('error: platformInfoOf keeps a field only when it is a bounded string (devi
   assert.deepEqual(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: 'y'.repeat(MAX_APP_COMPOSE_CHARS + 1) }) }), empty)
   assert.deepEqual(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: { nested: true } }) }), empty)
   assert.equal(platformInfoOf({ tcb_info: JSON.stringify({ app_compose: 'z'.repeat(MAX_APP_COMPOSE_CHARS) }) }).appCompose.length, MAX_APP_COMPOSE_CHARS)
+})
+
+test('vectors: a real dstack 0.6.0 agent GetQuote answer: runtime digests filled in, the log replays to all four RTMRs of its quote; Info facts read from it', async () => {
+  const fixture = JSON.parse(readFileSync(new URL('../../test/vectors/dstack-agent-getquote.json', import.meta.url), 'utf8')) as Record<string, string>
+  // As the agent sends it: every runtime (RTMR3) digest empty, which is why the SDK's replayRtmrs() cannot reproduce
+  // RTMR3 from dstack's own answer (docs/protocol.md#dstack-api).
+  const raw = JSON.parse(fixture.event_log!) as { imr: number; digest: string; event: string; event_payload: string }[]
+  assert.ok(raw.filter((e) => e.imr === 3).length > 0 && raw.filter((e) => e.imr === 3).every((e) => e.digest === ''))
+  const agent = await dstackAgent(async (hex) => {
+    assert.equal(hex, fixture.report_data)
+    return { quote: fixture.quote, event_log: fixture.event_log, report_data: fixture.report_data, vm_config: fixture.vm_config }
+  })
+  try {
+    const evidence = await dstackQuoteProvider({ socketPath: agent.path }).quoteWithEvidence!(Buffer.from(fixture.report_data!, 'hex'))
+    assert.equal(evidence.eventLog.length, raw.length)
+    assert.deepEqual(replayRtmrs(evidence.eventLog).map(bytesToHex), rtmrsOf(evidence.quote), 'RTMR0-3 of the quote')
+    assert.equal(evidence.vmConfig, fixture.vm_config)
+    // The facts Info derives (src/tee/tdReport.ts) are the payloads of dstack's own boot events and its vm_config.
+    const facts = bootFacts(evidence.eventLog)
+    const payload = (name: string) => raw.find((e) => e.imr === 3 && e.event === name)!.event_payload
+    assert.equal(bytesToHex(facts.composeHash), payload('compose-hash'))
+    assert.equal(bytesToHex(facts.instanceId), payload('instance-id'))
+    assert.equal(bytesToHex(osImageHashOf(evidence.vmConfig)), (JSON.parse(fixture.vm_config!) as { os_image_hash: string }).os_image_hash)
+    // Our GetQuote form keeps dstack's field set and entry shape.
+    for (const entry of withoutBootPayloads(evidence.eventLog)) assert.deepEqual(Object.keys(entry), ['imr', 'event_type', 'digest', 'event', 'event_payload'])
+  } finally {
+    agent.close()
+  }
 })
