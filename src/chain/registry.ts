@@ -129,6 +129,14 @@ export function createRegistryClient({
         transactionHash: log.transactionHash,
       }
     },
+    /** The latest `Bootstrapped` event (a hint of where to look; the verified view decides). */
+    async bootstrapped(): Promise<{ xPub: Address; generation: bigint; blockNumber: bigint } | undefined> {
+      const logs = await publicClient.getContractEvents({ address: registry, abi: keyManagerAbi, eventName: 'Bootstrapped', fromBlock, toBlock: 'latest', strict: true })
+      const log = logs.at(-1)
+      if (!log) return undefined
+      const a = log.args as unknown as { xPub: Address; generation: bigint }
+      return { xPub: a.xPub, generation: BigInt(a.generation), blockNumber: log.blockNumber }
+    },
     calldata: {
       bootstrap: (pubkey64: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [pubkey64] }),
       requestOnboard: (pubkey64: Hex, refBlockNumber: bigint) =>

@@ -109,6 +109,24 @@ describe('registry proofs from anvil', () => {
     assert.equal(early.isMeasurementAllowed(id), false)
   })
 
+  test('default: a slot set back to zero (a removed measurement) proves 0', async () => {
+    const owner = clients.walletFor(fixture.owner)
+    const raw = `0x02${'33'.repeat(32)}${'44'.repeat(32)}00010002` as Hex
+    const id = keccak256(raw)
+    for (const [functionName, args] of [
+      ['addMeasurement', [id, raw]],
+      ['removeMeasurement', [id]],
+    ] as const) {
+      const hash = await owner.writeContract({ address: fixture.address, abi: keyManagerAbi, functionName, args } as never)
+      await clients.publicClient.waitForTransactionReceipt({ hash })
+    }
+    const q = { measurements: [id] }
+    const { proof, stateRoot, blockNumber, timestamp } = await getProof(fixture.address, querySlots(q))
+    const state = registryState({ blockNumber, timestamp }, q, verifyRegistryProof(proof, { stateRoot, address: fixture.address, codeHash, slots: querySlots(q) }).values)
+    assert.equal(state.measurementActivatesAt(id), 0n)
+    assert.equal(state.isMeasurementAllowed(id), false)
+  })
+
   test('default: an account without code and an address with no account', async () => {
     const eoa = fixture.owner.address
     const { proof, stateRoot } = await getProof(eoa, [])

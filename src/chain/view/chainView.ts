@@ -45,8 +45,10 @@ export type ChainViewOptions = {
   headers?: HeaderSource
   rpc: Rpc
   registry: Address
-  /** keccak256 of the registry's runtime code, from the measured settings. */
-  registryCodeHash: Hex
+  /** keccak256 of the registry's runtime code, from the measured settings (light-client mode). */
+  registryCodeHash?: Hex
+  /** The header source's own status (the light client's), shown beside the view's in `/status`. */
+  headerStatus?: () => unknown
   logger: Logger
   /** Host clock in unix seconds: compared with verified time for skew warnings, never used in a decision. */
   hostNow?: () => number
@@ -64,7 +66,8 @@ export function createChainView(options: ChainViewOptions) {
   const hostNow = options.hostNow ?? (() => Math.floor(Date.now() / 1000))
   const skewWarning = options.skewWarningSeconds ?? 3600
   if (mode === 'light-client' && !options.headers) throw new Error('light-client mode needs a header source')
-  if (!/^0x[0-9a-fA-F]{64}$/.test(options.registryCodeHash)) throw new Error('registryCodeHash must be 32 bytes of hex')
+  const registryCodeHash = options.registryCodeHash ?? ''
+  if (mode === 'light-client' && !/^0x[0-9a-fA-F]{64}$/.test(registryCodeHash)) throw new Error('light-client mode needs registryCodeHash: 32 bytes of hex')
 
   let newest: ViewHeader | undefined
   let lastError: { reason: string; message: string; at: number } | undefined
@@ -145,8 +148,9 @@ export function createChainView(options: ChainViewOptions) {
       const values = await Promise.all(slots.map((slot) => rpc.request({ method: 'eth_getStorageAt', params: [registry, slotHex(slot), block] })))
       return new Map(slots.map((slot, i) => [slot, BigInt((values[i] as Hex | null) ?? '0x0')]))
     }
-    const response = await rpc.request({ method: 'eth_getProof', params: [registry, slots.map(slotHex), block] })
-    return verifyRegistryProof(response as never, { stateRoot: header.stateRoot, address: registry, codeHash: options.registryCodeHash, slots }).values
+    // By hash (EIP-1898): after a reorg the RPC cannot answer for another block of the same number; it fails instead.
+    const response = await rpc.request({ method: 'eth_getProof', params: [registry, slots.map(slotHex), { blockHash: header.blockHash }] })
+    return verifyRegistryProof(response as never, { stateRoot: header.stateRoot, address: registry, codeHash: registryCodeHash as Hex, slots }).values
   }
 
   /** The registry's state at `header`, every slot of `query` proven (light-client mode). */
@@ -196,7 +200,7 @@ export function createChainView(options: ChainViewOptions) {
     status() {
       return {
         mode,
-        registryCodeHash: options.registryCodeHash,
+        registryCodeHash: options.registryCodeHash ?? null,
         head: newest
           ? {
               blockNumber: newest.blockNumber.toString(),
@@ -209,6 +213,7 @@ export function createChainView(options: ChainViewOptions) {
         /** Host clock minus verified block time (seconds): how far behind the view is, as far as the host clock tells. */
         lagSeconds: newest ? hostNow() - Number(newest.timestamp) : null,
         lastError: lastError ?? null,
+        ...(options.headerStatus ? { lightClient: options.headerStatus() } : {}),
       }
     },
   }

@@ -11,6 +11,7 @@ import {
   asAddress,
   asBytes32,
   fmspcSlot,
+  freshnessSlot,
   measurementSlot,
   member,
   requestSlot,
@@ -25,6 +26,8 @@ export type RegistryQuery = {
   measurements?: readonly Hex[]
   /** FMSPC allow-list entries (6 bytes each). */
   fmspcs?: readonly Hex[]
+  /** Freshness marks (freshness.ts). */
+  marks?: readonly Hex[]
 }
 
 /** The block a read was made at: its number and timestamp are verified along with its state root. */
@@ -46,6 +49,7 @@ export function querySlots(query: RegistryQuery): bigint[] {
   }
   for (const id of query.measurements ?? []) slots.add(measurementSlot(id))
   for (const fmspc of query.fmspcs ?? []) slots.add(fmspcSlot(fmspc))
+  for (const mark of query.marks ?? []) slots.add(freshnessSlot(mark))
   return [...slots]
 }
 
@@ -121,6 +125,11 @@ export function registryState(block: StateBlock, query: RegistryQuery, values: R
     isMeasurementAllowed(id: Hex): boolean {
       const activatesAt = measurementActivatesAt(id)
       return activatesAt !== 0n && block.timestamp >= activatesAt
+    },
+    /** `freshnessMarkedAt`: the block that first recorded `mark`, 0 when it was never sent. */
+    markedAt(mark: Hex): bigint {
+      asked(`mark ${mark}`, inList(query.marks, mark, sameHex))
+      return member(value(freshnessSlot(mark)), { offset: 0, bytes: 8 })
     },
     /** `isFmspcAllowed`: true when the allow-list is off, else whether the FMSPC is on it. */
     isFmspcAllowed(fmspc: Hex): boolean {
