@@ -13,7 +13,9 @@ import { createDcapVerifier } from '../tee/dcap.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { serveSimulatedDstackAgent } from './dstackAgent.ts'
 import { createDevnetPki } from './pki.ts'
-import { simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from './simulated.ts'
+import { replayRtmrs, runtimeEvent } from '../tee/eventLog.ts'
+import { bytesToHex } from '@noble/hashes/utils.js'
 
 const pki = createDevnetPki()
 const measurement = simulatedMeasurement('agent-test')
@@ -42,6 +44,33 @@ test('default: the dstack quote provider gets a quote over its report data that 
     const verified = await verifier.verify(quote)
     assert.deepEqual(verified.reportData, reportData)
     assert.equal(verified.measurementId, measurementOf(await quoteProvider.getQuote(reportData)).measurementId)
+  } finally {
+    await agent.close()
+  }
+})
+
+test('default: the dstack provider gets the TD event log in the agent\'s stripped form, fills it in so it replays to the quote; EmitEvent moves RTMR3', async () => {
+  const td = simulatedQuoteProvider({ platform: pki.mintPlatform(), measurement: simulatedMeasurement('agent-events'), bootEventLog: simulatedBootEventLog('agent-events') })
+  const agent = await serveSimulatedDstackAgent({ socketPath: socketIn(), quoteProvider: td, seed: new Uint8Array(32).fill(5) })
+  try {
+    const reportData = new Uint8Array(64).fill(0x5a)
+    const wire = await post(agent.socketPath, '/GetQuote', JSON.stringify({ report_data: bytesToHex(reportData) }))
+    const raw = JSON.parse(wire.body.event_log as string) as { imr: number; digest: string; event_payload: string }[]
+    assert.ok(raw.length > 0 && raw.every((e) => (e.imr === 3 ? e.digest === '' : e.event_payload === '')), 'dstack\'s stripped form')
+    const provider = dstackQuoteProvider({ socketPath: agent.socketPath })
+    const rtmrs = (quote: Uint8Array) => [376, 424, 472, 520].map((o) => bytesToHex(quote.subarray(o, o + 48)))
+    const before = await provider.quoteWithEvidence!(reportData)
+    assert.deepEqual(replayRtmrs(before.eventLog).map(bytesToHex), rtmrs(before.quote))
+    await provider.emitEvent!('app:loaded', Uint8Array.of(1, 2, 3))
+    const after = await provider.quoteWithEvidence!(reportData)
+    assert.notEqual(rtmrs(after.quote)[3], rtmrs(before.quote)[3])
+    assert.deepEqual(replayRtmrs(after.eventLog).map(bytesToHex), rtmrs(after.quote))
+    assert.deepEqual(after.eventLog.at(-1), runtimeEvent('app:loaded', Uint8Array.of(1, 2, 3)))
+    assert.deepEqual(await post(agent.socketPath, '/EmitEvent', '{"event":"","payload":""}'), {
+      status: 400,
+      body: { error: 'event: expected a non-empty string of at most 512 bytes' },
+    })
+    assert.deepEqual(await post(agent.socketPath, '/EmitEvent', '{"event":"x","payload":"zz"}'), { status: 400, body: { error: 'payload: expected at most 4096 bytes of hex' } })
   } finally {
     await agent.close()
   }

@@ -1,5 +1,6 @@
 // A simulated dstack guest agent (docs/protocol.md#tee-providers): the unix-socket API a dstack CVM gives the sidecar,
-// `POST /GetQuote {report_data}` and `POST /GetKey {path, purpose}`, answered by the devnet's simulated TEE. It lets
+// `POST /GetQuote {report_data}` (quote, event log in the agent's stripped form, vm_config), `POST /EmitEvent` and
+// `POST /GetKey {path, purpose}`, answered by the devnet's simulated TEE. It lets
 // a production build (the sidecar image, quote provider and seal `dstack`) run against a devnet outside a CVM: the
 // image cannot tell it from a real agent, and the devnet's nodes verify its quotes under the devnet root like any
 // other. Devnet only: its keys come from a seed the host holds.
@@ -8,6 +9,7 @@ import { chmodSync, rmSync } from 'node:fs'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { RUNTIME_IMR } from '../tee/eventLog.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 
 /** Largest request body read (a GetQuote request is 150 bytes). */
@@ -44,8 +46,22 @@ export async function serveSimulatedDstackAgent({
         if (!/^([0-9a-fA-F]{2}){0,64}$/.test(hex)) throw new AgentRequestError('report_data: expected at most 64 bytes of hex')
         const reportData = new Uint8Array(64)
         reportData.set(hexToBytes(hex))
-        const quote = await quoteProvider.getQuote(reportData)
-        return { quote: bytesToHex(quote), event_log: '[]' }
+        if (!quoteProvider.quoteWithEvidence) return { quote: bytesToHex(await quoteProvider.getQuote(reportData)), event_log: '[]' }
+        const { quote, eventLog, vmConfig } = await quoteProvider.quoteWithEvidence(reportData)
+        // As dstack's agent answers: boot-time payloads and runtime (RTMR3) digests left out; verifiers recompute
+        // the runtime digests from event and payload (the dstack provider does, src/tee/hardwareQuotes.ts).
+        const stripped = eventLog.map((e) => (e.imr === RUNTIME_IMR ? { ...e, digest: '' } : { ...e, event_payload: '' }))
+        return { quote: bytesToHex(quote), event_log: JSON.stringify(stripped), report_data: bytesToHex(reportData), vm_config: vmConfig }
+      }
+      case '/EmitEvent': {
+        if (!quoteProvider.emitEvent) throw new AgentRequestError('this TD cannot extend RTMR3')
+        const event = body.event
+        const payload = typeof body.payload === 'string' ? body.payload : ''
+        if (typeof event !== 'string' || event.length === 0 || utf8ToBytes(event).length > MAX_FIELD_BYTES)
+          throw new AgentRequestError(`event: expected a non-empty string of at most ${MAX_FIELD_BYTES} bytes`)
+        if (!/^([0-9a-fA-F]{2}){0,4096}$/.test(payload)) throw new AgentRequestError('payload: expected at most 4096 bytes of hex')
+        await quoteProvider.emitEvent(event, hexToBytes(payload))
+        return {}
       }
       case '/GetKey': {
         const field = (name: string) => {
