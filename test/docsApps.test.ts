@@ -1,11 +1,13 @@
-// docs/apps.md runs as written: every `sh` and `ts` block is taken from the markdown (so the page and this test cannot
-// drift) and run against a devnet as the pod `app`, and the Solidity block is compiled, deployed and called there.
+// docs/apps.md runs as written: every `sh`, `ts` and `python` block is taken from the markdown (so the page and this
+// test cannot drift) and run against a devnet as the pod `app`, and the Solidity block is compiled, deployed and called
+// there. The one Python block that needs the dstack Python SDK (not installable here) is parsed, not run.
 // The devnet is real (anvil, registry, sidecar processes, blobs); only the name `dstack-keymanager` is pointed at a
 // node, as a compose network would: curl through a .curlrc `connect-to`, fetch through a preload that rewrites the
-// origin. The examples reach node 2 (onboarded from node 1), whose measured settings name 127.0.0.1 `app` and give
+// origin, Python through a sitecustomize that answers the name's address lookup. The examples reach node 2 (onboarded from node 1), whose measured settings name 127.0.0.1 `app` and give
 // `app` a dstack socket; the checks compare with node 1, so they also show that every node answers alike.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { createHash, hkdfSync } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -49,11 +51,16 @@ function run(command: string, args: string[], options: { cwd: string; env: NodeJ
   })
 }
 
-/** The examples of the page: `sh` and `ts` blocks, each named by `example=NAME` in its info string. */
+const RUNNABLE = ['sh', 'bash', 'ts', 'typescript', 'python']
+/** Marks the one kind of block the suite cannot run: it needs the dstack Python SDK, which cannot be installed here. */
+const NEEDS_PYTHON_SDK = /(?:^|\s)requires=dstack-sdk(?:\s|$)/
+
+/** The examples of the page: `sh`, `ts` and `python` blocks, each named by `example=NAME` in its info string. */
 function examples(markdown: string): Map<string, FencedBlock> {
   const named = new Map<string, FencedBlock>()
   for (const block of fencedBlocks(markdown)) {
-    if (!['sh', 'bash', 'ts', 'typescript'].includes(block.lang)) continue
+    if (!RUNNABLE.includes(block.lang)) continue
+    if (block.lang === 'python' && NEEDS_PYTHON_SDK.test(block.info)) continue
     const name = /(?:^|\s)example=([\w-]+)/.exec(block.info)?.[1]
     assert.ok(name, `${PAGE}:${block.line}: a ${block.lang} block without example=NAME would not be run`)
     assert.ok(!named.has(name), `${PAGE}:${block.line}: example=${name} twice`)
@@ -97,6 +104,7 @@ describe('docs/apps.md examples against a devnet', () => {
   let work: string
   let env: NodeJS.ProcessEnv
   let preload: string
+  let python: string
   const socketDir = mkdtempSync(join(tmpdir(), 'km-apps-'))
   const socketPath = join(socketDir, 'dstack.sock')
 
@@ -104,6 +112,7 @@ describe('docs/apps.md examples against a devnet', () => {
     const block = blocks.get(name)
     assert.ok(block, `${PAGE} has no example=${name}`)
     if (block.lang === 'sh' || block.lang === 'bash') return run('bash', ['-euo', 'pipefail', '-c', block.code], { cwd: work, env })
+    if (block.lang === 'python') return run(python, ['-c', block.code], { cwd: work, env })
     const file = join(work, `${name}.ts`)
     writeFileSync(file, block.code)
     return run(process.execPath, ['--import', 'tsx', '--import', preload, file], { cwd: work, env })
@@ -124,6 +133,8 @@ describe('docs/apps.md examples against a devnet', () => {
 
   before(async () => {
     ensureSdkInstalled()
+    python = ['python3', 'python'].find((name) => spawnSync(name, ['--version']).status === 0) ?? ''
+    assert.ok(python, 'the Python examples need python3 on PATH')
     devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-apps-devnet-')), print: () => {} })
     node = await devnet.addNode({
       configure: ({ measured }) => {
@@ -146,6 +157,21 @@ describe('docs/apps.md examples against a devnet', () => {
         "globalThis.fetch = (input, init) => original(typeof input === 'string' || input instanceof URL ? String(input).replace(/^http:\\/\\/dstack-keymanager(?=\\/|$)/, target) : input, init)",
       ].join('\n'),
     )
+    // Python: the name resolves to node 2's pod listener, as a compose network's DNS would answer it.
+    const pythonPath = join(work, '.python')
+    mkdirSync(pythonPath)
+    writeFileSync(
+      join(pythonPath, 'sitecustomize.py'),
+      [
+        'import socket',
+        '_getaddrinfo = socket.getaddrinfo',
+        'def getaddrinfo(host, port, *args, **kwargs):',
+        "    if host == 'dstack-keymanager' and int(port or 80) == 80:",
+        `        host, port = '127.0.0.1', ${port}`,
+        '    return _getaddrinfo(host, port, *args, **kwargs)',
+        'socket.getaddrinfo = getaddrinfo',
+      ].join('\n') + '\n',
+    )
     const bin = join(work, '.bin')
     mkdirSync(bin)
     writeFileSync(join(bin, 'keymanager'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'keymanager.js')}" "$@"\n`)
@@ -157,6 +183,7 @@ describe('docs/apps.md examples against a devnet', () => {
       RPC_URL: devnet.info.rpcUrl,
       REGISTRY: devnet.registry,
       DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      PYTHONPATH: pythonPath,
     }
   })
   after(async () => {
@@ -166,8 +193,18 @@ describe('docs/apps.md examples against a devnet', () => {
   })
 
   test('default: every sh and ts block of the page is a named example this test runs', () => {
-    const checked = ['sealkey', 'sealkey-ts', 'attest', 'attest-ts', 'getkey', 'dstack-sdk', 'verify-chain']
+    const checked = ['sealkey', 'sealkey-ts', 'sealkey-py', 'attest', 'attest-ts', 'attest-py', 'getkey', 'getkey-py', 'dstack-sdk', 'verify-chain']
     assert.deepEqual([...blocks.keys()].sort(), [...checked].sort())
+  })
+
+  test('default: the Python block that needs the dstack SDK is the only one not run, and it parses', async () => {
+    const unrun = fencedBlocks(markdown).filter((b) => b.lang === 'python' && NEEDS_PYTHON_SDK.test(b.info))
+    assert.equal(unrun.length, 1)
+    assert.match(unrun[0]!.code, /from dstack_sdk import/)
+    const file = join(work, 'sdk-example.py')
+    writeFileSync(file, unrun[0]!.code)
+    const parsed = await run(python, ['-c', 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])', file], { cwd: work, env })
+    assert.equal(parsed.code, 0, parsed.stderr)
   })
 
   test('default: curl /sealkey answers the pod key every node derives', async () => {
@@ -178,6 +215,16 @@ describe('docs/apps.md examples against a devnet', () => {
 
   test('default: the TypeScript sealkey example derives a key and opens what it sealed', async () => {
     assert.deepEqual(await runJson('sealkey-ts'), { generation: 1, opened: 'account balances' })
+  })
+
+  test('default: the Python sealkey example derives the key WebCrypto derives in the TypeScript example', async () => {
+    const answer = await runJson('sealkey-py')
+    const { key, generation } = await nodeOne('/sealkey')
+    const sealkey = await crypto.subtle.importKey('raw', hexToBytes(key), 'HKDF', false, ['deriveBits'])
+    const params = { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: new TextEncoder().encode('myapp/db/v1') }
+    const dbKey = new Uint8Array(await crypto.subtle.deriveBits(params, sealkey, 256))
+    assert.deepEqual(new Uint8Array(hkdfSync('sha256', hexToBytes(key), new Uint8Array(0), 'myapp/db/v1', 32)), dbKey)
+    assert.deepEqual(answer, { generation, db_key_id: createHash('sha256').update(dbKey).digest('hex').slice(0, 16) })
   })
 
   test('default: curl /attest gives a signature that verifyAttestation and the Solidity example accept for pod app only', async () => {
@@ -212,6 +259,14 @@ describe('docs/apps.md examples against a devnet', () => {
     assert.equal(answer.valid, true)
   })
 
+  test('default: the Python attest example gets a signature verifyAttestation accepts', async () => {
+    const attestation = await runJson('attest-py')
+    assert.equal(attestation.hostname, POD)
+    assert.equal(attestation.appData, `0x${createHash('sha256').update('result of job 44').digest('hex')}` as Hex)
+    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    assert.equal(await registry.verifyAttestation(POD, attestation.appData, attestation.signature), true)
+  })
+
   test('default: curl GetKey answers a key whose chain leads to the registry master key', async () => {
     const answer = await runJson('getkey')
     const xPub = (await createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry }).xPub()) as Address
@@ -225,6 +280,15 @@ describe('docs/apps.md examples against a devnet', () => {
     assert.equal(verified.ok, true, JSON.stringify(verified.steps))
     const fromNodeOne = await nodeOne('/GetKey', { method: 'POST', body: JSON.stringify({ path: 'wallet/eth', purpose: 'signing' }) })
     assert.equal(fromNodeOne.key, answer.key)
+  })
+
+  test('default: the Python GetKey example gets the key and chain every node answers', async () => {
+    const answer = await runJson('getkey-py')
+    const fromNodeOne = await nodeOne('/GetKey', { method: 'POST', body: JSON.stringify({ path: 'wallet/eth', purpose: 'signing' }) })
+    assert.deepEqual(answer, {
+      key_id: createHash('sha256').update(Buffer.from(fromNodeOne.key, 'hex')).digest('hex').slice(0, 16),
+      signature_chain: fromNodeOne.signature_chain,
+    })
   })
 
   test('default: the dstack SDK example gets a key, its proof and a quote over the socket', async () => {
