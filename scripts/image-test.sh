@@ -128,7 +128,7 @@ docker build -q -f sidecar.Dockerfile --build-arg BASE_IMAGE="$BASE" --build-arg
 build_s=$(elapsed "$t0")
 log "docker build $APP_IMAGE"
 t0=$(now)
-docker build -q --build-arg BASE_IMAGE="$BASE" -t "$APP_IMAGE" deploy/example-app >/dev/null || fail "docker build $APP_IMAGE"
+docker build -q --build-arg BASE_IMAGE="$BASE" --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$APP_IMAGE" deploy/example-app >/dev/null || fail "docker build $APP_IMAGE"
 app_build_s=$(elapsed "$t0")
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 docker inspect -f '{{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '^keymanager .*"80/tcp"' || fail "the image must run as keymanager and expose port 80"
