@@ -58,7 +58,7 @@ USER keymanager
 VOLUME ["/data"]
 # Pod listener (pods call http://dstack-keymanager/…) and host listener (bearer token or the status page's sign-in).
 EXPOSE 80 8081
-HEALTHCHECK --interval=5s --timeout=2s --start-period=30s \
+HEALTHCHECK --interval=5s --timeout=10s --start-period=60s --retries=5 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:80/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "/app/bin/keymanager.js"]
 # The host settings file (docs/protocol.md#measured-settings); it may set no measured setting.

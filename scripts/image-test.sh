@@ -51,6 +51,7 @@ cleanup() {
   if [ -n "$COMPOSE_UP" ]; then
     if [ "$code" != 0 ]; then
       compose logs --no-color >"$WORK/compose.log" 2>&1 || true
+      docker inspect -f '{{json .State.Health}}' "$(compose ps -q dstack-keymanager)" >>"$WORK/compose.log" 2>&1 || true
       log "container logs in $WORK/compose.log"
     fi
     compose down -v --remove-orphans >/dev/null 2>&1 || true
@@ -123,12 +124,12 @@ node -e "
 EXTRA_CA=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
 log "docker build $IMAGE on $BASE"
 t0=$(now)
-docker build -q -f sidecar.Dockerfile --build-arg BASE_IMAGE="$BASE" --build-arg MEASURED="$MEASURED" \
+docker build -q --force-rm -f sidecar.Dockerfile --build-arg BASE_IMAGE="$BASE" --build-arg MEASURED="$MEASURED" \
   --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$IMAGE" . >/dev/null || fail "docker build $IMAGE"
 build_s=$(elapsed "$t0")
 log "docker build $APP_IMAGE"
 t0=$(now)
-docker build -q --build-arg BASE_IMAGE="$BASE" --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$APP_IMAGE" deploy/example-app >/dev/null || fail "docker build $APP_IMAGE"
+docker build -q --force-rm --build-arg BASE_IMAGE="$BASE" --build-arg "EXTRA_CA_CERTS=$EXTRA_CA" -t "$APP_IMAGE" deploy/example-app >/dev/null || fail "docker build $APP_IMAGE"
 app_build_s=$(elapsed "$t0")
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 docker inspect -f '{{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '^keymanager .*"80/tcp"' || fail "the image must run as keymanager and expose port 80"
