@@ -51,7 +51,7 @@ const bytes = (length: number) => new Uint8Array(randomBytes(length))
 describe('blob transport on anvil', () => {
   let anvil: Anvil
   let publicClient: PublicClient
-  const wallet = (account: typeof sender) => createWalletClient({ account, chain: foundry, transport: http(anvil.rpcUrl) })
+  const wallet = (account: typeof sender) => createWalletClient({ account, chain: foundry, transport: http(anvil.rpcUrl, { timeout: 60_000 }) })
 
   let kzgLoadMs: number
   before(async () => {
@@ -59,7 +59,7 @@ describe('blob transport on anvil', () => {
     getKzg()
     kzgLoadMs = performance.now() - started
     anvil = await startAnvil()
-    publicClient = createPublicClient({ chain: foundry, transport: http(anvil.rpcUrl) })
+    publicClient = createPublicClient({ chain: foundry, transport: http(anvil.rpcUrl, { timeout: 60_000 }) })
   })
   after(async () => {
     await anvil?.stop()
@@ -83,6 +83,7 @@ describe('blob transport on anvil', () => {
     pubkey64: bytes(64),
     refBlockNumber: 0n,
     refBlockHash: bytes(32),
+    settingsDigest: bytes(32),
   }
   let first: SentBlobTransaction
 
@@ -306,7 +307,7 @@ describe('blob transport on anvil', () => {
     const blob = envelopeToBlobs(register)[0]!
     await assert.rejects(sendBlobTransaction({ walletClient: wallet(sender), publicClient, to: DEAD, blobs: Array(7).fill(blob) }), RangeError)
     await assert.rejects(
-      sendBlobTransaction({ walletClient: createWalletClient({ account: sender.address, chain: foundry, transport: http(anvil.rpcUrl) }), publicClient, to: DEAD, blobs: [blob] }),
+      sendBlobTransaction({ walletClient: createWalletClient({ account: sender.address, chain: foundry, transport: http(anvil.rpcUrl, { timeout: 60_000 }) }), publicClient, to: DEAD, blobs: [blob] }),
       { name: 'TypeError', message: /local account/ },
     )
   })

@@ -114,16 +114,32 @@ describe('devnet: onboarding end to end', () => {
   })
 
   /** Sends requestOnboard as a malicious host would, with a chosen key, quote and reference block. */
-  async function hostileRequest(args: { pubkey64: Uint8Array; quoteKey: Uint8Array; refAge: bigint }) {
+  async function hostileRequest(args: { pubkey64: Uint8Array; quoteKey: Uint8Array; refAge: bigint; quoteDigest?: Uint8Array; envelopeDigest?: Uint8Array }) {
+    const digest = new Uint8Array(32).fill(0x5e)
     const wallet = createWalletClient({ account: devAccount(12), chain: { ...foundry, rpcUrls: { default: { http: [devnet.anvil.rpcUrl] } } }, transport: http(devnet.anvil.rpcUrl) })
     const head = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
     const ref = await devnet.publicClient.getBlock({ blockNumber: head - args.refAge })
     // A genuine platform of this devnet (its PCK chain verifies), run by a malicious host.
     const provider = simulatedQuoteProvider({ platform: devnet.pki.mintPlatform(), measurement: simulatedMeasurement('devnet') })
     const quote = await provider.getQuote(
-      registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: args.quoteKey, refBlockNumber: ref.number, refBlockHash: ref.hash }),
+      registerReportData({
+        chainId: foundry.id,
+        registry: devnet.registry,
+        pubkey64: args.quoteKey,
+        refBlockNumber: ref.number,
+        refBlockHash: ref.hash,
+        settingsDigest: args.quoteDigest ?? digest,
+      }),
     )
-    const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: args.pubkey64, refBlockNumber: ref.number, refBlockHash: hexToBytes(ref.hash) })
+    const blobs = envelopeToBlobs({
+      kind: 'register',
+      teeType: 'tdx',
+      quote,
+      pubkey64: args.pubkey64,
+      refBlockNumber: ref.number,
+      refBlockHash: hexToBytes(ref.hash),
+      settingsDigest: args.envelopeDigest ?? digest,
+    })
     const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
     await sendBlobTransaction({ walletClient: wallet, publicClient: devnet.publicClient, to: devnet.registry, data: registry.calldata.requestOnboard(bytesToHex(args.pubkey64), ref.number), blobs })
     const [request] = await registry.onboardRequests({ requester: addressOfPublicKey(args.pubkey64) })
@@ -138,6 +154,14 @@ describe('devnet: onboarding end to end', () => {
     const refused = await refusal(devnet.info.nodes[0]!, request.requestId.toString())
     assert.equal(refused.reason, 'report_data_mismatch')
     assert.equal((await statusReason(devnet.info.nodes[0]!, request.requestId.toString()))?.reason, 'report_data_mismatch')
+  })
+
+  test('error: an envelope that names other settings than the quote binds gets nothing', async () => {
+    const key = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
+    // Report data v2 binds the newcomer's settingsDigest: a host cannot pass a quote off as made under other settings.
+    const request = await hostileRequest({ pubkey64: key, quoteKey: key, refAge: 1n, quoteDigest: new Uint8Array(32).fill(1), envelopeDigest: new Uint8Array(32).fill(2) })
+    const refused = await refusal(devnet.info.nodes[0]!, request.requestId.toString())
+    assert.equal(refused.reason, 'report_data_mismatch')
   })
 
   test('error: a stale reference block gets nothing', async () => {
@@ -320,7 +344,10 @@ describe('devnet: onboarding end to end', () => {
     const args = ['--rpc', devnet.anvil.rpcUrl, '--registry', devnet.registry, '--blobs', devnet.anvil.rpcUrl, '--blobs-kind', 'anvil']
     const trust = ['--root-ca', join(devnet.devnetDir, 'pki', 'root.pem'), '--pccs', devnet.pccsUrl]
     const code = await runAudit([...args, ...trust, '--json'], (l) => lines.push(l), (l) => warnings.push(l))
-    const report = JSON.parse(lines.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; ok: boolean; reason: string | null; policyNow: string }[] }
+    const report = JSON.parse(lines.join('\n')) as {
+      ok: boolean
+      entries: { what: string; onChain: string; ok: boolean; reason: string | null; policyNow: string; settingsDigest: string | null }[]
+    }
     assert.equal(code, 0)
     assert.equal(report.ok, true)
     assert.ok(warnings.some((w) => /TRUSTING A ROOT CA THAT IS NOT INTEL'S/.test(w)), 'trusting the devnet root is said out loud')
@@ -329,6 +356,11 @@ describe('devnet: onboarding end to end', () => {
     const handedOut = report.entries.filter((e) => e.onChain === 'fulfilled' || e.onChain === 'confirmed')
     assert.ok(handedOut.length >= 4)
     assert.ok(handedOut.every((e) => e.ok))
+    // Every node ever onboarded is named with the settings digest its quote binds: here, the devnet nodes' own.
+    const digests = new Set(
+      await Promise.all(devnet.nodes.map(async (n) => (await hostCall<{ settingsDigest: string }>(n, 'GET', '/status')).settingsDigest)),
+    )
+    for (const e of [bootstrap, ...handedOut]) assert.ok(e.settingsDigest !== null && digests.has(e.settingsDigest), `${e.what}: ${e.settingsDigest}`)
     // The hostile request whose quote binds another key is still there, unfulfilled, and the audit says why.
     assert.ok(report.entries.some((e) => e.onChain === 'pending' && !e.ok && e.reason?.startsWith('report_data_mismatch')))
     // The unreviewed build verifies as a quote, but today's allow-list does not accept it.

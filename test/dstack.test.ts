@@ -9,7 +9,7 @@
 // dstack simulator vectors reproduce byte for byte through the SDK.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -76,6 +76,7 @@ import { verifyGetKeyChain } from '../src/keys/verifyChain.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../src/secret/masterSecret.ts'
 import { generateSimulatedAttestationKey, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import { POD_REPORT_DATA_REFUSED } from '../src/tee/podQuote.ts'
+import { PROTOCOL_MARKER } from '../src/keys/reportData.ts'
 
 const SDK_DIR = join(dirname(fileURLToPath(import.meta.url)), 'dstack-sdk')
 const SDK_VERSION = '0.5.8'
@@ -405,8 +406,26 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     assert.deepEqual(results[4], { error: 'invalid public key: not a secp256k1 point', __name__: 'VerifyResponse' })
   })
 
-  test('security: GetQuote refuses protocol-shaped report data, and the SDK surfaces the error', async () => {
-    const [quote, attest] = await runSdk(socketPath('simulator'), [{ op: 'getQuote', reportData: '00' }, { op: 'attest', reportData: 'ab'.repeat(32) }])
+  test('default: the SDK getQuote with 32 bytes, 64 bytes and a string is served, zero-padded as dstack does', async () => {
+    const sha256 = createHash('sha256').update('an app commits to this').digest('hex')
+    const full = bytesToHex(randomBytes(64))
+    const text = 'hello from a dstack app'
+    const results = (await runSdk(socketPath('oracle'), [
+      { op: 'getQuote', reportData: sha256 },
+      { op: 'getQuote', reportData: full },
+      { op: 'getQuote', reportText: text },
+    ])) as Record<string, unknown>[]
+    const expected = [sha256 + '00'.repeat(32), full, Buffer.from(text).toString('hex').padEnd(128, '0')]
+    results.forEach((quote, i) => {
+      assert.equal(quote.error, undefined, String(quote.error))
+      assert.equal(quote.report_data, expected[i])
+      assert.equal((quote.quote as string).slice(568 * 2, 632 * 2), expected[i], 'the quote binds the padded report data')
+    })
+  })
+
+  test('security: GetQuote refuses protocol-shaped report data (ending in the marker), and the SDK surfaces the error', async () => {
+    const shaped = 'ab'.repeat(32) + bytesToHex(PROTOCOL_MARKER)
+    const [quote, attest] = await runSdk(socketPath('simulator'), [{ op: 'getQuote', reportData: shaped }, { op: 'attest', reportData: shaped }])
     assert.deepEqual(quote, { error: POD_REPORT_DATA_REFUSED })
     assert.deepEqual(attest, { error: POD_REPORT_DATA_REFUSED })
   })

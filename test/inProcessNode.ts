@@ -232,6 +232,9 @@ export async function bootstrapped() {
   return { chain, helper }
 }
 
+/** The settings digest hand-built newcomers claim (their envelope carries it, their quote binds it). */
+export const NEWCOMER_SETTINGS_DIGEST = hexToBytes(`0x${'5e'.repeat(32)}`)
+
 /** A register envelope posted as blob, built by hand so a test can make it lie. */
 export async function registerBlob(
   chain: FakeChain,
@@ -245,12 +248,21 @@ export async function registerBlob(
     pubkey64: options.quoteFor ?? pubkey64,
     refBlockNumber,
     refBlockHash: hexToBytes(blockHash(refBlockNumber)),
+    settingsDigest: NEWCOMER_SETTINGS_DIGEST,
   })
   const quote = await (options.quoteProvider ?? provider).getQuote(reportData)
   const envelope: Envelope =
     options.kind === 'bootstrap'
-      ? { kind: 'bootstrap', teeType: 'tdx', quote, masterPubkey64: pubkey64 }
-      : { kind: 'register', teeType: 'tdx', quote, pubkey64, refBlockNumber, refBlockHash: hexToBytes(blockHash(refBlockNumber)) }
+      ? { kind: 'bootstrap', teeType: 'tdx', quote, masterPubkey64: pubkey64, settingsDigest: NEWCOMER_SETTINGS_DIGEST }
+      : {
+          kind: 'register',
+          teeType: 'tdx',
+          quote,
+          pubkey64,
+          refBlockNumber,
+          refBlockHash: hexToBytes(blockHash(refBlockNumber)),
+          settingsDigest: NEWCOMER_SETTINGS_DIGEST,
+        }
   const blobs = envelopeToBlobs(envelope)
   const [hash] = blobs.map((blob) => {
     const h = versionedHash(blob)

@@ -3,7 +3,8 @@ import { test } from 'node:test'
 import pino from 'pino'
 import { hexToBytes, recoverTypedDataAddress, type Hex } from 'viem'
 import { appIdForPod, deriveSealkey } from '../keys/derive.ts'
-import { toHex0x } from '../keys/bytes.ts'
+import { toHex0x, toHexPlain } from '../keys/bytes.ts'
+import { PROTOCOL_MARKER } from '../keys/reportData.ts'
 import { KEYMANAGER_TYPES } from '../keys/typedData.ts'
 import { createMasterSecret } from '../secret/masterSecret.ts'
 import { createPodApp } from './pod.ts'
@@ -125,12 +126,17 @@ test('default: the dstack guest-agent routes share the listener and the pod iden
   assert.equal(body.signature_chain.length, 2)
 })
 
-test('security: dstack GetQuote on the pod listener refuses protocol-shaped report data', async () => {
-  const res = await appWith().request('/GetQuote', {
-    method: 'POST',
-    headers: { 'x-keymanager-pod': 'app', 'content-type': 'application/json' },
-    body: JSON.stringify({ report_data: 'ab'.repeat(32) }),
-  })
-  const body = (await res.json()) as { error: string }
-  assert.match(body.error, /reserved for keymanager protocol quotes/)
+test('security: dstack GetQuote on the pod listener refuses protocol-shaped report data, serves a 32-byte hash', async () => {
+  const getQuote = (reportData: string) =>
+    appWith().request('/GetQuote', {
+      method: 'POST',
+      headers: { 'x-keymanager-pod': 'app', 'content-type': 'application/json' },
+      body: JSON.stringify({ report_data: reportData }),
+    })
+  const refused = await getQuote('ab'.repeat(32) + toHexPlain(PROTOCOL_MARKER))
+  assert.equal(refused.status, 403)
+  assert.match(((await refused.json()) as { error: string }).error, /reserved for keymanager protocol quotes/)
+  const served = await getQuote('ab'.repeat(32))
+  assert.equal(served.status, 200)
+  assert.equal(((await served.json()) as { report_data: string }).report_data, 'ab'.repeat(32) + '00'.repeat(32))
 })

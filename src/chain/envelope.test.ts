@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
-import { bytesToHex, hexToBytes, toBlobs, toRlp, type Hex } from 'viem'
+import { bytesToHex, fromRlp, hexToBytes, toBlobs, toRlp, type Hex } from 'viem'
 import {
   ECIES_CIPHERTEXT_BYTES,
   MAX_ENVELOPE_BYTES,
@@ -34,6 +34,7 @@ const register: RegisterEnvelope = {
   pubkey64: bytes(64),
   refBlockNumber: 123456n,
   refBlockHash: bytes(32),
+  settingsDigest: bytes(32),
 }
 const onboard: OnboardEnvelope = {
   kind: 'onboard',
@@ -49,16 +50,21 @@ const onboard: OnboardEnvelope = {
 function rawRegister(overrides: { [index: number]: Hex | Hex[] } = {}, extra: (Hex | Hex[])[] = []): Uint8Array {
   const items: (Hex | Hex[])[] = [
     ascii('kmb'),
-    '0x01',
+    '0x02',
     ascii('register'),
     '0x01',
     bytesToHex(register.quote),
     bytesToHex(register.pubkey64),
     int(register.refBlockNumber),
     bytesToHex(register.refBlockHash),
+    bytesToHex(register.settingsDigest),
   ]
   for (const [index, value] of Object.entries(overrides)) items[Number(index)] = value
   return toRlp([...items, ...extra], 'bytes')
+}
+
+function decodeRaw(bytes: Uint8Array): Hex[] {
+  return fromRlp(bytes, 'hex') as Hex[]
 }
 
 function rejects(input: Uint8Array | Hex, reason: EnvelopeError['reason'], message?: string) {
@@ -79,11 +85,26 @@ test('default: register round trip', () => {
   assert.deepEqual(decodeEnvelope(bytesToHex(encoded)), register)
 })
 
-test('default: bootstrap encodes byte-exactly', () => {
-  const envelope: Envelope = { kind: 'bootstrap', teeType: 'tdx', quote: Uint8Array.of(0xaa), masterPubkey64: bytes(64, 0x11) }
+test('default: bootstrap and register encode byte-exactly (docs/protocol.md#blob-envelope vectors)', () => {
+  const envelope: Envelope = { kind: 'bootstrap', teeType: 'tdx', quote: Uint8Array.of(0xaa), masterPubkey64: bytes(64, 0x11), settingsDigest: bytes(32, 0x22) }
   const encoded = encodeEnvelope(envelope)
-  // f854 list | 83 "kmb" | 01 version | 89 "bootstrap" | 01 tdx | 81aa quote | b840 pubkey
-  assert.equal(bytesToHex(encoded), `0xf854836b6d620189626f6f74737472617001${'81aa'}b840${'11'.repeat(64)}`)
+  // f875 list | 83 "kmb" | 02 version | 89 "bootstrap" | 01 tdx | 81aa quote | b840 pubkey | a0 settingsDigest
+  assert.equal(bytesToHex(encoded), `0xf875836b6d620289626f6f74737472617001${'81aa'}b840${'11'.repeat(64)}a0${'22'.repeat(32)}`)
+  const reg: Envelope = {
+    kind: 'register',
+    teeType: 'sgx',
+    quote: Uint8Array.of(0xbb),
+    pubkey64: bytes(64, 0x33),
+    refBlockNumber: 0x1234n,
+    refBlockHash: bytes(32, 0x44),
+    settingsDigest: bytes(32, 0x55),
+  }
+  // f898 list | 83 "kmb" | 02 | 88 "register" | 02 sgx | 81bb quote | b840 pubkey | 821234 ref block | a0 hash | a0 digest
+  assert.equal(
+    bytesToHex(encodeEnvelope(reg)),
+    `0xf898836b6d62028872656769737465720281bbb840${'33'.repeat(64)}821234a0${'44'.repeat(32)}a0${'55'.repeat(32)}`,
+  )
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(reg)), reg)
   assert.deepEqual(decodeEnvelope(encoded), envelope)
   assert.deepEqual(decodeEnvelope(encodeEnvelope({ ...envelope, teeType: 'sgx' })), { ...envelope, teeType: 'sgx' })
 })
@@ -155,18 +176,21 @@ test('error: encode validates like decode', () => {
 test('error: wrong magic, version, kind', () => {
   rejects(rawRegister({ 0: ascii('kmc') }), 'bad_magic', 'Envelope magic is not "kmb".')
   rejects(rawRegister({ 0: [ascii('kmb')] }), 'bad_magic')
-  rejects(rawRegister({ 1: '0x02' }), 'unsupported_version', 'Unsupported envelope version.\n\nversion: 2\nsupported: 1')
+  rejects(rawRegister({ 1: '0x01' }), 'unsupported_version', 'Unsupported envelope version.\n\nversion: 1\nsupported: 2')
+  rejects(rawRegister({ 1: '0x03' }), 'unsupported_version')
   rejects(rawRegister({ 1: '0x' }), 'unsupported_version')
-  rejects(rawRegister({ 1: '0x0001' }), 'non_canonical_integer', 'Envelope field version is an integer with a leading zero byte.')
-  rejects(rawRegister({ 1: ['0x01'] }), 'field_type', 'Envelope field version is not bytes.')
+  rejects(rawRegister({ 1: '0x0002' }), 'non_canonical_integer', 'Envelope field version is an integer with a leading zero byte.')
+  rejects(rawRegister({ 1: ['0x02'] }), 'field_type', 'Envelope field version is not bytes.')
   rejects(rawRegister({ 2: ascii('Register') }), 'unknown_kind', `Unknown envelope kind.\n\nkind: ${ascii('Register')}`)
   rejects(rawRegister({ 2: [ascii('register')] }), 'unknown_kind')
 })
 
 test('error: extra, missing and nested fields', () => {
-  rejects(rawRegister({}, ['0x00']), 'field_count', 'Envelope of kind register has the wrong number of fields.\n\nfields: 6\nexpected: 5')
-  rejects(toRlp([ascii('kmb'), '0x01', ascii('register'), '0x01', bytesToHex(register.quote)], 'bytes'), 'field_count')
-  rejects(toRlp([ascii('kmb'), '0x01'], 'bytes'), 'field_count')
+  rejects(rawRegister({}, ['0x00']), 'field_count', 'Envelope of kind register has the wrong number of fields.\n\nfields: 7\nexpected: 6')
+  rejects(toRlp([ascii('kmb'), '0x02', ascii('register'), '0x01', bytesToHex(register.quote)], 'bytes'), 'field_count')
+  // A version-1 register (no settingsDigest) under version 2 is one field short.
+  rejects(toRlp(decodeRaw(rawRegister()).slice(0, 8), 'bytes'), 'field_count', 'Envelope of kind register has the wrong number of fields.\n\nfields: 5\nexpected: 6')
+  rejects(toRlp([ascii('kmb'), '0x02'], 'bytes'), 'field_count')
   rejects(rawRegister({ 4: [bytesToHex(register.quote)] }), 'field_type', 'Envelope field quote is not bytes.')
   rejects(rawRegister({ 5: [bytesToHex(register.pubkey64)] }), 'field_type')
   rejects(rawRegister({ 7: [] }), 'field_type')
@@ -184,13 +208,15 @@ test('error: field lengths and values', () => {
   rejects(rawRegister({ 6: '0x00' }), 'non_canonical_integer')
   rejects(rawRegister({ 6: '0x0005' }), 'non_canonical_integer')
   rejects(rawRegister({ 7: bytesToHex(bytes(33)) }), 'field_length')
+  rejects(rawRegister({ 8: bytesToHex(bytes(31)) }), 'field_length', 'Envelope field settingsDigest has a bad length.\n\nlength: 31 bytes\nexpected: 32 bytes')
+  rejects(rawRegister({ 8: [bytesToHex(bytes(32))] }), 'field_type', 'Envelope field settingsDigest is not bytes.')
   assert.equal((decodeEnvelope(rawRegister({ 6: '0x' })) as RegisterEnvelope).refBlockNumber, 0n)
 })
 
 test('error: onboard entries are checked one by one', () => {
   const ciphertext = bytesToHex(bytes(ECIES_CIPHERTEXT_BYTES))
   const raw = (generation: Hex | Hex[], entries: unknown) =>
-    toRlp([ascii('kmb'), '0x01', ascii('onboard'), generation, entries as Hex[]], 'bytes')
+    toRlp([ascii('kmb'), '0x02', ascii('onboard'), generation, entries as Hex[]], 'bytes')
   assert.deepEqual(decodeEnvelope(raw('0x01', [['0x05', ciphertext]])), {
     kind: 'onboard',
     generation: 1n,
@@ -219,8 +245,8 @@ test('error: malformed, non-canonical and trailing RLP', () => {
   rejects(good.subarray(0, good.length - 1), 'malformed_rlp')
   rejects(Uint8Array.of(0xc5, 0x83, 0x6b), 'malformed_rlp')
   rejects(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff), 'malformed_rlp')
-  // The version 1 written as 0x8101 (long form of a single byte).
-  const longByte = hexToBytes(bytesToHex(good).replace('836b6d6201', '836b6d628101') as Hex)
+  // The version 2 written as 0x8102 (long form of a single byte).
+  const longByte = hexToBytes(bytesToHex(good).replace('836b6d6202', '836b6d628102') as Hex)
   rejects(fixListLength(longByte), 'non_canonical_rlp', 'Envelope RLP is not canonical.')
   // A short list header written in long form: c3 → f8 03.
   rejects(Uint8Array.of(0xf8, 0x04, 0x83, 0x6b, 0x6d, 0x62), 'non_canonical_rlp')
@@ -233,8 +259,8 @@ test('error: inputs built to be expensive are refused quickly', () => {
   // An onboard envelope whose entries list holds ~760k one-byte items.
   const items = new Uint8Array(MAX_ENVELOPE_BYTES - 40).fill(0x01)
   const started = performance.now()
-  rejects(toRlp([ascii('kmb'), '0x01', ascii('onboard'), '0x01', [bytesToHex(items)]], 'bytes'), 'field_type')
-  const header = toRlp([ascii('kmb'), '0x01', ascii('onboard'), '0x01'], 'bytes').subarray(1)
+  rejects(toRlp([ascii('kmb'), '0x02', ascii('onboard'), '0x01', [bytesToHex(items)]], 'bytes'), 'field_type')
+  const header = toRlp([ascii('kmb'), '0x02', ascii('onboard'), '0x01'], 'bytes').subarray(1)
   const entries = concat(listHeader(items.length), items)
   const flat = concat(listHeader(header.length + entries.length), header, entries)
   rejects(flat, 'too_large', 'Envelope has more RLP items than any valid envelope.\n\nmaximum: 17586 items')

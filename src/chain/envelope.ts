@@ -1,8 +1,12 @@
-// The blob envelope of docs/protocol.md#wire-formats: RLP `["kmb", 1, kind, ...fields]`, packed into EIP-4844 blobs with viem's
-// `toBlobs`. Blobs come from untrusted hosts and nodes, so decoding is strict and total: any input either yields
+// The blob envelope of docs/protocol.md#blob-envelope: RLP `["kmb", 2, kind, ...fields]`, packed into EIP-4844 blobs with
+// viem's `toBlobs`. Blobs come from untrusted hosts and nodes, so decoding is strict and total: any input either yields
 // exactly the envelope that encodes to it, or an `EnvelopeError`.
 //
-// Encoding decisions (version 1):
+// Version 2 adds the quoting node's settingsDigest (docs/protocol.md#measured-settings) as the last field of `bootstrap`
+// and `register`: report data v2 binds it (docs/protocol.md#report-data), so a verifier needs it to recompute the report
+// data. Version 1 envelopes are refused (`unsupported_version`): no network ran them with report data v2.
+//
+// Encoding decisions (version 2):
 // - magic: the 3 ASCII bytes `kmb`; version: the RLP integer 1; kind: the ASCII string `bootstrap`, `register`
 //   or `onboard` (readable in a blob explorer; a few bytes are nothing next to a quote).
 // - teeType: RLP integer 1 = tdx, 2 = sgx, the same numbers as the measurement-id prefix of docs/protocol.md#measurements-and-tcb-policy.
@@ -13,7 +17,7 @@
 //   16 KiB leaves room for larger chains while keeping a register envelope in one blob and bounding what a
 //   verifier must parse from an anonymous requester.
 // - masterPubkey64 / pubkey64: exactly 64 bytes (uncompressed secp256k1 point without 0x04; the contract checks
-//   the point is on the curve). refBlockHash: exactly 32 bytes.
+//   the point is on the curve). refBlockHash and settingsDigest: exactly 32 bytes.
 // - onboard entries: 1..MAX_ONBOARD_ENTRIES `[requestId, ciphertext]` pairs, distinct request ids, each
 //   ciphertext exactly the ECIES v1 size for the 32-byte master secret (33 + 12 + 32 + 16 = 93 bytes).
 //   MAX_ONBOARD_ENTRIES is the most that fit in the 6 blobs of one transaction in the worst case (see below).
@@ -22,7 +26,7 @@ import type { TeeType } from '../tee/types.ts'
 import { EnvelopeError } from './errors.ts'
 
 export const ENVELOPE_MAGIC = 'kmb'
-export const ENVELOPE_VERSION = 1
+export const ENVELOPE_VERSION = 2
 export const MAX_QUOTE_BYTES = 16384
 export const ECIES_CIPHERTEXT_BYTES = 33 + 12 + 32 + 16
 /** Blobs in one transaction (EIP-4844 on cancun; EIP-7594 keeps 6 per transaction). */
@@ -43,7 +47,7 @@ const UINT64_MAX = (1n << 64n) - 1n
 const UINT256_MAX = (1n << 256n) - 1n
 const TEE_TYPE_CODES = { tdx: 1n, sgx: 2n } as const satisfies Record<TeeType, bigint>
 const KINDS = ['bootstrap', 'register', 'onboard'] as const
-const FIELD_COUNTS = { bootstrap: 3, register: 5, onboard: 2 } as const
+const FIELD_COUNTS = { bootstrap: 4, register: 6, onboard: 2 } as const
 const MAGIC_BYTES = new TextEncoder().encode(ENVELOPE_MAGIC)
 const KIND_BYTES = Object.fromEntries(KINDS.map((kind) => [kind, new TextEncoder().encode(kind)])) as Record<
   (typeof KINDS)[number],
@@ -57,6 +61,8 @@ export type BootstrapEnvelope = {
   teeType: TeeType
   quote: Uint8Array
   masterPubkey64: Uint8Array
+  /** The bootstrapping node's settingsDigest, bound in its report data. */
+  settingsDigest: Uint8Array
 }
 export type RegisterEnvelope = {
   kind: 'register'
@@ -65,6 +71,8 @@ export type RegisterEnvelope = {
   pubkey64: Uint8Array
   refBlockNumber: bigint
   refBlockHash: Uint8Array
+  /** The newcomer's settingsDigest, bound in its report data. */
+  settingsDigest: Uint8Array
 }
 export type OnboardEntry = { requestId: bigint; ciphertext: Uint8Array }
 export type OnboardEnvelope = {
@@ -85,6 +93,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
         encodeTeeType(envelope.teeType),
         checkQuote(envelope.quote),
         checkFixedBytes(envelope.masterPubkey64, 64, 'masterPubkey64'),
+        checkFixedBytes(envelope.settingsDigest, 32, 'settingsDigest'),
       ]
       break
     case 'register':
@@ -94,6 +103,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
         checkFixedBytes(envelope.pubkey64, 64, 'pubkey64'),
         encodeInteger(checkInteger(envelope.refBlockNumber, 0n, UINT64_MAX, 'refBlockNumber')),
         checkFixedBytes(envelope.refBlockHash, 32, 'refBlockHash'),
+        checkFixedBytes(envelope.settingsDigest, 32, 'settingsDigest'),
       ]
       break
     case 'onboard': {
@@ -119,7 +129,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return toRlp([MAGIC_BYTES, encodeInteger(BigInt(ENVELOPE_VERSION)), KIND_BYTES[envelope.kind], ...fields], 'bytes')
 }
 
-/** Decodes envelope bytes; anything but a canonical, in-bounds version-1 envelope is an `EnvelopeError`. */
+/** Decodes envelope bytes; anything but a canonical, in-bounds version-2 envelope is an `EnvelopeError`. */
 export function decodeEnvelope(input: Uint8Array | Hex): Envelope {
   const bytes = toInputBytes(input)
   if (bytes.length > MAX_ENVELOPE_BYTES)
@@ -176,6 +186,7 @@ export function decodeEnvelope(input: Uint8Array | Hex): Envelope {
         teeType: readTeeType(fields[0]),
         quote: readQuote(fields[1]),
         masterPubkey64: readFixedBytes(fields[2], 64, 'masterPubkey64'),
+        settingsDigest: readFixedBytes(fields[3], 32, 'settingsDigest'),
       }
     case 'register':
       return {
@@ -185,6 +196,7 @@ export function decodeEnvelope(input: Uint8Array | Hex): Envelope {
         pubkey64: readFixedBytes(fields[2], 64, 'pubkey64'),
         refBlockNumber: readInteger(fields[3], 'refBlockNumber', 0n, UINT64_MAX),
         refBlockHash: readFixedBytes(fields[4], 32, 'refBlockHash'),
+        settingsDigest: readFixedBytes(fields[5], 32, 'settingsDigest'),
       }
     case 'onboard': {
       const generation = readInteger(fields[0], 'generation', 1n, UINT64_MAX)

@@ -3,7 +3,9 @@
 // verifies the quote with the production verifier and checks that it binds exactly what the chain recorded. A
 // fulfilled request whose quote does not hold means a helper gave the master secret away: exit 1. Requests refused
 // and never fulfilled are listed but are not failures. The TCB policy and allow-list are evaluated as they stand now.
-import { createPublicClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+// Each entry names the settingsDigest the node's quote binds (docs/protocol.md#measured-settings): which measured settings
+// every node ever onboarded runs with.
+import { bytesToHex, createPublicClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
 import { chainFor } from '../chain/chain.ts'
 import { anvilBlobSource, beaconBlobSource, fetchVerifiedBlobs, type BlobSource } from '../chain/beacon.ts'
 import { blobsToEnvelope } from '../chain/envelope.ts'
@@ -26,12 +28,16 @@ export type AuditEntry = {
   ok: boolean
   reason: string | null
   measurementId: Hex | null
+  /** The settingsDigest the envelope carries; bound by the quote when `ok`. */
+  settingsDigest: Hex | null
   status: string | null
   /** The on-chain policy and allow-list applied today. */
   policyNow: string
 }
 
-type Judged = { ok: true; measurementId: Hex; status: string; policyNow: string } | { ok: false; reason: string; measurementId: Hex | null; status: string | null }
+type Judged =
+  | { ok: true; measurementId: Hex; settingsDigest: Hex; status: string; policyNow: string }
+  | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null }
 
 async function judgeQuote(args: {
   registry: RegistryClient
@@ -53,26 +59,34 @@ async function judgeQuote(args: {
     })
     envelope = blobsToEnvelope(blobs)
   } catch (error) {
-    return { ok: false, reason: `blob: ${(error as Error).message.split('\n')[0]}`, measurementId: null, status: null }
+    return { ok: false, reason: `blob: ${(error as Error).message.split('\n')[0]}`, measurementId: null, settingsDigest: null, status: null }
   }
+  const settingsDigest = envelope.kind === 'onboard' ? null : bytesToHex(envelope.settingsDigest)
   const expected = args.expect(envelope)
-  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, status: null }
+  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, settingsDigest, status: null }
   let verified
   try {
     verified = await args.verifier.verify(envelope.kind === 'onboard' ? new Uint8Array() : envelope.quote)
   } catch (error) {
-    if (error instanceof QuoteVerificationError) return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, status: null }
+    if (error instanceof QuoteVerificationError)
+      return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null }
     throw error
   }
   if (!constantTimeEqual(verified.reportData, expected.reportData))
-    return { ok: false, reason: 'report_data_mismatch: the quote does not bind what the chain recorded', measurementId: verified.measurementId, status: verified.status }
+    return {
+      ok: false,
+      reason: 'report_data_mismatch: the quote does not bind what the chain recorded',
+      measurementId: verified.measurementId,
+      settingsDigest,
+      status: verified.status,
+    }
   const policy = await args.registry.tcbPolicy()
   const now = await checkPolicy(
     verified,
     { ...policy, isFmspcAllowed: (f: Hex) => args.registry.isFmspcAllowed(f), isMeasurementAllowed: (id: Hex) => args.registry.isMeasurementAllowed(id) },
     Math.floor(Date.now() / 1000),
   )
-  return { ok: true, measurementId: verified.measurementId, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason }
+  return { ok: true, measurementId: verified.measurementId, settingsDigest: settingsDigest!, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason }
 }
 
 export async function runAudit(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
@@ -134,7 +148,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
       expect: (envelope) =>
         envelope.kind !== 'bootstrap'
           ? `bad_envelope: expected bootstrap, got ${envelope.kind}`
-          : { reportData: bootstrapReportData({ chainId, registry: address, masterPubkey64: a.masterPubkey }) },
+          : { reportData: bootstrapReportData({ chainId, registry: address, masterPubkey64: a.masterPubkey, settingsDigest: envelope.settingsDigest }) },
     })
     entries.push({ what: 'bootstrap', onChain: 'bootstrapped', ...entryOf(judged) })
   }
@@ -157,6 +171,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
             pubkey64: request.pubkey64,
             refBlockNumber: request.refBlockNumber,
             refBlockHash: request.refBlockHash,
+            settingsDigest: envelope.settingsDigest,
           }),
         }
       },
@@ -170,7 +185,11 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   if (values.json) out(JSON.stringify({ chainId, registry: address, ok: breaches.length === 0, entries }, null, 2))
   else {
     for (const e of entries)
-      out(`${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}): ${e.ok ? `${e.status}, measurement ${e.measurementId}, policy now ${e.policyNow}` : e.reason}`)
+      out(
+        `${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}): ${
+          e.ok ? `${e.status}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}` : e.reason
+        }`,
+      )
     out(breaches.length === 0 ? `audit passed: ${entries.length} quotes, every secret handed out went to a verified quote` : `AUDIT FAILED: ${breaches.length} secret(s) went to quotes that do not verify`)
   }
   return breaches.length === 0 ? 0 : 1
@@ -178,6 +197,6 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
 
 function entryOf(judged: Judged): Omit<AuditEntry, 'what' | 'onChain'> {
   return judged.ok
-    ? { ok: true, reason: null, measurementId: judged.measurementId, status: judged.status, policyNow: judged.policyNow }
-    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, status: judged.status, policyNow: '-' }
+    ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow }
+    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-' }
 }

@@ -39,6 +39,8 @@ class Refusal extends KeymanagerError {
     message: string,
     /** Known once the quote verified: recorded so an auditor sees which build was refused. */
     readonly measurementId: Hex | null = null,
+    /** Known once the envelope decoded: the settings the newcomer claims to run with. */
+    readonly settingsDigest: Hex | null = null,
   ) {
     super('unprocessable', message)
   }
@@ -176,10 +178,12 @@ export function createNode(ctx: NodeContext) {
       state = 'bootstrapping'
       logger.info({ xPub: pendingMaster.address, fingerprint: pendingMaster.fingerprint }, 'master secret created')
     }
+    const settingsDigest = hexToBytes(ctx.settingsDigest)
     const reportData = bootstrapReportData({
       chainId: ctx.chainId,
       registry: ctx.registryAddress,
       masterPubkey64: pendingMaster.publicKey64,
+      settingsDigest,
     })
     const quote = await ctx.quoteProvider.getQuote(reportData)
     const blobs = envelopeToBlobs({
@@ -187,6 +191,7 @@ export function createNode(ctx: NodeContext) {
       teeType: ctx.quoteProvider.teeType,
       quote,
       masterPubkey64: pendingMaster.publicKey64,
+      settingsDigest,
     })
     archiveOwn(blobs)
     const data = registry.calldata.bootstrap(bytesToHex(pendingMaster.publicKey64))
@@ -217,12 +222,14 @@ export function createNode(ctx: NodeContext) {
     const pubkey64 = secp256k1.getPublicKey(secretKey, false).subarray(1)
     const address = addressOfPublicKey(pubkey64)
     const ref = await ctx.publicClient.getBlock({ blockTag: 'latest' })
+    const settingsDigest = hexToBytes(ctx.settingsDigest)
     const reportData = registerReportData({
       chainId: ctx.chainId,
       registry: ctx.registryAddress,
       pubkey64,
       refBlockNumber: ref.number,
       refBlockHash: ref.hash,
+      settingsDigest,
     })
     const quote = await ctx.quoteProvider.getQuote(reportData)
     const blobs = envelopeToBlobs({
@@ -232,6 +239,7 @@ export function createNode(ctx: NodeContext) {
       pubkey64,
       refBlockNumber: ref.number,
       refBlockHash: hexToBytes(ref.hash),
+      settingsDigest,
     })
     archiveOwn(blobs)
     ephemeralKeys.set(address.toLowerCase(), secretKey)
@@ -319,7 +327,7 @@ export function createNode(ctx: NodeContext) {
 
   // ---- help (docs/protocol.md#help) -------------------------------------------------------------------------
 
-  async function judge(request: OnboardRequest): Promise<{ pubkey64: Uint8Array; measurementId: Hex }> {
+  async function judge(request: OnboardRequest): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }> {
     const current = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
     const stored = await registry.getRequest(request.requestId)
     if (stored.status === 'none') throw new Refusal('unknown_request', `request ${request.requestId} is not on chain`)
@@ -336,29 +344,34 @@ export function createNode(ctx: NodeContext) {
       throw error
     }
     if (envelope.kind !== 'register') throw new Refusal('bad_envelope', `expected a register envelope, got ${envelope.kind}`)
+    const settingsDigest = bytesToHex(envelope.settingsDigest)
+    const refuse = (reason: string, message: string, measurementId: Hex | null = null) => new Refusal(reason, message, measurementId, settingsDigest)
     if (!constantTimeEqual(envelope.pubkey64, hexToBytes(request.pubkey64)))
-      throw new Refusal('pubkey_mismatch', 'the blob carries another public key than the request')
+      throw refuse('pubkey_mismatch', 'the blob carries another public key than the request')
     if (envelope.refBlockNumber !== request.refBlockNumber || !constantTimeEqual(envelope.refBlockHash, hexToBytes(request.refBlockHash)))
-      throw new Refusal('stale_reference', 'the quote was made for another reference block than the one recorded on chain')
+      throw refuse('stale_reference', 'the quote was made for another reference block than the one recorded on chain')
     if (request.blockNumber - request.refBlockNumber > ctx.maxReferenceAge)
-      throw new Refusal('stale_reference', `reference block ${request.refBlockNumber} is older than ${ctx.maxReferenceAge} blocks`)
+      throw refuse('stale_reference', `reference block ${request.refBlockNumber} is older than ${ctx.maxReferenceAge} blocks`)
     let verified
     try {
       verified = await ctx.quoteVerifier.verify(envelope.quote, { now: ctx.now() })
     } catch (error) {
-      if (error instanceof QuoteVerificationError) throw new Refusal(error.reason, error.message)
+      if (error instanceof QuoteVerificationError) throw refuse(error.reason, error.message)
       throw error
     }
-    if (verified.teeType !== envelope.teeType) throw new Refusal('bad_envelope', 'envelope TEE type does not match the quote')
+    if (verified.teeType !== envelope.teeType) throw refuse('bad_envelope', 'envelope TEE type does not match the quote')
+    // The newcomer's settingsDigest comes from its envelope: the quote binds it, and the allowed measurement vouches
+    // for it (the measured settings file is part of the image, docs/protocol.md#measured-settings).
     const expected = registerReportData({
       chainId: ctx.chainId,
       registry: ctx.registryAddress,
       pubkey64: envelope.pubkey64,
       refBlockNumber: request.refBlockNumber,
       refBlockHash: hexToBytes(request.refBlockHash),
+      settingsDigest: envelope.settingsDigest,
     })
     if (!constantTimeEqual(verified.reportData, expected))
-      throw new Refusal('report_data_mismatch', 'the quote does not bind this request (key, chain, registry or reference block)', verified.measurementId)
+      throw refuse('report_data_mismatch', 'the quote does not bind this request (key, chain, registry, reference block or settings digest)', verified.measurementId)
     const policy = await registry.tcbPolicy()
     const decision = await checkPolicy(
       verified,
@@ -371,15 +384,15 @@ export function createNode(ctx: NodeContext) {
       },
       ctx.now(),
     )
-    if (!decision.ok) throw new Refusal(decision.reason, decision.message, verified.measurementId)
-    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId }
+    if (!decision.ok) throw refuse(decision.reason, decision.message, verified.measurementId)
+    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest }
   }
 
   /** Judges requests and fulfils every accepted one in a single blob and `fulfillOnboard` transaction. */
   async function help(requests: OnboardRequest[]): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
     const results: HelpResult[] = []
-    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex }[] = []
+    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }[] = []
     for (const request of requests) {
       try {
         accepted.push({ request, ...(await judge(request)) })
@@ -393,6 +406,7 @@ export function createNode(ctx: NodeContext) {
           reason: error.reason,
           message: error.message,
           measurementId: error.measurementId,
+          settingsDigest: error.settingsDigest,
           fulfillTx: null,
           decidedAt: ctx.now(),
         })
@@ -419,7 +433,7 @@ export function createNode(ctx: NodeContext) {
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
     )
     const outcome = await submit('fulfillOnboard', registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
-    for (const { request, measurementId } of accepted) {
+    for (const { request, measurementId, settingsDigest } of accepted) {
       stores.requests.record({
         requestId: request.requestId,
         requester: request.requester,
@@ -428,6 +442,7 @@ export function createNode(ctx: NodeContext) {
         reason: null,
         message: outcome.sent ? null : 'response handed to the host to send',
         measurementId,
+        settingsDigest,
         fulfillTx: outcome.sent ? outcome.txHash : null,
         decidedAt: ctx.now(),
       })
@@ -468,6 +483,7 @@ export function createNode(ctx: NodeContext) {
         reason: r.reason,
         message: r.message,
         measurementId: r.measurementId,
+        settingsDigest: r.settingsDigest,
         fulfillTx: r.fulfillTx,
       })),
     }

@@ -113,6 +113,10 @@ const MIGRATIONS: string[] = [
   ALTER TABLE outbox ADD COLUMN sidecar_version INTEGER;
   UPDATE outbox SET sidecar_version = 0 WHERE blobs IS NOT NULL;
   `,
+  `
+  -- The settingsDigest a judged request's envelope carries (docs/protocol.md#measured-settings), once it decoded.
+  ALTER TABLE requests ADD COLUMN settings_digest TEXT;
+  `,
 ]
 
 /**

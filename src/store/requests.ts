@@ -11,6 +11,8 @@ export type RequestRecord = {
   reason: string | null
   message: string | null
   measurementId: Hex | null
+  /** The newcomer's settingsDigest from its envelope (bound by its quote once the report data matched). */
+  settingsDigest: Hex | null
   fulfillTx: Hex | null
   decidedAt: number
 }
@@ -23,6 +25,7 @@ type Row = {
   reason: string | null
   message: string | null
   measurement_id: string | null
+  settings_digest: string | null
   fulfill_tx: string | null
   decided_at: number
 }
@@ -36,6 +39,7 @@ function fromRow(row: Row): RequestRecord {
     reason: row.reason,
     message: row.message,
     measurementId: row.measurement_id as Hex | null,
+    settingsDigest: row.settings_digest as Hex | null,
     fulfillTx: row.fulfill_tx as Hex | null,
     decidedAt: row.decided_at,
   }
@@ -44,10 +48,11 @@ function fromRow(row: Row): RequestRecord {
 /** Each onboarding request this node judged as a helper, with the decision and its reason (docs/protocol.md#node-state). */
 export function createRequestStore(db: Db) {
   const upsert = db.prepare(
-    `INSERT INTO requests (request_id, requester, block_number, decision, reason, message, measurement_id, fulfill_tx, decided_at)
-     VALUES (@request_id, @requester, @block_number, @decision, @reason, @message, @measurement_id, @fulfill_tx, @decided_at)
+    `INSERT INTO requests (request_id, requester, block_number, decision, reason, message, measurement_id, settings_digest, fulfill_tx, decided_at)
+     VALUES (@request_id, @requester, @block_number, @decision, @reason, @message, @measurement_id, @settings_digest, @fulfill_tx, @decided_at)
      ON CONFLICT (request_id) DO UPDATE SET decision = excluded.decision, reason = excluded.reason,
        message = excluded.message, measurement_id = COALESCE(excluded.measurement_id, requests.measurement_id),
+       settings_digest = COALESCE(excluded.settings_digest, requests.settings_digest),
        fulfill_tx = COALESCE(excluded.fulfill_tx, requests.fulfill_tx), decided_at = excluded.decided_at`,
   )
   const get = db.prepare<[string], Row>('SELECT * FROM requests WHERE request_id = ?')
@@ -62,6 +67,7 @@ export function createRequestStore(db: Db) {
         reason: r.reason,
         message: r.message,
         measurement_id: r.measurementId,
+        settings_digest: r.settingsDigest,
         fulfill_tx: r.fulfillTx,
         decided_at: r.decidedAt,
       })

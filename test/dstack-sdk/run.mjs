@@ -19,7 +19,8 @@ async function call(client, request) {
       return { key: result.key, certificate_chain: result.certificate_chain, keyDer: hex(result.asUint8Array()), name: result.__name__ }
     }
     case 'getQuote': {
-      const result = await client.getQuote(Buffer.from(request.reportData, 'hex'))
+      // reportText: the SDK's string form (UTF-8 bytes); reportData: hex, passed as bytes.
+      const result = await client.getQuote(request.reportText ?? Buffer.from(request.reportData, 'hex'))
       return { ...result, rtmrs: result.replayRtmrs() }
     }
     case 'attest': {

@@ -200,6 +200,7 @@ const envelope: fc.Arbitrary<Envelope> = fc.oneof(
     teeType: fc.constantFrom('tdx' as const, 'sgx' as const),
     quote: fc.uint8Array({ minLength: 1, maxLength: 2000 }),
     masterPubkey64: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+    settingsDigest: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   }),
   fc.record({
     kind: fc.constant('register' as const),
@@ -208,6 +209,7 @@ const envelope: fc.Arbitrary<Envelope> = fc.oneof(
     pubkey64: fc.uint8Array({ minLength: 64, maxLength: 64 }),
     refBlockNumber: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
     refBlockHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    settingsDigest: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   }),
   fc.record({
     kind: fc.constant('onboard' as const),

@@ -24,7 +24,7 @@ import {
   normalizeKeyAlgorithm,
 } from '../../src/keys/derive.ts'
 import { eciesEncrypt, escrowShareAad, onboardAad, releaseShareAad, rotationAad } from '../../src/keys/ecies.ts'
-import { bootstrapReportData, registerReportData } from '../../src/keys/reportData.ts'
+import { bootstrapReportData, PROTOCOL_MARKER, registerReportData, rotateReportData } from '../../src/keys/reportData.ts'
 import { addressOfPublicKey, publicKey33, publicKey64, signDigest } from '../../src/keys/signature.ts'
 import { splitSecret } from '../../src/keys/secretSharing.ts'
 import {
@@ -256,30 +256,24 @@ function secretSharing() {
 }
 
 function reportData() {
-  const newcomer = testKey('newcomer ephemeral key')
-  const bootstrap = { chainId: CHAIN_ID, registry: REGISTRY, masterPubkey64: hex(publicKey64(MASTER)) }
+  const newcomer = testKey('newcomer node key')
+  // The settingsDigest of the first measured-settings vector (settings-digest.json).
+  const settingsDigest = '0xbbf6eaf60c27d04de80df0cb98fa733dec7eb2ba2249fb0ccaeb92e1c962caea' as const
+  const bootstrap = { chainId: CHAIN_ID, registry: REGISTRY, masterPubkey64: hex(publicKey64(MASTER)), settingsDigest }
   const register = {
     chainId: CHAIN_ID,
     registry: REGISTRY,
     pubkey64: hex(publicKey64(newcomer)),
     refBlockNumber: '12345',
     refBlockHash: hex(keccak_256(utf8ToBytes('block 12345'))),
+    settingsDigest,
   }
+  const rotate = { chainId: CHAIN_ID, registry: REGISTRY, generation: '2', masterPubkey64: hex(publicKey64(testKey('master secret 2'))), settingsDigest }
   return {
+    protocolMarker: hex(PROTOCOL_MARKER),
     bootstrap: [{ ...bootstrap, reportData: hex(bootstrapReportData(bootstrap)) }],
-    register: [
-      {
-        ...register,
-        reportData: hex(
-          registerReportData({
-            ...register,
-            refBlockNumber: BigInt(register.refBlockNumber),
-            pubkey64: register.pubkey64,
-            refBlockHash: register.refBlockHash,
-          }),
-        ),
-      },
-    ],
+    register: [{ ...register, reportData: hex(registerReportData({ ...register, refBlockNumber: BigInt(register.refBlockNumber) })) }],
+    rotate: [{ ...rotate, reportData: hex(rotateReportData({ ...rotate, generation: BigInt(rotate.generation) })) }],
   }
 }
 
@@ -310,7 +304,7 @@ write(
 )
 write(
   'report-data.json',
-  'docs/protocol.md#report-data report data: keccak256(abi.encode(tag, uint256 chainId, address registry, bytes pubkey64[, uint64 refBlockNumber, bytes32 refBlockHash])) || 32 zero bytes. Integers are decimal strings.',
+  'docs/protocol.md#report-data report data v2: keccak256(abi.encode(tag, uint256 chainId, address registry, ...fields, bytes32 settingsDigest)) || PROTOCOL_MARKER, PROTOCOL_MARKER = keccak256("keymanager.report-data.v2"). bootstrap fields: bytes masterPubkey64; register: bytes pubkey64, uint64 refBlockNumber, bytes32 refBlockHash; rotate: uint64 generation, bytes masterPubkey64. Integers are decimal strings.',
   reportData,
 )
 
