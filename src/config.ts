@@ -12,7 +12,7 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { getAddress, type Address } from 'viem'
 import { z } from 'zod'
-import { parsePodName } from './app/podIdentity.ts'
+import { checkResolverAddress, parsePodName } from './app/podIdentity.ts'
 
 const hex = (bytes: number, what: string) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
@@ -79,6 +79,37 @@ export const podsSchema = z
     names: z.record(z.union([z.ipv4(), z.ipv6()]), podName).default({}),
     /** Pod name → pinned 20-byte appId (docs/protocol.md#keys-and-derivations), lowercased. */
     appIds: z.record(podName, hex(20, 'pods.appIds value').transform((a) => a.toLowerCase())).default({}),
+    /**
+     * Forward-confirmed reverse DNS on the TCP pod listener (src/app/podIdentity.ts). Absent: only `names` identify
+     * TCP callers.
+     */
+    dns: z
+      .strictObject({
+        /** The DNS server asked, `ip[:port]` (docker's embedded DNS: `127.0.0.11`); never the host's resolv.conf. */
+        resolver: z.string().refine(
+          (value) => {
+            try {
+              return checkResolverAddress(value) === value
+            } catch {
+              return false
+            }
+          },
+          { message: 'must be an IP address with an optional port' },
+        ),
+        /** CIDR ranges callers may come from (the compose network's subnet); anyone else is refused before any lookup. */
+        sourceRanges: z.array(z.union([z.cidrv4(), z.cidrv6()])).min(1),
+        /** The compose service from the confirmed name: project prefix, replica index and domain stripped. */
+        rule: z
+          .strictObject({
+            project: z.string().min(1).max(63).optional(),
+            replicaIndex: z.boolean().default(true),
+            domain: z.string().min(1).max(253).optional(),
+          })
+          .default({ replicaIndex: true }),
+        /** Seconds a confirmed name is reused before DNS is asked again (capped by the answer's TTL). */
+        cacheSeconds: z.number().int().min(0).max(300).default(5),
+      })
+      .optional(),
   })
   .default({ sockets: [], names: {}, appIds: {} })
 

@@ -209,7 +209,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     // The oracle pod: one socket bound to it, and the pod listener where 127.0.0.1 is statically named "oracle".
     await socketApp('oracle', deps(fixedPodResolver('oracle', appIdForPod('oracle'))))
     await socketApp('wallet', deps(fixedPodResolver('wallet', appIdForPod('wallet'))))
-    const identity = podIdentity({ devnet: false, staticNames: { '127.0.0.1': 'oracle' }, reverseLookup: async () => [] })
+    const identity = podIdentity({ devnet: false, staticNames: { '127.0.0.1': 'oracle' } })
     const httpApp = createDstackApp(deps(podResolverFromMiddleware(identity, appIdForPod)))
     await new Promise<void>((resolve) => {
       httpServer = serve({ fetch: httpApp.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
@@ -664,7 +664,9 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       // The forgeries below use a newer report (the stored one would be refused as stale before any key check), in
       // a chain whose latest block is later still (or it would be refused as from the future).
       const testClient = createTestClient({ mode: 'anvil', chain: foundry, transport: http(anvil.rpcUrl, RPC_OPTIONS) })
-      await testClient.setNextBlockTimestamp({ timestamp: report.timestamp + 10n })
+      // After the latest block too: on a loaded machine blocks mined since the report can be more than 10 s later.
+      const latest = await publicClient.getBlock({ blockTag: 'latest' })
+      await testClient.setNextBlockTimestamp({ timestamp: (latest.timestamp > report.timestamp ? latest.timestamp : report.timestamp) + 10n })
       await testClient.mine({ blocks: 1 })
       report = { ...report, timestamp: report.timestamp + 1n, price: report.price + 1n }
     })

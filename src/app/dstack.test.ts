@@ -20,6 +20,7 @@ import { createMasterSecret, type MasterSecret } from '../secret/masterSecret.ts
 import { generateSimulatedAttestationKey, simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { createPodTee } from '../tee/podTee.ts'
 import { POD_REPORT_DATA_REFUSED } from '../tee/podQuote.ts'
+import { PROTOCOL_MARKER } from '../keys/reportData.ts'
 import type { QuoteProvider } from '../tee/types.ts'
 import { simulatorKeySource, simulatorVectors } from '../../test/simulatorKeySource.ts'
 import {
@@ -331,8 +332,12 @@ test('default: GetQuote pads report_data with zeros to 64 bytes, unhashed, and r
 
   const full = 'ab'.repeat(64)
   assert.equal((await post(app, '/GetQuote', { report_data: full.toUpperCase() })).json.report_data, full)
-  // 32 bytes or fewer leave the reserved zero half: refused (docs/protocol.md#report-data).
-  assertDstackError(await post(app, '/GetQuote', {}), 403, new RegExp(POD_REPORT_DATA_REFUSED.slice(0, 30)))
+  // 32 bytes or fewer (dstack apps' usual hash) are zero-padded and served (docs/protocol.md#report-data).
+  const hash = 'c0'.repeat(32)
+  assert.equal((await post(app, '/GetQuote', { report_data: hash })).json.report_data, hash + '00'.repeat(32))
+  assert.equal((await post(app, '/GetQuote', {})).json.report_data, '00'.repeat(64))
+  // Only data ending in the protocol marker is refused.
+  assertDstackError(await post(app, '/GetQuote', { report_data: 'ab'.repeat(32) + bytesToHex(PROTOCOL_MARKER) }), 403, new RegExp(POD_REPORT_DATA_REFUSED.slice(0, 30)))
 })
 
 test('error: GetQuote refuses report_data that is not hex without 0x, or longer than 64 bytes', async () => {
@@ -358,7 +363,7 @@ test('security: no route yields a quote over protocol-shaped report data, and a 
   const { provider, state } = countingProvider()
   const app = appWith({ provider })
   for (const route of ['/GetQuote', '/Attest']) {
-    assertDstackError(await post(app, route, { report_data: 'aa'.repeat(32) }), 403, /reserved for keymanager protocol quotes/)
+    assertDstackError(await post(app, route, { report_data: 'aa'.repeat(32) + bytesToHex(PROTOCOL_MARKER) }), 403, /reserved for keymanager protocol quotes/)
   }
   assert.equal(state.quotes, 0)
   state.fail = true
@@ -457,7 +462,7 @@ test('default: Version answers with the node version (the SDK requires it before
 })
 
 test('default: podResolverFromMiddleware runs the pod listener identity inside the dstack routes', async () => {
-  const identity = podIdentity({ devnet: true, staticNames: {}, reverseLookup: async () => [] })
+  const identity = podIdentity({ devnet: true, staticNames: {} })
   const app = appWith({ resolvePodAppId: podResolverFromMiddleware(identity, appIdForPod) })
   const r = await post(app, '/Info', {}, { 'x-keymanager-pod': 'wallet' })
   assert.equal(r.status, 200, r.raw)
@@ -511,7 +516,7 @@ test('default: over a real unix socket every answer, errors included, has Conten
     const cases: [string, string, number][] = [
       ['/GetKey', '{"path":"a","purpose":"b"}', 200],
       ['/GetQuote', `{"report_data":"${'ab'.repeat(64)}"}`, 200],
-      ['/GetQuote', '{"report_data":"00"}', 403],
+      ['/GetQuote', `{"report_data":"${'00'.repeat(32) + bytesToHex(PROTOCOL_MARKER)}"}`, 403],
       ['/Attest', `{"report_data":"${'ab'.repeat(64)}"}`, 200],
       ['/GetTlsKey', '{"subject":"a","usage_ra_tls":true,"with_app_info":true}', 200],
       ['/Sign', '{"algorithm":"ed25519","data":"00"}', 200],

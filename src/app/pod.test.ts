@@ -13,7 +13,7 @@ const registry = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
 const secret = hexToBytes('0x0101010101010101010101010101010101010101010101010101010101010101')
 const logger = pino({ level: 'silent' })
 
-function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; names?: Record<string, string>; lookup?: (ip: string) => Promise<string[]> } = {}) {
+function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; names?: Record<string, string> } = {}) {
   const master = createMasterSecret(secret)
   const node = {
     state: options.state ?? 'ready',
@@ -26,11 +26,7 @@ function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; n
     registry,
     settingsDigest: `0x${'d1'.repeat(32)}`,
     appIds: { pinned: hexToBytes('0x5bb4ff9a3837357f19dc176407a5709c62eb6c56') },
-    identity: {
-      devnet: options.devnet ?? true,
-      staticNames: options.names ?? {},
-      reverseLookup: options.lookup ?? (async () => []),
-    },
+    identity: { devnet: options.devnet ?? true, staticNames: options.names ?? {} },
     quoteProvider: { name: 'echo', teeType: 'tdx', getQuote: async (reportData: Uint8Array) => reportData },
     version: '0.0.0-test',
     logger,
@@ -93,24 +89,15 @@ test('error: appdata that is not 32 bytes of hex is 400 naming the argument', as
   }
 })
 
-test('security: outside devnet mode the header is ignored; the name comes from the static map or reverse DNS', async () => {
-  const lookups: string[] = []
-  const app = appWith({
-    devnet: false,
-    names: { '10.0.0.5': 'billing' },
-    lookup: async (ip) => {
-      lookups.push(ip)
-      return ip === '10.0.0.9' ? ['web-1.compose_default'] : []
-    },
-  })
+test('security: outside devnet mode the header is ignored; the name comes from the static map, nothing else without DNS identity', async () => {
+  const app = appWith({ devnet: false, names: { '10.0.0.5': 'billing' } })
   const asHeader = await app.request('/sealkey', { headers: { 'x-keymanager-pod': 'billing' } }, env('10.0.0.7'))
   assert.equal(asHeader.status, 403, 'a header must not name the pod outside devnet mode')
   const fromMap = (await (await app.request('/sealkey', {}, env('10.0.0.5'))).json()) as { appId: Hex }
   assert.equal(fromMap.appId, toHex0x(appIdForPod('billing')))
-  const fromDns = (await (await app.request('/sealkey', {}, env('10.0.0.9'))).json()) as { appId: Hex }
-  assert.equal(fromDns.appId, toHex0x(appIdForPod('web-1')))
-  await app.request('/sealkey', {}, env('10.0.0.9'))
-  assert.deepEqual(lookups, ['10.0.0.7', '10.0.0.9'], 'reverse DNS answers are cached')
+  const mapped = (await (await app.request('/sealkey', {}, env('::ffff:10.0.0.5'))).json()) as { appId: Hex }
+  assert.equal(mapped.appId, toHex0x(appIdForPod('billing')), 'an IPv4-mapped IPv6 peer is the IPv4 address')
+  assert.equal((await app.request('/sealkey', {}, env('10.0.0.9'))).status, 403)
 })
 
 test('default: the dstack guest-agent routes share the listener and the pod identity', async () => {

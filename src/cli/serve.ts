@@ -297,7 +297,11 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registry: registry.address,
     settingsDigest: setup.settingsDigest,
     appIds,
-    identity: { devnet: setup.devnet !== undefined, staticNames: measured.pods.names },
+    identity: {
+      devnet: setup.devnet !== undefined,
+      staticNames: measured.pods.names,
+      ...(measured.pods.dns ? { dns: measured.pods.dns } : {}),
+    },
     quoteProvider,
     version: PACKAGE_VERSION,
     logger,
