@@ -23,6 +23,9 @@ commands:
                                  the registry's measurement allow-list and TCB policy
   audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--root-ca F] [--pccs URL]
                                  re-verify every quote the registry took; exit 1 if a secret went to a bad one
+  compose-check FILE [--sidecar SERVICE] [--data-dir PATH] [--json]
+                                 refuse a compose file where another service reaches the quote interface
+                                 (dstack socket, configfs-tsm, /dev/attestation) or the sidecar's data
   status|bootstrap|register|help ADDR --node HOST_URL [--token-file F]
                                  drive a node's host API as its operator
   help                           this text`
@@ -75,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/policy.ts')).runPolicy(rest, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
+    case 'compose-check':
+      return (await import('./cli/composeCheck.ts')).runComposeCheck(rest, out, (line) => process.stderr.write(line + '\n'))
     case 'audit':
       return (await import('./cli/audit.ts')).runAudit(rest, out, (line) => process.stderr.write(line + '\n'))
     case 'status':
