@@ -15,6 +15,7 @@ import { startAnvil } from '../src/devnet/anvil.ts'
 import { lightClientBootstrap, lightClientFinalityUpdate, signSyncAggregate } from '../src/devnet/beaconChain.ts'
 import { startDevnetBeacon } from '../src/devnet/beaconServer.ts'
 import { craftChain } from '../test/lightClientFixtures.ts'
+import { timeRatioCell } from './bench/ratio.ts'
 
 export type LightClientBench = {
   baselineMs: number
@@ -109,14 +110,14 @@ export async function benchLightClient(print: (line: string) => void, { n = 40, 
   print('| light client (one core) | time | ratio to baseline |')
   print('|---|---|---|')
   print(`| raw BLS: aggregate 512 pubkeys + verify one signature (baseline) | ${ms(baselineMs)} | 1.00 |`)
-  print(`| LightclientSpec.onFinalityUpdate, 512 signers | ${ms(finalityUpdateMs)} | ${(finalityUpdateMs / baselineMs).toFixed(2)} (target ≤ 50 ms) |`)
-  print(`| the same from the beacon node's JSON (decode + process) | ${ms(finalityUpdateFromJsonMs)} | ${(finalityUpdateFromJsonMs / baselineMs).toFixed(2)} |`)
+  print(`| LightclientSpec.onFinalityUpdate, 512 signers | ${ms(finalityUpdateMs)} | ${timeRatioCell(finalityUpdateMs / baselineMs, '(target ≤ 50 ms)')} |`)
+  print(`| the same from the beacon node's JSON (decode + process) | ${ms(finalityUpdateFromJsonMs)} | ${timeRatioCell(finalityUpdateFromJsonMs / baselineMs)} |`)
   print('')
   print('| devnet beacon server | time | ratio to baseline |')
   print('|---|---|---|')
   print(`| anvil_mine of one block (baseline) | ${ms(server.anvilMineMs)} | 1.00 |`)
-  print(`| follow one anvil block (fetch, beacon block, state and body roots) | ${ms(server.followPerBlockMs)} | ${(server.followPerBlockMs / server.anvilMineMs).toFixed(2)} |`)
-  print(`| a node's sync after one new block: server follows, mines ${server.depth} blocks, signs; client verifies | ${ms(server.finalityWithMiningMs)} | ${(server.finalityWithMiningMs / server.anvilMineMs).toFixed(2)} |`)
+  print(`| follow one anvil block (fetch, beacon block, state and body roots) | ${ms(server.followPerBlockMs)} | ${(server.followPerBlockMs / server.anvilMineMs).toFixed(2)} (different work: not bounded by 1) |`)
+  print(`| a node's sync after one new block: server follows, mines ${server.depth} blocks, signs; client verifies | ${ms(server.finalityWithMiningMs)} | ${timeRatioCell(server.finalityWithMiningMs / server.anvilMineMs)} |`)
   print(`| server start (first committees, anchor block) | ${ms(server.startMs)} | |`)
   return { baselineMs, finalityUpdateMs, finalityUpdateFromJsonMs, server }
 }

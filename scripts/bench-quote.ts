@@ -16,7 +16,10 @@ import { serveDevnetPccs } from '../src/devnet/pccs.ts'
 import { createDevnetPki } from '../src/devnet/pki.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import type { QuoteVerifier } from '../src/tee/types.ts'
+import { alternate, rateRatioCell, type Paired } from './bench/ratio.ts'
 
+/** Alternating rounds of verifier and dcap-qvl alone per ratio (scripts/bench/ratio.ts). */
+const ROUNDS = 4
 const FIXTURE_NOW = 1751328000 // the Intel fixture's collateral is valid around 2025-07-01
 
 export type QuoteBench = {
@@ -48,16 +51,23 @@ export async function benchQuoteVerification(print: (line: string) => void, { se
   const db = openDatabase(':memory:')
   let devnetRate: number
   let devnetBaseline: number
+  let devnetPaired: Paired
   let devnetVerifier: QuoteVerifier
   try {
     devnetVerifier = createDcapVerifier({ collateral: pccsCollateral({ url: pccs.url, cache: createCollateralCache(db) }), trustedRootCaDer: [pki.rootCaDer] })
     await devnetVerifier.verify(quote)
     await pccs.close() // from here on, every verification is served from the cache
-    devnetRate = await rate(seconds, () => devnetVerifier.verify(quote))
     const collateral = pki.collateral()
     const now = Math.floor(Date.now() / 1000)
     const alone = new DcapQvlVerifier(Buffer.from(pki.rootCaDer))
-    devnetBaseline = await rate(seconds, () => alone.verify(Buffer.from(quote), collateral, now))
+    const verifier = devnetVerifier
+    devnetPaired = await alternate(
+      ROUNDS,
+      () => rate(seconds / ROUNDS, () => alone.verify(Buffer.from(quote), collateral, now)),
+      () => rate(seconds / ROUNDS, () => verifier.verify(quote)),
+    )
+    devnetRate = devnetPaired.subject
+    devnetBaseline = devnetPaired.baseline
   } finally {
     await pccs.close()
   }
@@ -66,10 +76,15 @@ export async function benchQuoteVerification(print: (line: string) => void, { se
   const fixture = (name: string) => new URL(`../test/fixtures/dcap/${name}`, import.meta.url)
   const intelQuote = new Uint8Array(readFileSync(fixture('tdx_quote')))
   const intelVerifier = createDcapVerifier({ collateral: fileCollateral(fixture('tdx_quote_collateral.json').pathname) })
-  const intelRate = await rate(seconds, () => intelVerifier.verify(intelQuote, { now: FIXTURE_NOW }))
   const intelCollateral: Collateral = parseCollateral(JSON.parse(readFileSync(fixture('tdx_quote_collateral.json'), 'utf8')))
   const intelAlone = new DcapQvlVerifier(Buffer.from(INTEL_SGX_ROOT_CA_DER))
-  const intelBaseline = await rate(seconds, () => intelAlone.verify(Buffer.from(intelQuote), intelCollateral, FIXTURE_NOW))
+  const intelPaired = await alternate(
+    ROUNDS,
+    () => rate(seconds / ROUNDS, () => intelAlone.verify(Buffer.from(intelQuote), intelCollateral, FIXTURE_NOW)),
+    () => rate(seconds / ROUNDS, () => intelVerifier.verify(intelQuote, { now: FIXTURE_NOW })),
+  )
+  const intelRate = intelPaired.subject
+  const intelBaseline = intelPaired.baseline
 
   // One onboarding's wall time on a devnet: register, help (where the helper verifies the quote), complete.
   const dir = mkdtempSync(join(tmpdir(), 'km-bench-quote-'))
@@ -97,9 +112,9 @@ export async function benchQuoteVerification(print: (line: string) => void, { se
   print('| quote verification, collateral cached | rate | ratio to baseline |')
   print('|---|---|---|')
   print(`| dcap-qvl alone, devnet quote (baseline) | ${fmt(devnetBaseline)} /s | 1.00 |`)
-  print(`| createDcapVerifier, devnet quote, collateral from the SQLite cache | ${fmt(devnetRate)} /s | ${(devnetRate / devnetBaseline).toFixed(2)} of dcap-qvl alone |`)
+  print(`| createDcapVerifier, devnet quote, collateral from the SQLite cache | ${fmt(devnetRate)} /s | ${rateRatioCell(devnetPaired.ratio, 'dcap-qvl alone')} |`)
   print(`| dcap-qvl alone, Intel TDX fixture (baseline) | ${fmt(intelBaseline)} /s | 1.00 |`)
-  print(`| createDcapVerifier, Intel TDX fixture, collateral file | ${fmt(intelRate)} /s | ${(intelRate / intelBaseline).toFixed(2)} of dcap-qvl alone |`)
+  print(`| createDcapVerifier, Intel TDX fixture, collateral file | ${fmt(intelRate)} /s | ${rateRatioCell(intelPaired.ratio, 'dcap-qvl alone')} |`)
   print(`| one onboarding, register → help → complete (median of ${walls.length}) | ${medianMs.toFixed(0)} ms | verification is ${(verifyMs / medianMs).toFixed(3)} of it |`)
   return {
     devnet: { perSecond: devnetRate, dcapQvlPerSecond: devnetBaseline },

@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { alternate, rateRatioCell, timeRatioCell } from '../scripts/bench/ratio.ts'
+
+test('default: rounds alternate which side goes first, and the ratio is the median of per-round ratios', async () => {
+  const order: string[] = []
+  const rates = { baseline: [100, 100, 50, 100, 100], subject: [50, 60, 45, 40, 55] }
+  let b = 0
+  let s = 0
+  const paired = await alternate(
+    5,
+    () => (order.push('b'), rates.baseline[b++]!),
+    () => (order.push('s'), rates.subject[s++]!),
+  )
+  assert.deepEqual(order, ['b', 's', 's', 'b', 'b', 's', 's', 'b', 'b', 's'])
+  // Per-round ratios 0.5, 0.6, 0.9, 0.4, 0.55: the median is 0.55, whatever one slow baseline round did.
+  assert.equal(paired.ratio, 0.55)
+  assert.equal(paired.baseline, 100)
+  assert.equal(paired.subject, 50)
+})
+
+test('error: a rate ratio above 1 or a time ratio below 1 is printed as a measurement error, never as a result', () => {
+  assert.equal(rateRatioCell(0.62, 'bare hono', '≥ 0.5'), '0.62 of bare hono (target ≥ 0.5)')
+  assert.match(rateRatioCell(1.23, 'raw signing'), /^MEASUREMENT ERROR: 1\.23 > 1\.00 of raw signing .*not a result\)$/)
+  assert.match(rateRatioCell(Number.NaN, 'x'), /^MEASUREMENT ERROR/)
+  assert.equal(timeRatioCell(3.5, '× the v0 proof'), '3.50 × the v0 proof')
+  assert.match(timeRatioCell(0.8), /^MEASUREMENT ERROR: 0\.80 < 1\.00/)
+})
