@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { X509Certificate } from 'node:crypto'
 import { BaseError, ContractFunctionRevertedError, hexToBytes, type Address, type Hex } from 'viem'
 import { createRegistryClient } from '../src/chain/registry.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
@@ -125,8 +127,8 @@ describe('docs/apps.md examples against a devnet', () => {
   }
 
   /** Node 1 answers the same pod through the devnet header, so the examples' answers (from node 2) can be compared. */
-  async function nodeOne(path: string, init: RequestInit = {}) {
-    const res = await fetch(devnet.info.nodes[0]!.podUrl + path, { ...init, headers: { 'x-keymanager-pod': POD } })
+  async function nodeOne(path: string, init: RequestInit = {}, pod = POD) {
+    const res = await fetch(devnet.info.nodes[0]!.podUrl + path, { ...init, headers: { 'x-keymanager-pod': pod } })
     assert.equal(res.status, 200, path)
     return (await res.json()) as Record<string, any>
   }
@@ -194,6 +196,7 @@ describe('docs/apps.md examples against a devnet', () => {
 
   test('default: every sh and ts block of the page is a named example this test runs', () => {
     const checked = ['sealkey', 'sealkey-ts', 'sealkey-py', 'attest', 'attest-ts', 'attest-py', 'getkey', 'getkey-py', 'dstack-sdk', 'verify-chain']
+    checked.push('tls-sdk', 'verify-ca', 'sign-sdk', 'sign-py')
     assert.deepEqual([...blocks.keys()].sort(), [...checked].sort())
   })
 
@@ -315,5 +318,50 @@ describe('docs/apps.md examples against a devnet', () => {
     const proof = JSON.parse(readFileSync(join(work, 'proof.json'), 'utf8')) as Record<string, unknown>
     writeFileSync(join(work, 'proof.json'), JSON.stringify({ ...proof, purpose: 'other' }))
     assert.equal((await runExample('verify-chain')).code, 1)
+  })
+
+  test('default: the GetTlsKey example serves TLS to a client pinning the app CA, the CA every node issues under', async () => {
+    assert.deepEqual(await runJson('tls-sdk'), { greeting: 'hello from the enclave', certificates: 2 })
+    const written = readFileSync(join(work, 'chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
+    assert.equal(written.length, 2)
+    const fromNodeOne = await nodeOne('/GetTlsKey', { method: 'POST', body: JSON.stringify({ subject: 'api.internal', usage_server_auth: true }) })
+    const ca = new X509Certificate(written[1]!)
+    assert.ok(ca.ca)
+    assert.ok(new X509Certificate(written[0]!).checkIssued(ca), 'the leaf is issued by the app CA')
+    assert.equal(new X509Certificate(fromNodeOne.certificate_chain[1]).fingerprint256, ca.fingerprint256, 'node 1 issues under the same app CA')
+  })
+
+  test('default: keymanager verify-chain accepts the app CA of this app on this network, refuses another app\'s', async () => {
+    const result = await runExample('verify-ca')
+    assert.equal(result.code, 0, result.stderr + result.stdout)
+    const other = await nodeOne('/GetTlsKey', { method: 'POST', body: JSON.stringify({ subject: 'api.internal' }) }, 'other')
+    writeFileSync(join(work, 'chain.pem'), (other.certificate_chain as string[]).join('\n'))
+    const refused = await runExample('verify-ca')
+    assert.equal(refused.code, 1, refused.stderr + refused.stdout)
+  })
+
+  test('default: the Sign example signs SHA-256(data) with a key whose chain leads to the registry master key', async () => {
+    const answer = await runJson('sign-sdk')
+    assert.equal(answer.valid, true)
+    const data = new TextEncoder().encode('ETH/USD 3141.59 at block 123')
+    const digest = createHash('sha256').update(data).digest()
+    assert.equal(secp256k1.verify(hexToBytes(`0x${answer.signature}`), digest, hexToBytes(`0x${answer.public_key}`), { prehash: false }), true)
+    assert.equal(answer.signature_chain[0], answer.signature)
+    const xPub = (await createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry }).xPub()) as Address
+    const verified = verifyGetKeyChain({
+      appId: appIdForPod(POD),
+      publicKey: hexToBytes(`0x${answer.public_key}`),
+      signatureChain: (answer.signature_chain as string[]).slice(1).map((s) => hexToBytes(`0x${s}`)),
+      purpose: 'signing',
+      masterAddress: xPub,
+    })
+    assert.equal(verified.ok, true, JSON.stringify(verified.steps))
+  })
+
+  test('default: the Python Sign example gets the signature every node makes (RFC 6979) and Verify accepts it', async () => {
+    const answer = await runJson('sign-py')
+    const data = Buffer.from('ETH/USD 3141.59 at block 123').toString('hex')
+    const fromNodeOne = await nodeOne('/Sign', { method: 'POST', body: JSON.stringify({ algorithm: 'secp256k1', data }) })
+    assert.deepEqual(answer, { valid: true, ...fromNodeOne })
   })
 })
