@@ -15,6 +15,7 @@ import { benchOnboarding } from './bench-onboarding.ts'
 import { benchLightClient } from './bench-lightClient.ts'
 import { benchKzg } from './bench-kzg.ts'
 import { benchQuoteVerification } from './bench-quote.ts'
+import { benchHelperRate } from './bench-helper.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 // Onboarding sizes (newcomers, each its own sidecar process): BENCH_ONBOARDING="1,10,50".
@@ -92,6 +93,7 @@ try {
 }
 
 await benchQuoteVerification(print)
+await benchHelperRate(print)
 await benchLightClient(print)
 const kzg = benchKzg()
 print('')
