@@ -202,6 +202,8 @@ export const hostSettingsSchema = z.strictObject({
      * by the mempool, so it is the host's to set.
      */
     osakaTime: z.number().int().nonnegative().optional(),
+    /** Widest eth_getLogs range the node asks for, in blocks (docs/protocol.md#limits): public RPCs refuse wide ones. */
+    maxLogRange: z.number().int().min(1).max(100_000).default(1000),
   }),
   blobs: z.strictObject({
     /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */

@@ -1,9 +1,10 @@
-// Chain-side checks shared by the auto and crash e2e tests: what the outbox stored against what the chain did.
+// Chain-side checks shared by the e2e tests: what the outbox stored against what the chain did, and registry events.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { toFunctionSelector, type Address, type PublicClient } from 'viem'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { getLogsBounded } from '../src/chain/logs.ts'
 import { devAccount, type runDevnet } from '../src/devnet/network.ts'
 import { createOutboxStore } from '../src/store/outbox.ts'
 
@@ -66,4 +67,33 @@ export async function waitAllFulfilled(devnet: Devnet, timeoutMs = 60_000) {
     if (Date.now() > deadline) throw new Error(`${requested.length - onboarded.length} requests still unanswered`)
     await new Promise((r) => setTimeout(r, 200))
   }
+}
+
+/** OnboardRequested events of the registry matching `filter`, oldest first (scanned in bounded ranges from block 0). */
+export async function onboardRequestsOn(publicClient: PublicClient, registry: Address, filter: { requestId?: bigint; requester?: Address } = {}) {
+  const logs = await getLogsBounded({
+    publicClient,
+    address: registry,
+    abi: keyManagerAbi,
+    eventNames: ['OnboardRequested'],
+    fromBlock: 0n,
+    toBlock: await publicClient.getBlockNumber({ cacheTime: 0 }),
+  })
+  return logs
+    .map((log) => ({ ...(log.args as { requestId: bigint; requester: Address; quoteBlobHash: `0x${string}` }), blockNumber: log.blockNumber! }))
+    .filter((r) => (filter.requestId === undefined || r.requestId === filter.requestId) && (filter.requester === undefined || r.requester.toLowerCase() === filter.requester.toLowerCase()))
+}
+
+/** The Onboarded event of a request, if any. */
+export async function onboardedEventOn(publicClient: PublicClient, registry: Address, requestId: bigint) {
+  const logs = await getLogsBounded({
+    publicClient,
+    address: registry,
+    abi: keyManagerAbi,
+    eventNames: ['Onboarded'],
+    fromBlock: 0n,
+    toBlock: await publicClient.getBlockNumber({ cacheTime: 0 }),
+  })
+  const found = logs.filter((log) => (log.args as { requestId: bigint }).requestId === requestId).at(-1)
+  return found ? (found.args as { requestId: bigint; responseBlobHash: `0x${string}`; index: bigint }) : undefined
 }

@@ -13,6 +13,7 @@ import { envelopeToBlobs } from '../src/chain/envelope.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
 import { DEVNET_MEASUREMENT_LABEL, devAccount, hostCall, runDevnet, waitUntilReady, type DevnetNodeInfo } from '../src/devnet/network.ts'
 import { blobSources, collateralIssuedAt, platform, rogueBuild } from './devnetNodes.ts'
+import { onboardRequestsOn } from './chainChecks.ts'
 import { runPolicy } from '../src/cli/policy.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
 import { addressOfPublicKey } from '../src/keys/signature.ts'
@@ -142,7 +143,7 @@ describe('devnet: onboarding end to end', () => {
     })
     const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
     await sendBlobTransaction({ walletClient: wallet, publicClient: devnet.publicClient, to: devnet.registry, data: registry.calldata.requestOnboard(bytesToHex(args.pubkey64), ref.number), blobs })
-    const [request] = await registry.onboardRequests({ requester: addressOfPublicKey(args.pubkey64) })
+    const [request] = await onboardRequestsOn(devnet.publicClient, devnet.registry, { requester: addressOfPublicKey(args.pubkey64) })
     return request!
   }
 
@@ -246,8 +247,7 @@ describe('devnet: onboarding end to end', () => {
 
   test('default: the blob archive serves blobs the node used, checked by hash', async () => {
     const node = devnet.info.nodes[0]!
-    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
-    const [request] = await registry.onboardRequests({ requestId: 1n })
+    const [request] = await onboardRequestsOn(devnet.publicClient, devnet.registry, { requestId: 1n })
     const res = await fetch(`${node.hostUrl}/blobs/${request!.quoteBlobHash}`, { headers: { authorization: `Bearer ${node.hostToken}` } })
     assert.equal(res.status, 200)
     assert.equal((await res.arrayBuffer()).byteLength, 131072)

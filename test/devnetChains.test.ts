@@ -6,9 +6,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { createRegistryClient } from '../src/chain/registry.ts'
 import { hostCall, runDevnet } from '../src/devnet/network.ts'
 import { blobSources } from './devnetNodes.ts'
+import { onboardRequestsOn, onboardedEventOn } from './chainChecks.ts'
 import { UsageError } from '../src/cli/args.ts'
 import { runHostApi } from '../src/cli/hostApi.ts'
 import { runVerifyChain } from '../src/cli/verifyChain.ts'
@@ -119,9 +119,8 @@ describe('devnet: dstack key chains from every node', () => {
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'upstream_failed')
 
     // The helper archived the response blob it made, so it can serve it to peers.
-    const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
-    const [request] = await registry.onboardRequests({ requester: reg.enckey as `0x${string}` })
-    const onboarded = await registry.onboarded(request!.requestId)
+    const [request] = await onboardRequestsOn(devnet.publicClient, devnet.registry, { requester: reg.enckey as `0x${string}` })
+    const onboarded = await onboardedEventOn(devnet.publicClient, devnet.registry, request!.requestId)
     const blob = await fetch(`${helper.hostUrl}/blobs/${onboarded!.responseBlobHash}`, { headers: { authorization: `Bearer ${helper.hostToken}` } })
     assert.equal(blob.status, 200)
     assert.equal((await blob.arrayBuffer()).byteLength, 131072)

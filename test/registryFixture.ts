@@ -100,7 +100,7 @@ export async function deployRegistryFixture(rpcUrl: string) {
   const owner = await fundedAccount(rpcUrl)
   const fromBlock = (await publicClient.getBlockNumber({ cacheTime: 0 })) + 1n
   const address = await deployKeyManager({ walletClient: walletFor(owner), publicClient, owner: owner.address, measurementDelay: 0n })
-  const registry = createRegistryClient({ publicClient, address, fromBlock })
+  const registry = createRegistryClient({ publicClient, address })
   const master = secp256k1.utils.randomSecretKey()
   await sendBlobTransaction({
     walletClient: walletFor(owner),

@@ -5,7 +5,9 @@ import {
   encodeAbiParameters,
   type Address,
   type Hex,
+  parseEventLogs,
   type PublicClient,
+  type TransactionReceipt,
 } from 'viem'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 
@@ -51,38 +53,24 @@ export function requestCommitment(r: Pick<OnboardRequest, 'pubkey64' | 'quoteBlo
 export function createRegistryClient({
   publicClient,
   address,
-  fromBlock = 0n,
 }: {
   publicClient: PublicClient
   address: Address
-  /** First block to scan for events (the registry's deployment block). */
-  fromBlock?: bigint
 }) {
   const registry = getAddress(address)
   // Every read and every log goes through viem with the generated ABI (`as const`): argument and result types come
   // from the contract, so a changed signature is a type error here, not a wrong value at run time.
   const contract = { address: registry, abi: keyManagerAbi } as const
 
-  async function onboardRequests(filter: { requestId?: bigint; requester?: Address }): Promise<OnboardRequest[]> {
-    const logs = await publicClient.getContractEvents({
-      ...contract,
-      eventName: 'OnboardRequested',
-      args: filter,
-      fromBlock,
-      toBlock: 'latest',
-      strict: true,
-    })
-    return logs.map(({ args, blockNumber, blockHash, transactionHash }) => ({
-      requestId: args.requestId,
-      requester: args.requester,
-      pubkey64: args.pubkey64,
-      quoteBlobHash: args.quoteBlobHash,
-      refBlockNumber: args.refBlockNumber,
-      refBlockHash: args.refBlockHash,
-      blockNumber,
-      blockHash,
-      transactionHash,
-    }))
+  /**
+   * The request id a `requestOnboard` receipt's own OnboardRequested event carries (from this registry, for
+   * `requester`): how a node learns its id without scanning logs (docs/protocol.md#limits).
+   */
+  function requestIdFromReceipt(receipt: TransactionReceipt, requester: Address): bigint | undefined {
+    const own = parseEventLogs({ abi: keyManagerAbi, logs: receipt.logs, eventName: 'OnboardRequested', strict: true }).find(
+      (log) => log.address.toLowerCase() === registry.toLowerCase() && log.args.requester.toLowerCase() === requester.toLowerCase(),
+    )
+    return own?.args.requestId
   }
 
   return {
@@ -108,35 +96,7 @@ export function createRegistryClient({
     },
     verifyAttestation: (hostname: string, appData: Hex, signature: Hex) =>
       publicClient.readContract({ ...contract, functionName: 'verifyAttestation', args: [hostname, appData, signature] }),
-    onboardRequests,
-    async onboarded(requestId: bigint): Promise<OnboardedEvent | undefined> {
-      const logs = await publicClient.getContractEvents({
-        ...contract,
-        eventName: 'Onboarded',
-        args: { requestId },
-        fromBlock,
-        toBlock: 'latest',
-        strict: true,
-      })
-      const log = logs.at(-1)
-      if (!log) return undefined
-      return {
-        requestId: log.args.requestId,
-        responseBlobHash: log.args.responseBlobHash,
-        index: log.args.index,
-        blockNumber: log.blockNumber,
-        blockHash: log.blockHash,
-        transactionHash: log.transactionHash,
-      }
-    },
-    /** The latest `Bootstrapped` event (a hint of where to look; the verified view decides). */
-    async bootstrapped(): Promise<{ xPub: Address; generation: bigint; blockNumber: bigint } | undefined> {
-      const logs = await publicClient.getContractEvents({ address: registry, abi: keyManagerAbi, eventName: 'Bootstrapped', fromBlock, toBlock: 'latest', strict: true })
-      const log = logs.at(-1)
-      if (!log) return undefined
-      const a = log.args as unknown as { xPub: Address; generation: bigint }
-      return { xPub: a.xPub, generation: BigInt(a.generation), blockNumber: log.blockNumber }
-    },
+    requestIdFromReceipt,
     calldata: {
       bootstrap: (pubkey64: Hex) => encodeFunctionData({ abi: keyManagerAbi, functionName: 'bootstrap', args: [pubkey64] }),
       requestOnboard: (pubkey64: Hex, refBlockNumber: bigint) =>

@@ -119,6 +119,27 @@ describe('createChainWatcher', () => {
     assert.deepEqual(requestIds(seen), [request.requestId], 'processed once 3 blocks are on top of it')
   })
 
+  test('bounded: catching up 2,500 blocks, no eth_getLogs spans more than 1,000 blocks (the default), and events in every range are found', async () => {
+    const { testClient } = clientsFor(anvil.rpcUrl)
+    const fx = await deployRegistryFixture(anvil.rpcUrl)
+    const [a, b] = await Promise.all([fundedAccount(anvil.rpcUrl), fundedAccount(anvil.rpcUrl)])
+    const r1 = await fx.requestOnboard(a)
+    await testClient.mine({ blocks: 2500 })
+    const r2 = await fx.requestOnboard(b)
+    const ranges: bigint[] = []
+    const publicClient = hookedPublicClient(anvil.rpcUrl, (method, params) => {
+      if (method !== 'eth_getLogs') return
+      const [filter] = params as [{ fromBlock: string; toBlock: string }]
+      ranges.push(BigInt(filter.toBlock) - BigInt(filter.fromBlock) + 1n)
+    })
+    const store = createCursorStore(openDatabase(':memory:'))
+    const watcher = createChainWatcher({ publicClient, registry: fx.address, fromBlock: fx.fromBlock, store, logger: capturingLogger().logger })
+    await drain(watcher)
+    assert.ok(ranges.length >= 3, `${ranges.length} ranges`)
+    assert.ok(ranges.every((n) => n <= 1000n), `ranges: ${ranges.join(', ')}`)
+    assert.deepEqual(store.requests().map((r) => r.requestId), [r1.requestId, r2.requestId])
+  })
+
   test('reorg: a replaced block is detected, the cursor rolls back to the last matching block and the range is processed again', async () => {
     const { publicClient, testClient } = clientsFor(anvil.rpcUrl)
     const fx = await deployRegistryFixture(anvil.rpcUrl)
@@ -136,6 +157,11 @@ describe('createChainWatcher', () => {
     await drain(watcher)
     assert.equal(store.request(x.requestId)!.requester, x.requester)
     assert.equal(store.request(x.requestId)!.onboardedBlock, fulfilled.blockNumber)
+    // What completing needs is kept with the request: the answer's blob hash, index and block.
+    const answer = store.request(x.requestId)!.onboarded!
+    assert.deepEqual([answer.index, answer.blockNumber, answer.transactionHash], [0n, fulfilled.blockNumber, fulfilled.hash])
+    assert.match(answer.responseBlobHash, /^0x01[0-9a-f]{62}$/)
+    assert.equal(store.latestRequestBy(x.requester)!.requestId, x.requestId)
     const before = store.cursor()!
 
     // Another history from the fork point: another requester gets the same id, nobody fulfils it, and the new chain
@@ -160,6 +186,9 @@ describe('createChainWatcher', () => {
     assert.equal(request.requester, y.requester, 'the request is the canonical one')
     assert.equal(request.pubkey64, y.pubkey64)
     assert.equal(request.onboardedBlock, null, 'the Onboarded event of the old history is forgotten')
+    assert.equal(request.onboarded, null)
+    assert.equal(store.latestRequestBy(x.requester), undefined, 'the old requester is gone with its history')
+    assert.equal(store.latestRequestBy(y.requester)!.requestId, y.requestId)
     assert.deepEqual(
       store.pendingRequests().map((r) => r.requestId),
       [y.requestId],

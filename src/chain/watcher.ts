@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import type { Address, Hex, PublicClient } from 'viem'
 import type { CursorStore, WatchedEvent } from '../store/cursor.ts'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
+import { DEFAULT_MAX_LOG_RANGE } from './logs.ts'
 
 export type ChainWatcherOptions = {
   publicClient: PublicClient
@@ -19,7 +20,7 @@ export type ChainWatcherOptions = {
   /** Blocks an event must be buried under before it is processed. Default 0 (devnet automine). */
   confirmations?: number
   pollIntervalMs?: number
-  /** Most blocks fetched per `eth_getLogs`. Default 2000. */
+  /** Most blocks fetched per `eth_getLogs` (docs/protocol.md#limits). Default 1,000. */
   maxRange?: number
   backoff?: { initialMs: number; maxMs: number }
   /** Runs first in every poll with the current head (the outbox's receipt/rebroadcast pass). */
@@ -31,7 +32,7 @@ export type ChainWatcherOptions = {
 export function createChainWatcher(options: ChainWatcherOptions) {
   const { publicClient, store, logger } = options
   const confirmations = BigInt(options.confirmations ?? 0)
-  const maxRange = BigInt(options.maxRange ?? 2000)
+  const maxRange = BigInt(options.maxRange ?? DEFAULT_MAX_LOG_RANGE)
   const pollMs = options.pollIntervalMs ?? 500
   const backoff = options.backoff ?? { initialMs: 500, maxMs: 10_000 }
   let stopped = false
@@ -109,7 +110,15 @@ export function createChainWatcher(options: ChainWatcherOptions) {
           },
         })
       } else if (log.eventName === 'Onboarded') {
-        events.push({ kind: 'Onboarded', requestId: args.requestId as bigint, blockNumber: log.blockNumber, transactionHash: log.transactionHash })
+        events.push({
+          kind: 'Onboarded',
+          requestId: args.requestId as bigint,
+          responseBlobHash: args.responseBlobHash as Hex,
+          index: args.index as bigint,
+          blockNumber: log.blockNumber,
+          blockHash: log.blockHash,
+          transactionHash: log.transactionHash,
+        })
       } else if (log.eventName === 'Bootstrapped') {
         events.push({ kind: 'Bootstrapped', blockNumber: log.blockNumber })
       }
@@ -152,8 +161,25 @@ export function createChainWatcher(options: ChainWatcherOptions) {
     }
   }
 
+  /**
+   * Resolves once the watcher has processed every block up to the head as it is now (less `confirmations`): a host
+   * call that names a request the node has not seen yet waits for this instead of scanning logs itself. Rejects
+   * after `timeoutMs` (the RPC may be failing).
+   */
+  async function sync(timeoutMs = 30_000): Promise<void> {
+    const target = (await publicClient.getBlockNumber({ cacheTime: 0 })) - confirmations
+    const deadline = Date.now() + timeoutMs
+    while ((store.cursor()?.number ?? options.fromBlock - 1n) < target) {
+      if (stopped || loop === undefined) throw new Error('the chain watcher is not running')
+      if (Date.now() > deadline) throw new Error(`the chain watcher has not reached block ${target} within ${timeoutMs} ms`)
+      wake?.()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
   return {
     poll,
+    sync,
     start() {
       loop ??= run()
     },

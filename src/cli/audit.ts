@@ -5,12 +5,13 @@
 // and never fulfilled are listed but are not failures. The TCB policy and allow-list are evaluated as they stand now.
 // Each entry names the settingsDigest the node's quote binds (docs/protocol.md#measured-settings): which measured settings
 // every node ever onboarded runs with.
-import { bytesToHex, createPublicClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
+import { bytesToHex, createPublicClient, getAddress, http, isAddress, type Address, type Hex, type PublicClient } from 'viem'
 import { chainFor } from '../chain/chain.ts'
 import { anvilBlobSource, beaconBlobSource, fetchVerifiedBlobs, type BlobSource } from '../chain/beacon.ts'
 import { blobsToEnvelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
-import { createRegistryClient, type RegistryClient } from '../chain/registry.ts'
+import { createRegistryClient, type OnboardRequest, type RegistryClient } from '../chain/registry.ts'
+import { DEFAULT_MAX_LOG_RANGE, getLogsBounded } from '../chain/logs.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
 import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
 import { checkPolicy } from '../tee/policy.ts'
@@ -19,7 +20,7 @@ import { parseFlags, UsageError } from './args.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
 
 export const AUDIT_USAGE =
-  'usage: keymanager audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--from-block N] [--root-ca FILE]... [--pccs URL | --collateral F] [--json]'
+  'usage: keymanager audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--from-block N] [--max-log-range BLOCKS] [--root-ca FILE]... [--pccs URL | --collateral F] [--json]'
 
 export type AuditEntry = {
   what: 'bootstrap' | `request ${string}`
@@ -96,6 +97,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     blobs: { type: 'string' },
     'blobs-kind': { type: 'string', default: 'beacon' },
     'from-block': { type: 'string', default: '0' },
+    'max-log-range': { type: 'string', default: String(DEFAULT_MAX_LOG_RANGE) },
     'root-ca': { type: 'string', multiple: true },
     pccs: { type: 'string' },
     collateral: { type: 'string' },
@@ -112,6 +114,8 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   if (!isAddress(values.registry, { strict: false })) throw new UsageError('--registry must be a 0x address')
   if (values['blobs-kind'] !== 'anvil' && values['blobs-kind'] !== 'beacon') throw new UsageError('--blobs-kind must be anvil or beacon')
   if (!/^\d{1,20}$/.test(values['from-block'])) throw new UsageError('--from-block must be a block number')
+  if (!/^\d{1,7}$/.test(values['max-log-range']) || Number(values['max-log-range']) < 1) throw new UsageError('--max-log-range must be a number of blocks, 1 or more')
+  const maxLogRange = Number(values['max-log-range'])
   if (values.pccs && values.collateral) throw new UsageError('give --pccs or --collateral, not both')
 
   const { verifier } = quoteVerifierFromOptions(
@@ -128,22 +132,33 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   const publicClient = createPublicClient({ chain, transport })
   const address: Address = getAddress(values.registry.toLowerCase())
   const fromBlock = BigInt(values['from-block'])
-  const registry = createRegistryClient({ publicClient, address, fromBlock })
+  const registry = createRegistryClient({ publicClient, address })
   const blobs = values['blobs-kind'] === 'anvil' ? anvilBlobSource(values.blobs) : beaconBlobSource(values.blobs)
   const blockTime = async (blockNumber: bigint) => (await publicClient.getBlock({ blockNumber })).timestamp
 
   const entries: AuditEntry[] = []
-  const bootstraps = await publicClient.getContractEvents({ address, abi: keyManagerAbi, eventName: 'Bootstrapped', fromBlock, toBlock: 'latest', strict: true })
-  for (const log of bootstraps) {
+  // Every registry event since the deployment block, read range by range (docs/protocol.md#limits).
+  const head = await publicClient.getBlockNumber()
+  err(`reading registry events from block ${fromBlock} to ${head}, ${maxLogRange} blocks per request…`)
+  const logs = await getLogsBounded({
+    publicClient: publicClient as PublicClient,
+    address,
+    abi: keyManagerAbi,
+    eventNames: ['Bootstrapped', 'OnboardRequested'],
+    fromBlock,
+    toBlock: head,
+    maxRange: maxLogRange,
+  })
+  for (const log of logs.filter((l) => l.eventName === 'Bootstrapped')) {
     const a = log.args as unknown as { masterPubkey: Hex; quoteBlobHash: Hex }
     err(`checking the bootstrap quote (block ${log.blockNumber})…`)
     const judged = await judgeQuote({
       registry,
       verifier,
       blobs,
-      blockNumber: log.blockNumber,
-      blockHash: log.blockHash,
-      blockTimestamp: await blockTime(log.blockNumber),
+      blockNumber: log.blockNumber!,
+      blockHash: log.blockHash!,
+      blockTimestamp: await blockTime(log.blockNumber!),
       quoteBlobHash: a.quoteBlobHash,
       expect: (envelope) =>
         envelope.kind !== 'bootstrap'
@@ -152,7 +167,10 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     })
     entries.push({ what: 'bootstrap', onChain: 'bootstrapped', ...entryOf(judged) })
   }
-  for (const request of await registry.onboardRequests({})) {
+  const requests = logs
+    .filter((l) => l.eventName === 'OnboardRequested')
+    .map((log) => ({ ...(log.args as unknown as Omit<OnboardRequest, 'blockNumber' | 'blockHash' | 'transactionHash'>), blockNumber: log.blockNumber!, blockHash: log.blockHash! }))
+  for (const request of requests) {
     err(`checking request ${request.requestId} (block ${request.blockNumber})…`)
     const judged = await judgeQuote({
       registry,

@@ -23,6 +23,7 @@ import {
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { chainFor } from '../chain/chain.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
+import { DEFAULT_MAX_LOG_RANGE, getLogsBounded } from '../chain/logs.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { QuoteVerificationError, TCB_STATUS_BITS } from '../tee/types.ts'
 import { parseFlags, UsageError } from './args.ts'
@@ -30,7 +31,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -201,19 +202,20 @@ async function send(
   return hash
 }
 
-async function events(connection: Connection, eventName: string, fromBlock: bigint) {
+/** Registry events since `fromBlock`, read at most `maxLogRange` blocks per request (docs/protocol.md#limits). */
+async function events(connection: Connection, eventNames: string[], fromBlock: bigint, maxLogRange: number) {
   try {
-    return await connection.publicClient.getContractEvents({ address: connection.registry, abi: keyManagerAbi, eventName, fromBlock, toBlock: 'latest', strict: true } as never)
+    const head = await connection.publicClient.getBlockNumber({ cacheTime: 0 })
+    return await getLogsBounded({ publicClient: connection.publicClient, address: connection.registry, abi: keyManagerAbi, eventNames, fromBlock, toBlock: head, maxRange: maxLogRange })
   } catch (error) {
-    throw new PolicyError(`reading ${eventName} events: ${short(error)}`)
+    throw new PolicyError(`reading ${eventNames.join(' and ')} events: ${short(error)}`)
   }
 }
 
-async function listMeasurements(connection: Connection, fromBlock: bigint) {
+async function listMeasurements(connection: Connection, fromBlock: bigint, maxLogRange: number) {
   const read = reader(connection)
-  const logs = [...(await events(connection, 'MeasurementAdded', fromBlock)), ...(await events(connection, 'MeasurementRemoved', fromBlock))].sort((a, b) =>
-    a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1,
-  )
+  // In chain order already: ranges are read in order, and each range's logs come in block and log order.
+  const logs = await events(connection, ['MeasurementAdded', 'MeasurementRemoved'], fromBlock, maxLogRange)
   const seen = new Map<Hex, Measurement>()
   for (const log of logs) {
     const args = (log as unknown as { args: { id: Hex; raw?: Hex } }).args
@@ -229,11 +231,11 @@ async function listMeasurements(connection: Connection, fromBlock: bigint) {
   )
 }
 
-async function tcbPolicy(connection: Connection, fromBlock: bigint) {
+async function tcbPolicy(connection: Connection, fromBlock: bigint, maxLogRange: number) {
   const read = reader(connection)
   const [acceptedStatuses, maxCollateralAge, fmspcAllowlistOn] = await read<readonly [number, bigint, boolean]>('tcbPolicy')
   const fmspcs = new Map<Hex, boolean>()
-  for (const log of await events(connection, 'FmspcSet', fromBlock)) {
+  for (const log of await events(connection, ['FmspcSet'], fromBlock, maxLogRange)) {
     const args = (log as unknown as { args: { fmspc: Hex; allowed: boolean } }).args
     fmspcs.set(args.fmspc.toLowerCase() as Hex, args.allowed)
   }
@@ -251,6 +253,7 @@ const FLAGS = {
   registry: { type: 'string' },
   'owner-key-file': { type: 'string' },
   'from-block': { type: 'string' },
+  'max-log-range': { type: 'string' },
   json: { type: 'boolean', default: false },
   accept: { type: 'string' },
   'max-collateral-age': { type: 'string' },
@@ -275,6 +278,9 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   const fromBlockText = values['from-block'] ?? '0'
   if (!/^[0-9]{1,15}$/.test(fromBlockText)) throw new UsageError(`--from-block must be a block number, got '${fromBlockText}'`)
   const fromBlock = BigInt(fromBlockText)
+  const rangeText = values['max-log-range'] ?? String(DEFAULT_MAX_LOG_RANGE)
+  if (!/^[0-9]{1,7}$/.test(rangeText) || Number(rangeText) < 1) throw new UsageError(`--max-log-range must be a number of blocks, 1 or more, got '${rangeText}'`)
+  const maxLogRange = Number(rangeText)
   const emit = (json: unknown, lines: string[]) => {
     if (values.json) out(JSON.stringify(json, null, 2))
     else for (const line of lines) out(line)
@@ -303,7 +309,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   if (verb === 'list') {
     if (values['owner-key-file'] !== undefined) err('note: policy list only reads; --owner-key-file is not used')
     const connection = await connect(values)
-    const measurements = await listMeasurements(connection, fromBlock)
+    const measurements = await listMeasurements(connection, fromBlock, maxLogRange)
     emit(
       measurements,
       measurements.length === 0
@@ -341,7 +347,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     for (const fmspc of allow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, true], err))
     for (const fmspc of disallow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, false], err))
   }
-  const policy = await tcbPolicy(connection, fromBlock)
+  const policy = await tcbPolicy(connection, fromBlock, maxLogRange)
   emit({ ...policy, ...(writes ? { txHashes } : {}) }, [
     ...(writes ? [`✓ TCB policy updated (${txHashes.length} tx: ${txHashes.join(', ')})`] : []),
     `accepted TCB statuses  ${policy.acceptedStatuses.join(', ')}`,

@@ -13,7 +13,7 @@ import { appIdForPod } from '../keys/derive.ts'
 import { anvilBlobSource, beaconBlobSource } from '../chain/beacon.ts'
 import { sidecarVersionSource } from '../chain/hardfork.ts'
 import { createOutbox } from '../chain/outbox.ts'
-import { createChainWatcher } from '../chain/watcher.ts'
+import { createChainWatcher, type ChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
@@ -181,6 +181,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registrations: createRegistrationStore(db),
     requests: instrumentRequestStore(createRequestStore(db), metrics),
     blobs: createBlobArchive(db),
+    cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
   const auto = resolveAuto(config.auto)
@@ -206,7 +207,8 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
       })
     : undefined
   const outbox = rawOutbox && instrumentOutbox(rawOutbox, { publicClient, metrics, logger })
-  const registry = createRegistryClient({ publicClient, address: registryOf(measured), fromBlock: BigInt(config.chain.fromBlock) })
+  const registry = createRegistryClient({ publicClient, address: registryOf(measured) })
+  let watcher: ChainWatcher | undefined
   const node = createNode({
     chainId,
     settingsDigest: setup.settingsDigest,
@@ -226,11 +228,12 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     now,
     maxReferenceAge: BigInt(measured.maxReferenceAge),
+    syncChain: () => (watcher ? watcher.sync() : Promise.reject(new Error('the chain watcher is not running'))),
   })
   // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (docs/protocol.md#node-state).
   await outbox?.start()
   await node.start()
-  const cursor = createCursorStore(db)
+  const cursor = stores.cursor
   const alertSettings = resolveAlerts(config.alerts)
   const monitor = createMonitor({
     metrics,
@@ -269,7 +272,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         selfId: walletClient?.account.address ?? '',
       })
     : undefined
-  const watcher = createChainWatcher({
+  watcher = createChainWatcher({
     publicClient,
     registry: registry.address,
     fromBlock: BigInt(config.chain.fromBlock),
@@ -277,6 +280,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     confirmations: auto.confirmations,
     pollIntervalMs: auto.pollIntervalMs,
+    maxRange: config.chain.maxLogRange,
     onHead: async (head) => {
       monitor.onHead(head)
       await outbox?.tick(head)

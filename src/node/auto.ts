@@ -145,7 +145,8 @@ export function createAutoRunner(options: AutoOptions) {
     // A reorg can give the replayed request another id; the watcher's record of an id says whose request it is.
     const recorded = requestId === null ? undefined : cursor.request(requestId)
     if (requestId === null || (recorded && !ours(recorded.requester))) {
-      const request = (await registry.onboardRequests({ requester: registration.address })).at(-1)
+      // The watcher's store, not a log scan (docs/protocol.md#limits): the request shows up once the watcher has seen it.
+      const request = cursor.latestRequestBy(registration.address)
       if (!request) return
       requestId = request.requestId
       stores.registrations.markRequested(registration.address, requestId, request.transactionHash, Math.floor(Date.now() / 1000))

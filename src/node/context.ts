@@ -5,6 +5,7 @@ import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { SealProvider } from '../secret/seal.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
+import type { CursorStore } from '../store/cursor.ts'
 import type { Db } from '../store/database.ts'
 import type { MetaStore } from '../store/meta.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
@@ -39,7 +40,11 @@ export type NodeContext = {
     registrations: RegistrationStore
     requests: RequestStore
     blobs: BlobArchive
+    /** The chain watcher's store: requests and answers are looked up here, never by scanning logs (docs/protocol.md#limits). */
+    cursor: CursorStore
   }
+  /** Waits until the chain watcher has processed the current head (a request the host names may be a block ahead of it). */
+  syncChain?: () => Promise<void>
   logger: Logger
   /** Unix seconds. */
   now(): number

@@ -256,8 +256,8 @@ export function createNode(ctx: NodeContext) {
     const outcome = await submit('requestOnboard', registry.calldata.requestOnboard(bytesToHex(pubkey64), ref.number), blobs)
     let requestId: bigint | null = null
     if (outcome.sent) {
-      const [request] = await registry.onboardRequests({ requester: address })
-      requestId = request?.requestId ?? null
+      // The id comes from the receipt's own OnboardRequested event, not from a log scan (docs/protocol.md#limits).
+      requestId = registry.requestIdFromReceipt(await ctx.publicClient.getTransactionReceipt({ hash: outcome.txHash }), address) ?? null
       stores.registrations.markRequested(address, requestId, outcome.txHash, ctx.now())
     }
     logger.info({ address, requestId: requestId?.toString(), refBlock: ref.number.toString() }, 'registration prepared')
@@ -278,11 +278,21 @@ export function createNode(ctx: NodeContext) {
     if (!registration) throw new KeymanagerError('not_found', `no registration of this node has the key ${enckey}`)
     const secretKey = ephemeralKeys.get(enckey.toLowerCase())
     if (!secretKey) throw new KeymanagerError('conflict', 'the ephemeral key of this registration is gone (node restarted with seal none); register again')
-    const requests = await registry.onboardRequests({ requester: registration.address })
-    const request = requests.at(-1)
+    // This key's request and its answer, as the chain watcher recorded them (a reorg may have given the recorded id to
+    // another requester: then the latest request of this key is the one).
+    const ownRequest = () => {
+      const byId = registration.requestId === null ? undefined : stores.cursor.request(registration.requestId)
+      if (byId && byId.requester.toLowerCase() === registration.address.toLowerCase()) return byId
+      return stores.cursor.latestRequestBy(registration.address)
+    }
+    let request = ownRequest()
+    if ((!request || !request.onboarded) && ctx.syncChain) {
+      await ctx.syncChain()
+      request = ownRequest()
+    }
     if (!request) throw new KeymanagerError('conflict', 'no onboarding request for this key is on chain yet')
     if (registration.requestId === null) stores.registrations.markRequested(registration.address, request.requestId, request.transactionHash, ctx.now())
-    const onboarded = await registry.onboarded(request.requestId)
+    const onboarded = request.onboarded
     if (!onboarded) throw new KeymanagerError('conflict', `request ${request.requestId} is not fulfilled yet`)
     const envelope = await fetchEnvelope(onboarded.responseBlobHash, onboarded)
     if (envelope.kind !== 'onboard') throw new KeymanagerError('upstream_failed', 'response blob is not an onboard envelope')
@@ -454,8 +464,12 @@ export function createNode(ctx: NodeContext) {
 
   /** `/helper/:addr`: a request id, or the newcomer's address (its latest request). */
   async function helpByRef(ref: { requestId: bigint } | { requester: Address }): Promise<HelpResult> {
-    const found = await registry.onboardRequests('requestId' in ref ? { requestId: ref.requestId } : { requester: ref.requester })
-    const request = found.at(-1)
+    const lookup = () => ('requestId' in ref ? stores.cursor.request(ref.requestId) : stores.cursor.latestRequestBy(ref.requester))
+    let request = lookup()
+    if (!request && ctx.syncChain) {
+      await ctx.syncChain()
+      request = lookup()
+    }
     if (!request) throw new KeymanagerError('not_found', 'no onboarding request matches')
     const [result] = await help([request])
     return result!

@@ -5,9 +5,21 @@ import type { Db } from './database.ts'
 /** Block hashes kept below the cursor, to find where a reorg forked. */
 const KEEP_BLOCKS = 512
 
-export type WatchedRequest = OnboardRequest & { onboardedBlock: bigint | null; onboardedTx: Hex | null }
+/** The `Onboarded` event of a request: where its answer is (docs/protocol.md#complete). */
+export type OnboardedRecord = { responseBlobHash: Hex; index: bigint; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }
 
-type RequestRow = { request_id: string; event: string; block_number: number; onboarded_block: number | null; onboarded_tx: string | null }
+export type WatchedRequest = OnboardRequest & { onboardedBlock: bigint | null; onboardedTx: Hex | null; onboarded: OnboardedRecord | null }
+
+type RequestRow = {
+  request_id: string
+  event: string
+  block_number: number
+  onboarded_block: number | null
+  onboarded_tx: string | null
+  onboarded_blob_hash: string | null
+  onboarded_index: number | null
+  onboarded_block_hash: string | null
+}
 
 function fromRow(row: RequestRow): WatchedRequest {
   const e = JSON.parse(row.event) as Record<string, string>
@@ -23,12 +35,22 @@ function fromRow(row: RequestRow): WatchedRequest {
     transactionHash: e.transactionHash as Hex,
     onboardedBlock: row.onboarded_block === null ? null : BigInt(row.onboarded_block),
     onboardedTx: row.onboarded_tx as Hex | null,
+    onboarded:
+      row.onboarded_block === null || row.onboarded_blob_hash === null || row.onboarded_index === null || row.onboarded_block_hash === null
+        ? null
+        : {
+            responseBlobHash: row.onboarded_blob_hash as Hex,
+            index: BigInt(row.onboarded_index),
+            blockNumber: BigInt(row.onboarded_block),
+            blockHash: row.onboarded_block_hash as Hex,
+            transactionHash: row.onboarded_tx as Hex,
+          },
   }
 }
 
 export type WatchedEvent =
   | { kind: 'OnboardRequested'; request: OnboardRequest }
-  | { kind: 'Onboarded'; requestId: bigint; blockNumber: bigint; transactionHash: Hex }
+  | { kind: 'Onboarded'; requestId: bigint; responseBlobHash: Hex; index: bigint; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }
   | { kind: 'Bootstrapped'; blockNumber: bigint }
 
 /**
@@ -40,15 +62,22 @@ export function createCursorStore(db: Db) {
   const blocksDesc = db.prepare<[], { number: number; hash: string }>('SELECT number, hash FROM chain_blocks ORDER BY number DESC')
   const putBlock = db.prepare<[number, string]>('INSERT INTO chain_blocks (number, hash) VALUES (?, ?) ON CONFLICT (number) DO UPDATE SET hash = excluded.hash')
   const prune = db.prepare<[number]>('DELETE FROM chain_blocks WHERE number < ?')
-  const putRequest = db.prepare<[string, string, number]>(
-    'INSERT OR IGNORE INTO watched_requests (request_id, event, block_number) VALUES (?, ?, ?)',
+  const putRequest = db.prepare<[string, string, number, string]>(
+    'INSERT OR IGNORE INTO watched_requests (request_id, event, block_number, requester) VALUES (?, ?, ?, ?)',
   )
-  const setOnboarded = db.prepare<[number, string, string]>(
-    'UPDATE watched_requests SET onboarded_block = ?, onboarded_tx = ? WHERE request_id = ? AND onboarded_block IS NULL',
+  const setOnboarded = db.prepare<[number, string, string, number, string, string]>(
+    `UPDATE watched_requests SET onboarded_block = ?, onboarded_tx = ?, onboarded_blob_hash = ?, onboarded_index = ?, onboarded_block_hash = ?
+     WHERE request_id = ? AND onboarded_block IS NULL`,
   )
   const dropBlocks = db.prepare<[number]>('DELETE FROM chain_blocks WHERE number > ?')
   const dropRequests = db.prepare<[number]>('DELETE FROM watched_requests WHERE block_number > ?')
-  const dropOnboarded = db.prepare<[number]>('UPDATE watched_requests SET onboarded_block = NULL, onboarded_tx = NULL WHERE onboarded_block > ?')
+  const dropOnboarded = db.prepare<[number]>(
+    `UPDATE watched_requests SET onboarded_block = NULL, onboarded_tx = NULL, onboarded_blob_hash = NULL, onboarded_index = NULL,
+       onboarded_block_hash = NULL WHERE onboarded_block > ?`,
+  )
+  const latestBy = db.prepare<[string], RequestRow>(
+    'SELECT * FROM watched_requests WHERE requester = ? ORDER BY block_number DESC, CAST(request_id AS INTEGER) DESC LIMIT 1',
+  )
   const pending = db.prepare<[], RequestRow>('SELECT * FROM watched_requests WHERE onboarded_block IS NULL ORDER BY CAST(request_id AS INTEGER)')
   const byId = db.prepare<[string], RequestRow>('SELECT * FROM watched_requests WHERE request_id = ?')
   const all = db.prepare<[], RequestRow>('SELECT * FROM watched_requests ORDER BY CAST(request_id AS INTEGER)')
@@ -76,9 +105,9 @@ export function createCursorStore(db: Db) {
             blockHash: r.blockHash,
             transactionHash: r.transactionHash,
           })
-          putRequest.run(r.requestId.toString(), event, Number(r.blockNumber))
+          putRequest.run(r.requestId.toString(), event, Number(r.blockNumber), r.requester.toLowerCase())
         } else if (e.kind === 'Onboarded') {
-          setOnboarded.run(Number(e.blockNumber), e.transactionHash, e.requestId.toString())
+          setOnboarded.run(Number(e.blockNumber), e.transactionHash, e.responseBlobHash, Number(e.index), e.blockHash, e.requestId.toString())
         }
       }
       for (const b of eventBlocks) putBlock.run(Number(b.number), b.hash)
@@ -97,6 +126,11 @@ export function createCursorStore(db: Db) {
     },
     request(requestId: bigint): WatchedRequest | undefined {
       const row = byId.get(requestId.toString())
+      return row ? fromRow(row) : undefined
+    },
+    /** The latest request seen from `requester` (the newcomer's registration key). */
+    latestRequestBy(requester: Address): WatchedRequest | undefined {
+      const row = latestBy.get(requester.toLowerCase())
       return row ? fromRow(row) : undefined
     },
     requests(): WatchedRequest[] {

@@ -117,6 +117,18 @@ const MIGRATIONS: string[] = [
   -- The settingsDigest a judged request's envelope carries (docs/protocol.md#measured-settings), once it decoded.
   ALTER TABLE requests ADD COLUMN settings_digest TEXT;
   `,
+  `
+  -- The node reads requests and answers through the watcher's store, never by scanning logs from the deployment block
+  -- (docs/protocol.md#limits): an Onboarded event keeps what completing needs (response blob hash, index, block hash).
+  -- Rows from before these columns are taken again: the watcher rescans from the deployment block once, range by range.
+  ALTER TABLE watched_requests ADD COLUMN requester TEXT;
+  ALTER TABLE watched_requests ADD COLUMN onboarded_blob_hash TEXT;
+  ALTER TABLE watched_requests ADD COLUMN onboarded_index INTEGER;
+  ALTER TABLE watched_requests ADD COLUMN onboarded_block_hash TEXT;
+  CREATE INDEX watched_requests_requester ON watched_requests (requester);
+  DELETE FROM watched_requests;
+  DELETE FROM chain_blocks;
+  `,
 ]
 
 /**
