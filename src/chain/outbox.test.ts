@@ -16,7 +16,7 @@ import { startAnvil, type Anvil } from '../devnet/anvil.ts'
 import { buildBlobSidecars, signBlobTransaction, unwrapBlobTransaction } from './blobTransaction.ts'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 import { CELLS_PER_EXT_BLOB } from './kzg.ts'
-import { createOutbox } from './outbox.ts'
+import { createOutbox, type FeeCaps } from './outbox.ts'
 import { blobOf, clientsFor, deployRegistryFixture, fundedAccount, hookedPublicClient } from '../../test/registryFixture.ts'
 
 type LogLine = { level: number; msg: string; [key: string]: unknown }
@@ -41,7 +41,7 @@ function dataDir() {
 }
 
 /** An outbox over the SQLite file at `path` (opened afresh, as a restarted process would). */
-function outboxAt(path: string, account: PrivateKeyAccount, options: { afterPersist?: () => void; reorgDepth?: number } = {}) {
+function outboxAt(path: string, account: PrivateKeyAccount, options: { afterPersist?: () => void; reorgDepth?: number; feeCaps?: FeeCaps } = {}) {
   const db = openDatabase(path)
   open.push(db)
   const lines: LogLine[] = []
@@ -202,6 +202,41 @@ describe('createOutbox', () => {
     assert.equal(await receiptOrUndefined(first), undefined, 'the replaced tx never mined')
     const mined = await clients.publicClient.getTransaction({ hash: receipt.hash })
     assert.deepEqual(mined.blobVersionedHashes, original.blobVersionedHashes)
+  })
+
+  test('fee caps: a tx is signed at no more than the caps, and a stuck tx is not bumped past them (it waits at its fees)', async () => {
+    const account = await fundedAccount(anvil.rpcUrl)
+    // Under the market's estimate (anvil: base fee ≤ 1 gwei × 1.2 + 1 gwei tip; blob base fee 1 wei × 2), at or over the base fees.
+    const caps = { maxFeePerGas: parseGwei('1.5'), maxFeePerBlobGas: 1n }
+    const { outbox, count } = outboxAt(dataDir(), account, { feeCaps: caps })
+    await clients.testClient.setAutomine(false)
+    const { id, hash: first } = await outbox.send({ label: 'capped', to: SINK, data: '0x', blobs: [blobOf('capped blob')] })
+    const original = await clients.publicClient.getTransaction({ hash: first })
+    assert.equal(original.maxFeePerGas, caps.maxFeePerGas)
+    assert.ok(original.maxPriorityFeePerGas! <= original.maxFeePerGas!)
+    assert.equal(original.maxFeePerBlobGas, caps.maxFeePerBlobGas)
+    // Stuck for 3 blocks: a bump would need every fee doubled, which the caps forbid.
+    await clients.testClient.request({ method: 'evm_setBlockGasLimit', params: ['0x5208'] } as never)
+    await clients.testClient.mine({ blocks: 3 })
+    await clients.testClient.request({ method: 'evm_setBlockGasLimit', params: [`0x${(30_000_000).toString(16)}`] } as never)
+    await outbox.tick()
+    await outbox.tick()
+    assert.equal(outbox.entries()[0]!.txHashes.length, 1, 'not replaced')
+    assert.equal(count('stuck transaction not replaced: higher fees would pass the fee caps; it waits at its fees'), 1, 'said once')
+    await clients.testClient.mine({ blocks: 1 })
+    assert.equal((await outbox.waitForReceipt(id)).hash, first)
+  })
+
+  test('error: a gas key too poor for the worst case of a tx says so before anything is signed or sent', async () => {
+    const account = await fundedAccount(anvil.rpcUrl)
+    await clients.testClient.setBalance({ address: account.address, value: 1000n })
+    const { outbox } = outboxAt(dataDir(), account)
+    await assert.rejects(outbox.send({ label: 'requestOnboard', to: SINK, data: '0x', blobs: [blobOf('no funds')] }), (error: Error) => {
+      assert.match(error.message, new RegExp(`^the gas key ${account.address} holds 1000 wei; requestOnboard may cost up to \\d+ wei \\(gas \\d+ × max fee \\d+ \\+ blob gas 131072 × max blob fee \\d+\\): fund it, nothing was sent$`))
+      return true
+    })
+    assert.deepEqual(outbox.entries(), [], 'nothing stored')
+    assert.equal(await clients.publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }), 0, 'nothing sent')
   })
 
   test('upgrade: a blob tx an older build stored as v0 is re-wrapped as v1 on start, same hash, and mined', async () => {

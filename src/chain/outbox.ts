@@ -58,9 +58,21 @@ export type OutboxOptions = {
   pollIntervalMs?: number
   /** Which blob sidecar the mempool takes (v0 or v1). Default: discovered from `publicClient` (src/chain/hardfork.ts). */
   sidecarVersion?: SidecarVersionSource
+  /**
+   * Fee caps (host settings `fees`, docs/protocol.md#blob-transactions): no tx is signed, and no fee bump goes, above
+   * these max fee per gas and max fee per blob gas, in wei. A tx capped below the market waits in the pool.
+   */
+  feeCaps?: FeeCaps
   /** Test hook (devnet only): called after a signed tx is stored and before it is broadcast. */
   afterPersist?: (entry: { id: number; nonce: number; label: string }) => void
 }
+
+export type FeeCaps = { maxFeePerGas?: bigint | undefined; maxFeePerBlobGas?: bigint | undefined }
+
+/** Blob gas of one blob (EIP-4844 GAS_PER_BLOB). */
+const GAS_PER_BLOB = 131072n
+
+const min = (a: bigint, b: bigint | undefined) => (b !== undefined && b < a ? b : a)
 
 function ceilMul(value: bigint, num: bigint, den: bigint): bigint {
   return (value * num + den - 1n) / den
@@ -83,6 +95,9 @@ export function createOutbox(options: OutboxOptions) {
   const reorgDepth = BigInt(options.reorgDepth ?? 12)
   const pollMs = options.pollIntervalMs ?? 250
   const sidecarVersion = options.sidecarVersion ?? sidecarVersionSource(publicClient)
+  const caps = options.feeCaps ?? {}
+  /** Entries whose fee bump the caps stopped (logged once each). */
+  const capped = new Set<number>()
   let lock: Promise<unknown> = Promise.resolve()
   /** Txs to send again that are held back because they would revert now: outbox id → the head when the hold began. */
   const held = new Map<number, bigint>()
@@ -187,8 +202,10 @@ export function createOutbox(options: OutboxOptions) {
     const signed = await locked(async () => {
       const chainNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' })
       const nonce = store.nextNonce(account.address, chainNonce)
-      const fees = await publicClient.estimateFeesPerGas()
-      const maxFeePerBlobGas = blobs ? 2n * (await publicClient.getBlobBaseFee()) : undefined
+      const estimated = await publicClient.estimateFeesPerGas()
+      const maxFeePerGas = min(estimated.maxFeePerGas, caps.maxFeePerGas)
+      const fees = { maxFeePerGas, maxPriorityFeePerGas: min(estimated.maxPriorityFeePerGas, maxFeePerGas) }
+      const maxFeePerBlobGas = blobs ? min(2n * (await publicClient.getBlobBaseFee()), caps.maxFeePerBlobGas) : undefined
       // Gas estimation needs only the versioned hashes (commitments); proofs are made once, when signing.
       const blobVersionedHashes = blobs?.map((blob) => bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blob)))))
       let gas: bigint
@@ -204,6 +221,14 @@ export function createOutbox(options: OutboxOptions) {
           throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${(error as BaseError).shortMessage}`, { cause: error })
         throw error
       }
+      // Before anything is signed: a key that cannot pay the worst case of this tx says so (docs/protocol.md#blob-transactions).
+      const worstCase = ceilMul(gas, 6n, 5n) * fees.maxFeePerGas + (blobs ? BigInt(blobs.length) * GAS_PER_BLOB * maxFeePerBlobGas! : 0n)
+      const balance = await publicClient.getBalance({ address: account.address })
+      if (balance < worstCase)
+        throw new KeymanagerError(
+          'conflict',
+          `the gas key ${account.address} holds ${balance} wei; ${request.label} may cost up to ${worstCase} wei (gas ${ceilMul(gas, 6n, 5n)} × max fee ${fees.maxFeePerGas}${blobs ? ` + blob gas ${BigInt(blobs.length) * GAS_PER_BLOB} × max blob fee ${maxFeePerBlobGas}` : ''}): fund it, nothing was sent`,
+        )
       const params: OutboxParams = {
         chainId: walletClient.chain.id,
         to: request.to,
@@ -256,13 +281,31 @@ export function createOutbox(options: OutboxOptions) {
     const isBlob = entry.blobs !== null
     const fees = await publicClient.estimateFeesPerGas()
     const [num, den] = isBlob ? [2n, 1n] : [11n, 10n]
-    const priority = [ceilMul(BigInt(entry.params.maxPriorityFeePerGas), num, den) + 1n, fees.maxPriorityFeePerGas].reduce((a, b) => (a > b ? a : b))
-    const maxFee = [ceilMul(BigInt(entry.params.maxFeePerGas), num, den) + 1n, fees.maxFeePerGas, priority].reduce((a, b) => (a > b ? a : b))
+    const needed = (old: string) => ceilMul(BigInt(old), num, den) + 1n
+    const wantPriority = [needed(entry.params.maxPriorityFeePerGas), fees.maxPriorityFeePerGas].reduce((a, b) => (a > b ? a : b))
+    const maxFee = min([needed(entry.params.maxFeePerGas), fees.maxFeePerGas, wantPriority].reduce((a, b) => (a > b ? a : b)), caps.maxFeePerGas)
+    const priority = min(wantPriority, maxFee)
     const params: OutboxParams = { ...entry.params, maxFeePerGas: maxFee.toString(), maxPriorityFeePerGas: priority.toString() }
+    let blobFee: bigint | undefined
     if (isBlob) {
       const blobBase = await publicClient.getBlobBaseFee()
-      const blobFee = 2n * BigInt(entry.params.maxFeePerBlobGas!)
-      params.maxFeePerBlobGas = (blobFee > 2n * blobBase ? blobFee : 2n * blobBase).toString()
+      const doubled = 2n * BigInt(entry.params.maxFeePerBlobGas!)
+      blobFee = min(doubled > 2n * blobBase ? doubled : 2n * blobBase, caps.maxFeePerBlobGas)
+      params.maxFeePerBlobGas = blobFee.toString()
+    }
+    // A replacement must raise every fee by the pool's margin (10 %, 100 % for blob txs); under the caps it may not.
+    const replaces =
+      maxFee >= needed(entry.params.maxFeePerGas) &&
+      priority >= needed(entry.params.maxPriorityFeePerGas) &&
+      (!isBlob || blobFee! >= ceilMul(BigInt(entry.params.maxFeePerBlobGas!), 2n, 1n))
+    if (!replaces) {
+      if (!capped.has(entry.id))
+        logger.warn(
+          { outboxId: entry.id, nonce: entry.nonce, label: entry.label, maxFeePerGas: entry.params.maxFeePerGas, caps: { maxFeePerGas: caps.maxFeePerGas?.toString(), maxFeePerBlobGas: caps.maxFeePerBlobGas?.toString() } },
+          'stuck transaction not replaced: higher fees would pass the fee caps; it waits at its fees',
+        )
+      capped.add(entry.id)
+      return
     }
     const { rawTx, hash, sidecarVersion: version } = await sign(params, entry.nonce, blobsOf(entry))
     store.replace(entry.id, params, rawTx, version, [...entry.txHashes, hash], head, options.now())
