@@ -7,6 +7,7 @@
 import type { Logger } from 'pino'
 import type { Address, Hex, PublicClient } from 'viem'
 import type { CursorStore, WatchedEvent } from '../store/cursor.ts'
+import { KeymanagerError } from '../errors.ts'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
 import { DEFAULT_MAX_LOG_RANGE } from './logs.ts'
 
@@ -170,8 +171,9 @@ export function createChainWatcher(options: ChainWatcherOptions) {
     const target = (await publicClient.getBlockNumber({ cacheTime: 0 })) - confirmations
     const deadline = Date.now() + timeoutMs
     while ((store.cursor()?.number ?? options.fromBlock - 1n) < target) {
-      if (stopped || loop === undefined) throw new Error('the chain watcher is not running')
-      if (Date.now() > deadline) throw new Error(`the chain watcher has not reached block ${target} within ${timeoutMs} ms`)
+      if (stopped || loop === undefined) throw new KeymanagerError('not_ready', 'the chain watcher is not running')
+      if (Date.now() > deadline)
+        throw new KeymanagerError('upstream_failed', `the chain watcher has not reached block ${target} within ${timeoutMs} ms (is the RPC failing?)`)
       wake?.()
       await new Promise((resolve) => setTimeout(resolve, 50))
     }

@@ -31,6 +31,7 @@ import {
 import { createMetrics } from '../monitor/metrics.ts'
 import { createMonitor } from '../monitor/monitor.ts'
 import { collateralRecorder, createPlatformCheck } from '../monitor/platform.ts'
+import { KeymanagerError } from '../errors.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
@@ -228,7 +229,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     now,
     maxReferenceAge: BigInt(measured.maxReferenceAge),
-    syncChain: () => (watcher ? watcher.sync() : Promise.reject(new Error('the chain watcher is not running'))),
+    syncChain: () => (watcher ? watcher.sync() : Promise.reject(new KeymanagerError('not_ready', 'the chain watcher is not running'))),
   })
   // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (docs/protocol.md#node-state).
   await outbox?.start()
