@@ -3,6 +3,8 @@
 // Everything the node decides with is real: simulated TDX quotes from the devnet PKI through the production DCAP
 // verifier, real KZG commitments, real envelopes, real ECIES and signatures, real SQLite. The node has no gas key, so
 // it hands each transaction back unsigned (the host-driven mode), and the test applies it the way the contract would.
+// The node reads requests and answers from its chain watcher's store (docs/protocol.md#limits); here the fake chain
+// writes each mined event into the store of every node on it, as the watcher would.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -22,6 +24,7 @@ import { addressOfPublicKey, publicKey64, recoverSigner } from '../src/keys/sign
 import { onboardReceiptDigest, onboardResponseDigest } from '../src/keys/typedData.ts'
 import { createAesGcmSealer, type SealProvider } from '../src/secret/seal.ts'
 import { createBlobArchive } from '../src/store/blobArchive.ts'
+import { createCursorStore, type CursorStore, type WatchedEvent } from '../src/store/cursor.ts'
 import { openDatabase } from '../src/store/database.ts'
 import { createMetaStore } from '../src/store/meta.ts'
 import { createRegistrationStore } from '../src/store/registrations.ts'
@@ -63,6 +66,9 @@ export class FakeChain {
   requests = new Map<bigint, StoredRequest>()
   events: OnboardRequest[] = []
   onboarded = new Map<bigint, { responseBlobHash: Hex; index: bigint; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }>()
+  /** The watcher stores of the nodes on this chain, fed every mined event. */
+  private readonly watchers: CursorStore[] = []
+  private readonly history: { block: bigint; event: WatchedEvent }[] = []
   /** Lets a test make the blob source lie. */
   serve: (hash: Hex) => Uint8Array | undefined = (hash) => this.blobs.get(hash)
 
@@ -92,14 +98,21 @@ export class FakeChain {
     tcbPolicy: async () => ({ acceptedStatuses: 1, maxCollateralAge: 0n, fmspcAllowlistOn: false }),
     isFmspcAllowed: async () => true,
     isMeasurementAllowed: async (id: Hex) => this.allowed.has(id),
-    onboardRequests: async (filter: { requestId?: bigint; requester?: Address }) =>
-      this.events.filter(
-        (e) => (filter.requestId === undefined || e.requestId === filter.requestId) && (filter.requester === undefined || e.requester.toLowerCase() === filter.requester.toLowerCase()),
-      ),
-    onboarded: async (requestId: bigint) => {
-      const o = this.onboarded.get(requestId)
-      return o && { requestId, ...o }
-    },
+  }
+
+  /** A node's watcher store: it gets every event mined so far, then each new one. */
+  watch(store: CursorStore) {
+    this.watchers.push(store)
+    for (const { block, event } of this.history) this.feed(store, block, [event])
+  }
+
+  private feed(store: CursorStore, block: bigint, events: WatchedEvent[]) {
+    store.advance({ number: block, hash: blockHash(block) }, events, [{ number: block, hash: blockHash(block) }])
+  }
+
+  private emit(events: WatchedEvent[]) {
+    for (const event of events) this.history.push({ block: this.head, event })
+    for (const store of this.watchers) this.feed(store, this.head, events)
   }
 
   private keep(blobs: readonly Hex[]): Hex[] {
@@ -136,6 +149,7 @@ export class FakeChain {
       ...event,
     }
     this.events.push(request)
+    this.emit([{ kind: 'OnboardRequested', request }])
     return request
   }
 
@@ -161,6 +175,7 @@ export class FakeChain {
       stored.status = 'fulfilled'
       this.onboarded.set(id, { responseBlobHash: responseBlobHash!, index: BigInt(index), blockNumber: this.head, blockHash: blockHash(this.head), transactionHash: keccak256(signature) })
     })
+    this.emit(requestIds.map((requestId) => ({ kind: 'Onboarded' as const, requestId, ...this.onboarded.get(requestId)! })))
     return [...requestIds]
   }
 
@@ -188,7 +203,9 @@ export function nodeOn(chain: FakeChain, options: { seal?: SealProvider; dataDir
     registrations: createRegistrationStore(db),
     requests: createRequestStore(db),
     blobs: createBlobArchive(db),
+    cursor: createCursorStore(db),
   }
+  chain.watch(stores.cursor)
   const node = createNode({
     chainId: CHAIN_ID,
     registryAddress: REGISTRY,

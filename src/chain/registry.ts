@@ -27,15 +27,6 @@ export type OnboardRequest = {
   transactionHash: Hex
 }
 
-export type OnboardedEvent = {
-  requestId: bigint
-  responseBlobHash: Hex
-  index: bigint
-  blockNumber: bigint
-  blockHash: Hex
-  transactionHash: Hex
-}
-
 /**
  * The commitment the contract stores per request: it lets a helper check the event fields it was given
  * against storage (`getRequest`), so a log that was altered in transit is caught.
