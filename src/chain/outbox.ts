@@ -20,6 +20,7 @@
 import {
   BaseError,
   ExecutionRevertedError,
+  InsufficientFundsError,
   TransactionReceiptNotFoundError,
   TransactionNotFoundError,
   bytesToHex,
@@ -219,6 +220,15 @@ export function createOutbox(options: OutboxOptions) {
       } catch (error) {
         if (isRevert(error))
           throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${(error as BaseError).shortMessage}`, { cause: error })
+        // Nodes check the balance when they estimate: the same refusal as below, with what is known before the gas.
+        if (error instanceof BaseError && error.walk((e) => e instanceof InsufficientFundsError)) {
+          const balance = await publicClient.getBalance({ address: account.address })
+          throw new KeymanagerError(
+            'conflict',
+            `the gas key ${account.address} holds ${balance} wei; ${request.label} cannot pay its gas at max fee ${fees.maxFeePerGas}${blobs ? ` and blob gas ${BigInt(blobs.length) * GAS_PER_BLOB} × max blob fee ${maxFeePerBlobGas}` : ''} (the RPC refused to estimate it): fund it, nothing was sent`,
+            { cause: error },
+          )
+        }
         throw error
       }
       // Before anything is signed: a key that cannot pay the worst case of this tx says so (docs/protocol.md#blob-transactions).
