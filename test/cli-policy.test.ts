@@ -116,16 +116,22 @@ describe('policy', () => {
   test('default: tcb shows the policy, sets it, and sets FMSPCs', async () => {
     const shown = await policy('tcb', ...on())
     assert.equal(shown.code, 0, shown.err.join('\n'))
-    assert.deepEqual(shown.out, ['accepted TCB statuses  UpToDate', 'max collateral age     30 days', 'FMSPC allow-list       off'])
+    assert.deepEqual(shown.out, ['accepted TCB statuses  UpToDate', 'max collateral age     30 days', 'FMSPC allow-list       off', 'min TCB evaluation     none'])
 
     const set = await policy(
       'tcb', ...on(), '--owner-key-file', ownerKeyFile,
       '--accept', 'UpToDate,SWHardeningNeeded', '--max-collateral-age', '86400', '--fmspc-allowlist', 'on', '--allow-fmspc', 'de7e00000001', '--allow-fmspc', '0xB0C06F000000',
+      '--min-tcb-evaluation', '17',
     )
     assert.equal(set.code, 0, set.err.join('\n'))
-    assert.match(set.out[0]!, /^✓ TCB policy updated \(3 tx: 0x[0-9a-f]{64}, /)
-    assert.deepEqual(set.out.slice(1), ['accepted TCB statuses  UpToDate, SWHardeningNeeded', 'max collateral age     1 day', 'FMSPC allow-list       on (de7e00000001, b0c06f000000)'])
-    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 3, maxCollateralAge: 86400n, fmspcAllowlistOn: true })
+    assert.match(set.out[0]!, /^✓ TCB policy updated \(4 tx: 0x[0-9a-f]{64}, /)
+    assert.deepEqual(set.out.slice(1), [
+      'accepted TCB statuses  UpToDate, SWHardeningNeeded',
+      'max collateral age     1 day',
+      'FMSPC allow-list       on (de7e00000001, b0c06f000000)',
+      'min TCB evaluation     17',
+    ])
+    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 3, maxCollateralAge: 86400n, fmspcAllowlistOn: true, minTcbEvaluationDataNumber: 17 })
     assert.equal(await client.isFmspcAllowed('0xde7e00000001'), true)
     assert.equal(await client.isFmspcAllowed('0xde7e00000002'), false)
 
@@ -139,9 +145,12 @@ describe('policy', () => {
       maxCollateralAge: 86400,
       fmspcAllowlistOn: false,
       allowedFmspcs: ['0xde7e00000001'],
+      minTcbEvaluationDataNumber: 17,
       txHashes: 2,
     })
-    assert.equal((await policy('tcb', ...on(), '--owner-key-file', ownerKeyFile, '--accept', 'UpToDate', '--max-collateral-age', '2592000')).code, 0)
+    const reset = ['--accept', 'UpToDate', '--max-collateral-age', '2592000', '--min-tcb-evaluation', '0']
+    assert.equal((await policy('tcb', ...on(), '--owner-key-file', ownerKeyFile, ...reset)).code, 0)
+    assert.equal(await client.minTcbEvaluationDataNumber(), 0)
   })
 
   test('error: the chain refuses: exit 1 with the revert named in one line', async () => {
@@ -183,6 +192,8 @@ describe('policy', () => {
       [['tcb', ...on(), '--accept', 'UpToDate,Revoked'], /^keymanager policy: --accept takes TCB statuses from UpToDate, .* \(Revoked is never accepted\), got 'Revoked'$/],
       [['tcb', ...on(), '--max-collateral-age', '0'], "keymanager policy: --max-collateral-age must be a positive number of seconds, got '0'"],
       [['tcb', ...on(), '--fmspc-allowlist', 'yes'], "keymanager policy: --fmspc-allowlist takes on or off, got 'yes'"],
+      [['tcb', ...on(), '--min-tcb-evaluation', '1.5'], "keymanager policy: --min-tcb-evaluation must be a TCB evaluation data number (0 for none), got '1.5'"],
+      [['tcb', ...on(), '--min-tcb-evaluation', '4294967296'], "keymanager policy: --min-tcb-evaluation must be a TCB evaluation data number (0 for none), got '4294967296'"],
       [['tcb', ...on(), '--allow-fmspc', 'b0c06f'], "keymanager policy: --allow-fmspc takes an FMSPC, 6 bytes of hex, got 'b0c06f'"],
       [['tcb', ...on(), '--allow-fmspc', 'b0c06f000000', '--disallow-fmspc', 'B0C06F000000'], 'keymanager policy: FMSPC b0c06f000000 is both allowed and disallowed'],
       [['tcb', ...on(), '--accept', 'UpToDate'], "keymanager policy: this command sends a transaction: give --owner-key-file F (the registry owner's key)"],

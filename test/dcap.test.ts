@@ -69,6 +69,7 @@ test('default: TDX v4 quote → UpToDate', async () => {
     measurementRaw: m.measurementRaw,
     reportData: m.reportData,
     collateralIssuedAt: seconds('2025-06-19T10:00:35Z'),
+    tcbEvaluationDataNumber: 17,
   } satisfies VerifiedQuote)
   assert.ok(verified.measurements.mrTd!.startsWith('0x91eb2b44d141d4ec'))
   assert.equal(verified.measurements.rtMr3, `0x${'00'.repeat(48)}`)
@@ -319,6 +320,8 @@ type DevnetQuoteOptions = {
   /** A non-zero byte in the QE report data's second half. */
   qeReportDataTail?: number
   tdAttributes?: number[]
+  /** 16 bytes at header offset 12 (Intel's QE vendor id in the fixture). */
+  qeVendorId?: string
 }
 
 /** A TDX v4 quote: the fixture's TD report (TEE_TCB_SVN 06 01 03…), signed by a fresh attestation key under a devnet PCK. */
@@ -327,6 +330,7 @@ function devnetQuote(options: DevnetQuoteOptions = {}): Uint8Array {
   const signed = Buffer.from(tdxQuote.subarray(0, 632))
   if (options.reportData) signed.set(options.reportData, 568)
   if (options.tdAttributes) signed.set(options.tdAttributes, 48 + 120)
+  if (options.qeVendorId) signed.write(options.qeVendorId, 12, 'hex')
   const attestation = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const jwk = attestation.publicKey.export({ format: 'jwk' })
   const attestationKey = Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')])
@@ -352,6 +356,8 @@ type DevnetCollateralOptions = {
   moduleId?: string
   moduleMrSigner?: string
   moduleLevels?: { tcb: { isvsvn: number }; tcbDate: string; tcbStatus: string; advisoryIDs?: string[] }[]
+  tcbInfoEvaluationNumber?: unknown
+  qeIdentityEvaluationNumber?: unknown
 }
 
 function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
@@ -366,7 +372,7 @@ function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
     fmspc: 'DE7E00000001',
     pceId: '0000',
     tcbType: 0,
-    tcbEvaluationDataNumber: 17,
+    tcbEvaluationDataNumber: options.tcbInfoEvaluationNumber ?? 17,
     tdxModule: module,
     tdxModuleIdentities: [
       {
@@ -389,7 +395,7 @@ function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
     id: 'TD_QE',
     version: 2,
     ...dates,
-    tcbEvaluationDataNumber: 17,
+    tcbEvaluationDataNumber: options.qeIdentityEvaluationNumber ?? 17,
     miscselect: '00000000',
     miscselectMask: 'FFFFFFFF',
     attributes: `11${'00'.repeat(15)}`,
@@ -501,4 +507,43 @@ test('error: a debug TD', async () => {
 
 test('error: non-zero bytes in the second half of the QE report data', async () => {
   await rejects(devnetVerifier().verify(devnetQuote({ qeReportDataTail: 1 }), { now: devnetNow }), 'bad_signature', 'QE report data: bytes 32..64 must be zero')
+})
+
+test('security: a quote from a QE that is not Intel\'s is refused, before any collateral is fetched (dcap-qvl alone accepts it)', async () => {
+  const quote = devnetQuote({ qeVendorId: '00'.repeat(16) })
+  assert.equal(dcapQvlVerify(quote, devnetCollateral(), devnetNow, devnetRoot).status, 'UpToDate')
+  let fetched = 0
+  const verifier = createDcapVerifier({ collateral: { get: async () => (fetched++, devnetCollateral()) }, trustedRootCaDer: [devnetRoot] })
+  await rejects(verifier.verify(quote, { now: devnetNow }), 'qe_vendor_mismatch', `QE vendor id ${'00'.repeat(16)} is not Intel's (939a7233f79c4ca9940a0db3957f0607)`)
+  assert.equal(fetched, 0)
+  assert.equal((await verifier.verify(devnetQuote(), { now: devnetNow })).status, 'UpToDate')
+  assert.equal(fetched, 1)
+})
+
+test('security: a PCK chain that does not lead to a trusted root fetches no collateral', async () => {
+  // A host can make quotes with any FMSPC under its own root; none of them may reach the collateral source.
+  const asked: unknown[] = []
+  const verifier = createDcapVerifier({ collateral: { get: async (request) => (asked.push(request.fmspc), devnetCollateral()) } })
+  await rejects(verifier.verify(devnetQuote(), { now: devnetNow }), 'untrusted_root')
+  const expired = createDcapVerifier({ collateral: { get: async (request) => (asked.push(request.fmspc), devnetCollateral()) }, trustedRootCaDer: [devnetRoot] })
+  await rejects(expired.verify(devnetQuote(), { now: seconds('2100-01-01T00:00:00Z') }), 'certificate_expired', /^PCK certificate chain: /)
+  await rejects(expired.verify(devnetQuote({ pck: 'pck-under-non-ca' }), { now: devnetNow }), 'bad_certificate_chain')
+  assert.deepEqual(asked, [])
+})
+
+test('default: the TCB evaluation data number is the lower of the TCB info\'s and the QE identity\'s', async () => {
+  const verify = (options: DevnetCollateralOptions) => devnetVerifier(devnetCollateral(options)).verify(devnetQuote(), { now: devnetNow })
+  assert.equal((await verify({})).tcbEvaluationDataNumber, 17)
+  assert.equal((await verify({ tcbInfoEvaluationNumber: 18, qeIdentityEvaluationNumber: 16 })).tcbEvaluationDataNumber, 16)
+  assert.equal((await verify({ tcbInfoEvaluationNumber: 15, qeIdentityEvaluationNumber: 19 })).tcbEvaluationDataNumber, 15)
+  assert.equal((await verifierWith(sgxCollateral).verify(sgxQuote, { now })).tcbEvaluationDataNumber, 17)
+})
+
+test('error: a TCB evaluation data number that is not a uint32', async () => {
+  for (const bad of ['17', -1, 1.5, 2 ** 32, true]) {
+    const verifier = devnetVerifier(devnetCollateral({ tcbInfoEvaluationNumber: bad }))
+    await rejects(verifier.verify(devnetQuote(), { now: devnetNow }), 'collateral_invalid', 'TCB info tcbEvaluationDataNumber is not a uint32')
+  }
+  const qe = devnetVerifier(devnetCollateral({ qeIdentityEvaluationNumber: 'x' }))
+  await rejects(qe.verify(devnetQuote(), { now: devnetNow }), 'collateral_invalid', 'QE identity tcbEvaluationDataNumber is not a uint32')
 })

@@ -321,6 +321,22 @@ describe('devnet: onboarding end to end', () => {
     }
   })
 
+  test('error: collateral rated before the owner\'s minimum TCB evaluation data number gets nothing', async () => {
+    // The devnet PCCS serves collateral with tcbEvaluationDataNumber 1; the owner asks for 2 (a TCB recovery).
+    await policy('tcb', '--min-tcb-evaluation', '2')
+    let enckey: Address
+    try {
+      const { reg, refused, recorded } = await judgedNewcomer({})
+      enckey = reg.enckey
+      assert.equal(refused.reason, 'tcb_evaluation_too_old')
+      assert.equal(recorded?.reason, 'tcb_evaluation_too_old')
+      assert.equal(recorded?.message, 'collateral has TCB evaluation data number 1, the policy requires at least 2')
+    } finally {
+      await policy('tcb', '--min-tcb-evaluation', '0')
+    }
+    assert.equal((await hostCall<{ decision: string }>(devnet.info.nodes[1]!, 'POST', `/helper/${enckey}`)).decision, 'fulfilled')
+  })
+
   test('error: a helper whose collateral is older than the policy allows refuses', async () => {
     const issuedAt = Math.floor(Date.now() / 1000) - 3 * 86_400
     const staleHelper = await devnet.addNode({ configure: collateralIssuedAt(issuedAt) })

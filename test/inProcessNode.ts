@@ -95,7 +95,7 @@ export class FakeChain {
         ? { key: r.key, expiresAt: r.expiresAt, status: r.status, commitment: r.commitment }
         : { key: '0x0000000000000000000000000000000000000000' as Address, expiresAt: 0n, status: 'none' as const, commitment: `0x${'00'.repeat(32)}` as Hex }
     },
-    tcbPolicy: async () => ({ acceptedStatuses: 1, maxCollateralAge: 0n, fmspcAllowlistOn: false }),
+    tcbPolicy: async () => ({ acceptedStatuses: 1, maxCollateralAge: 0n, fmspcAllowlistOn: false, minTcbEvaluationDataNumber: 0 }),
     isFmspcAllowed: async () => true,
     isMeasurementAllowed: async (id: Hex) => this.allowed.has(id),
   }

@@ -78,8 +78,11 @@ export function createRegistryClient({
     isMeasurementAllowed: (id: Hex) => publicClient.readContract({ ...contract, functionName: 'isMeasurementAllowed', args: [id] }),
     isFmspcAllowed: (fmspc: Hex) => publicClient.readContract({ ...contract, functionName: 'isFmspcAllowed', args: [fmspc] }),
     async tcbPolicy() {
-      const [acceptedStatuses, maxCollateralAge, fmspcAllowlistOn] = await publicClient.readContract({ ...contract, functionName: 'tcbPolicy' })
-      return { acceptedStatuses, maxCollateralAge, fmspcAllowlistOn }
+      const [[acceptedStatuses, maxCollateralAge, fmspcAllowlistOn], minTcbEvaluationDataNumber] = await Promise.all([
+        publicClient.readContract({ ...contract, functionName: 'tcbPolicy' }),
+        publicClient.readContract({ ...contract, functionName: 'minTcbEvaluationDataNumber' }),
+      ])
+      return { acceptedStatuses, maxCollateralAge, fmspcAllowlistOn, minTcbEvaluationDataNumber }
     },
     async getRequest(requestId: bigint) {
       const [key, expiresAt, status, commitment] = await publicClient.readContract({ ...contract, functionName: 'getRequest', args: [requestId] })

@@ -5,7 +5,8 @@
 //   remove (ID | QUOTE_FILE)     removeMeasurement(id)
 //   list                         every measurement ever added (MeasurementAdded/Removed events), allowed now or not
 //   tcb                          show the TCB policy; with --accept, --max-collateral-age, --fmspc-allowlist,
-//                                --allow-fmspc, --disallow-fmspc: setTcbPolicy / setFmspc, then show it
+//                                --allow-fmspc, --disallow-fmspc, --min-tcb-evaluation: setTcbPolicy / setFmspc /
+//                                setMinTcbEvaluationDataNumber, then show it
 // Exit 0; 1 when the chain refuses or cannot be reached (one line naming the revert); 2 on bad flags (one line).
 import { existsSync, readFileSync } from 'node:fs'
 import {
@@ -31,7 +32,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -234,6 +235,7 @@ async function listMeasurements(connection: Connection, fromBlock: bigint, maxLo
 async function tcbPolicy(connection: Connection, fromBlock: bigint, maxLogRange: number) {
   const read = reader(connection)
   const [acceptedStatuses, maxCollateralAge, fmspcAllowlistOn] = await read<readonly [number, bigint, boolean]>('tcbPolicy')
+  const minTcbEvaluationDataNumber = await read<number>('minTcbEvaluationDataNumber')
   const fmspcs = new Map<Hex, boolean>()
   for (const log of await events(connection, ['FmspcSet'], fromBlock, maxLogRange)) {
     const args = (log as unknown as { args: { fmspc: Hex; allowed: boolean } }).args
@@ -245,6 +247,7 @@ async function tcbPolicy(connection: Connection, fromBlock: bigint, maxLogRange:
     maxCollateralAge: Number(maxCollateralAge),
     fmspcAllowlistOn,
     allowedFmspcs: [...fmspcs].filter(([, allowed]) => allowed).map(([fmspc]) => fmspc),
+    minTcbEvaluationDataNumber,
   }
 }
 
@@ -260,8 +263,9 @@ const FLAGS = {
   'fmspc-allowlist': { type: 'string' },
   'allow-fmspc': { type: 'string', multiple: true },
   'disallow-fmspc': { type: 'string', multiple: true },
+  'min-tcb-evaluation': { type: 'string' },
 } as const
-const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc'] as const
+const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc', 'min-tcb-evaluation'] as const
 
 async function policyCommand(verb: string | undefined, argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (verb === undefined) throw new UsageError(POLICY_USAGE.replace(/^usage: /, 'policy needs a command: '))
@@ -333,8 +337,12 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   const disallow = (values['disallow-fmspc'] ?? []).map((f) => parseFmspc(f, '--disallow-fmspc'))
   const both = allow.find((f) => disallow.includes(f))
   if (both) throw new UsageError(`FMSPC ${both.slice(2)} is both allowed and disallowed`)
+  const minEvaluationText = values['min-tcb-evaluation']
+  if (minEvaluationText !== undefined && (!/^[0-9]{1,10}$/.test(minEvaluationText) || Number(minEvaluationText) > 0xffffffff)) {
+    throw new UsageError(`--min-tcb-evaluation must be a TCB evaluation data number (0 for none), got '${minEvaluationText}'`)
+  }
   const setsPolicy = accept !== undefined || maxAgeText !== undefined || allowlist !== undefined
-  const writes = setsPolicy || allow.length > 0 || disallow.length > 0
+  const writes = setsPolicy || allow.length > 0 || disallow.length > 0 || minEvaluationText !== undefined
   const account = writes ? readOwnerKey(values['owner-key-file']) : undefined
   const connection = await connect(values)
   const txHashes: Hex[] = []
@@ -346,6 +354,8 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     }
     for (const fmspc of allow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, true], err))
     for (const fmspc of disallow) txHashes.push(await send(connection, account!, 'setFmspc', [fmspc, false], err))
+    if (minEvaluationText !== undefined)
+      txHashes.push(await send(connection, account!, 'setMinTcbEvaluationDataNumber', [Number(minEvaluationText)], err))
   }
   const policy = await tcbPolicy(connection, fromBlock, maxLogRange)
   emit({ ...policy, ...(writes ? { txHashes } : {}) }, [
@@ -353,6 +363,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     `accepted TCB statuses  ${policy.acceptedStatuses.join(', ')}`,
     `max collateral age     ${duration(BigInt(policy.maxCollateralAge))}`,
     `FMSPC allow-list       ${policy.fmspcAllowlistOn ? 'on' : 'off'}${policy.allowedFmspcs.length ? ` (${policy.fmspcAllowlistOn ? '' : 'when on: '}${policy.allowedFmspcs.map((f) => f.slice(2)).join(', ')})` : policy.fmspcAllowlistOn ? ' (empty: no platform is allowed)' : ''}`,
+    `min TCB evaluation     ${policy.minTcbEvaluationDataNumber === 0 ? 'none' : policy.minTcbEvaluationDataNumber}`,
   ])
   return 0
 }

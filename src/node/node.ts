@@ -389,6 +389,7 @@ export function createNode(ctx: NodeContext) {
         acceptedStatuses: policy.acceptedStatuses,
         maxCollateralAge: policy.maxCollateralAge,
         fmspcAllowlistOn: policy.fmspcAllowlistOn,
+        minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber,
         isFmspcAllowed: (fmspc: Hex) => registry.isFmspcAllowed(fmspc),
         isMeasurementAllowed: (id: Hex) => registry.isMeasurementAllowed(id),
       },

@@ -24,13 +24,14 @@ import {
   parseCrl,
 } from './crl.ts'
 import { measurementOf } from './measurement.ts'
-import { ATTESTATION_KEY_TYPE_ECDSA_P256, CERTIFICATION_DATA_TYPE, readField, SGX_REPORT } from './quoteLayout.ts'
+import { ATTESTATION_KEY_TYPE_ECDSA_P256, CERTIFICATION_DATA_TYPE, INTEL_QE_VENDOR_ID, readField, SGX_REPORT } from './quoteLayout.ts'
 import { QuoteVerificationError, type QuoteVerifier, type TcbStatus, type TeeType, type VerifiedQuote } from './types.ts'
 
 /** Every reason code `createDcapVerifier(...).verify` can throw. */
 export const DCAP_REJECTION_REASONS = [
   'malformed_quote',
   'unsupported_quote',
+  'qe_vendor_mismatch',
   'collateral_unavailable',
   'collateral_invalid',
   'collateral_mismatch',
@@ -104,6 +105,11 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
       const pckLeaf = pckChain[0]!
       const fmspc = pckFmspc(pckLeaf)
       const ca = pckLeaf.issuer.includes('Platform') ? 'platform' : 'processor'
+      // The PCK chain (signatures, validity, a trusted root) is checked before any collateral is fetched: a quote
+      // with a made-up chain and FMSPC makes no request to the collateral source and fills no cache
+      // (docs/protocol.md#limits). Revocation needs the collateral's CRLs and is checked below.
+      const anchor = anchorFor(anchors, pckChain)
+      verifyChain(pckChain, anchor, now, 'PCK certificate chain')
 
       let collateral: Collateral
       try {
@@ -118,9 +124,8 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
       checkCollateralMatches(teeType, fmspc, tcbInfo, qeIdentity)
       const tcbIssuedAt = checkWindow(tcbInfo, 'TCB info', now)
       const qeIssuedAt = checkWindow(qeIdentity, 'QE identity', now)
+      const tcbEvaluationDataNumber = Math.min(evaluationNumber(tcbInfo, 'TCB info'), evaluationNumber(qeIdentity, 'QE identity'))
 
-      const anchor = anchorFor(anchors, pckChain)
-      verifyChain(pckChain, anchor, now, 'PCK certificate chain')
       const tcbChain = pemCertificates(collateral.tcb_info_issuer_chain, 'TCB info issuer chain')
       verifyChain(tcbChain, anchor, now, 'TCB info issuer chain')
       const qeChain = pemCertificates(collateral.qe_identity_issuer_chain, 'QE identity issuer chain')
@@ -158,6 +163,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
         // The root CA CRL is left out: Intel reissues it about once a year, so a max collateral age below a year
         // would reject every fresh collateral. It still has to be inside its own validity window.
         collateralIssuedAt: Math.min(tcbIssuedAt, qeIssuedAt, pckCrl.thisUpdate),
+        tcbEvaluationDataNumber,
       } satisfies VerifiedQuote
     },
   }
@@ -170,6 +176,10 @@ function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uin
   } catch (error) {
     return fail('malformed_quote', `quote auth data: ${(error as Error).message}`)
   }
+  // dcap-qvl 0.3.9 reads the QE vendor id and never compares it. Another vendor's QE would be judged by Intel's QE
+  // identity and TCB info, which say nothing about it.
+  const vendor = Buffer.from(quote.header.qeVendorId).toString('hex')
+  if (vendor !== INTEL_QE_VENDOR_ID) fail('qe_vendor_mismatch', `QE vendor id ${vendor} is not Intel's (${INTEL_QE_VENDOR_ID})`)
   if (quote.header.attestationKeyType !== ATTESTATION_KEY_TYPE_ECDSA_P256) {
     fail('unsupported_quote', `attestation key type ${quote.header.attestationKeyType}, expected 2 (ECDSA P-256)`)
   }
@@ -243,6 +253,14 @@ function checkCollateralMatches(teeType: TeeType, fmspc: Hex, tcbInfo: Record<st
   if (typeof tcbInfo.fmspc !== 'string' || `0x${tcbInfo.fmspc.toLowerCase()}` !== fmspc) {
     fail('collateral_mismatch', `TCB info is for FMSPC ${String(tcbInfo.fmspc).toLowerCase()}, the PCK certificate's is ${fmspc.slice(2)}`)
   }
+}
+
+/** `tcbEvaluationDataNumber` of a TCB info or QE identity body: Intel raises it at each TCB recovery. */
+function evaluationNumber(body: Record<string, unknown>, what: string): number {
+  const value = body.tcbEvaluationDataNumber
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff)
+    return fail('collateral_invalid', `${what} tcbEvaluationDataNumber is not a uint32`)
+  return value
 }
 
 /** issueDate ≤ now ≤ nextUpdate; returns issueDate. */

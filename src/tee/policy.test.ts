@@ -16,11 +16,13 @@ const verified: VerifiedQuote = {
   measurementRaw: '0x01',
   reportData: new Uint8Array(64),
   collateralIssuedAt: now - 1000,
+  tcbEvaluationDataNumber: 17,
 }
 const policy = (overrides: Partial<TcbPolicy> = {}): TcbPolicy => ({
   acceptedStatuses: 1 << TCB_STATUS_BITS.UpToDate,
   maxCollateralAge: 0,
   fmspcAllowlistOn: false,
+  minTcbEvaluationDataNumber: 0,
   isFmspcAllowed: async (fmspc) => fmspc === '0xb0c06f000000',
   isMeasurementAllowed: async (id) => id === measurementId,
   ...overrides,
@@ -84,6 +86,20 @@ test('error: fmspc_not_allowed', async () => {
   assert.deepEqual(await checkPolicy({ ...verified, fmspc: '0x00a067110000' }, policy(), now), { ok: true })
 })
 
+test('default: collateral at exactly the minimum TCB evaluation data number; 0 is no minimum', async () => {
+  assert.deepEqual(await checkPolicy(verified, policy({ minTcbEvaluationDataNumber: 17 }), now), { ok: true })
+  assert.deepEqual(await checkPolicy({ ...verified, tcbEvaluationDataNumber: 0 }, policy({ minTcbEvaluationDataNumber: 0 }), now), { ok: true })
+})
+
+test('error: tcb_evaluation_too_old', async () => {
+  // An UpToDate rating from collateral older than the owner's minimum (an earlier TCB recovery) is not believed.
+  assert.deepEqual(await checkPolicy(verified, policy({ minTcbEvaluationDataNumber: 18 }), now), {
+    ok: false,
+    reason: 'tcb_evaluation_too_old',
+    message: 'collateral has TCB evaluation data number 17, the policy requires at least 18',
+  })
+})
+
 test('error: collateral_too_old', async () => {
   assert.deepEqual(await checkPolicy(verified, policy({ maxCollateralAge: 999n }), now), {
     ok: false,
@@ -110,5 +126,9 @@ test('error: invalid policy values', async () => {
   await assert.rejects(checkPolicy(verified, policy({ maxCollateralAge: -1n }), now), {
     name: 'RangeError',
     message: 'maxCollateralAge must not be negative, got -1',
+  })
+  await assert.rejects(checkPolicy(verified, policy({ minTcbEvaluationDataNumber: -1 }), now), {
+    name: 'RangeError',
+    message: 'minTcbEvaluationDataNumber must be a uint32, got -1',
   })
 })

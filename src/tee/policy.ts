@@ -9,16 +9,24 @@ export type TcbPolicy = {
   /** Oldest acceptable collateral, in seconds since `collateralIssuedAt`; 0 means no limit. */
   maxCollateralAge: bigint | number
   fmspcAllowlistOn: boolean
+  /** `minTcbEvaluationDataNumber()`: the collateral's evaluation number must be at least this; 0 means no minimum. */
+  minTcbEvaluationDataNumber: number
   isFmspcAllowed(fmspc: Hex): Promise<boolean>
   isMeasurementAllowed(measurementId: Hex): Promise<boolean>
 }
 
-export type PolicyReason = 'measurement_not_allowed' | 'tcb_status_not_accepted' | 'fmspc_not_allowed' | 'collateral_too_old'
+export type PolicyReason =
+  | 'measurement_not_allowed'
+  | 'tcb_status_not_accepted'
+  | 'tcb_evaluation_too_old'
+  | 'fmspc_not_allowed'
+  | 'collateral_too_old'
 export type PolicyDecision = { ok: true } | { ok: false; reason: PolicyReason; message: string }
 
 /**
  * Checks a verified quote against the policy at `now` (unix seconds), in this order: measurement allowed, TCB
- * status accepted, FMSPC allowed (when the allow-list is on), collateral not older than `maxCollateralAge`.
+ * status accepted, TCB evaluation data number at least the minimum, FMSPC allowed (when the allow-list is on),
+ * collateral not older than `maxCollateralAge`.
  */
 export async function checkPolicy(verified: VerifiedQuote, policy: TcbPolicy, now: number): Promise<PolicyDecision> {
   const { acceptedStatuses } = policy
@@ -28,6 +36,10 @@ export async function checkPolicy(verified: VerifiedQuote, policy: TcbPolicy, no
   const maxAge = BigInt(policy.maxCollateralAge)
   if (maxAge < 0n) throw new RangeError(`maxCollateralAge must not be negative, got ${maxAge}`)
   if (!Number.isSafeInteger(now)) throw new RangeError(`now must be unix seconds, got ${now}`)
+  const minimum = policy.minTcbEvaluationDataNumber
+  if (!Number.isInteger(minimum) || minimum < 0 || minimum > 0xffffffff) {
+    throw new RangeError(`minTcbEvaluationDataNumber must be a uint32, got ${minimum}`)
+  }
 
   if (!(await policy.isMeasurementAllowed(verified.measurementId))) {
     return deny('measurement_not_allowed', `measurement ${verified.measurementId} is not allowed`)
@@ -35,6 +47,14 @@ export async function checkPolicy(verified: VerifiedQuote, policy: TcbPolicy, no
   const status = verified.status
   const accepted = status !== 'Revoked' && Object.hasOwn(TCB_STATUS_BITS, status) && (acceptedStatuses >> TCB_STATUS_BITS[status]) & 1
   if (!accepted) return deny('tcb_status_not_accepted', `TCB status ${status} is not accepted`)
+  // A TCB status is only as current as the evaluation that rated it: collateral from before Intel's last TCB recovery
+  // can still say UpToDate for a platform that recovery moved to OutOfDate.
+  if (verified.tcbEvaluationDataNumber < minimum) {
+    return deny(
+      'tcb_evaluation_too_old',
+      `collateral has TCB evaluation data number ${verified.tcbEvaluationDataNumber}, the policy requires at least ${minimum}`,
+    )
+  }
   if (policy.fmspcAllowlistOn && !(await policy.isFmspcAllowed(verified.fmspc))) {
     return deny('fmspc_not_allowed', `FMSPC ${verified.fmspc} is not on the allow-list`)
   }

@@ -72,6 +72,11 @@ export type VerifiedQuote = {
   reportData: Uint8Array
   /** Unix seconds the collateral was issued (the oldest of its parts); for the policy's max collateral age. */
   collateralIssuedAt: number
+  /**
+   * The lower of the TCB info's and the QE identity's `tcbEvaluationDataNumber`: how recent Intel's rating of this
+   * platform is (docs/protocol.md#measurements-and-tcb-policy, `minTcbEvaluationDataNumber`).
+   */
+  tcbEvaluationDataNumber: number
 }
 
 /** Verifies a quote's signatures and TCB level; throws `QuoteVerificationError` with a reason when it fails. */

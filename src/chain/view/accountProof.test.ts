@@ -43,6 +43,7 @@ describe('registry proofs from anvil', () => {
     for (const [functionName, args] of [
       ['setTcbPolicy', [0b11, 86_400n, true]],
       ['setFmspc', [fmspc, true]],
+      ['setMinTcbEvaluationDataNumber', [17]],
     ] as const) {
       const hash = await owner.writeContract({ address: fixture.address, abi: keyManagerAbi, functionName, args } as never)
       await clients.publicClient.waitForTransactionReceipt({ hash })
@@ -81,7 +82,7 @@ describe('registry proofs from anvil', () => {
     assert.equal(state.master().masterPubkey, await r.masterPubkey())
     assert.equal(state.requestTtl(), await r.requestTtl())
     assert.deepEqual(state.tcbPolicy(), await r.tcbPolicy())
-    assert.deepEqual(state.tcbPolicy(), { acceptedStatuses: 3, maxCollateralAge: 86_400n, fmspcAllowlistOn: true })
+    assert.deepEqual(state.tcbPolicy(), { acceptedStatuses: 3, maxCollateralAge: 86_400n, fmspcAllowlistOn: true, minTcbEvaluationDataNumber: 17 })
     assert.deepEqual(state.request(requestId), await r.getRequest(requestId))
     assert.equal(state.request(requestId).status, 'pending')
     assert.deepEqual(state.request(999n), await r.getRequest(999n))

@@ -73,6 +73,7 @@ export function registryState(block: StateBlock, query: RegistryQuery, values: R
       acceptedStatuses: Number(member(slot, L.acceptedTcbStatuses)),
       maxCollateralAge: member(slot, L.maxCollateralAge),
       fmspcAllowlistOn: member(slot, L.fmspcAllowlistOn) !== 0n,
+      minTcbEvaluationDataNumber: Number(member(slot, L.minTcbEvaluationDataNumber)),
     }
   }
 
