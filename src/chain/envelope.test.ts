@@ -6,6 +6,7 @@ import {
   ECIES_CIPHERTEXT_BYTES,
   MAX_ENVELOPE_BYTES,
   MAX_ONBOARD_ENTRIES,
+  MAX_SECRETS_LIST_BYTES,
   MAX_QUOTE_BYTES,
   blobsToEnvelope,
   decodeEnvelope,
@@ -167,7 +168,7 @@ test('error: encode validates like decode', () => {
     [{ ...onboard, entries: [{ requestId: 1n << 256n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES) }] }, 'field_value'],
     [{ ...onboard, entries: [{ requestId: 1n, ciphertext: bytes(92) }] }, 'field_length'],
     [{ ...onboard, entries: [onboard.entries[1]!, onboard.entries[1]!] }, 'duplicate_request'],
-    [{ kind: 'rotate' } as never, 'unknown_kind'],
+    [{ kind: 'rekey' } as never, 'unknown_kind'],
   ]
   for (const [envelope, reason] of cases)
     assert.throws(() => encodeEnvelope(envelope), { name: 'EnvelopeError', reason }, JSON.stringify(reason))
@@ -231,7 +232,8 @@ test('error: onboard entries are checked one by one', () => {
   rejects(raw('0x01', [['0x0005', ciphertext]]), 'non_canonical_integer')
   rejects(raw('0x01', [[bytesToHex(bytes(33, 1)), ciphertext]]), 'field_value')
   rejects(raw('0x01', [[['0x05'], ciphertext]]), 'field_type')
-  rejects(raw('0x01', [['0x05', bytesToHex(bytes(94))]]), 'field_length')
+  rejects(raw('0x01', [['0x05', bytesToHex(bytes(92))]]), 'field_length')
+  rejects(raw('0x01', [['0x05', bytesToHex(bytes(93 - 32 + MAX_SECRETS_LIST_BYTES + 1))]]), 'field_length')
   rejects(raw('0x01', [['0x05', [ciphertext]]]), 'field_type')
   rejects(raw('0x01', [['0x05', ciphertext], ['0x06', ciphertext], ['0x05', ciphertext]]), 'duplicate_request',
     'Envelope field entries[2] repeats a request id.\n\nrequestId: 5')
@@ -399,3 +401,49 @@ function fixListLength(input: Uint8Array): Uint8Array {
   }
   return concat(header, payload)
 }
+
+test('default: rotate envelope round trip, and onboard ciphertexts of every generation', () => {
+  const rotate: Envelope = {
+    kind: 'rotate',
+    generation: 2n,
+    proposal: 7n,
+    teeType: 'tdx',
+    quote: bytes(5000, 3),
+    masterPubkey64: bytes(64, 4),
+    settingsDigest: bytes(32, 5),
+    entries: [
+      { memberId: 2n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES, 6) },
+      { memberId: 9n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES, 7) },
+    ],
+  }
+  assert.deepEqual(blobsToEnvelope(envelopeToBlobs(rotate)), rotate)
+  const onboard: Envelope = { kind: 'onboard', generation: 3n, entries: [{ requestId: 4n, ciphertext: bytes(93 + 3 * 43, 8) }] }
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(onboard)), onboard)
+})
+
+test('error: rotate envelope fields', () => {
+  const good = {
+    kind: 'rotate',
+    generation: 2n,
+    proposal: 1n,
+    teeType: 'sgx',
+    quote: bytes(100),
+    masterPubkey64: bytes(64),
+    settingsDigest: bytes(32),
+    entries: [{ memberId: 1n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES) }],
+  } as const
+  const cases: [unknown, string][] = [
+    [{ ...good, generation: 1n }, 'field_value'],
+    [{ ...good, proposal: 0n }, 'field_value'],
+    [{ ...good, settingsDigest: bytes(31) }, 'field_length'],
+    [{ ...good, masterPubkey64: bytes(65) }, 'field_length'],
+    [{ ...good, entries: [] }, 'field_count'],
+    [{ ...good, entries: [{ memberId: 0n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES) }] }, 'field_value'],
+    [{ ...good, entries: [{ memberId: 1n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES + 1) }] }, 'field_length'],
+    [{ ...good, entries: [good.entries[0], good.entries[0]] }, 'duplicate_request'],
+  ]
+  for (const [envelope, reason] of cases) assert.throws(() => encodeEnvelope(envelope as never), { name: 'EnvelopeError', reason }, reason)
+  // A rotate envelope with one field short decodes to field_count, never to a crash.
+  const fields = fromRlp(encodeEnvelope(good as never), 'hex') as unknown as Hex[]
+  assert.throws(() => decodeEnvelope(toRlp(fields.slice(0, -1) as never)), { name: 'EnvelopeError', reason: 'field_count' })
+})

@@ -18,9 +18,16 @@
 //   verifier must parse from an anonymous requester.
 // - masterPubkey64 / pubkey64: exactly 64 bytes (uncompressed secp256k1 point without 0x04; the contract checks
 //   the point is on the curve). refBlockHash and settingsDigest: exactly 32 bytes.
-// - onboard entries: 1..MAX_ONBOARD_ENTRIES `[requestId, ciphertext]` pairs, distinct request ids, each
-//   ciphertext exactly the ECIES v1 size for the 32-byte master secret (33 + 12 + 32 + 16 = 93 bytes).
-//   MAX_ONBOARD_ENTRIES is the most that fit in the 6 blobs of one transaction in the worst case (see below).
+// - onboard entries: 1..MAX_ONBOARD_ENTRIES `[requestId, ciphertext]` pairs, distinct request ids. A ciphertext holds
+//   every unpurged generation's secret (docs/protocol.md#onboarding-across-generations): ECIES v1 of
+//   `rlp([[g, M_g], ...])`, so from 93 bytes (ECIES of 32 bytes) to 93 + MAX_SECRETS_LIST_BYTES - 32. The count
+//   bound MAX_ONBOARD_ENTRIES is the most 93-byte entries that fit in the 6 blobs of one transaction; longer
+//   ciphertexts are bounded by the envelope size itself (`too_large`).
+// - rotate (docs/protocol.md#generations): `[generation, proposal, teeType, quote, masterPubkey64, settingsDigest,
+//   [[memberId, ciphertext], ...]]`: the proposer's quote over the new master key (report data `keymanager.rotate.v2`,
+//   which binds its settingsDigest, carried here so a member can recompute it) and the new secret (32 bytes)
+//   ECIES-encrypted to each recipient's node key, exactly 93 bytes each, in the order of the proposal's
+//   `recipientIds` (1..MAX_ONBOARD_ENTRIES entries, distinct ids).
 import { fromBlobs, fromRlp, hexToBytes, isHex, toBlobs, toRlp, type Hex } from 'viem'
 import type { TeeType } from '../tee/types.ts'
 import { EnvelopeError } from './errors.ts'
@@ -29,6 +36,9 @@ export const ENVELOPE_MAGIC = 'kmb'
 export const ENVELOPE_VERSION = 2
 export const MAX_QUOTE_BYTES = 16384
 export const ECIES_CIPHERTEXT_BYTES = 33 + 12 + 32 + 16
+/** Largest plaintext of an onboard ciphertext: `rlp([[g, M_g], ...])` of every unpurged generation (~47 of them). */
+export const MAX_SECRETS_LIST_BYTES = 2048
+const MAX_ONBOARD_CIPHERTEXT_BYTES = ECIES_CIPHERTEXT_BYTES - 32 + MAX_SECRETS_LIST_BYTES
 /** Blobs in one transaction (EIP-4844 on cancun; EIP-7594 keeps 6 per transaction). */
 export const MAX_BLOBS_PER_ENVELOPE = 6
 /** viem's `toBlobs` capacity for 6 blobs: 6 × 4096 × 31 bytes less the 0x80 terminator = 761855. */
@@ -46,8 +56,8 @@ const MAX_RLP_ITEMS = 6 + 3 * MAX_ONBOARD_ENTRIES
 const UINT64_MAX = (1n << 64n) - 1n
 const UINT256_MAX = (1n << 256n) - 1n
 const TEE_TYPE_CODES = { tdx: 1n, sgx: 2n } as const satisfies Record<TeeType, bigint>
-const KINDS = ['bootstrap', 'register', 'onboard'] as const
-const FIELD_COUNTS = { bootstrap: 4, register: 6, onboard: 2 } as const
+const KINDS = ['bootstrap', 'register', 'onboard', 'rotate'] as const
+const FIELD_COUNTS = { bootstrap: 4, register: 6, onboard: 2, rotate: 7 } as const
 const MAGIC_BYTES = new TextEncoder().encode(ENVELOPE_MAGIC)
 const KIND_BYTES = Object.fromEntries(KINDS.map((kind) => [kind, new TextEncoder().encode(kind)])) as Record<
   (typeof KINDS)[number],
@@ -80,7 +90,18 @@ export type OnboardEnvelope = {
   generation: bigint
   entries: OnboardEntry[]
 }
-export type Envelope = BootstrapEnvelope | RegisterEnvelope | OnboardEnvelope
+export type RotateEntry = { memberId: bigint; ciphertext: Uint8Array }
+export type RotateEnvelope = {
+  kind: 'rotate'
+  generation: bigint
+  proposal: bigint
+  teeType: TeeType
+  quote: Uint8Array
+  masterPubkey64: Uint8Array
+  settingsDigest: Uint8Array
+  entries: RotateEntry[]
+}
+export type Envelope = BootstrapEnvelope | RegisterEnvelope | OnboardEnvelope | RotateEnvelope
 
 type RlpItem = Uint8Array | readonly RlpItem[]
 
@@ -116,7 +137,27 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
         entries.map((entry, index) => {
           const requestId = checkInteger(entry.requestId, 0n, UINT256_MAX, `entries[${index}].requestId`)
           checkUnique(seen, requestId, index)
-          return [encodeInteger(requestId), checkFixedBytes(entry.ciphertext, ECIES_CIPHERTEXT_BYTES, `entries[${index}].ciphertext`)]
+          return [encodeInteger(requestId), checkOnboardCiphertext(entry.ciphertext, `entries[${index}].ciphertext`)]
+        }),
+      ]
+      break
+    }
+    case 'rotate': {
+      const entries = envelope.entries
+      if (!Array.isArray(entries)) throw fieldType('entries', 'a list')
+      checkEntryCount(entries.length)
+      const seen = new Set<bigint>()
+      fields = [
+        encodeInteger(checkInteger(envelope.generation, 2n, UINT64_MAX, 'generation')),
+        encodeInteger(checkInteger(envelope.proposal, 1n, UINT64_MAX, 'proposal')),
+        encodeTeeType(envelope.teeType),
+        checkQuote(envelope.quote),
+        checkFixedBytes(envelope.masterPubkey64, 64, 'masterPubkey64'),
+        checkFixedBytes(envelope.settingsDigest, 32, 'settingsDigest'),
+        entries.map((entry, index) => {
+          const memberId = checkInteger(entry.memberId, 1n, UINT256_MAX, `entries[${index}].memberId`)
+          checkUnique(seen, memberId, index)
+          return [encodeInteger(memberId), checkFixedBytes(entry.ciphertext, ECIES_CIPHERTEXT_BYTES, `entries[${index}].ciphertext`)]
         }),
       ]
       break
@@ -214,9 +255,34 @@ export function decodeEnvelope(input: Uint8Array | Hex): Envelope {
           })
         const requestId = readInteger(pair[0], `entries[${index}].requestId`, 0n, UINT256_MAX)
         checkUnique(seen, requestId, index)
-        return { requestId, ciphertext: readFixedBytes(pair[1], ECIES_CIPHERTEXT_BYTES, `entries[${index}].ciphertext`) }
+        return { requestId, ciphertext: checkOnboardCiphertext(readBytes(pair[1], `entries[${index}].ciphertext`), `entries[${index}].ciphertext`).slice() }
       })
       return { kind, generation, entries }
+    }
+    case 'rotate': {
+      const generation = readInteger(fields[0], 'generation', 2n, UINT64_MAX)
+      const proposal = readInteger(fields[1], 'proposal', 1n, UINT64_MAX)
+      const teeType = readTeeType(fields[2])
+      const quote = readQuote(fields[3])
+      const masterPubkey64 = readFixedBytes(fields[4], 64, 'masterPubkey64')
+      const settingsDigest = readFixedBytes(fields[5], 32, 'settingsDigest')
+      const list = fields[6]
+      if (!Array.isArray(list)) throw fieldType('entries', 'a list')
+      const entryItems = list as readonly RlpItem[]
+      checkEntryCount(entryItems.length)
+      const seen = new Set<bigint>()
+      const entries = entryItems.map((item, index): RotateEntry => {
+        if (!Array.isArray(item)) throw fieldType(`entries[${index}]`, 'a list')
+        const pair = item as readonly RlpItem[]
+        if (pair.length !== 2)
+          throw new EnvelopeError('field_count', `Envelope field entries[${index}] has the wrong number of items.`, {
+            metaMessages: [`items: ${pair.length}`, 'expected: 2 (memberId, ciphertext)'],
+          })
+        const memberId = readInteger(pair[0], `entries[${index}].memberId`, 1n, UINT256_MAX)
+        checkUnique(seen, memberId, index)
+        return { memberId, ciphertext: readFixedBytes(pair[1], ECIES_CIPHERTEXT_BYTES, `entries[${index}].ciphertext`) }
+      })
+      return { kind, generation, proposal, teeType, quote, masterPubkey64, settingsDigest, entries }
     }
   }
 }
@@ -341,6 +407,16 @@ function readFixedBytes(item: RlpItem | undefined, length: number, name: string)
   const bytes = readBytes(item, name)
   if (bytes.length !== length) throw fixedLength(name, bytes.length, length)
   return bytes.slice()
+}
+
+/** An onboard ciphertext: ECIES v1 of 32 to MAX_SECRETS_LIST_BYTES bytes. */
+function checkOnboardCiphertext(value: Uint8Array, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw fieldType(name, 'bytes')
+  if (value.length < ECIES_CIPHERTEXT_BYTES || value.length > MAX_ONBOARD_CIPHERTEXT_BYTES)
+    throw new EnvelopeError('field_length', `Envelope field ${name} has a bad length.`, {
+      metaMessages: [`length: ${value.length} bytes`, `allowed: ${ECIES_CIPHERTEXT_BYTES} to ${MAX_ONBOARD_CIPHERTEXT_BYTES} bytes`],
+    })
+  return value
 }
 
 function fixedLength(name: string, actual: number, expected: number): EnvelopeError {

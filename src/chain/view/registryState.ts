@@ -15,6 +15,12 @@ import {
   measurementSlot,
   member,
   requestSlot,
+  GENERATION_MEMBERS as G,
+  PROPOSAL_MEMBERS as P,
+  ROTATION_MEMBERS as ROT,
+  KEY_MANAGER_STRUCTS,
+  acknowledgedSlot,
+  generationSlot,
 } from './layout.ts'
 
 export type RegistryQuery = {
@@ -28,14 +34,73 @@ export type RegistryQuery = {
   fmspcs?: readonly Hex[]
   /** Freshness marks (freshness.ts). */
   marks?: readonly Hex[]
+  /** Generation records (docs/protocol.md#generations), slot 11. */
+  generations?: readonly bigint[]
+  /** Members and the rotation: member and proposal counters (13), the open rotation (14), the pending proposal (15-18), slot 2. */
+  rotation?: boolean
+  /** `acknowledged[proposal][memberId]` entries (slot 19). */
+  acks?: readonly { proposal: bigint; memberId: bigint }[]
 }
 
 /** The block a read was made at: its number and timestamp are verified along with its state root. */
 export type StateBlock = { blockNumber: bigint; timestamp: bigint }
 
-export type ProvenRequest = { key: Address; expiresAt: bigint; status: RequestStatus; commitment: Hex }
+export type ProvenRequest = {
+  key: Address
+  expiresAt: bigint
+  status: RequestStatus
+  commitment: Hex
+  /** The generation the request was last answered under (0 while unanswered; for a member, the one it joined under). */
+  generation: bigint
+}
+
+/** A generation's record as `generationInfo(g)` returns it (docs/protocol.md#generations); xPub zero when unknown. */
+export type ProvenGeneration = {
+  generation: bigint
+  xPub: Address
+  /** SEC1-compressed, `0x` for an unknown generation. */
+  masterPubkey: Hex
+  retiresAt: bigint
+  revoked: boolean
+  purged: boolean
+  quoteBlobHash: Hex
+  escrowHash: Hex
+  escrowGuardianSet: bigint
+  committedAt: bigint
+}
+
+/** The open rotation, the pending proposal and the counters (slots 2, 13-18). */
+export type ProvenRotation = {
+  generation: bigint
+  currentRevoked: boolean
+  proposalPending: boolean
+  memberCount: bigint
+  proposalCount: bigint
+  open: boolean
+  emergency: boolean
+  overlap: bigint
+  forceDelay: bigint
+  startedAt: bigint
+  /** id 0n when no proposal is pending. */
+  proposal: {
+    id: bigint
+    generation: bigint
+    proposedAt: bigint
+    recipients: number
+    acks: number
+    /** A strict majority of the recipients, as the contract computes it. */
+    quorum: number
+    xPub: Address
+    proposerId: bigint
+    masterPubkey: Hex
+    blobHash: Hex
+  }
+}
+
+const compressed = (prefix: bigint, x: bigint): Hex => `${numberToHex(prefix, { size: 1 })}${asBytes32(x).slice(2)}` as Hex
 
 const lower = (hex: Hex) => hex.toLowerCase() as Hex
+const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
 
 /** The storage slots a query reads, without duplicates. */
 export function querySlots(query: RegistryQuery): bigint[] {
@@ -50,6 +115,17 @@ export function querySlots(query: RegistryQuery): bigint[] {
   for (const id of query.measurements ?? []) slots.add(measurementSlot(id))
   for (const fmspc of query.fmspcs ?? []) slots.add(fmspcSlot(fmspc))
   for (const mark of query.marks ?? []) slots.add(freshnessSlot(mark))
+  for (const g of query.generations ?? []) {
+    const base = generationSlot(g)
+    for (let i = 0n; i < 5n; i++) slots.add(base + i)
+  }
+  if (query.rotation) {
+    slots.add(L.xPub.slot)
+    slots.add(L.memberCount.slot)
+    slots.add(KEY_MANAGER_STRUCTS.rotation.slot)
+    for (let i = 0n; i < 4n; i++) slots.add(KEY_MANAGER_STRUCTS.proposal.slot + i)
+  }
+  for (const { proposal, memberId } of query.acks ?? []) slots.add(acknowledgedSlot(proposal, memberId))
   return [...slots]
 }
 
@@ -87,6 +163,27 @@ export function registryState(block: StateBlock, query: RegistryQuery, values: R
     return member(value(fmspcSlot(fmspc)), { offset: 0, bytes: 1 }) !== 0n
   }
 
+  function generationRecord(g: bigint): ProvenGeneration {
+    asked(`generation ${g}`, inList(query.generations, g, (a, b) => a === b))
+    const base = generationSlot(g)
+    const packed = value(base)
+    const xPub = asAddress(member(packed, G.xPub))
+    const known = member(packed, G.xPub) !== 0n
+    const tail = value(base + 4n)
+    return {
+      generation: g,
+      xPub,
+      masterPubkey: known ? compressed(member(packed, G.pubkeyPrefix), value(base + 1n)) : '0x',
+      retiresAt: member(packed, G.retiresAt),
+      revoked: member(packed, G.revoked) !== 0n,
+      purged: member(packed, G.purged) !== 0n,
+      quoteBlobHash: asBytes32(value(base + 2n)),
+      escrowHash: asBytes32(value(base + 3n)),
+      escrowGuardianSet: member(tail, G.escrowGuardianSet),
+      committedAt: member(tail, G.committedAt),
+    }
+  }
+
   return {
     block,
     master() {
@@ -119,7 +216,59 @@ export function registryState(block: StateBlock, query: RegistryQuery, values: R
         expiresAt: member(packed, R.expiresAt),
         status: REQUEST_STATUS[Number(member(packed, R.status))] ?? 'none',
         commitment: asBytes32(value(base + 1n)),
+        generation: member(packed, R.generation),
       }
+    },
+    /** `generationInfo(g)`. */
+    generation: generationRecord,
+    /**
+     * `isGenerationValid(g)` at this block's timestamp: current and not revoked, or older, not revoked and before its
+     * `retiresAt` (docs/protocol.md#verification-across-generations). Needs `master` and `generations: [g]`.
+     */
+    isGenerationValid(g: bigint): boolean {
+      asked('the master key', query.master || query.rotation)
+      const current = member(value(L.xPub.slot), L.generation)
+      const record = generationRecord(g)
+      if (record.xPub === ZERO_ADDRESS || record.revoked || record.purged || g > current) return false
+      return g === current || block.timestamp < record.retiresAt
+    },
+    rotation(): ProvenRotation {
+      asked('the rotation', query.rotation)
+      const packed = value(L.xPub.slot)
+      const counters = value(L.memberCount.slot)
+      const rot = value(KEY_MANAGER_STRUCTS.rotation.slot)
+      const p0 = value(KEY_MANAGER_STRUCTS.proposal.slot)
+      const p1 = value(KEY_MANAGER_STRUCTS.proposal.slot + 1n)
+      const recipients = Number(member(p0, P.recipients))
+      return {
+        generation: member(packed, L.generation),
+        currentRevoked: member(packed, L.currentRevoked) !== 0n,
+        proposalPending: member(packed, L.proposalPending) !== 0n,
+        memberCount: member(counters, L.memberCount),
+        proposalCount: member(counters, L.proposalCount),
+        open: member(rot, ROT.open) !== 0n,
+        emergency: member(rot, ROT.emergency) !== 0n,
+        overlap: member(rot, ROT.overlap),
+        forceDelay: member(rot, ROT.forceDelay),
+        startedAt: member(rot, ROT.startedAt),
+        proposal: {
+          id: member(p0, P.id),
+          generation: member(p0, P.generation),
+          proposedAt: member(p0, P.proposedAt),
+          recipients,
+          acks: Number(member(p0, P.acks)),
+          quorum: Math.floor(recipients / 2) + 1,
+          xPub: asAddress(member(p1, P.xPub)),
+          proposerId: member(p1, P.proposerId),
+          masterPubkey: member(p0, P.id) === 0n ? '0x' : compressed(member(p1, P.pubkeyPrefix), value(KEY_MANAGER_STRUCTS.proposal.slot + 2n)),
+          blobHash: asBytes32(value(KEY_MANAGER_STRUCTS.proposal.slot + 3n)),
+        },
+      }
+    },
+    /** `hasAcknowledged(proposal, memberId)`. */
+    acknowledged(proposal: bigint, memberId: bigint): boolean {
+      asked(`the acknowledgement of ${memberId} for ${proposal}`, (query.acks ?? []).some((a) => a.proposal === proposal && a.memberId === memberId))
+      return member(value(acknowledgedSlot(proposal, memberId)), { offset: 0, bytes: 1 }) !== 0n
     },
     measurementActivatesAt,
     /** `isMeasurementAllowed`: added, and active at this block's timestamp (docs/protocol.md#measurements-and-tcb-policy). */
