@@ -110,6 +110,12 @@ export const podsSchema = z
         cacheSeconds: z.number().int().min(0).max(300).default(5),
       })
       .optional(),
+    /**
+     * Pod name → pinned generation (docs/protocol.md#generations): the pod's `GetKey` answers stay byte-identical
+     * across rotations (wallet-style keys); a pin to a revoked generation fails closed. Absent = no pins (no default, so
+     * the settings digest of files without it is unchanged).
+     */
+    generations: z.record(podName, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).optional(),
   })
   .default({ sockets: [], names: {}, appIds: {} })
 
@@ -161,6 +167,12 @@ const autoSchema = z.strictObject({
   slotMs: z.number().int().min(100).max(60_000).default(3000),
   /** Blocks a broadcast tx may wait before it is replaced with higher fees (same nonce). */
   bumpAfterBlocks: z.number().int().min(1).max(1000).default(3),
+  /** Take part in rotations and become a member when ready (docs/protocol.md#node-flows-what-the-sidecar-does). */
+  rotate: z.boolean().default(true),
+  /** Time each member rank waits before proposing or committing a rotation (src/node/auto.ts). */
+  proposerSlotMs: z.number().int().min(100).max(3_600_000).default(10_000),
+  /** A member that refused the pending proposal proposes a replacement after this long. */
+  supersedeAfterMs: z.number().int().min(1000).max(86_400_000).default(120_000),
 })
 export type AutoConfig = z.infer<typeof autoSchema> & { enabled: boolean }
 

@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  /** A generation that was purged (docs/protocol.md#onboarding-across-generations): its keys are gone for good. */
+  gone: 410,
   payload_too_large: 413,
   unprocessable: 422,
   internal: 500,

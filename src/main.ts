@@ -21,6 +21,10 @@ commands:
   quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified
   policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
                                  the registry's measurement allow-list and TCB policy
+  rotate start|status --rpc URL --registry ADDR [--owner-key-file F] [--emergency] [--overlap S] [--force-delay S]
+                                 the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
+  revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F
+                                 revoke a member node or a generation
   audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--root-ca F] [--pccs URL]
                                  re-verify every quote the registry took; exit 1 if a secret went to a bad one
   compose-check FILE [--sidecar SERVICE] [--data-dir PATH] [--json]
@@ -76,6 +80,9 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/quote.ts')).runQuote(rest, out)
     case 'policy':
       return (await import('./cli/policy.ts')).runPolicy(rest, out)
+    case 'rotate':
+    case 'revoke':
+      return (await import('./cli/generations.ts')).runGenerations(command, rest, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
     case 'compose-check':

@@ -118,8 +118,12 @@ export type DstackNodeInfo = {
 
 export type DstackAppDeps = {
   resolvePodAppId: PodResolver
-  /** The key source; throws KeymanagerError `not_ready` until the node holds the master secret. */
-  master(): DstackKeySource
+  /**
+   * The key source: for GetKey the pod's pinned generation (measured settings), else the current one; throws
+   * KeymanagerError `not_ready` until the node holds the master secret, and fails closed for a pin to a revoked or purged
+   * generation (docs/protocol.md#generations).
+   */
+  master(pod?: string): DstackKeySource
   /** This node's TEE as pods see it (src/tee/podTee.ts): one per node, shared by every listener and socket. */
   tee: PodTee
   info(): DstackNodeInfo
@@ -344,8 +348,8 @@ export function createDstackApp(deps: DstackAppDeps) {
       if (purpose.startsWith(RESERVED_PURPOSE_PREFIX)) throw new RangeError(`purposes starting with "${RESERVED_PURPOSE_PREFIX}" are reserved for the key manager`)
       return { path: stringField(body, 'path', MAX_PATH_BYTES), purpose, algorithm: normalizeKeyAlgorithm(body.algorithm) }
     })
-    const { appId } = await resolvePod(c)
-    const { key, signatureChain } = deps.master().getKey({ appId, path, purpose, algorithm })
+    const { pod, appId } = await resolvePod(c)
+    const { key, signatureChain } = deps.master(pod).getKey({ appId, path, purpose, algorithm })
     try {
       return send(c, 200, { key: toHexPlain(key), signature_chain: signatureChain.map(toHexPlain) })
     } finally {

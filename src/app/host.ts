@@ -15,7 +15,7 @@ import { createStatusRoutes } from './status/routes.tsx'
 import { createSessions, hostAuthentication } from './status/session.ts'
 
 export type HostAppDeps = {
-  node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state'>
+  node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state' | 'joinAsMember' | 'rotation'>
   blobs: BlobArchive
   /** Bearer token the host must present; compared in constant time. */
   token: string
@@ -85,6 +85,17 @@ export function createHostApp(deps: HostAppDeps) {
   app.post('/helper/:addr', helper)
 
   app.get('/status', async (c) => c.json(await deps.node.status()))
+
+  // Generations (docs/protocol.md#node-flows-what-the-sidecar-does): the host drives what auto mode does by itself.
+  app.post('/member', async (c) => c.json(await deps.node.joinAsMember()))
+  app.get('/rotation', async (c) => c.json(await deps.node.rotation.status()))
+  app.post('/rotation/propose', async (c) => {
+    const supersede = c.req.query('supersede')
+    if (supersede !== undefined && supersede !== 'true' && supersede !== 'false') throw new KeymanagerError('bad_request', 'supersede must be true or false')
+    return c.json(await deps.node.rotation.propose({ supersede: supersede === 'true' }))
+  })
+  app.post('/rotation/acknowledge', async (c) => c.json(await deps.node.rotation.acknowledge()))
+  app.post('/rotation/commit', async (c) => c.json(await deps.node.rotation.commit()))
   app.get('/openapi.json', (c) => c.json(hostOpenApiDocument()))
 
   app.get('/metrics', async (c) => {

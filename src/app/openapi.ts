@@ -28,6 +28,20 @@ export const errorSchema = z
 
 export const dstackErrorSchema = z.object({ error: z.string() }).describe('dstack guest-agent error shape (the SDK looks for the key)')
 
+// ---- generations (host listener)
+
+export const rotationStepSchema = z.looseObject({ proposal: z.string(), generation: z.string(), tx: z.looseObject({}) })
+export const rotationStatusSchema = z.looseObject({
+  generation: z.string(),
+  held: z.array(uint),
+  current: uint,
+  memberId: z.string().nullable(),
+  memberStatus: z.string().nullable(),
+  memberCount: z.string(),
+  rotation: z.looseObject({ open: z.boolean(), emergency: z.boolean() }),
+  proposal: z.looseObject({ id: z.string(), acks: uint, quorum: uint }).nullable(),
+})
+
 // ---- pod listener ----------------------------------------------------------------------------------------------
 
 export const healthzSchema = z.object({ ok: z.literal(true), state: nodeState })
@@ -35,6 +49,21 @@ export const sealkeySchema = z.object({
   key: hex0x(32, 'the pod seal key'),
   appId: hex0x(20, 'the pod appId'),
   generation: uint.describe('master secret generation the key derives from'),
+  revoked: z.literal(true).optional().describe('present when the registry revoked this generation (its keys still derive; nothing vouches for them)'),
+})
+export const generationsSchema = z.object({
+  current: uint.describe('the generation /sealkey serves'),
+  generations: z.array(
+    z.object({
+      generation: uint,
+      xPub: address.describe("the generation's master key address"),
+      current: z.boolean(),
+      revoked: z.boolean(),
+      purged: z.boolean().describe('purged: erased on every node, /sealkey?generation answers 410'),
+      retiresAt: uint.describe('unix seconds from which an older generation stops verifying; 0 while current'),
+      held: z.boolean().describe('whether this node holds its secret'),
+    }),
+  ),
 })
 export const attestSchema = z.object({
   hostname: z.string().describe('the pod name, as signed'),
@@ -43,6 +72,7 @@ export const attestSchema = z.object({
   signer: address.describe('xPub: the master key address'),
   registry: address,
   chainId: z.number().int().positive(),
+  generation: uint.describe('the generation whose master key signed'),
 })
 export const getKeyRequestSchema = z.looseObject({
   path: z.string().max(1024).optional(),
@@ -239,8 +269,23 @@ export function podOpenApiDocument() {
       '/healthz': { get: { summary: 'Liveness and node state (no pod identity needed)', responses: { '200': { description: 'OK', content: json(healthzSchema) } } } },
       '/sealkey': {
         get: {
-          summary: "The calling pod's persistent seal key (same on every node of the network)",
-          responses: { '200': { description: 'OK', content: json(sealkeySchema) }, ...errors([403, 503]) },
+          summary: "The calling pod's persistent seal key (same on every node of the network): the current generation's, or an older one's for migration",
+          parameters: [
+            {
+              name: 'generation',
+              in: 'query',
+              required: false,
+              description: 'an older generation (decimal); 410 once purged, 404 when this node never held it',
+              schema: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
+            },
+          ],
+          responses: { '200': { description: 'OK', content: json(sealkeySchema) }, ...errors([400, 403, 404, 410, 503]) },
+        },
+      },
+      '/generations': {
+        get: {
+          summary: 'Every master-secret generation of the network as this node last proved it, and which it holds',
+          responses: { '200': { description: 'OK', content: json(generationsSchema) }, ...errors([403, 503]) },
         },
       },
       '/attest/{appdata}': {
@@ -348,6 +393,41 @@ export function hostOpenApiDocument() {
           summary: 'State, master address, generation, registration, and each request judged with its decision and reason',
           security: readable,
           responses: { '200': { description: 'OK', content: json(statusSchema) }, ...errors([401]) },
+        },
+      },
+      '/member': {
+        post: {
+          summary: 'A ready node without a node key (the bootstrap node) becomes a member: registers, answers its own request, confirms',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(z.looseObject({ memberId: z.string().nullable(), step: z.string() })) }, ...errors([401, 409, 503]) },
+        },
+      },
+      '/rotation': {
+        get: {
+          summary: 'The rotation as this node proves it: generation, held generations, member id and status, open rotation, pending proposal',
+          security: readable,
+          responses: { '200': { description: 'OK', content: json(rotationStatusSchema) }, ...errors([401, 503]) },
+        },
+      },
+      '/rotation/propose': {
+        post: {
+          summary: 'A member proposes the next generation (a rotation must be open); ?supersede=true replaces a pending proposal',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(rotationStepSchema) }, ...errors([400, 401, 409, 502, 503]) },
+        },
+      },
+      '/rotation/acknowledge': {
+        post: {
+          summary: 'A member verifies the pending proposal (quote, policy, blob, its share) and acknowledges it with its node key',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(rotationStepSchema) }, ...errors([401, 409, 502, 503]) },
+        },
+      },
+      '/rotation/commit': {
+        post: {
+          summary: 'Commits the pending proposal once its acknowledgements reach the quorum',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(rotationStepSchema) }, ...errors([401, 409, 502, 503]) },
         },
       },
       '/blobs/{versionedHash}': {

@@ -7,21 +7,47 @@ import { toHex0x, toHexPlain } from '../keys/bytes.ts'
 import { PROTOCOL_MARKER } from '../keys/reportData.ts'
 import { KEYMANAGER_TYPES } from '../keys/typedData.ts'
 import { createMasterSecret } from '../secret/masterSecret.ts'
+import { KeymanagerError } from '../errors.ts'
 import { createPodApp } from './pod.ts'
 
 const registry = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
 const secret = hexToBytes('0x0101010101010101010101010101010101010101010101010101010101010101')
 const logger = pino({ level: 'silent' })
 
-function appWith(options: { state?: 'ready' | 'registering'; devnet?: boolean; names?: Record<string, string> } = {}) {
+const secret2 = hexToBytes('0x0202020202020202020202020202020202020202020202020202020202020202')
+
+type AppOptions = {
+  state?: 'ready' | 'registering'
+  devnet?: boolean
+  names?: Record<string, string>
+  /** A node at generation 2 holding 1 (revoked or not); generation 3 was purged. */
+  rotated?: { gen1Revoked: boolean }
+  pins?: Record<string, number>
+}
+
+function appWith(options: AppOptions = {}) {
   const master = createMasterSecret(secret)
+  const master2 = createMasterSecret(secret2)
+  const rotated = options.rotated
+  const current = rotated ? master2 : master
   const node = {
     state: options.state ?? 'ready',
-    generation: 1,
-    master: () => master,
+    generation: rotated ? 2 : 1,
+    master: () => current,
+    masterOf(g: number) {
+      if (g === 1) return { secret: master, revoked: rotated?.gen1Revoked ?? false }
+      if (g === 2 && rotated) return { secret: master2, revoked: false }
+      if (g === 3 && rotated) throw new KeymanagerError('gone', 'generation 3 was purged')
+      throw new KeymanagerError('not_found', `generation ${g} is not held`)
+    },
+    generations: () => [
+      { generation: 1, xPub: master.address, current: !rotated, revoked: rotated?.gen1Revoked ?? false, purged: false, retiresAt: 0, held: true },
+      ...(rotated ? [{ generation: 2, xPub: master2.address, current: true, revoked: false, purged: false, retiresAt: 0, held: true }] : []),
+    ],
   } as const
   return createPodApp({
     node,
+    ...(options.pins ? { generationPins: options.pins } : {}),
     chainId: 31337,
     registry,
     settingsDigest: `0x${'d1'.repeat(32)}`,
@@ -126,4 +152,60 @@ test('security: dstack GetQuote on the pod listener refuses protocol-shaped repo
   const served = await getQuote('ab'.repeat(32))
   assert.equal(served.status, 200)
   assert.equal(((await served.json()) as { report_data: string }).report_data, 'ab'.repeat(32) + '00'.repeat(32))
+})
+
+const pod = (name: string) => ({ headers: { 'x-keymanager-pod': name } })
+
+test('default: after a rotation /sealkey is the current generation and ?generation=1 the key from before it', async () => {
+  const before = (await (await appWith().request('/sealkey', pod('app'))).json()) as { key: Hex }
+  const app = appWith({ rotated: { gen1Revoked: false } })
+  const now = (await (await app.request('/sealkey', pod('app'))).json()) as { key: Hex; generation: number }
+  assert.equal(now.generation, 2)
+  assert.equal(now.key, toHex0x(deriveSealkey(secret2, appIdForPod('app'))))
+  const old = await app.request('/sealkey?generation=1', pod('app'))
+  assert.equal(old.status, 200)
+  const oldBody = (await old.json()) as { key: Hex; generation: number; revoked?: boolean }
+  assert.deepEqual([oldBody.key, oldBody.generation, oldBody.revoked], [before.key, 1, undefined])
+  const list = (await (await app.request('/generations', pod('app'))).json()) as { current: number; generations: { generation: number; current: boolean }[] }
+  assert.equal(list.current, 2)
+  assert.deepEqual(list.generations.map((g) => [g.generation, g.current]), [[1, false], [2, true]])
+  const attest = (await (await app.request(`/attest/${'ab'.repeat(32)}`, pod('app'))).json()) as { generation: number }
+  assert.equal(attest.generation, 2)
+})
+
+test('default: a revoked generation is served flagged "revoked": true; a purged one is 410; an unknown one 404', async () => {
+  const app = appWith({ rotated: { gen1Revoked: true } })
+  const revoked = (await (await app.request('/sealkey?generation=1', pod('app'))).json()) as { revoked?: boolean; key: Hex }
+  assert.equal(revoked.revoked, true)
+  assert.equal(revoked.key, toHex0x(deriveSealkey(secret, appIdForPod('app'))))
+  const purged = await app.request('/sealkey?generation=3', pod('app'))
+  assert.equal(purged.status, 410)
+  assert.equal(((await purged.json()) as { error: { code: string } }).error.code, 'gone')
+  assert.equal((await app.request('/sealkey?generation=9', pod('app'))).status, 404)
+})
+
+test('error: ?generation must be a decimal from 1 to 2^53-1', async () => {
+  const app = appWith({ rotated: { gen1Revoked: false } })
+  for (const bad of ['0', '-1', '01', '1.5', 'x', '9007199254740992', '', '0x1']) {
+    const res = await app.request(`/sealkey?generation=${encodeURIComponent(bad)}`, pod('app'))
+    assert.equal(res.status, 400, bad)
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /generation must be a decimal/)
+  }
+})
+
+test('security: GetKey pinned to a generation stays byte-identical after a rotation; a pin to a revoked generation fails closed', async () => {
+  const getKey = async (app: ReturnType<typeof appWith>, name: string) => {
+    const res = await app.request('/GetKey', { method: 'POST', headers: { 'x-keymanager-pod': name, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/wallet/0', purpose: 'ethereum' }) })
+    return { status: res.status, body: (await res.json()) as { key?: string; error?: string } }
+  }
+  const before = await getKey(appWith({ pins: { wallet: 1 } }), 'wallet')
+  const after = await getKey(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'wallet')
+  assert.equal(after.status, 200)
+  assert.equal(after.body.key, before.body.key)
+  const unpinned = await getKey(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'other')
+  assert.notEqual(unpinned.body.key, (await getKey(appWith(), 'other')).body.key)
+  const closed = await getKey(appWith({ rotated: { gen1Revoked: true }, pins: { wallet: 1 } }), 'wallet')
+  assert.equal(closed.status, 403)
+  assert.match(closed.body.error ?? '', /pinned for this pod, is revoked/)
+  assert.equal(closed.body.key, undefined)
 })

@@ -39,6 +39,20 @@ export type ProposalInfo = {
 
 export type GuardianSetInfo = { pubkeysHash: Hex; threshold: number; count: number; activatesAt: bigint }
 
+/** Where a log was mined: enough to fetch the blobs of its transaction. */
+export type LogPlace = { blockNumber: bigint; blockHash: Hex; transactionHash: Hex }
+
+/** `GenerationProposed` as logged (a hint: a node checks it against the proven proposal slots). */
+export type ProposedEvent = LogPlace & {
+  generation: bigint
+  proposal: bigint
+  proposerId: bigint
+  xPub: Address
+  masterPubkey: Hex
+  proposalBlobHash: Hex
+  recipientIds: readonly bigint[]
+}
+
 const encode = (functionName: string, args: readonly unknown[] = []): Hex =>
   encodeFunctionData({ abi: keyManagerAbi, functionName, args } as never)
 
@@ -67,10 +81,19 @@ export const generationCalldata = {
 } as const
 
 /** Typed `eth_call` reads of the generation state (for tools and status pages; decisions use the chain view). */
-export function createGenerationsClient({ publicClient, address }: { publicClient: PublicClient; address: Address }) {
+export function createGenerationsClient({ publicClient, address, fromBlock = 0n }: { publicClient: PublicClient; address: Address; fromBlock?: bigint }) {
   const registry = getAddress(address)
   const read = <T>(functionName: string, args: readonly unknown[] = []) =>
     publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>
+  async function events<T>(eventName: string, args?: Record<string, unknown>): Promise<(T & LogPlace)[]> {
+    const logs = await publicClient.getContractEvents({ address: registry, abi: keyManagerAbi, eventName, args, fromBlock, toBlock: 'latest', strict: true } as never)
+    return (logs as unknown as { args: T; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }[]).map((log) => ({
+      ...log.args,
+      blockNumber: log.blockNumber,
+      blockHash: log.blockHash,
+      transactionHash: log.transactionHash,
+    }))
+  }
 
   return {
     address: registry,
@@ -93,6 +116,14 @@ export function createGenerationsClient({ publicClient, address }: { publicClien
     recoveryRequest: () => read<bigint>('recoveryRequest'),
     /** Bit i set when the guardian with share index i released its share of `generation` to `requestId`. */
     releasedShares: (requestId: bigint, generation: bigint) => read<bigint>('releasedShares', [requestId, generation]),
+    // ---- event hints (never believed alone: each is checked against proven slots by its user)
+    /** The `GenerationProposed` log of a proposal id. */
+    proposedEvent: async (proposal: bigint): Promise<ProposedEvent | undefined> => (await events<ProposedEvent>('GenerationProposed', { proposal })).at(-1),
+    /** The proposal a generation was committed from. */
+    committedProposal: async (generation: bigint): Promise<bigint | undefined> =>
+      (await events<{ proposal: bigint }>('GenerationCommitted', { generation })).at(-1)?.proposal,
+    /** Ids of requests that ever confirmed (members, or revoked since): candidates for the member set. */
+    confirmedIds: async (): Promise<bigint[]> => [...new Set((await events<{ requestId: bigint }>('OnboardConfirmed')).map((e) => e.requestId))],
   }
 }
 export type GenerationsClient = ReturnType<typeof createGenerationsClient>

@@ -37,7 +37,7 @@ export const POLICY_USAGE =
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
 /** The chain refused or could not be asked; the message names the call and the revert, never a key or the RPC URL. */
-class PolicyError extends KeymanagerError {
+export class PolicyError extends KeymanagerError {
   override name = 'PolicyError'
   constructor(message: string) {
     super('upstream_failed', message)
@@ -94,7 +94,7 @@ function idArgument(value: string): Hex {
   return measurementArgument(value).id
 }
 
-function readOwnerKey(file: string | undefined): PrivateKeyAccount {
+export function readOwnerKey(file: string | undefined): PrivateKeyAccount {
   if (file === undefined) throw new UsageError('this command sends a transaction: give --owner-key-file F (the registry owner\'s key)')
   let key: string
   try {
@@ -134,7 +134,7 @@ const duration = (seconds: bigint) => {
   return `${n} ${unit}${n === 1n ? '' : 's'}`
 }
 
-function short(error: unknown): string {
+export function short(error: unknown): string {
   if (error instanceof BaseError) {
     const revert = error.walk((e) => e instanceof ContractFunctionRevertedError)
     if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName) {
@@ -146,7 +146,7 @@ function short(error: unknown): string {
   return (error as Error).message.split('\n')[0]!
 }
 
-async function connect(values: { rpc?: string; registry?: string }) {
+export async function connect(values: { rpc?: string; registry?: string }) {
   if (values.rpc === undefined) throw new UsageError('give --rpc URL')
   let url: URL
   try {
@@ -171,9 +171,9 @@ async function connect(values: { rpc?: string; registry?: string }) {
   if (!(await publicClient.getCode({ address: registry }))) throw new PolicyError(`no contract at ${registry} on chain ${chainId}`)
   return { publicClient, registry, chain, transport }
 }
-type Connection = Awaited<ReturnType<typeof connect>>
+export type Connection = Awaited<ReturnType<typeof connect>>
 
-function reader({ publicClient, registry }: Connection) {
+export function reader({ publicClient, registry }: Connection) {
   return <T>(functionName: string, args: readonly unknown[] = []): Promise<T> =>
     (publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>).catch((error: unknown) => {
       throw new PolicyError(`${functionName}: ${short(error)}`)
@@ -181,7 +181,7 @@ function reader({ publicClient, registry }: Connection) {
 }
 
 /** Simulates (so a revert is named before anything is sent), sends, and waits for a successful receipt. */
-async function send(
+export async function send(
   connection: Connection,
   account: PrivateKeyAccount,
   functionName: string,

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
-import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, http, keccak256, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { chainFor } from '../chain/chain.ts'
 import { createHostApp } from '../app/host.ts'
 import { createDstackApp, fixedPodResolver } from '../app/dstack.ts'
-import { createPodApp, dstackDeps } from '../app/pod.ts'
+import { createPodApp, dstackDeps, podKeySource } from '../app/pod.ts'
 import { parsePodName } from '../app/podIdentity.ts'
 import { serveUnixSocket } from '../app/socket.ts'
 import { appIdForPod } from '../keys/derive.ts'
@@ -17,6 +17,7 @@ import { createChainWatcher, type ChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
+import { createChainView } from '../chain/view/chainView.ts'
 import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAlerts, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
 import { createAlerts } from '../monitor/alerts.ts'
@@ -210,8 +211,21 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   const outbox = rawOutbox && instrumentOutbox(rawOutbox, { publicClient, metrics, logger })
   const registry = createRegistryClient({ publicClient, address: registryOf(measured) })
   let watcher: ChainWatcher | undefined
+  // The verified chain view (docs/protocol.md#verified-chain-view) in trusted-rpc mode: the light-client wiring replaces
+  // this with the measured mode, checkpoint and registry code hash.
+  const code = await publicClient.getCode({ address: registry.address })
+  const chainView = createChainView({
+    mode: 'trusted-rpc',
+    rpc: publicClient,
+    registry: registry.address,
+    registryCodeHash: keccak256(code ?? '0x'),
+    logger,
+  })
   const node = createNode({
     chainId,
+    chainView,
+    viewWaitMs: 60_000,
+    viewPollMs: 250,
     settingsDigest: setup.settingsDigest,
     registryAddress: registry.address,
     publicClient,
@@ -270,6 +284,9 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         jitterMs: auto.jitterMs,
         maxBatch: auto.maxBatch,
         slotMs: auto.slotMs,
+        rotate: auto.rotate,
+        proposerSlotMs: auto.proposerSlotMs,
+        supersedeAfterMs: auto.supersedeAfterMs,
         selfId: walletClient?.account.address ?? '',
       })
     : undefined
@@ -302,6 +319,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registry: registry.address,
     settingsDigest: setup.settingsDigest,
     appIds,
+    generationPins: measured.pods.generations ?? {},
     identity: {
       devnet: setup.devnet !== undefined,
       staticNames: measured.pods.names,
@@ -316,7 +334,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     measured.pods.sockets.map(({ path, pod: name, mode }) => {
       const podName = parsePodName(name)
       const app = createDstackApp(
-        dstackDeps(podAppDeps, fixedPodResolver(podName, appIds[podName] ?? appIdForPod(podName)), () => node.master()),
+        dstackDeps(podAppDeps, fixedPodResolver(podName, appIds[podName] ?? appIdForPod(podName)), podKeySource(podAppDeps)),
       )
       return serveUnixSocket(withPodMetrics(app, metrics), { path, ...(mode === undefined ? {} : { mode }) })
     }),

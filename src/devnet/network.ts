@@ -94,6 +94,17 @@ export const DEVNET_AUTO: HostSettingsInput['auto'] = {
   slotMs: 2500,
   maxBatch: 50,
   bumpAfterBlocks: 3,
+  // Rotation is driven through the host API on the default devnet (the walk-through's request ids and fulfil counts
+  // stay as they were); DEVNET_AUTO_ROTATE lets the nodes take part by themselves.
+  rotate: false,
+}
+
+/** DEVNET_AUTO with rotation by the nodes themselves: members join, propose, acknowledge and commit. */
+export const DEVNET_AUTO_ROTATE: HostSettingsInput['auto'] = {
+  ...(DEVNET_AUTO as object),
+  rotate: true,
+  proposerSlotMs: 4000,
+  supersedeAfterMs: 60_000,
 }
 
 /** Polls a node's pod `/healthz` (no host call) until it reports `ready`. */
@@ -115,6 +126,7 @@ export async function runDevnet({
   dir,
   print,
   auto = false,
+  autoSettings,
   nodeEnv,
   anvilStateFile,
 }: {
@@ -123,6 +135,8 @@ export async function runDevnet({
   print: (line: string) => void
   /** Nodes after the first join by themselves (auto mode); node 1 is bootstrapped through the host API and helps by itself. */
   auto?: boolean
+  /** The auto settings of every node when `auto` is on (default DEVNET_AUTO). */
+  autoSettings?: HostSettingsInput['auto']
   /** Extra environment of node i (1-based), e.g. test hooks. */
   nodeEnv?: (index: number) => Record<string, string> | undefined
   /** anvil `--state FILE` (outage tests stop anvil and start it again from this file on the same port). */
@@ -267,8 +281,8 @@ export async function runDevnet({
       return node
     }
 
-    const autoSettings = auto ? DEVNET_AUTO : false
-    await addNode({ auto: autoSettings })
+    const nodeAuto = auto ? (autoSettings ?? DEVNET_AUTO) : false
+    await addNode({ auto: nodeAuto })
 
     // Bootstrap (docs/protocol.md#bootstrap): node 1 makes M; the owner sends bootstrap() with the node's blob.
     const first = started.nodes[0]!
@@ -282,7 +296,7 @@ export async function runDevnet({
 
     // The other nodes start once the network exists: in auto mode they register as soon as they are up.
     const t0 = Date.now()
-    for (let i = 2; i <= count; i++) await addNode({ auto: autoSettings })
+    for (let i = 2; i <= count; i++) await addNode({ auto: nodeAuto })
 
     if (auto) {
       // docs/protocol.md#flows without a host: each node registers, is answered by a ready node, completes and confirms.

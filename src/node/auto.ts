@@ -19,7 +19,15 @@ import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
 import { keccak256, stringToHex, type PublicClient } from 'viem'
+import { KeymanagerError } from '../errors.ts'
 import type { KeymanagerNode } from './node.ts'
+
+// Rotation, per step (docs/protocol.md#node-flows-what-the-sidecar-does), when `rotate` is on: a ready node without a node
+// key becomes a member (the bootstrap node); a member catches up with committed generations; with a proposal pending it
+// verifies and acknowledges it once, and once the acknowledgements reach the quorum one member commits (the one that
+// just acknowledged, else each after its rank's slot); with a rotation open and nothing pending, members propose in
+// the order of their member ids, each `proposerSlotMs` after the one before (a dead first member costs one slot). A
+// member that refused the pending proposal proposes a replacement after `supersedeAfterMs`.
 
 export type AutoOptions = {
   node: KeymanagerNode
@@ -43,6 +51,14 @@ export type AutoOptions = {
   slotMs?: number
   maxAttempts?: number
   random?: () => number
+  /** Take part in rotations (propose, acknowledge, commit) and become a member when ready without a node key. */
+  rotate?: boolean
+  /** Time each member rank waits before proposing (or committing) after it first saw the need (ms). */
+  proposerSlotMs?: number
+  /** A member that refused the pending proposal proposes again after this long (ms). */
+  supersedeAfterMs?: number
+  /** Monotonic clock (ms). */
+  monotonicNow?: () => number
 }
 
 export function createAutoRunner(options: AutoOptions) {
@@ -54,6 +70,19 @@ export function createAutoRunner(options: AutoOptions) {
   const slotMs = options.slotMs ?? 3000
   const selfId = options.selfId ?? ''
   const random = options.random ?? Math.random
+  const proposerSlotMs = options.proposerSlotMs ?? 10_000
+  const supersedeAfterMs = options.supersedeAfterMs ?? 120_000
+  const clock = options.monotonicNow ?? (() => performance.now())
+  /** When this node first saw each rotation need (key: what it saw), for the rank waits. */
+  const firstSeen = new Map<string, number>()
+  let proposalPending = false
+  const since = (key: string) => {
+    if (!firstSeen.has(key)) {
+      if (firstSeen.size > 100) firstSeen.clear()
+      firstSeen.set(key, clock())
+    }
+    return clock() - firstSeen.get(key)!
+  }
   const attempts = new Map<bigint, number>()
   const skipped = new Set<bigint>()
   let stopped = false
@@ -95,6 +124,8 @@ export function createAutoRunner(options: AutoOptions) {
 
   /** One help round; returns how many requests were answered. */
   async function helpRound(): Promise<number> {
+    // The contract refuses answers while a proposal is pending; requests wait (they are not given up on).
+    if (proposalPending) return 0
     if (candidates().length === 0) return 0
     await sleep(jitterMin + random() * (jitterMax - jitterMin) + roundRank() * slotMs, 'jitter')
     if (stopped) return 0
@@ -117,6 +148,8 @@ export function createAutoRunner(options: AutoOptions) {
       logger.info({ requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
       return fulfilled
     } catch (error) {
+      // Transient for the node, not the request's fault: a proposal became pending, or this node lacks a generation.
+      if (error instanceof KeymanagerError && /^(proposal_pending|missing_generation)/.test(error.message)) throw error
       for (const request of ready) {
         const n = (attempts.get(request.requestId) ?? 0) + 1
         attempts.set(request.requestId, n)
@@ -179,8 +212,48 @@ export function createAutoRunner(options: AutoOptions) {
     }
   }
 
+  /** One rotation action at most (see the header). */
+  async function rotateStep(): Promise<void> {
+    if (node.memberId === null) {
+      const joined = await node.joinAsMember()
+      logger.info(joined, 'auto-rotate: membership')
+      return
+    }
+    await node.rotation.catchUp()
+    const status = await node.rotation.status()
+    proposalPending = status.proposal !== null
+    if (status.memberStatus !== 'confirmed') return
+    const rank = status.memberRank
+    if (status.proposal) {
+      const p = status.proposal
+      if (!p.acknowledgedByThisNode && !p.refusedByThisNode) {
+        await node.rotation.acknowledge().catch((error: unknown) => {
+          if (!(error instanceof KeymanagerError && error.code === 'conflict')) throw error
+          logger.warn({ proposal: p.id, error: error.message }, 'auto-rotate: proposal not acknowledged')
+        })
+        const after = await node.rotation.status()
+        if (after.proposal && after.proposal.acks >= after.proposal.quorum) await node.rotation.commit()
+        return
+      }
+      if (p.acks >= p.quorum) {
+        if (since(`commit:${p.id}`) >= rank * proposerSlotMs) await node.rotation.commit()
+        return
+      }
+      if (p.refusedByThisNode && since(`supersede:${p.id}`) >= supersedeAfterMs + rank * proposerSlotMs) {
+        logger.warn({ proposal: p.id, reason: p.refusedByThisNode.reason }, 'auto-rotate: proposing a replacement for a proposal this node refused')
+        await node.rotation.propose({ supersede: true })
+      }
+      return
+    }
+    if (status.rotation.open && since(`propose:${status.rotation.startedAt}`) >= rank * proposerSlotMs) {
+      await node.rotation.propose()
+      proposalPending = true
+    }
+  }
+
   async function step(): Promise<void> {
     if (options.register && (node.state === 'uninitialized' || node.state === 'registering')) await registerStep()
+    if (options.rotate && node.state === 'ready') await rotateStep()
     if (options.help && node.state === 'ready') await helpRound()
   }
 

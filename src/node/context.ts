@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Account, Address, Chain, Hex, PublicClient, Transport, WalletClient } from 'viem'
 import type { BlobSource } from '../chain/beacon.ts'
+import type { ChainView } from '../chain/view/chainView.ts'
 import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { SealProvider } from '../secret/seal.ts'
@@ -24,7 +25,17 @@ export type NodeContext = {
   walletClient: WalletClient<Transport, Chain, Account> | undefined
   /** Crash-safe sending with the gas key (docs/protocol.md#node-state); every tx the node sends itself goes through it. */
   outbox?: Outbox | undefined
+  /** Events (hints) and calldata; never believed for a decision. */
   registry: RegistryClient
+  /**
+   * The chain as the enclave verified it (docs/protocol.md#verified-chain-view): every fact a decision to release or
+   * accept `M` rests on is read through it.
+   */
+  chainView: ChainView
+  /** How long a newcomer or a bootstrapping node waits for its verified view to reach a block it was told of (ms). */
+  viewWaitMs: number
+  /** Poll interval of those waits (ms). */
+  viewPollMs: number
   blobSource: BlobSource
   /** Peers' blob archives, tried after `blobSource` (beacon nodes prune blobs after ~18 days). */
   peerBlobSources?: BlobSource[]

@@ -8,9 +8,15 @@ import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import { requestCommitment, type OnboardRequest } from '../chain/registry.ts'
 import { KeymanagerError } from '../errors.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
-import { eciesDecrypt, onboardAad } from '../keys/ecies.ts'
+import { eciesDecrypt, eciesEncrypt, onboardAad } from '../keys/ecies.ts'
+import { decodeSecretsList, encodeSecretsList, SecretsListError } from '../keys/secretsList.ts'
+import { createGenerationsClient } from '../chain/generations.ts'
+import type { ViewHeader } from '../chain/view/chainView.ts'
+import { ChainViewError } from '../chain/view/errors.ts'
+import { createKeyring, sealLabel } from './keyring.ts'
+import { createRotation, RotationRefusal } from './rotation.ts'
 import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
-import { addressOfPublicKey, signDigest } from '../keys/signature.ts'
+import { addressOfPublicKey, compressPublicKey, signDigest } from '../keys/signature.ts'
 import { onboardReceiptDigest, onboardResponseDigest } from '../keys/typedData.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
 import { checkPolicy } from '../tee/policy.ts'
@@ -24,12 +30,8 @@ export type HelpResult =
   | { requestId: bigint; decision: 'fulfilled'; tx: TxOutcome }
   | { requestId: bigint; decision: 'refused'; reason: string; message: string }
 
-// Labels bound into sealed data (AES-GCM associated data): a sealed blob is only accepted where it was made for.
-const sealLabel = {
-  master: (generation: number) => `keymanager.master.v1/${generation}`,
-  pendingMaster: 'keymanager.master.pending.v1',
-  ephemeral: (address: string) => `keymanager.registration.v1/${address.toLowerCase()}`,
-}
+/** One generation as pods see it (`GET /generations`, docs/protocol.md#http-api). */
+export type GenerationView = { generation: number; xPub: Address; current: boolean; revoked: boolean; purged: boolean; retiresAt: number; held: boolean }
 
 /** A refusal: the request is bad, and the reason is recorded. Transient failures are thrown as other errors. */
 class Refusal extends KeymanagerError {
@@ -52,14 +54,26 @@ export function createNode(ctx: NodeContext) {
   let master: MasterSecret | undefined
   let generation = 0
   let pendingMaster: MasterSecret | undefined
+  const keyring = createKeyring({ seal: ctx.seal, sealedSecrets: stores.sealedSecrets, meta: stores.meta, logger, now: ctx.now })
+  const generationsClient = createGenerationsClient({ publicClient: ctx.publicClient, address: ctx.registryAddress })
   /** Ephemeral registration keys by address; the only copy when the seal provider is `none`. */
   const ephemeralKeys = new Map<string, Uint8Array>()
 
   function becomeReady(secret: MasterSecret, gen: number) {
+    keyring.add(gen, secret)
+    keyring.setCurrent(gen)
     master = secret
     generation = gen
     state = 'ready'
     logger.info({ xPub: secret.address, fingerprint: secret.fingerprint, generation: gen }, 'node ready')
+  }
+
+  /** A newer generation became current (a rotation committed): pods get it from now on; older ones stay readable. */
+  function switchCurrent(gen: number) {
+    const secret = keyring.get(gen)!
+    master = secret
+    generation = gen
+    logger.info({ xPub: secret.address, fingerprint: secret.fingerprint, generation: gen }, 'generation is current')
   }
 
   function sealMaster(secret: MasterSecret, label: string): Uint8Array | undefined {
@@ -67,10 +81,50 @@ export function createNode(ctx: NodeContext) {
     return secret.exportForSealing((bytes) => ctx.seal.seal(bytes, label))
   }
 
-  function persistMaster(secret: MasterSecret, gen: number) {
-    const sealed = sealMaster(secret, sealLabel.master(gen))
-    if (sealed) stores.sealedSecrets.insert({ generation: gen, xPub: secret.address, sealed, createdAt: ctx.now() })
+  // ---- verified reads (docs/protocol.md#verified-chain-view) -------------------------------------------------------
+
+  /** The verified view once it reached `block` (default: the RPC's head, a hint: a lie only makes this time out). */
+  async function viewAt(block?: bigint): Promise<ViewHeader> {
+    const target = block ?? (await ctx.publicClient.getBlockNumber({ cacheTime: 0 }))
+    return ctx.chainView.waitForBlock(target, { timeoutMs: ctx.viewWaitMs, pollMs: ctx.viewPollMs })
   }
+
+  /**
+   * A verified view proven to include a random mark made for this decision (docs/protocol.md#verified-chain-view,
+   * freshness): the node sends `markFresh(mark)` and decides only once its view proves the mark's slot.
+   */
+  async function fresh(): Promise<ViewHeader> {
+    const mark = bytesToHex(secp256k1.utils.randomSecretKey())
+    const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
+    if (!outcome.sent) throw new ChainViewError('stale_chain_view', 'this decision needs a freshness mark and the node has no gas key to send it')
+    const deadline = performance.now() + (ctx.viewWaitMs)
+    for (;;) {
+      const header = await viewAt(BigInt(outcome.blockNumber))
+      if ((await ctx.chainView.read(header, { marks: [mark] })).markedAt(mark) !== 0n) return header
+      if (performance.now() > deadline) throw new ChainViewError('stale_chain_view', `the verified chain view did not prove the freshness mark within ${ctx.viewWaitMs} ms`)
+      await new Promise((r) => setTimeout(r, ctx.viewPollMs))
+    }
+  }
+
+  const rotation = createRotation({
+    chainId: ctx.chainId,
+    registryAddress: ctx.registryAddress,
+    settingsDigest: ctx.settingsDigest,
+    view: ctx.chainView,
+    registry,
+    requestEvent: (id: bigint) => stores.cursor.request(id),
+    generations: generationsClient,
+    keyring,
+    quoteProvider: ctx.quoteProvider,
+    quoteVerifier: ctx.quoteVerifier,
+    logger,
+    fresh,
+    viewAt,
+    submit: (label, data, blobs) => submit(label, data, blobs),
+    fetchEnvelope: (hash, at) => fetchEnvelope(hash, at),
+    archiveOwn: (blobs) => archiveOwn(blobs),
+    onCurrent: switchCurrent,
+  })
 
   async function chainMaster(): Promise<{ xPub: Address; generation: number }> {
     const [xPub, gen] = await Promise.all([registry.xPub(), registry.generation()])
@@ -120,16 +174,28 @@ export function createNode(ctx: NodeContext) {
   /** Restores a sealed master secret or pending work and checks it against the chain. */
   async function start(): Promise<void> {
     const onChain = await chainMaster()
-    const sealed = stores.sealedSecrets.latest()
-    if (sealed) {
-      const bytes = ctx.seal.unseal(sealed.sealed, sealLabel.master(sealed.generation))
-      const secret = createMasterSecret(bytes)
-      bytes.fill(0)
-      if (secret.address.toLowerCase() !== onChain.xPub.toLowerCase() || sealed.generation !== onChain.generation) {
-        secret.expire()
-        throw new Error(`sealed master secret (generation ${sealed.generation}) does not match the registry's master key`)
+    const sealedRows = keyring.loadSealed()
+    if (sealedRows.length > 0) {
+      // Every sealed generation is checked against its key in the verified chain; the newest is served until catchUp
+      // (below) finds the chain's current one (a restart in the middle of a rotation resumes there).
+      const header = await viewAt()
+      const proven = await ctx.chainView.read(header, { master: true, generations: sealedRows.map((r) => BigInt(r.generation)) })
+      for (const { generation: g, secret } of sealedRows) {
+        if (secret.address.toLowerCase() !== proven.generation(BigInt(g)).xPub.toLowerCase()) {
+          for (const row of sealedRows) row.secret.expire()
+          throw new Error(`sealed master secret (generation ${g}) does not match the registry's master key`)
+        }
+        keyring.add(g, secret, { sealed: true })
       }
-      becomeReady(secret, sealed.generation)
+      restoreNodeKey()
+      keyring.loadProposed()
+      const newest = sealedRows.at(-1)!
+      keyring.setCurrent(newest.generation)
+      master = newest.secret
+      generation = newest.generation
+      state = 'ready'
+      await rotation.catchUp(header)
+      logger.info({ xPub: master.address, generation, held: keyring.held(), memberId: keyring.nodeKey?.memberId.toString() ?? null, chainGeneration: onChain.generation }, 'node ready')
       return
     }
     const pending = stores.meta.get('pending_master')
@@ -148,6 +214,13 @@ export function createNode(ctx: NodeContext) {
     }
   }
 
+  /** The node key: the key of the registration this node became a member with (docs/protocol.md#members-and-node-keys). */
+  function restoreNodeKey() {
+    const done = stores.registrations.latestCompleted()
+    if (!done || done.requestId === null || !done.sealedKey) return
+    keyring.setNodeKey({ memberId: done.requestId, address: done.address, secretKey: ctx.seal.unseal(done.sealedKey, sealLabel.ephemeral(done.address)) })
+  }
+
   // ---- bootstrap (docs/protocol.md#bootstrap) --------------------------------------------------------------------
 
   async function finishBootstrapIfOnChain(): Promise<boolean> {
@@ -157,7 +230,6 @@ export function createNode(ctx: NodeContext) {
     if (onChain.xPub.toLowerCase() !== pendingMaster.address.toLowerCase()) {
       throw new KeymanagerError('conflict', `the registry was bootstrapped with another master key (${onChain.xPub}); use /register`)
     }
-    persistMaster(pendingMaster, onChain.generation)
     stores.meta.put('pending_master', '')
     becomeReady(pendingMaster, onChain.generation)
     pendingMaster = undefined
@@ -218,6 +290,13 @@ export function createNode(ctx: NodeContext) {
     if (state === 'bootstrapping') throw new KeymanagerError('conflict', 'node is bootstrapping; it cannot also register')
     const onChain = await chainMaster()
     if (onChain.generation === 0) throw new KeymanagerError('conflict', 'the registry is not bootstrapped yet')
+    const result = await requestOnboarding()
+    state = 'registering'
+    return { state, ...result }
+  }
+
+  /** A new key pair, a quote binding it, and `requestOnboard` (docs/protocol.md#register). */
+  async function requestOnboarding() {
     const secretKey = secp256k1.utils.randomSecretKey()
     const pubkey64 = secp256k1.getPublicKey(secretKey, false).subarray(1)
     const address = addressOfPublicKey(pubkey64)
@@ -252,7 +331,6 @@ export function createNode(ctx: NodeContext) {
       refBlockHash: ref.hash,
       now: ctx.now(),
     })
-    state = 'registering'
     const outcome = await submit('requestOnboard', registry.calldata.requestOnboard(bytesToHex(pubkey64), ref.number), blobs)
     let requestId: bigint | null = null
     if (outcome.sent) {
@@ -262,12 +340,90 @@ export function createNode(ctx: NodeContext) {
     }
     logger.info({ address, requestId: requestId?.toString(), refBlock: ref.number.toString() }, 'registration prepared')
     return {
-      state,
       enckey: address,
       pubkey64: bytesToHex(pubkey64),
       requestId: requestId?.toString() ?? null,
       ...(outcome.sent ? { txHash: outcome.txHash } : { tx: outcome.tx }),
     }
+  }
+
+  /**
+   * A ready node without a node key becomes a member the way every node does (docs/protocol.md#members-and-node-keys):
+   * the bootstrap node registers, answers its own request (checking its own quote like any other) and confirms.
+   * Resumable: each call moves the open registration one step on.
+   */
+  async function joinAsMember() {
+    if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', `node is ${state}`)
+    if (keyring.nodeKey) return { memberId: keyring.nodeKey.memberId.toString(), step: 'member' }
+    if (!ctx.walletClient || !ctx.outbox) throw new KeymanagerError('conflict', 'becoming a member needs a gas key (the node answers and confirms its own request)')
+    let open = stores.registrations.latestOpen()
+    if (!open) {
+      await requestOnboarding()
+      open = stores.registrations.latestOpen()
+      if (!open) throw new KeymanagerError('internal', 'registration was not stored')
+    }
+    const secretKey = ephemeralKeys.get(open.address.toLowerCase()) ?? (open.sealedKey ? ctx.seal.unseal(open.sealedKey, sealLabel.ephemeral(open.address)) : undefined)
+    if (!secretKey) {
+      stores.registrations.setStatus(open.address, 'expired', ctx.now())
+      throw new KeymanagerError('conflict', 'the key of the open registration is gone; a new one is made next time')
+    }
+    const request = stores.cursor.latestRequestBy(open.address)
+    if (!request) return { memberId: null, step: 'requested' }
+    if (open.requestId === null) stores.registrations.markRequested(open.address, request.requestId, request.transactionHash, ctx.now())
+    const onChain = await registry.getRequest(request.requestId)
+    if (onChain.status === 'pending') {
+      const [result] = await help([request])
+      if (result?.decision !== 'fulfilled') {
+        stores.registrations.setStatus(open.address, 'expired', ctx.now())
+        throw new KeymanagerError('conflict', `this node refused its own request: ${result?.decision === 'refused' ? result.reason : 'not sent'}`)
+      }
+    } else if (onChain.status !== 'fulfilled' && onChain.status !== 'confirmed') {
+      stores.registrations.setStatus(open.address, 'expired', ctx.now())
+      throw new KeymanagerError('conflict', `own request ${request.requestId} is ${onChain.status}`)
+    }
+    if (onChain.status !== 'confirmed') {
+      const receipt = onboardReceiptDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestId: request.requestId, xPub: master.address })
+      await submit('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, bytesToHex(signDigest(receipt, secretKey))))
+    }
+    stores.registrations.setStatus(open.address, 'completed', ctx.now())
+    keyring.setNodeKey({ memberId: request.requestId, address: open.address, secretKey })
+    ephemeralKeys.delete(open.address.toLowerCase())
+    logger.info({ memberId: request.requestId.toString() }, 'this node is a member (node key kept sealed)')
+    return { memberId: request.requestId.toString(), step: 'member' }
+  }
+
+  /** Every generation the verified chain has, as this node last proved it, and whether it holds each (pods). */
+  function generations(): GenerationView[] {
+    const out: GenerationView[] = []
+    const top = Math.max(generation, ...keyring.held())
+    for (let g = 1; g <= top; g++) {
+      const facts = keyring.facts(g)
+      const held = keyring.get(g)
+      if (!facts && !held) continue
+      out.push({
+        generation: g,
+        xPub: facts?.xPub ?? held!.address,
+        current: g === generation,
+        revoked: facts?.revoked ?? false,
+        purged: facts?.purged ?? false,
+        retiresAt: Number(facts?.retiresAt ?? 0n),
+        held: held !== undefined,
+      })
+    }
+    return out
+  }
+
+  /**
+   * The secret of generation `g` for a pod (docs/protocol.md#http-api): 410 once purged, 404 when this node never
+   * held it; `revoked` says whether the registry stopped vouching for it.
+   */
+  function masterOf(g: number): { secret: MasterSecret; revoked: boolean } {
+    if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', `node is ${state}`)
+    const facts = keyring.facts(g)
+    if (facts?.purged) throw new KeymanagerError('gone', `generation ${g} was purged`)
+    const secret = keyring.get(g)
+    if (!secret) throw new KeymanagerError('not_found', `generation ${g} is not held by this node (current: ${generation})`)
+    return { secret, revoked: facts?.revoked ?? false }
   }
 
   // ---- complete (docs/protocol.md#complete) ---------------------------------------------------------------------
@@ -305,23 +461,50 @@ export function createNode(ctx: NodeContext) {
       requestId: request.requestId,
       generation: envelope.generation,
     })
-    let secretBytes: Uint8Array
+    let plaintext: Uint8Array
     try {
-      secretBytes = eciesDecrypt(secretKey, entry.ciphertext, aad)
+      plaintext = eciesDecrypt(secretKey, entry.ciphertext, aad)
     } catch {
       throw new KeymanagerError('upstream_failed', 'the onboarding response does not decrypt with this registration key')
     }
-    const secret = createMasterSecret(secretBytes)
-    secretBytes.fill(0)
-    const onChain = await chainMaster()
-    // docs/protocol.md#complete: accept the secret only if its public key is the master key on chain.
-    if (secret.address.toLowerCase() !== onChain.xPub.toLowerCase() || BigInt(onChain.generation) !== envelope.generation) {
-      secret.expire()
-      throw new KeymanagerError('upstream_failed', 'the decrypted secret is not the registry master key')
+    let list
+    try {
+      list = decodeSecretsList(plaintext)
+    } catch (error) {
+      if (error instanceof SecretsListError) throw new KeymanagerError('upstream_failed', `the onboarding response is not a secrets list: ${error.message}`)
+      throw error
+    } finally {
+      plaintext.fill(0)
     }
-    persistMaster(secret, onChain.generation)
+    const received = list.map(({ generation: g, secret: bytes }) => {
+      const secret = createMasterSecret(bytes)
+      bytes.fill(0)
+      return { generation: g, secret }
+    })
+    const dropAll = () => received.forEach((r) => r.secret.expire())
+    // docs/protocol.md#onboarding-across-generations: every unpurged generation must be there, each matching its key in
+    // the verified chain, and the newest must be the current one the response was made under.
+    const header = await viewAt(onboarded.blockNumber)
+    const chainGeneration = (await ctx.chainView.read(header, { master: true })).master().generation
+    const all = Array.from({ length: Number(chainGeneration) }, (_, i) => BigInt(i + 1))
+    const proven = await ctx.chainView.read(header, { master: true, generations: all })
+    const expected = all.filter((g) => !proven.generation(g).purged)
+    const got = received.map((r) => r.generation)
+    if (envelope.generation !== chainGeneration || got.length !== expected.length || got.some((g, i) => g !== expected[i])) {
+      dropAll()
+      throw new KeymanagerError('upstream_failed', `the onboarding response holds generations ${got.join(',')}, the verified chain has unpurged ${expected.join(',')} (current ${chainGeneration})`)
+    }
+    for (const { generation: g, secret } of received)
+      if (secret.address.toLowerCase() !== proven.generation(g).xPub.toLowerCase()) {
+        dropAll()
+        throw new KeymanagerError('upstream_failed', `the decrypted secret of generation ${g} is not that generation's master key`)
+      }
+    const onChain = { xPub: proven.master().xPub, generation: Number(chainGeneration) }
+    const secret = received.at(-1)!.secret
+    for (const r of received.slice(0, -1)) keyring.add(Number(r.generation), r.secret)
     stores.registrations.setStatus(registration.address, 'completed', ctx.now())
     becomeReady(secret, onChain.generation)
+    await rotation.catchUp(header).catch(() => undefined)
     const receiptDigest = onboardReceiptDigest({
       chainId: ctx.chainId,
       registry: ctx.registryAddress,
@@ -329,7 +512,8 @@ export function createNode(ctx: NodeContext) {
       xPub: onChain.xPub,
     })
     const signature = bytesToHex(signDigest(receiptDigest, secretKey))
-    secretKey.fill(0)
+    // The registration key stays: it is this node's node key from now on (docs/protocol.md#members-and-node-keys).
+    keyring.setNodeKey({ memberId: request.requestId, address: registration.address, secretKey })
     ephemeralKeys.delete(enckey.toLowerCase())
     const outcome = await submit('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, signature))
     return { state, xPub: secret.address, generation, requestId: request.requestId.toString(), confirm: outcome }
@@ -400,8 +584,37 @@ export function createNode(ctx: NodeContext) {
   }
 
   /** Judges requests and fulfils every accepted one in a single blob and `fulfillOnboard` transaction. */
+  /** `rlp([[g, M_g], ...])` of every generation held and not purged (docs/protocol.md#onboarding-across-generations). */
+  function secretsPlaintext(): Uint8Array {
+    const gens = keyring.held().filter((g) => !keyring.facts(g)?.purged && g <= generation)
+    const copies: { generation: bigint; secret: Uint8Array }[] = []
+    try {
+      for (const g of gens) keyring.get(g)!.exportForSealing((bytes) => copies.push({ generation: BigInt(g), secret: bytes.slice() }))
+      return encodeSecretsList(copies)
+    } finally {
+      for (const c of copies) c.secret.fill(0)
+    }
+  }
+
+  /**
+   * Before answering: the verified chain must not be mid-proposal (the contract refuses answers then) and this node
+   * must hold every unpurged generation, so a newcomer never gets a partial set. Both are transient, not refusals.
+   */
+  async function checkHeldGenerations(): Promise<void> {
+    const header = await viewAt()
+    const { rotation: r } = await rotation.readRotation(header)
+    if (r.proposalPending) throw new KeymanagerError('conflict', `proposal_pending: a rotation proposal is pending; onboarding waits for its commit`)
+    await rotation.catchUp(header)
+    for (let g = 1; g <= Number(r.generation); g++) {
+      if (keyring.facts(g)?.purged) continue
+      if (!keyring.get(g)) throw new KeymanagerError('conflict', `missing_generation: this node does not hold generation ${g}; another helper must answer`)
+    }
+    if (generation !== Number(r.generation)) throw new KeymanagerError('conflict', `this node serves generation ${generation}, the verified chain is at ${r.generation}`)
+  }
+
   async function help(requests: OnboardRequest[]): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
+    await checkHeldGenerations()
     const results: HelpResult[] = []
     const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }[] = []
     for (const request of requests) {
@@ -427,13 +640,18 @@ export function createNode(ctx: NodeContext) {
     }
     if (accepted.length === 0) return results
     const gen = BigInt(generation)
+    // docs/protocol.md#onboarding-across-generations: the newcomer gets every generation this node holds that is not
+    // purged (checkHeldGenerations made sure that is every unpurged one).
+    const plaintext = secretsPlaintext()
     const entries = accepted.map(({ request, pubkey64 }) => ({
       requestId: request.requestId,
-      ciphertext: master!.encryptTo(
+      ciphertext: eciesEncrypt(
         concatBytes([new Uint8Array([4]), pubkey64]),
+        plaintext,
         onboardAad({ chainId: ctx.chainId, registry: ctx.registryAddress, requestId: request.requestId, generation: gen }),
       ),
     }))
+    plaintext.fill(0)
     const blobs = envelopeToBlobs({ kind: 'onboard', generation: gen, entries })
     // The signature covers blobhash(0) of the fulfill tx, so it is computed from the blob before sending.
     const responseBlobHash = bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blobs[0]!))))
@@ -482,6 +700,8 @@ export function createNode(ctx: NodeContext) {
       state,
       xPub: master?.address ?? pendingMaster?.address ?? null,
       generation,
+      generations: generations(),
+      memberId: keyring.nodeKey?.memberId.toString() ?? null,
       registry: ctx.registryAddress,
       chainId: ctx.chainId,
       settingsDigest: ctx.settingsDigest,
@@ -504,7 +724,14 @@ export function createNode(ctx: NodeContext) {
     }
   }
 
+  /** Rotation steps need a ready node; a verified-view failure is a KeymanagerError the caller can show. */
+  async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+    if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', `node is ${state}`)
+    return fn()
+  }
+
   function stop() {
+    keyring.expireAll()
     master?.expire()
     pendingMaster?.expire()
     for (const key of ephemeralKeys.values()) key.fill(0)
@@ -526,6 +753,20 @@ export function createNode(ctx: NodeContext) {
     start,
     bootstrap,
     register,
+    joinAsMember,
+    generations,
+    masterOf,
+    get memberId() {
+      return keyring.nodeKey?.memberId ?? null
+    },
+    rotation: {
+      propose: (options?: { supersede?: boolean }) => guarded(() => rotation.propose(options)),
+      acknowledge: () => guarded(() => rotation.acknowledge()),
+      commit: () => guarded(() => rotation.commit()),
+      catchUp: () => guarded(() => rotation.catchUp()),
+      status: () => guarded(() => rotation.status()),
+      refusedProposal: (proposal: bigint) => rotation.refused.get(proposal),
+    },
     complete,
     help,
     helpByRef,

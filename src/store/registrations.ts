@@ -60,6 +60,9 @@ export function createRegistrationStore(db: Db) {
     `UPDATE registrations SET request_id = COALESCE(?, request_id), tx_hash = COALESCE(?, tx_hash), status = 'requested',
        updated_at = ? WHERE address = ?`,
   )
+  const latestCompleted = db.prepare<[], Row>(
+    `SELECT * FROM registrations WHERE status = 'completed' AND request_id IS NOT NULL ORDER BY updated_at DESC, rowid DESC LIMIT 1`,
+  )
   const setStatus = db.prepare<[string, number, string]>('UPDATE registrations SET status = ?, updated_at = ? WHERE address = ?')
   return {
     insert(r: { address: Hex; pubkey64: Hex; sealedKey: Uint8Array | null; refBlockNumber: bigint; refBlockHash: Hex; now: number }) {
@@ -78,6 +81,11 @@ export function createRegistrationStore(db: Db) {
     },
     latestOpen(): Registration | undefined {
       const row = latestOpen.get()
+      return row ? fromRow(row) : undefined
+    },
+    /** The registration this node became a member with: its key is the node key (docs/protocol.md#members-and-node-keys). */
+    latestCompleted(): Registration | undefined {
+      const row = latestCompleted.get()
       return row ? fromRow(row) : undefined
     },
     markRequested(address: Hex, requestId: bigint | null, txHash: Hex | null, now: number) {

@@ -1,0 +1,187 @@
+// Generations end to end on one devnet (docs/protocol.md#generations): three auto-mode nodes (node 1 becomes a member
+// itself) rotate while pods are served, a fourth joins after the rotation and receives both generations, a revoked
+// node gets no share of an emergency rotation that ends the older generations' signatures, and a proposer killed
+// with SIGKILL between its proposal and the commit finds the committed generation when it restarts.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { type Address, type Hex } from 'viem'
+import { blobsToEnvelope } from '../src/chain/envelope.ts'
+import { createGenerationsClient, generationCalldata } from '../src/chain/generations.ts'
+import { createRegistryClient } from '../src/chain/registry.ts'
+import { DEVNET_AUTO_ROTATE, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
+import { toHex0x } from '../src/keys/bytes.ts'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 240_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await check()
+      if (value) return value
+    } catch (error) {
+      last = error
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
+    await new Promise((r) => setTimeout(r, 300))
+  }
+}
+
+const asPod = (name: string) => ({ headers: { 'x-keymanager-pod': name } })
+
+async function sealkey(node: { podUrl: string }, generation?: number): Promise<{ key: Hex; generation: number; revoked?: boolean }> {
+  const res = await fetch(`${node.podUrl}/sealkey${generation === undefined ? '' : `?generation=${generation}`}`, asPod('app'))
+  if (res.status !== 200) throw new Error(`/sealkey answered ${res.status}`)
+  return (await res.json()) as { key: Hex; generation: number; revoked?: boolean }
+}
+
+async function currentGeneration(node: { podUrl: string }): Promise<number> {
+  const res = await fetch(`${node.podUrl}/generations`, asPod('app'))
+  if (res.status !== 200) return 0
+  return ((await res.json()) as { current: number }).current
+}
+
+describe('generations on a devnet', () => {
+  let dir: string
+  let devnet: Devnet
+  let registry: ReturnType<typeof createRegistryClient>
+  let generations: ReturnType<typeof createGenerationsClient>
+  let nodes: NodeProcess[]
+  const lines: string[] = []
+
+  async function owner(data: Hex) {
+    const hash = await devnet.owner.sendTransaction({ to: devnet.registry, data })
+    const receipt = await devnet.publicClient.waitForTransactionReceipt({ hash })
+    assert.equal(receipt.status, 'success', `owner transaction ${hash} reverted`)
+  }
+
+  async function memberIdOf(node: NodeProcess): Promise<bigint> {
+    const res = await fetch(`${node.hostUrl}/status`, { headers: { authorization: `Bearer ${node.hostToken}` } })
+    const id = ((await res.json()) as { memberId: string | null }).memberId
+    if (id === null) throw new Error('not a member yet')
+    return BigInt(id)
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'km-rotation-'))
+    devnet = await runDevnet({ nodes: 3, dir, print: (line) => lines.push(line), auto: true, autoSettings: DEVNET_AUTO_ROTATE })
+    nodes = devnet.nodes
+    registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    generations = createGenerationsClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    // The bootstrap node becomes a member by itself (it registers and answers its own request).
+    await waitFor('three members', async () => (await generations.memberCount()) === 3n)
+  })
+  after(async () => {
+    await devnet?.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  let before1: Hex
+  let attestation1: { hostname: string; appData: Hex; signature: Hex }
+
+  test('three nodes rotate while pods are served with no 5xx; /sealkey?generation=1 equals the key from before', async () => {
+    before1 = (await sealkey(nodes[1]!)).key
+    const appData = toHex0x(randomBytes(32))
+    attestation1 = (await (await fetch(`${nodes[0]!.podUrl}/attest/${appData}`, asPod('app'))).json()) as typeof attestation1
+    assert.equal((attestation1 as unknown as { generation: number }).generation, 1)
+
+    // Pods keep asking every node for keys during the whole rotation.
+    const statuses = new Map<number, number>()
+    let serving = true
+    const load = (async () => {
+      while (serving) {
+        for (const node of nodes) {
+          const res = await fetch(`${node.podUrl}/sealkey`, asPod('app')).catch(() => undefined)
+          if (res) {
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
+            await res.arrayBuffer()
+          }
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    await owner(generationCalldata.startRotation(false, 3600n, 0n))
+    await waitFor('generation 2 on every node', async () => (await Promise.all(nodes.map(currentGeneration))).every((g) => g === 2))
+    serving = false
+    await load
+    assert.deepEqual([...statuses.keys()].filter((s) => s >= 500), [], `statuses during the rotation: ${JSON.stringify([...statuses])}`)
+    assert.ok((statuses.get(200) ?? 0) > 10)
+
+    assert.equal(await registry.generation(), 2n)
+    for (const node of nodes) {
+      assert.equal((await sealkey(node, 1)).key, before1)
+      const now = await sealkey(node)
+      assert.equal(now.generation, 2)
+      assert.notEqual(now.key, before1)
+    }
+    const keys2 = await Promise.all(nodes.map((n) => sealkey(n).then((s) => s.key)))
+    assert.ok(keys2.every((k) => k === keys2[0]), 'every node serves the same generation-2 key')
+    // Planned: generation 1 still verifies during its overlap.
+    assert.equal(await registry.verifyAttestation(attestation1.hostname, attestation1.appData, attestation1.signature), true)
+  })
+
+  let newcomer: NodeProcess
+
+  test('a node onboarded after the rotation serves both generations', async () => {
+    newcomer = await devnet.addNode({ auto: DEVNET_AUTO_ROTATE })
+    await waitUntilReady(newcomer, 240_000)
+    assert.equal((await sealkey(newcomer, 1)).key, before1)
+    assert.equal((await sealkey(newcomer)).key, (await sealkey(nodes[0]!)).key)
+    assert.equal((await sealkey(newcomer)).generation, 2)
+    await waitFor('four members', async () => (await generations.memberCount()) === 4n)
+  })
+
+  test('revoke a node, then an emergency rotation: the revoked key gets no share and generation-1 attestations stop verifying', async () => {
+    const revokedId = await memberIdOf(newcomer)
+    await owner(generationCalldata.revokeNode(revokedId))
+    await owner(generationCalldata.startRotation(true, 0n, 0n))
+    const serving = [nodes[0]!, nodes[1]!, nodes[2]!]
+    await waitFor('generation 3 on the members', async () => (await Promise.all(serving.map(currentGeneration))).every((g) => g === 3))
+    const committed = await generations.committedProposal(3n)
+    const proposed = await generations.proposedEvent(committed!)
+    assert.ok(proposed)
+    assert.equal(proposed.recipientIds.length, 3)
+    assert.ok(!proposed.recipientIds.includes(revokedId), 'the revoked member is no recipient')
+    const blobs = (await devnet.publicClient.request({ method: 'anvil_getBlobsByTransactionHash' as never, params: [proposed.transactionHash] as never })) as Hex[]
+    const envelope = blobsToEnvelope(blobs)
+    assert.equal(envelope.kind, 'rotate')
+    if (envelope.kind === 'rotate') assert.deepEqual(envelope.entries.map((e) => e.memberId), [...proposed.recipientIds])
+    // Emergency: generation 2 is revoked at once, and generation 1's overlap ends with this commit.
+    assert.equal(await registry.verifyAttestation(attestation1.hostname, attestation1.appData, attestation1.signature), false)
+    assert.equal((await generations.generationInfo(2n)).revoked, true)
+    assert.equal((await sealkey(nodes[0]!, 2)).revoked, true)
+    assert.equal(await currentGeneration(newcomer), 2, 'the revoked node never gets generation 3')
+  })
+
+  test('kill -9 of the proposer between propose and commit, then a restart: the rotation completes', async () => {
+    await owner(generationCalldata.startRotation(false, 600n, 0n))
+    // The proposer is the first member by id to see the rotation; kill it the moment its proposal is on chain.
+    const proposal = await waitFor('a proposal', async () => {
+      const p = await generations.proposal()
+      return p.id !== 0n ? p : undefined
+    }, 120_000)
+    const ids = await Promise.all(nodes.slice(0, 3).map((n) => memberIdOf(n)))
+    const proposer = nodes[ids.indexOf(proposal.proposerId)]!
+    assert.ok(proposer, `proposer ${proposal.proposerId} is one of the nodes (${ids})`)
+    proposer.child.kill('SIGKILL')
+    await new Promise((r) => proposer.child.once('exit', r))
+    const others = nodes.slice(0, 3).filter((n) => n !== proposer)
+    await waitFor('generation 4 committed', async () => (await registry.generation()) === 4n)
+    await waitFor('generation 4 on the others', async () => (await Promise.all(others.map(currentGeneration))).every((g) => g === 4))
+    await devnet.restartNode(proposer, { env: {} })
+    await waitUntilReady(proposer, 120_000)
+    await waitFor('generation 4 on the restarted proposer', async () => (await currentGeneration(proposer)) === 4)
+    assert.equal((await sealkey(proposer)).key, (await sealkey(others[0]!)).key)
+    assert.equal((await sealkey(proposer, 1)).key, before1)
+    assert.equal((await generationInfoXPub(4n)).toLowerCase(), proposal.xPub.toLowerCase())
+  })
+
+  async function generationInfoXPub(g: bigint): Promise<Address> {
+    return (await generations.generationInfo(g)).xPub
+  }
+})
