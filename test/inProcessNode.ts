@@ -34,6 +34,10 @@ import { createDcapVerifier } from '../src/tee/dcap.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import type { QuoteProvider } from '../src/tee/types.ts'
 import { createNode, type HelpResult } from '../src/node/node.ts'
+import type { ChainView, ViewHeader } from '../src/chain/view/chainView.ts'
+import { KEY_MANAGER_LAYOUT, generationSlot, requestSlot } from '../src/chain/view/layout.ts'
+import { querySlots, registryState } from '../src/chain/view/registryState.ts'
+import { REQUEST_STATUS } from '../src/chain/registry.ts'
 
 export const CHAIN_ID = 31337
 export const REGISTRY: Address = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
@@ -189,6 +193,47 @@ export class FakeChain {
   }
 }
 
+/**
+ * The fake chain's state through the chain view's own decoder (registryState): the slots a node reads are laid out from
+ * the fake's fields as the contract lays them out (src/chain/view/layout.ts). A test double of the verified view, in
+ * the place of `trusted-rpc` mode on a real anvil.
+ */
+export function fakeChainView(chain: FakeChain): ChainView {
+  const header = (): ViewHeader => ({
+    blockNumber: chain.head,
+    blockHash: blockHash(chain.head),
+    stateRoot: `0x${'00'.repeat(32)}`,
+    timestamp: 1_700_000_000n + chain.head * 12n,
+    slot: null,
+    finalized: false,
+  })
+  function slots(): Map<bigint, bigint> {
+    const values = new Map<bigint, bigint>()
+    values.set(KEY_MANAGER_LAYOUT.xPub.slot, BigInt(chain.xPub) | (chain.generation << 160n))
+    for (let g = 1n; g <= chain.generation; g++) values.set(generationSlot(g), BigInt(chain.xPub))
+    for (const [id, r] of chain.requests) {
+      const status = BigInt(REQUEST_STATUS.indexOf(r.status))
+      const answered = r.status === 'pending' ? 0n : chain.generation
+      values.set(requestSlot(id), BigInt(r.key) | (r.expiresAt << 160n) | (status << 200n) | (answered << 208n))
+      values.set(requestSlot(id) + 1n, BigInt(r.commitment))
+    }
+    return values
+  }
+  const read = async (at: ViewHeader, query: Parameters<ChainView['read']>[1]) => {
+    const all = slots()
+    return registryState(at, query, new Map(querySlots(query).map((slot) => [slot, all.get(slot) ?? 0n])))
+  }
+  return {
+    mode: 'trusted-rpc',
+    registry: REGISTRY,
+    head: async () => header(),
+    read,
+    latest: async (query: Parameters<ChainView['read']>[1]) => read(header(), query),
+    waitForBlock: async () => header(),
+    status: () => ({ mode: 'trusted-rpc', registryCodeHash: null, head: null, lagSeconds: null, lastError: null }),
+  } as unknown as ChainView
+}
+
 export function persistentSeal(): SealProvider {
   return Object.freeze({ name: 'dev-file' as const, persistent: true, insecure: true, ...createAesGcmSealer(randomBytes(32)) })
 }
@@ -213,6 +258,9 @@ export function nodeOn(chain: FakeChain, options: { seal?: SealProvider; dataDir
     publicClient: chain.publicClient,
     walletClient: undefined,
     registry: chain.registry,
+    chainView: fakeChainView(chain),
+    viewWaitMs: 1000,
+    viewPollMs: 10,
     blobSource: chain.blobSource,
     quoteProvider: options.quoteProvider ?? provider,
     quoteVerifier: verifier,

@@ -176,7 +176,17 @@ function podDeps(options: { devnet: boolean }) {
   const master = createMasterSecret(MASTER)
   const quoteProvider = simulatedQuoteProvider({ platform, measurement: simulatedMeasurement('fuzz') })
   return {
-    node: { state: 'ready' as const, generation: 1, master: () => master },
+    node: {
+      state: 'ready' as const,
+      generation: 1,
+      master: () => master,
+      // One generation, held: /sealkey?generation=1 answers, any other generation is 404 (fuzzed query strings).
+      masterOf: (g: number) => {
+        if (g === 1) return { secret: master, revoked: false }
+        throw new KeymanagerError('not_found', `generation ${g} is not held`)
+      },
+      generations: () => [{ generation: 1, xPub: master.address, current: true, revoked: false, purged: false, retiresAt: 0, held: true }],
+    },
     chainId: 31337,
     registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const,
     settingsDigest: `0x${'d1'.repeat(32)}` as const,
