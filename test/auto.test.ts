@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { runDevnet } from '../src/devnet/network.ts'
+import { DEVNET_AUTO, runDevnet } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
@@ -16,7 +16,12 @@ describe('auto: six nodes join by themselves', () => {
   const lines: string[] = []
 
   before(async () => {
-    devnet = await runDevnet({ nodes: 6, dir: mkdtempSync(join(tmpdir(), 'km-auto-')), print: (l) => lines.push(l), auto: true })
+    // The newcomers start one after another (each a sidecar process), so their requests land seconds apart. A helper
+    // jitter wider than that spacing lets the first helper find several requests waiting and answer them in one blob,
+    // which is what this test shows; with the devnet's 1.5-2.5 s jitter the outcome depended on how fast processes
+    // started on the machine.
+    const autoSettings = { ...(DEVNET_AUTO as object), jitterMs: [12_000, 15_000] } as typeof DEVNET_AUTO
+    devnet = await runDevnet({ nodes: 6, dir: mkdtempSync(join(tmpdir(), 'km-auto-')), print: (l) => lines.push(l), auto: true, autoSettings })
   })
   after(async () => {
     await devnet?.stop()
