@@ -338,7 +338,7 @@ describe('registry', () => {
     assert.equal(await client.minTcbEvaluationDataNumber(), 0)
     await send(registry, registry.owner, client.calldata.setMinTcbEvaluationDataNumber(17))
     assert.equal(await client.minTcbEvaluationDataNumber(), 17)
-    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 1, maxCollateralAge: 30n * 86400n, fmspcAllowlistOn: false })
+    assert.deepEqual(await client.tcbPolicy(), { acceptedStatuses: 1, maxCollateralAge: 30n * 86400n, fmspcAllowlistOn: false, minTcbEvaluationDataNumber: 17 })
   })
 
   test('verifyAttestation: true for the master key over this registry and chain, false otherwise', async () => {
