@@ -15,7 +15,7 @@
 //   from its sealed proposed secret, or from the committed proposal's blob, each checked against the proven key of
 //   that generation.
 // Events are hints everywhere: they say where to look, proven slots decide.
-import { bytesToHex, concatBytes, encodeAbiParameters, hexToBytes, keccak256, stringToBytes, type Address, type Hex } from 'viem'
+import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'viem'
 import { BlobHashMismatchError } from '../chain/beacon.ts'
 import { envelopeToBlobs, type Envelope, type RotateEnvelope } from '../chain/envelope.ts'
 import { EnvelopeError } from '../chain/errors.ts'
@@ -27,6 +27,7 @@ import type { ChainView, ViewHeader } from '../chain/view/chainView.ts'
 import type { ProvenRotation, RegistryState } from '../chain/view/registryState.ts'
 import { KeymanagerError } from '../errors.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
+import { rotateReportData } from '../keys/reportData.ts'
 import { eciesDecrypt, rotationAad } from '../keys/ecies.ts'
 import { addressOfPublicKey, compressPublicKey, signDigest } from '../keys/signature.ts'
 import { generationAckDigest, generationProposalDigest } from '../keys/typedData.ts'
@@ -92,25 +93,6 @@ export type RotationDeps = {
 }
 
 export type ProvenMember = { memberId: bigint; pubkey64: Uint8Array }
-
-/**
- * keccak256(abi.encode("keymanager.rotate.v2", chainId, registry, generation, masterPubkey64, settingsDigest)) ‖
- * PROTOCOL_MARKER (docs/protocol.md#report-data).
- */
-function rotateReportData(args: { chainId: number; registry: Address; generation: bigint; masterPubkey64: Uint8Array; settingsDigest: Hex | Uint8Array }): Uint8Array {
-  const encoded = encodeAbiParameters(
-    [{ type: 'string' }, { type: 'uint256' }, { type: 'address' }, { type: 'uint64' }, { type: 'bytes' }, { type: 'bytes32' }],
-    [
-      'keymanager.rotate.v2',
-      BigInt(args.chainId),
-      args.registry,
-      args.generation,
-      bytesToHex(args.masterPubkey64),
-      typeof args.settingsDigest === 'string' ? args.settingsDigest : bytesToHex(args.settingsDigest),
-    ],
-  )
-  return concatBytes([hexToBytes(keccak256(encoded)), hexToBytes(keccak256(stringToBytes('keymanager.report-data.v2')))])
-}
 
 const versionedHashOf = (blob: Hex): Hex => bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blob))))
 const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
