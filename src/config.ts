@@ -241,6 +241,16 @@ export const hostSettingsSchema = z.strictObject({
     .strictObject({ pccsUrl: z.url({ protocol: /^https?$/ }).optional(), file: z.string().min(1).optional() })
     .refine((c) => !(c.pccsUrl && c.file), { message: 'give collateral.pccsUrl or collateral.file, not both' })
     .default({}),
+  /**
+   * Fee caps, decimal wei (docs/protocol.md#blob-transactions): the node never signs a tx, nor bumps a stuck one, above
+   * them; absent, the market decides. A cap only delays the node's own txs, so it is the host's to set.
+   */
+  fees: z
+    .strictObject({
+      maxFeePerGasWei: z.string().regex(/^[1-9][0-9]{0,30}$/, 'a decimal number of wei').optional(),
+      maxFeePerBlobGasWei: z.string().regex(/^[1-9][0-9]{0,30}$/, 'a decimal number of wei').optional(),
+    })
+    .default({}),
   /** `true` or settings: the node registers, completes and helps by itself (no host calls). */
   auto: z.union([z.boolean(), autoSchema]).default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
@@ -294,9 +304,22 @@ function leaves(value: unknown, path: string): string[] {
   return Object.entries(value).flatMap(([key, inner]) => leaves(inner, `${path}.${key}`))
 }
 
+/**
+ * Settings files are JSON with whole-line `//` comments (what `keymanager init` writes): those lines are dropped, the
+ * rest is plain JSON. A `//` inside a value is left alone; the digest is taken over the parsed settings, never the text.
+ */
+export function parseSettingsJson(text: string): unknown {
+  return JSON.parse(
+    text
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('//'))
+      .join('\n'),
+  )
+}
+
 export function readJsonFile(path: string, what: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'))
+    return parseSettingsJson(readFileSync(path, 'utf8'))
   } catch (error) {
     throw new Error(`${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
@@ -334,7 +357,7 @@ export function loadBakedMeasuredSettings(path: string = MEASURED_SETTINGS_FILE)
   }
   let raw: unknown
   try {
-    raw = JSON.parse(text)
+    raw = parseSettingsJson(text)
   } catch (error) {
     throw new Error(`measured settings ${path}: ${(error as Error).message}`)
   }

@@ -6,6 +6,8 @@ const USAGE = `usage: keymanager <command> [options]
 commands:
   serve --config FILE            run one sidecar: measured settings from the image (measured.json at the package
                                  root), host settings from FILE (docs/protocol.md#measured-settings)
+  init --network N --registry ADDR [--from-block N] [--rpc URL] [--beacon URL] [--quote P] [--dir D]
+                                 write commented measured.json and host.json for mainnet|sepolia|hoodi|devnet
   devnet [--nodes N] [--once] [--auto]
                                  local chain, registry and N sidecars, onboarded end to end
                                  (--auto: nodes 2..N join by themselves, no host calls)
@@ -72,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'devnet':
       return (await import('./cli/devnet.ts')).runDevnetCommand(rest, out, onShutdown)
+    case 'init':
+      return (await import('./cli/init.ts')).runInit(rest, out)
     case 'deploy':
       return (await import('./cli/deploy.ts')).runDeploy(rest, process.env, out)
     case 'derive':

@@ -224,10 +224,22 @@ describe('beaconBlobSource', () => {
     const server = await start(fuluHandler(blobs, { depositChainId: '11155111' }))
     await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url, { chainId: 1 }), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
       assert.ok(error instanceof BeaconChainMismatchError)
-      assert.equal(error.message, 'The beacon node follows another chain.\n\npath: /eth/v1/config/spec\nexpected DEPOSIT_CHAIN_ID: 1\nbeacon node: DEPOSIT_CHAIN_ID 11155111')
+      assert.equal(error.message, 'The beacon node follows another chain.\n\npath: /eth/v1/config/spec\nexpected DEPOSIT_CHAIN_ID 1\nbeacon node: DEPOSIT_CHAIN_ID 11155111')
       return true
     })
     assert.deepEqual(await fetchVerifiedBlobs(beaconBlobSource(server.url, { chainId: 11155111 }), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), [blobs[0]!.bytes])
+  })
+
+  test('error: a node whose genesis time is not the network preset\'s is refused', async () => {
+    const server = await start(fuluHandler(blobs, {}))
+    const preset = { chainId: 1, genesisTime: Number(GENESIS) + 12 }
+    await assert.rejects(fetchVerifiedBlobs(beaconBlobSource(server.url, preset), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), (error) => {
+      assert.ok(error instanceof BeaconChainMismatchError)
+      assert.equal(error.message, `The beacon node follows another chain.\n\npath: /eth/v1/config/spec\nexpected genesis_time ${GENESIS + 12n}\nbeacon node: genesis_time ${GENESIS}`)
+      return true
+    })
+    const right = { chainId: 1, genesisTime: Number(GENESIS) }
+    assert.deepEqual(await fetchVerifiedBlobs(beaconBlobSource(server.url, right), { ...at, versionedHashes: [blobs[0]!.versionedHash] }), [blobs[0]!.bytes])
   })
 
   test('error: 410 on blob_sidecars from a node whose spec names no Fulu fork', async () => {

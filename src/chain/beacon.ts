@@ -65,6 +65,8 @@ export type HttpSourceOptions = {
 export type BeaconSourceOptions = HttpSourceOptions & {
   /** The execution chain id this beacon node must follow (its spec's DEPOSIT_CHAIN_ID); checked on first use. */
   chainId?: number
+  /** The beacon genesis time of the network (a preset of src/chain/networks.ts); checked on first use when given. */
+  genesisTime?: number
 }
 
 /**
@@ -192,8 +194,10 @@ export function beaconBlobSource(beaconUrl: string, options: BeaconSourceOptions
       number('MIN_EPOCHS_FOR_BLOB_SIDECARS_REQUESTS', false) ??
       4096n
     const depositChainId = typeof data.DEPOSIT_CHAIN_ID === 'string' ? data.DEPOSIT_CHAIN_ID : undefined
+    if (options.genesisTime !== undefined && BigInt(time) !== BigInt(options.genesisTime))
+      throw new BeaconChainMismatchError(`genesis_time ${options.genesisTime}`, `genesis_time ${time}`)
     if (options.chainId !== undefined && depositChainId !== String(options.chainId))
-      throw new BeaconChainMismatchError(options.chainId, depositChainId === undefined ? 'no DEPOSIT_CHAIN_ID' : `DEPOSIT_CHAIN_ID ${depositChainId}`)
+      throw new BeaconChainMismatchError(`DEPOSIT_CHAIN_ID ${options.chainId}`, depositChainId === undefined ? 'no DEPOSIT_CHAIN_ID' : `DEPOSIT_CHAIN_ID ${depositChainId}`)
     return { genesisTime: BigInt(time), secondsPerSlot, slotsPerEpoch, fuluForkEpoch, retentionEpochs, depositChainId }
   }
 

@@ -173,9 +173,9 @@ export class BlobsPrunedError extends BlobSourceError {
 /** The beacon node serves another chain than the one configured (its DEPOSIT_CHAIN_ID differs). */
 export class BeaconChainMismatchError extends BlobSourceError {
   override name = 'BeaconChainMismatchError'
-  constructor(expected: number, served: string) {
+  constructor(expected: string, served: string) {
     super('/eth/v1/config/spec', 'The beacon node follows another chain.', undefined, {
-      metaMessages: [`expected DEPOSIT_CHAIN_ID: ${expected}`, `beacon node: ${served}`],
+      metaMessages: [`expected ${expected}`, `beacon node: ${served}`],
     })
   }
 }

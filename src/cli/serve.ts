@@ -18,6 +18,7 @@ import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { createChainView } from '../chain/view/chainView.ts'
+import { networkOfChainId } from '../chain/networks.ts'
 import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAlerts, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
 import { createAlerts } from '../monitor/alerts.ts'
@@ -143,6 +144,8 @@ function listen(app: { fetch: (req: Request) => Response | Promise<Response> }, 
 export async function startNode(setup: NodeSetup, logger: Logger = pino({ level: setup.host.logLevel })): Promise<RunningNode> {
   const { measured, host: config } = setup
   const chainId = measured.chain.chainId
+  const preset = networkOfChainId(chainId)
+  const osakaTime = config.chain.osakaTime ?? preset?.osakaTime
   const chain = chainFor(chainId, config.chain.rpcUrl)
   const rpc = () => http(config.chain.rpcUrl, { retryCount: 2, timeout: config.chain.rpcTimeoutMs })
   const publicClient = createPublicClient({ chain, transport: rpc(), pollingInterval: 250 })
@@ -197,8 +200,13 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         logger,
         now,
         bumpAfterBlocks: auto.bumpAfterBlocks,
+        feeCaps: {
+          maxFeePerGas: config.fees.maxFeePerGasWei === undefined ? undefined : BigInt(config.fees.maxFeePerGasWei),
+          maxFeePerBlobGas: config.fees.maxFeePerBlobGasWei === undefined ? undefined : BigInt(config.fees.maxFeePerBlobGasWei),
+        },
         sidecarVersion: sidecarVersionSource(publicClient, {
-          osakaTime: config.chain.osakaTime === undefined ? undefined : BigInt(config.chain.osakaTime),
+          // The host's setting, else the network preset's (src/chain/networks.ts).
+          osakaTime: osakaTime === undefined ? undefined : BigInt(osakaTime),
         }),
         afterPersist: crashAfterSign
           ? (entry) => {
@@ -232,7 +240,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     walletClient,
     outbox,
     registry,
-    blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url, { chainId }),
+    blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url, { chainId, ...(preset?.beaconGenesisTime !== undefined ? { genesisTime: preset.beaconGenesisTime } : {}) }),
     peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url)),
     observeBlobFetch: blobFetchObserver([config.blobs.kind, ...config.blobs.peers.map(() => 'peer')], metrics),
     quoteProvider,
