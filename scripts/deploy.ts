@@ -5,7 +5,8 @@
 import { runDeploy } from '../src/cli/deploy.ts'
 
 try {
-  process.exitCode = await runDeploy(process.argv.slice(2), process.env, (line) => console.log(line))
+  // Progress lines are for the keymanager verb; the script prints only the address (or one error line).
+  process.exitCode = await runDeploy(process.argv.slice(2), process.env, (line) => console.log(line), () => {})
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error)
   console.error(`deploy: ${message.split('\n')[0]}`)

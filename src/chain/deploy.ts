@@ -9,6 +9,7 @@ import {
   type Chain,
   type Hex,
   type PublicClient,
+  type TransactionReceipt,
   type Transport,
   type WalletClient,
 } from 'viem'
@@ -27,6 +28,8 @@ export type DeployKeyManagerParameters = {
   owner: Address
   /** Seconds before an added measurement activates: 0 to 365 days. */
   measurementDelay: bigint | number
+  /** Called with the successful receipt before the address is returned (the CLI waits for confirmations here). */
+  onReceipt?: (receipt: TransactionReceipt) => Promise<void> | void
 }
 
 /** The deployment was not sent, reverted, or produced no contract. The message names the transaction, never a key. */
@@ -76,6 +79,7 @@ export async function deployKeyManager(parameters: DeployKeyManagerParameters): 
   if (!receipt.contractAddress) {
     throw new DeployKeyManagerError(`KeyManager deployment ${hash} created no contract`, hash)
   }
+  await parameters.onReceipt?.(receipt)
   return getAddress(receipt.contractAddress)
 }
 

@@ -5,10 +5,11 @@ import { readFileSync } from 'node:fs'
 import { createPublicClient, createWalletClient, getAddress, http, isAddress, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { chainFor } from '../chain/chain.ts'
+import { defaultConfirmations, waitForConfirmations } from '../chain/confirmations.ts'
 import { deployKeyManager, MAX_MEASUREMENT_DELAY } from '../chain/deploy.ts'
 import { parseFlags, UsageError } from './args.ts'
 
-export type DeploySettings = { rpcUrl: string; ownerPrivateKey: Hex; owner?: Address; measurementDelay: bigint }
+export type DeploySettings = { rpcUrl: string; ownerPrivateKey: Hex; owner?: Address; measurementDelay: bigint; confirmations?: number }
 
 /** Flags first, then the environment (RPC_URL, OWNER_PRIVATE_KEY, MEASUREMENT_DELAY). */
 export function readDeploySettings(argv: string[], env: Record<string, string | undefined>): DeploySettings {
@@ -17,6 +18,7 @@ export function readDeploySettings(argv: string[], env: Record<string, string | 
     'owner-key-file': { type: 'string' },
     owner: { type: 'string' },
     'measurement-delay': { type: 'string' },
+    confirmations: { type: 'string' },
   })
   const rpcUrl = (values.rpc ?? env.RPC_URL ?? '').trim()
   if (!rpcUrl) throw new UsageError('an RPC URL is needed: --rpc URL or RPC_URL')
@@ -41,7 +43,10 @@ export function readDeploySettings(argv: string[], env: Record<string, string | 
   if (!/^\d{1,20}$/.test(delay) || BigInt(delay) > MAX_MEASUREMENT_DELAY)
     throw new UsageError(`the measurement delay must be a whole number of seconds from 0 to ${MAX_MEASUREMENT_DELAY}`)
   if (values.owner !== undefined && !isAddress(values.owner, { strict: false })) throw new UsageError('--owner must be a 0x address')
+  if (values.confirmations !== undefined && (!/^\d{1,3}$/.test(values.confirmations) || Number(values.confirmations) < 1))
+    throw new UsageError('--confirmations must be a number of blocks from 1 to 999')
   return {
+    ...(values.confirmations !== undefined ? { confirmations: Number(values.confirmations) } : {}),
     rpcUrl,
     ownerPrivateKey: key as Hex,
     ...(values.owner ? { owner: getAddress(values.owner.toLowerCase()) } : {}),
@@ -49,8 +54,8 @@ export function readDeploySettings(argv: string[], env: Record<string, string | 
   }
 }
 
-/** Deploys and returns the registry address. */
-export async function deployWithSettings(settings: DeploySettings): Promise<Address> {
+/** Deploys and returns the registry address; `progress` hears what it will do and how the confirmations come in. */
+export async function deployWithSettings(settings: DeploySettings, progress?: (line: string) => void): Promise<Address> {
   let account
   try {
     account = privateKeyToAccount(settings.ownerPrivateKey)
@@ -65,16 +70,30 @@ export async function deployWithSettings(settings: DeploySettings): Promise<Addr
     throw new Error('the RPC URL did not answer eth_chainId')
   }
   const chain = chainFor(chainId, settings.rpcUrl)
-  return deployKeyManager({
+  const owner = settings.owner ?? account.address
+  const confirmations = settings.confirmations ?? defaultConfirmations(chainId)
+  progress?.(`deploying KeyManager(owner ${owner}, measurementDelay ${settings.measurementDelay} s) on chain ${chainId} from ${account.address}, then waiting for ${confirmations} confirmation(s)`)
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: chainId === 31337 ? 100 : 2000 })
+  const address = await deployKeyManager({
     walletClient: createWalletClient({ account, chain, transport }),
-    publicClient: createPublicClient({ chain, transport }),
-    owner: settings.owner ?? account.address,
+    publicClient,
+    owner,
     measurementDelay: settings.measurementDelay,
+    onReceipt: async (receipt) => {
+      progress?.(`  deployed at ${receipt.contractAddress} in block ${receipt.blockNumber} (tx ${receipt.transactionHash})`)
+      if (confirmations > 1) await waitForConfirmations(publicClient, receipt, confirmations, progress)
+    },
   })
+  return address
 }
 
-export async function runDeploy(argv: string[], env: Record<string, string | undefined>, out: (line: string) => void): Promise<number> {
-  const address = await deployWithSettings(readDeploySettings(argv, env))
+export async function runDeploy(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  out: (line: string) => void,
+  err: (line: string) => void = (line) => void process.stderr.write(line + '\n'),
+): Promise<number> {
+  const address = await deployWithSettings(readDeploySettings(argv, env), err)
   out(address)
   return 0
 }

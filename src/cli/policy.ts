@@ -25,6 +25,7 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { chainFor } from '../chain/chain.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { DEFAULT_MAX_LOG_RANGE, getLogsBounded } from '../chain/logs.ts'
+import { defaultConfirmations, waitForConfirmations } from '../chain/confirmations.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { QuoteVerificationError, TCB_STATUS_BITS } from '../tee/types.ts'
 import { parseFlags, UsageError } from './args.ts'
@@ -32,7 +33,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -146,8 +147,10 @@ export function short(error: unknown): string {
   return (error as Error).message.split('\n')[0]!
 }
 
-export async function connect(values: { rpc?: string; registry?: string }) {
+export async function connect(values: { rpc?: string; registry?: string; confirmations?: string }) {
   if (values.rpc === undefined) throw new UsageError('give --rpc URL')
+  if (values.confirmations !== undefined && (!/^\d{1,3}$/.test(values.confirmations) || Number(values.confirmations) < 1))
+    throw new UsageError('--confirmations must be a number of blocks from 1 to 999')
   let url: URL
   try {
     url = new URL(values.rpc)
@@ -169,7 +172,8 @@ export async function connect(values: { rpc?: string; registry?: string }) {
   // Short polling: a CLI run waits for a handful of receipts, and devnets mine at once.
   const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as PublicClient
   if (!(await publicClient.getCode({ address: registry }))) throw new PolicyError(`no contract at ${registry} on chain ${chainId}`)
-  return { publicClient, registry, chain, transport }
+  const confirmations = values.confirmations === undefined ? defaultConfirmations(chainId) : Number(values.confirmations)
+  return { publicClient, registry, chain, transport, confirmations }
 }
 export type Connection = Awaited<ReturnType<typeof connect>>
 
@@ -193,6 +197,9 @@ export async function send(
   let hash: Hex
   try {
     const { request } = await publicClient.simulateContract({ address: registry, abi: keyManagerAbi, functionName, args, account } as never)
+    // On a live network, say what is about to be sent before it is.
+    if (connection.confirmations > 1)
+      progress(`${functionName}(${args.map((a) => String(a)).join(', ')}) to ${registry} on chain ${chain.id} from ${account.address}, then ${connection.confirmations} confirmations`)
     hash = await wallet.writeContract(request as never)
   } catch (error) {
     throw new PolicyError(`${functionName} refused: ${short(error)}`)
@@ -200,6 +207,7 @@ export async function send(
   progress(`${functionName}: sent ${hash}, waiting for its receipt …`)
   const receipt = await publicClient.waitForTransactionReceipt({ hash })
   if (receipt.status !== 'success') throw new PolicyError(`${functionName} reverted in tx ${hash}`)
+  if (connection.confirmations > 1) await waitForConfirmations(publicClient, receipt, connection.confirmations, progress)
   return hash
 }
 
@@ -264,6 +272,7 @@ const FLAGS = {
   'allow-fmspc': { type: 'string', multiple: true },
   'disallow-fmspc': { type: 'string', multiple: true },
   'min-tcb-evaluation': { type: 'string' },
+  confirmations: { type: 'string' },
 } as const
 const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc', 'min-tcb-evaluation'] as const
 
