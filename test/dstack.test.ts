@@ -247,6 +247,7 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     { op: 'info' },
     { op: 'version' },
     { op: 'isReachable' },
+    { op: 'tdxQuote', reportData: QUOTE_DATA },
   ]
   type SdkSign = { signature: string; signature_chain: string[]; public_key: string; name: string }
   type SdkTls = { key: string; certificate_chain: string[]; keyDer: string; name: string }
@@ -257,8 +258,8 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     const viaHttp = await runSdk(httpUrl, calls)
     const xPub = await registry.xPub()
     for (const results of [viaSocket, viaHttp]) {
-      const [key, edKey, quote, attest, sign, edSign, preSign, tls, info, version, reachable] = results as [
-        SdkKey, SdkKey, Record<string, unknown>, Record<string, unknown>, SdkSign, SdkSign, SdkSign, SdkTls, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>,
+      const [key, edKey, quote, attest, sign, edSign, preSign, tls, info, version, reachable, tdxQuote] = results as [
+        SdkKey, SdkKey, Record<string, unknown>, Record<string, unknown>, SdkSign, SdkSign, SdkSign, SdkTls, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>,
       ]
       for (const [i, r] of results.entries()) assert.equal((r as { error?: string }).error, undefined, `${calls[i]!.op}: ${JSON.stringify(r)}`)
       const expected = master.getKey({ appId: appIdForPod('oracle'), path: PATH, purpose: PURPOSE })
@@ -324,6 +325,10 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
       )
       assert.deepEqual(version, { version: '0.1.0-test', rev: '', __name__: 'VersionResponse' })
       assert.deepEqual(reachable, { reachable: true })
+      // The deprecated tdxQuote(data, 'raw') is GetQuote under another name.
+      assert.deepEqual(Object.keys(tdxQuote), Object.keys(quote))
+      assert.equal(tdxQuote.report_data, QUOTE_DATA)
+      assert.deepEqual(tdxQuote.rtmrs, rtmrsOf(tdxQuote.quote as string))
     }
     // Deterministic answers are byte-identical over both transports (a TLS key is fresh each time).
     const same = (results: Record<string, unknown>[]) => results.filter((_, i) => calls[i]!.op !== 'getTlsKey')
@@ -389,21 +394,23 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
   test('default: verify through the SDK: true for each signature it made, false for other data, an error for a malformed key', async () => {
     const [sign, edSign] = (await runSdk(socketPath('oracle'), calls.slice(4, 6))) as [SdkSign, SdkSign]
     const other = Buffer.from('price=1').toString('hex')
-    const results = await runSdk(httpUrl, [
-      { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: sign.public_key },
-      { op: 'verify', algorithm: 'ed25519', data: SIGN_DATA, signature: edSign.signature, publicKey: edSign.public_key },
-      { op: 'verify', algorithm: 'secp256k1', data: other, signature: sign.signature, publicKey: sign.public_key },
-      { op: 'verify', algorithm: 'ed25519', data: other, signature: edSign.signature, publicKey: edSign.public_key },
-      { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: '02' + 'ff'.repeat(32) },
-    ])
-    assert.deepEqual(results.slice(0, 4), [
-      { valid: true, __name__: 'VerifyResponse' },
-      { valid: true, __name__: 'VerifyResponse' },
-      { valid: false, __name__: 'VerifyResponse' },
-      { valid: false, __name__: 'VerifyResponse' },
-    ])
-    // The SDK's verify does not look for `error`: dstack's error body is what it returns.
-    assert.deepEqual(results[4], { error: 'invalid public key: not a secp256k1 point', __name__: 'VerifyResponse' })
+    for (const endpoint of [httpUrl, socketPath('oracle')]) {
+      const results = await runSdk(endpoint, [
+        { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: sign.public_key },
+        { op: 'verify', algorithm: 'ed25519', data: SIGN_DATA, signature: edSign.signature, publicKey: edSign.public_key },
+        { op: 'verify', algorithm: 'secp256k1', data: other, signature: sign.signature, publicKey: sign.public_key },
+        { op: 'verify', algorithm: 'ed25519', data: other, signature: edSign.signature, publicKey: edSign.public_key },
+        { op: 'verify', algorithm: 'secp256k1', data: SIGN_DATA, signature: sign.signature, publicKey: '02' + 'ff'.repeat(32) },
+      ])
+      assert.deepEqual(results.slice(0, 4), [
+        { valid: true, __name__: 'VerifyResponse' },
+        { valid: true, __name__: 'VerifyResponse' },
+        { valid: false, __name__: 'VerifyResponse' },
+        { valid: false, __name__: 'VerifyResponse' },
+      ])
+      // The SDK's verify does not look for `error`: dstack's error body is what it returns.
+      assert.deepEqual(results[4], { error: 'invalid public key: not a secp256k1 point', __name__: 'VerifyResponse' })
+    }
   })
 
   test('default: the SDK getQuote with 32 bytes, 64 bytes and a string is served, zero-padded as dstack does', async () => {
@@ -575,6 +582,13 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     // Over HTTP (another listener of the same TD) the quote shows the same RTMR3.
     const [viaHttp] = (await runSdk(httpUrl, [probe[0]!])) as [Record<string, unknown>]
     assert.equal((viaHttp.rtmrs as string[])[3], rtmrs[3])
+    // An event emitted over HTTP moves it again, for both listeners.
+    const [emittedHttp, quoteHttp] = (await runSdk(httpUrl, [{ op: 'emitEvent', event: 'weights-loaded', payload: '' }, probe[0]!])) as Record<string, unknown>[]
+    assert.deepEqual(emittedHttp, { result: null })
+    assert.notEqual((quoteHttp!.rtmrs as string[])[3], rtmrs[3])
+    assert.deepEqual(quoteHttp!.rtmrs, rtmrsOf(quoteHttp!.quote as string))
+    const [quoteSocket] = (await runSdk(socketPath('oracle'), [probe[0]!])) as [Record<string, unknown>]
+    assert.equal((quoteSocket.rtmrs as string[])[3], (quoteHttp!.rtmrs as string[])[3])
     // The node's own quotes come from the same TD: their measurement id moved with it (docs/protocol.md#dstack-api).
     const ownAfter = measurementOf(await quoteProvider.getQuote(new Uint8Array(64).fill(7)))
     assert.notEqual(ownAfter.measurementId, ownBefore.measurementId)

@@ -1,6 +1,7 @@
 // Runs @phala/dstack-sdk 0.5.8, unchanged, against the endpoint in DSTACK_SIMULATOR_ENDPOINT (a unix socket path or
-// an http URL), as a dstack app would: every method of DstackClient (getKey, getTlsKey, getQuote with replayRtmrs,
-// attest, emitEvent, sign, verify, info, version, isReachable). argv[2] is a JSON list of calls; stdout gets one JSON list of results, each
+// an http URL), as a dstack app would: every method of DstackClient that reaches the agent (getKey, getTlsKey,
+// getQuote with replayRtmrs, the deprecated tdxQuote, attest, emitEvent, sign, verify, info, version, isReachable;
+// the deprecated deriveKey throws inside the SDK without a call). argv[2] is a JSON list of calls; stdout gets one JSON list of results, each
 // either the SDK's answer (bytes as hex) or {"error": message} when the SDK threw. Driven by test/dstack.test.ts.
 // This package has its own node_modules: the SDK needs @noble/* 1.x, the project uses 2.x.
 import { DstackClient } from '@phala/dstack-sdk'
@@ -21,6 +22,11 @@ async function call(client, request) {
     case 'getQuote': {
       // reportText: the SDK's string form (UTF-8 bytes); reportData: hex, passed as bytes.
       const result = await client.getQuote(request.reportText ?? Buffer.from(request.reportData, 'hex'))
+      return { ...result, rtmrs: result.replayRtmrs() }
+    }
+    case 'tdxQuote': {
+      // Deprecated in the SDK, still public: GetQuote with raw report data.
+      const result = await client.tdxQuote(Buffer.from(request.reportData, 'hex'), 'raw')
       return { ...result, rtmrs: result.replayRtmrs() }
     }
     case 'attest': {
