@@ -196,7 +196,7 @@ describe('docs/apps.md examples against a devnet', () => {
 
   test('default: every sh and ts block of the page is a named example this test runs', () => {
     const checked = ['sealkey', 'sealkey-ts', 'sealkey-py', 'attest', 'attest-ts', 'attest-py', 'getkey', 'getkey-py', 'dstack-sdk', 'verify-chain']
-    checked.push('tls-sdk', 'verify-ca', 'sign-sdk', 'sign-py')
+    checked.push('tls-sdk', 'verify-ca', 'sign-sdk', 'sign-py', 'emit-event')
     assert.deepEqual([...blocks.keys()].sort(), [...checked].sort())
   })
 
@@ -363,5 +363,14 @@ describe('docs/apps.md examples against a devnet', () => {
     const data = Buffer.from('ETH/USD 3141.59 at block 123').toString('hex')
     const fromNodeOne = await nodeOne('/Sign', { method: 'POST', body: JSON.stringify({ algorithm: 'secp256k1', data }) })
     assert.deepEqual(answer, { valid: true, ...fromNodeOne })
+  })
+
+  // Last: the event moves node 2's RTMR3 (and its measurement id) for good.
+  test('default: the runtime event example moves RTMR3 in the devnet node\'s next quote, which replays to it', async () => {
+    const answer = await runJson('emit-event')
+    assert.notEqual(answer.rtmr3After, answer.rtmr3Before)
+    // TDX v4 quote: RTMR3 at bytes 520..568.
+    assert.equal((answer.quote as string).slice(520 * 2, 568 * 2), answer.rtmr3After, 'replayRtmrs() gives the quote\'s RTMR3')
+    assert.equal(answer.event, `${Buffer.from(appIdForPod(POD)).toString('hex')}:model-loaded`)
   })
 })
