@@ -45,7 +45,7 @@ import { dstackVerify } from '../src/keys/dstackSign.ts'
 import { createDevnetPki } from '../src/devnet/pki.ts'
 import { createDcapVerifier } from '../src/tee/dcap.ts'
 import { decodeDstackAttestation } from '../src/tee/dstackAttestation.ts'
-import { replayRtmrs, type TdxEvent } from '../src/tee/eventLog.ts'
+import { extendRtmr, replayRtmrs, runtimeEventDigest, type TdxEvent } from '../src/tee/eventLog.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import { podTeeFor } from '../src/tee/podTee.ts'
 import { simulatorKeySource } from './simulatorKeySource.ts'
@@ -583,16 +583,21 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     const [viaHttp] = (await runSdk(httpUrl, [probe[0]!])) as [Record<string, unknown>]
     assert.equal((viaHttp.rtmrs as string[])[3], rtmrs[3])
     // An event emitted over HTTP moves it again, for both listeners.
+    // The HTTP listener names the caller by its address (127.0.0.1 is "oracle"), so the entry is the oracle app's.
     const [emittedHttp, quoteHttp] = (await runSdk(httpUrl, [{ op: 'emitEvent', event: 'weights-loaded', payload: '' }, probe[0]!])) as Record<string, unknown>[]
     assert.deepEqual(emittedHttp, { result: null })
-    assert.notEqual((quoteHttp!.rtmrs as string[])[3], rtmrs[3])
+    const rtmr3Http = (quoteHttp!.rtmrs as string[])[3]!
+    const httpName = `${bytesToHex(appIdForPod('oracle'))}:weights-loaded`
+    assert.equal(rtmr3Http, bytesToHex(extendRtmr(hexToBytes(rtmrs[3]!), runtimeEventDigest(httpName, new Uint8Array(0)))), 'RTMR3 extended once more, by exactly this event')
     assert.deepEqual(quoteHttp!.rtmrs, rtmrsOf(quoteHttp!.quote as string))
+    assert.deepEqual((JSON.parse(quoteHttp!.event_log as string) as TdxEvent[]).slice(-2).map((e) => e.event), [last.event, httpName])
     const [quoteSocket] = (await runSdk(socketPath('oracle'), [probe[0]!])) as [Record<string, unknown>]
-    assert.equal((quoteSocket.rtmrs as string[])[3], (quoteHttp!.rtmrs as string[])[3])
-    // The node's own quotes come from the same TD: their measurement id moved with it (docs/protocol.md#dstack-api).
+    assert.equal((quoteSocket.rtmrs as string[])[3], rtmr3Http)
+    // The node's own quotes come from the same TD: their measurement id moved with it (docs/protocol.md#dstack-api),
+    // and their RTMR3 is the TD's latest (both events in).
     const ownAfter = measurementOf(await quoteProvider.getQuote(new Uint8Array(64).fill(7)))
     assert.notEqual(ownAfter.measurementId, ownBefore.measurementId)
-    assert.equal(ownAfter.measurements.rtMr3, `0x${rtmrs[3]}`)
+    assert.equal(ownAfter.measurements.rtMr3, `0x${rtmr3Http}`)
   })
 
   describe('the derived key reports a price to the example oracle', () => {
