@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,7 +22,8 @@ import { generateSimulatedAttestationKey, simulatedBootEventLog, simulatedMeasur
 import { createPodTee } from '../tee/podTee.ts'
 import { POD_REPORT_DATA_REFUSED } from '../tee/podQuote.ts'
 import { PROTOCOL_MARKER } from '../keys/reportData.ts'
-import type { QuoteProvider } from '../tee/types.ts'
+import { dstackQuoteProvider } from '../tee/hardwareQuotes.ts'
+import type { QuoteEvidence, QuoteProvider } from '../tee/types.ts'
 import { simulatorKeySource, simulatorVectors } from '../../test/simulatorKeySource.ts'
 import {
   createDstackApp,
@@ -452,6 +454,47 @@ test('default: Info passes the platform\'s device id, app compose and cloud vend
     assert.equal(tcb.device_id, 'ab'.repeat(32))
   }
   assert.equal(state.reads, 2, 'read again after the failure, then kept')
+})
+
+test('vectors: Info on a real dstack 0.6.0 agent\'s quote and log gives dstack\'s app facts: boot events, not vm_config, for os_image_hash', async () => {
+  const fixture = JSON.parse(readFileSync(new URL('../../test/vectors/dstack-agent-getquote.json', import.meta.url), 'utf8')) as Record<string, string>
+  // The production path: provider dstack reads the agent's answer (runtime digests filled in) over its socket.
+  const dir = mkdtempSync(join(tmpdir(), 'km-dstack-agent-'))
+  const agent = createHttpServer((req, res) => {
+    req.resume()
+    const payload = JSON.stringify({ quote: fixture.quote, event_log: fixture.event_log, report_data: fixture.report_data, vm_config: fixture.vm_config })
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }).end(payload)
+  })
+  await new Promise<void>((resolve) => agent.listen(join(dir, 'dstack.sock'), resolve))
+  let evidence: QuoteEvidence
+  try {
+    evidence = await dstackQuoteProvider({ socketPath: join(dir, 'dstack.sock') }).quoteWithEvidence!(hexToBytes(fixture.report_data!))
+  } finally {
+    agent.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  // That TD, as the node's provider (its one quote stands for every later one).
+  const provider: QuoteProvider = { name: 'dstack-0.6.0', teeType: 'tdx', getQuote: async () => evidence.quote, quoteWithEvidence: async () => evidence }
+  const r = await post(appWith({ provider }), '/Info', {})
+  assert.equal(r.status, 200, r.raw)
+  assertWireForm(r)
+  // Expected values straight from the vector: dstack's decode_app_info reads these boot events (before system-ready).
+  const boot = new Map((JSON.parse(fixture.event_log!) as { imr: number; event: string; event_payload: string }[]).filter((e) => e.imr === 3).map((e) => [e.event, e.event_payload]))
+  const vmConfig = JSON.parse(fixture.vm_config!) as { os_image_hash: string }
+  assert.notEqual(boot.get('os-image-hash'), vmConfig.os_image_hash, 'the vector tells the two apart')
+  assert.equal(r.json.os_image_hash, boot.get('os-image-hash'))
+  assert.equal(r.json.compose_hash, boot.get('compose-hash'))
+  assert.equal(r.json.instance_id, boot.get('instance-id'))
+  assert.equal(r.json.vm_config, fixture.vm_config)
+  // The TD body of a v4 quote starts at byte 48: MRTD @136, MRCONFIGID @184, MROWNER @232, MROWNERCONFIG @280, RTMR0-3 @328.
+  const quote = hexToBytes(fixture.quote!)
+  const td = (offset: number) => quote.subarray(48 + offset, 48 + offset + 48)
+  const tcb = JSON.parse(r.json.tcb_info as string) as Record<string, unknown>
+  assert.deepEqual([tcb.mrtd, tcb.rtmr0, tcb.rtmr1, tcb.rtmr2, tcb.rtmr3], [136, 328, 376, 424, 472].map((o) => bytesToHex(td(o))))
+  assert.notDeepEqual(td(184), new Uint8Array(48), 'a non-zero MRCONFIGID: mr_aggregated takes the config ids')
+  const aggregated = createHash('sha256').update(Buffer.concat([136, 328, 376, 424, 472, 184, 232, 280].map(td))).digest('hex')
+  assert.equal(r.json.mr_aggregated, aggregated)
+  assert.deepEqual([tcb.mr_aggregated, tcb.os_image_hash, tcb.compose_hash], [aggregated, boot.get('os-image-hash'), boot.get('compose-hash')])
 })
 
 test('default: Version answers with the node version (the SDK requires it before ed25519)', async () => {

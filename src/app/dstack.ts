@@ -75,7 +75,7 @@ import type { MasterSecret } from '../secret/masterSecret.ts'
 import { encodeDstackAttestation } from '../tee/dstackAttestation.ts'
 import { runtimeEventsOf, withoutBootPayloads } from '../tee/eventLog.ts'
 import { checkPodEvent, MAX_EVENT_PAYLOAD_BYTES, type PodTee } from '../tee/podTee.ts'
-import { bootFacts, mrAggregated, mrSystem, osImageHashOf, tdRegistersOf } from '../tee/tdReport.ts'
+import { bootFacts, mrAggregated, mrSystem, tdRegistersOf } from '../tee/tdReport.ts'
 import type { QuoteEvidence } from '../tee/types.ts'
 import { parsePodName } from './podIdentity.ts'
 
@@ -257,7 +257,6 @@ function tdFacts(evidence: QuoteEvidence | undefined, keyProviderInfo: Uint8Arra
       : NO_TCB,
     mrAggregated: registers ? mrAggregated(registers, events) : empty,
     mrSystem: registers ? mrSystem(registers, keyProviderInfo) : empty,
-    osImageHash: osImageHashOf(evidence?.vmConfig ?? ''),
     ...bootFacts(events),
     eventLog: events,
     vmConfig: evidence?.vmConfig ?? '',

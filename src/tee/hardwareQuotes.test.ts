@@ -13,7 +13,7 @@ import { dstackQuoteProvider, MAX_APP_COMPOSE_CHARS, platformInfoOf, QuoteProvid
 import { measurementOf } from './measurement.ts'
 import { simulatedBootEventLog, simulatedMeasurement, simulatedQuoteProvider } from '../devnet/simulated.ts'
 import { replayRtmrs, runtimeEvent, runtimeEventDigest, withoutBootPayloads } from './eventLog.ts'
-import { bootFacts, osImageHashOf } from './tdReport.ts'
+import { bootFacts } from './tdReport.ts'
 import { ccelTable } from '../../test/ccelTable.ts'
 
 const td = simulatedQuoteProvider({ measurement: simulatedMeasurement('hardware-test') })
@@ -279,12 +279,12 @@ test('vectors: a real dstack 0.6.0 agent GetQuote answer: runtime digests filled
     assert.equal(evidence.eventLog.length, raw.length)
     assert.deepEqual(replayRtmrs(evidence.eventLog).map(bytesToHex), rtmrsOf(evidence.quote), 'RTMR0-3 of the quote')
     assert.equal(evidence.vmConfig, fixture.vm_config)
-    // The facts Info derives (src/tee/tdReport.ts) are the payloads of dstack's own boot events and its vm_config.
+    // The facts Info derives (src/tee/tdReport.ts) are the payloads of dstack's own boot events.
     const facts = bootFacts(evidence.eventLog)
     const payload = (name: string) => raw.find((e) => e.imr === 3 && e.event === name)!.event_payload
     assert.equal(bytesToHex(facts.composeHash), payload('compose-hash'))
     assert.equal(bytesToHex(facts.instanceId), payload('instance-id'))
-    assert.equal(bytesToHex(osImageHashOf(evidence.vmConfig)), (JSON.parse(fixture.vm_config!) as { os_image_hash: string }).os_image_hash)
+    assert.equal(bytesToHex(facts.osImageHash), payload('os-image-hash'))
     // Our GetQuote form keeps dstack's field set and entry shape.
     for (const entry of withoutBootPayloads(evidence.eventLog)) assert.deepEqual(Object.keys(entry), ['imr', 'event_type', 'digest', 'event', 'event_payload'])
   } finally {

@@ -4,8 +4,9 @@
 //   info) or 32 zero bytes without one;
 // - mr_aggregated = SHA-256(MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 ‖ RTMR3 replayed from the runtime events
 //   [‖ MRCONFIGID ‖ MROWNER ‖ MROWNERCONFIG, only when one of them is not all zeros]);
-// - compose_hash / instance_id: payloads of the boot runtime events `compose-hash` / `instance-id` (before
-//   `system-ready`); os_image_hash: the `os_image_hash` of the VM config JSON.
+// - compose_hash / instance_id / os_image_hash: payloads of the boot runtime events `compose-hash` / `instance-id` /
+//   `os-image-hash` (before `system-ready`). Not the `os_image_hash` of the VM config JSON: a dstack 0.6.0 CVM gives
+//   two different values there (test/vectors/dstack-agent-getquote.json), and dstack's Info answers the event's.
 // A value the TEE does not give is empty, never invented.
 import { sha256 } from '@noble/hashes/sha2.js'
 import { concatBytes, hexToBytes } from '@noble/hashes/utils.js'
@@ -63,21 +64,11 @@ export function mrAggregated(r: TdRegisters, events: readonly TdxEvent[]): Uint8
   return sha256(concatBytes(...parts))
 }
 
-/** `os_image_hash` of a dstack VM config JSON string (hex), or empty. */
-export function osImageHashOf(vmConfig: string): Uint8Array {
-  try {
-    const value = (JSON.parse(vmConfig) as { os_image_hash?: unknown }).os_image_hash
-    if (typeof value === 'string' && /^(?:[0-9a-fA-F]{2}){1,64}$/.test(value)) return hexToBytes(value.toLowerCase())
-  } catch {
-    // Not JSON: no value.
-  }
-  return new Uint8Array(0)
-}
-
 /** The boot runtime events dstack's Info reads, empty when the TD has none. */
-export function bootFacts(events: readonly TdxEvent[]): { composeHash: Uint8Array; instanceId: Uint8Array } {
+export function bootFacts(events: readonly TdxEvent[]): { composeHash: Uint8Array; instanceId: Uint8Array; osImageHash: Uint8Array } {
   return {
     composeHash: bootRuntimeEventPayload(events, 'compose-hash') ?? new Uint8Array(0),
     instanceId: bootRuntimeEventPayload(events, 'instance-id') ?? new Uint8Array(0),
+    osImageHash: bootRuntimeEventPayload(events, 'os-image-hash') ?? new Uint8Array(0),
   }
 }
