@@ -38,13 +38,13 @@ describe('crash: kill -9 at the worst moments', () => {
   const lines: string[] = []
 
   before(async () => {
-    // Node 1 is the only helper; it carries the test hook that kills it between storing and broadcasting a tx.
+    // Node 1 is the only helper; it carries the kill point that kills it between storing and broadcasting its fulfillOnboard (src/node/killPoints.ts).
     devnet = await runDevnet({
       nodes: 1,
       dir: mkdtempSync(join(tmpdir(), 'km-crash-')),
       print: (l) => lines.push(l),
       auto: true,
-      nodeEnv: (i) => (i === 1 ? { KEYMANAGER_CRASH_AFTER_SIGN: '1' } : undefined),
+      nodeEnv: (i) => (i === 1 ? { KEYMANAGER_KILL_AT: 'tx.fulfillOnboard.stored' } : undefined),
     })
   })
   after(async () => {

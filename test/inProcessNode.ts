@@ -91,6 +91,7 @@ export class FakeChain {
   readonly registry: RegistryClient = {
     ...createRegistryClient({ publicClient: this.publicClient, address: REGISTRY }),
     owner: async () => '0x000000000000000000000000000000000000dEaD',
+    bootstrapper: async () => '0x0000000000000000000000000000000000000000',
     xPub: async () => this.xPub,
     generation: async () => this.generation,
     getRequest: async (id: bigint) => {

@@ -73,8 +73,8 @@ describe('the production entry refuses security settings from the host', () => {
     assertRefused(serve(['--config', config]), /^keymanager: config .*devnet\.json sets devnet: a measured setting/)
     const plain = file('plain.json', hostFile())
     assertRefused(
-      serve(['--config', plain], { KEYMANAGER_CRASH_AFTER_SIGN: '1' }),
-      /^keymanager: environment variable KEYMANAGER_CRASH_AFTER_SIGN: the production entry reads no KEYMANAGER_\* variable/,
+      serve(['--config', plain], { KEYMANAGER_KILL_AT: 'tx.fulfillOnboard.stored' }),
+      /^keymanager: environment variable KEYMANAGER_KILL_AT: the production entry reads no KEYMANAGER_\* variable/,
     )
     assertRefused(serve(['--config', plain], { KEYMANAGER_DEVNET: '1' }), /environment variable KEYMANAGER_DEVNET/)
     assertRefused(serve(['--config', plain, '--devnet']), /^keymanager: --devnet is a devnet-only flag: devnet mode exists only in the devnet entry/)

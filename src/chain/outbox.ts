@@ -66,6 +66,12 @@ export type OutboxOptions = {
   feeCaps?: FeeCaps
   /** Test hook (devnet only): called after a signed tx is stored and before it is broadcast. */
   afterPersist?: (entry: { id: number; nonce: number; label: string }) => void
+  /**
+   * Test hook (devnet crash tests, src/node/killPoints.ts): called right after each durable step of a tx, with
+   * `tx.<label>.stored` (signed and stored, before its first broadcast), `tx.<label>.sent` (marked broadcast) and
+   * `tx.<label>.mined` (its receipt recorded).
+   */
+  killPoint?: (point: string, detail?: Record<string, unknown>) => void
 }
 
 export type FeeCaps = { maxFeePerGas?: bigint | undefined; maxFeePerBlobGas?: bigint | undefined }
@@ -193,6 +199,7 @@ export function createOutbox(options: OutboxOptions) {
     const receipt = await findReceipt(entry)
     if (!receipt) return undefined
     store.markMined(entry.id, { hash: receipt.transactionHash, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, status: receipt.status }, options.now())
+    options.killPoint?.(`tx.${entry.label}.mined`, { outboxId: entry.id, nonce: entry.nonce })
     if (receipt.status === 'reverted') logger.warn({ outboxId: entry.id, label: entry.label, hash: receipt.transactionHash }, 'transaction reverted')
     return { id: entry.id, hash: receipt.transactionHash, blockNumber: receipt.blockNumber, status: receipt.status }
   }
@@ -263,8 +270,12 @@ export function createOutbox(options: OutboxOptions) {
       return { id, nonce, rawTx, hash }
     })
     options.afterPersist?.({ id: signed.id, nonce: signed.nonce, label: request.label })
+    options.killPoint?.(`tx.${request.label}.stored`, { outboxId: signed.id, nonce: signed.nonce })
     const head = await publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)
-    if (await broadcast({ id: signed.id, rawTx: signed.rawTx, nonce: signed.nonce, label: request.label })) store.markSent(signed.id, head, options.now())
+    if (await broadcast({ id: signed.id, rawTx: signed.rawTx, nonce: signed.nonce, label: request.label })) {
+      store.markSent(signed.id, head, options.now())
+      options.killPoint?.(`tx.${request.label}.sent`, { outboxId: signed.id, nonce: signed.nonce })
+    }
     logger.info({ outboxId: signed.id, nonce: signed.nonce, label: request.label, hash: signed.hash }, 'transaction sent')
     return { id: signed.id, hash: signed.hash }
   }
@@ -371,7 +382,10 @@ export function createOutbox(options: OutboxOptions) {
         if (entry.status === 'signed' || entry.broadcastBlock === null) {
           // 'sent' with no broadcast block: put back by a reorg (store.unmine).
           if (entry.status === 'sent' && !(await replayable(entry, current))) break
-          if (await broadcast(entry)) store.markSent(entry.id, current, options.now())
+          if (await broadcast(entry)) {
+            store.markSent(entry.id, current, options.now())
+            options.killPoint?.(`tx.${entry.label}.sent`, { outboxId: entry.id, nonce: entry.nonce })
+          }
           continue
         }
         const latestNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'latest' })
@@ -416,6 +430,15 @@ export function createOutbox(options: OutboxOptions) {
     /** Start-up: rebroadcast every stored tx that has no receipt yet (signed before a crash, or lost by the node). */
     start: () => tick(),
     entries: () => store.all(account.address),
+    /**
+     * The newest stored tx with this label and exactly this calldata that is still open or was mined successfully
+     * (not dropped, not reverted): a flow resumed after a crash waits for it instead of sending the same call again.
+     */
+    findSame: (label: string, data: Hex): OutboxEntry | undefined =>
+      store
+        .all(account.address)
+        .filter((e) => e.label === label && e.params.data === data && e.status !== 'dropped' && e.receiptStatus !== 'reverted')
+        .at(-1),
   }
 }
 export type Outbox = ReturnType<typeof createOutbox>

@@ -37,6 +37,7 @@ import { KeymanagerError } from '../errors.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
+import { killHookFromSpec } from '../node/killPoints.ts'
 import { dstackSealProvider } from '../secret/dstackSeal.ts'
 import { gramineSealProvider } from '../secret/gramineSeal.ts'
 import { noneSealProvider, type SealProvider } from '../secret/seal.ts'
@@ -71,8 +72,11 @@ export type NodeSetup = {
   trustedRootCaFiles?: string[]
   /** Devnet mode: the `x-keymanager-pod` header names the pod; test hooks. The devnet entry only. */
   devnet?: {
-    /** Kill the process with SIGKILL right after a signed tx is stored and before it is broadcast (crash tests). */
-    crashAfterSign?: boolean
+    /**
+     * Crash tests: `<point>` or `<point>#<n>` of src/node/killPoints.ts; the process kills itself with SIGKILL right
+     * after that durable step (KEYMANAGER_KILL_AT of the devnet entry).
+     */
+    killAt?: string
   }
 }
 
@@ -190,7 +194,13 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   }
   const now = () => Math.floor(Date.now() / 1000)
   const auto = resolveAuto(config.auto)
-  const crashAfterSign = setup.devnet?.crashAfterSign === true
+  const killPoint = setup.devnet?.killAt
+    ? killHookFromSpec(setup.devnet.killAt, (point, detail) => {
+        logger.warn({ point, ...detail }, 'test hook: kill point reached; the process kills itself (SIGKILL)')
+        logger.flush?.()
+        process.kill(process.pid, 'SIGKILL')
+      })
+    : undefined
   const outboxStore = createOutboxStore(db)
   const rawOutbox = walletClient
     ? createOutbox({
@@ -208,12 +218,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
           // The host's setting, else the network preset's (src/chain/networks.ts).
           osakaTime: osakaTime === undefined ? undefined : BigInt(osakaTime),
         }),
-        afterPersist: crashAfterSign
-          ? (entry) => {
-              logger.warn(entry, 'test hook: crashing after a signed tx was stored, before its broadcast')
-              process.kill(process.pid, 'SIGKILL')
-            }
-          : undefined,
+        killPoint,
       })
     : undefined
   const outbox = rawOutbox && instrumentOutbox(rawOutbox, { publicClient, metrics, logger })
@@ -251,6 +256,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     now,
     maxReferenceAge: BigInt(measured.maxReferenceAge),
+    killPoint,
     syncChain: () => (watcher ? watcher.sync() : Promise.reject(new KeymanagerError('not_ready', 'the chain watcher is not running'))),
   })
   // Stored txs first: a tx signed before a crash is broadcast before anything new is signed (docs/protocol.md#node-state).

@@ -1,8 +1,8 @@
 // The devnet entry's main (bin/keymanager-devnet.js): `serve --measured FILE --config FILE`. Devnet mode exists only
 // here (docs/protocol.md#measured-settings): the measured settings come from a file the host names (nothing about a
 // devnet is secure), and may name the simulated TEE, a devnet root CA and the dev-file seal; pods may name themselves
-// with the `x-keymanager-pod` header; `KEYMANAGER_CRASH_AFTER_SIGN=1` kills the node after it stores a signed tx
-// (crash tests). The production image does not contain this file or anything under src/devnet.
+// with the `x-keymanager-pod` header; `KEYMANAGER_KILL_AT=<point>[#n]` makes the node kill itself with SIGKILL right
+// after that durable step (crash tests, src/node/killPoints.ts). The production image does not contain this file or anything under src/devnet.
 import { onShutdown, parseFlags, UsageError } from '../cli/args.ts'
 import { hardwareQuoteProvider, openHardwareSeal, startNode } from '../cli/serve.ts'
 import { loadHostSettings } from '../config.ts'
@@ -14,7 +14,8 @@ import { loadSimulatedPlatform, simulatedBootEventLog, simulatedMeasurement, sim
 const USAGE = `usage: keymanager-devnet serve --measured FILE --config FILE
 
   Runs one sidecar in devnet mode (INSECURE): measured settings from FILE (docs/protocol.md#measured-settings),
-  host settings from --config. KEYMANAGER_CRASH_AFTER_SIGN=1 in the environment: crash after storing a signed tx.`
+  host settings from --config. Test only: KEYMANAGER_KILL_AT=<point>[#n] in the environment kills the process
+  (SIGKILL) right after that durable step (src/node/killPoints.ts).`
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -29,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   const host = loadHostSettings(values.config)
   const q = measured.quote
   const seal = measured.seal
-  const crashAfterSign = process.env.KEYMANAGER_CRASH_AFTER_SIGN === '1'
+  const killAt = process.env.KEYMANAGER_KILL_AT || undefined
   const running = await startNode({
     measured,
     settingsDigest: settingsDigest(measured),
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
         : hardwareQuoteProvider(q),
     openSeal: async (dataDir) => (seal.provider === 'dev-file' ? devFileSealProvider(dataDir) : openHardwareSeal(seal)),
     ...(q.trustedRootCaFiles ? { trustedRootCaFiles: q.trustedRootCaFiles } : {}),
-    devnet: { crashAfterSign },
+    devnet: killAt ? { killAt } : {},
   })
   onShutdown(() => running.close())
   return -1

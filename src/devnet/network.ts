@@ -129,6 +129,7 @@ export async function runDevnet({
   autoSettings,
   nodeEnv,
   anvilStateFile,
+  logLevel = 'info',
 }: {
   nodes: number
   dir: string
@@ -141,6 +142,8 @@ export async function runDevnet({
   nodeEnv?: (index: number) => Record<string, string> | undefined
   /** anvil `--state FILE` (outage tests stop anvil and start it again from this file on the same port). */
   anvilStateFile?: string
+  /** The nodes' log level (the secret scan runs at debug). */
+  logLevel?: NonNullable<HostSettingsInput['logLevel']>
 }) {
   const root = resolve(dir)
   const devnetDir = join(root, 'devnet')
@@ -243,7 +246,7 @@ export async function runDevnet({
           gasKeyFile: 'gas.key',
           collateral: { pccsUrl: pccs.url },
           auto: options.auto ?? false,
-          logLevel: 'info',
+          logLevel,
         },
       }
       options.configure?.(settings, { dir: nodeDir, pki, pkiDir, pccsUrl: pccs.url })
@@ -282,6 +285,12 @@ export async function runDevnet({
     }
 
     const nodeAuto = auto ? (autoSettings ?? DEVNET_AUTO) : false
+    if (count === 0) {
+      // An empty network (crash tests start and bootstrap their nodes themselves): registry, PKI and PCCS only.
+      info = { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, nodes: [] }
+      const empty = async () => false
+      return { info, verify: empty, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain }
+    }
     await addNode({ auto: nodeAuto })
 
     // Bootstrap (docs/protocol.md#bootstrap): node 1 makes M; the owner sends bootstrap() with the node's blob.

@@ -253,6 +253,12 @@ export function createAutoRunner(options: AutoOptions) {
 
   async function step(): Promise<void> {
     if (options.register && (node.state === 'uninitialized' || node.state === 'registering')) await registerStep()
+    // A node that stopped after sealing its secret and before its confirmation was mined is ready with its registration
+    // still open: it confirms (at most once: the same call stored earlier is waited for) and keeps its node key.
+    if (options.register && !options.rotate && node.state === 'ready' && node.memberId === null && stores.registrations.latestOpen()) {
+      const joined = await node.joinAsMember()
+      logger.info(joined, 'auto-register: confirmation finished after a restart')
+    }
     if (options.rotate && node.state === 'ready') await rotateStep()
     if (options.help && node.state === 'ready') await helpRound()
   }

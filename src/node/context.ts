@@ -13,6 +13,7 @@ import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
 import type { SealedSecretStore } from '../store/sealedSecrets.ts'
 import type { QuoteProvider, QuoteVerifier } from '../tee/types.ts'
+import type { KillHook } from './killPoints.ts'
 
 /** Everything a node's flows depend on, injected (ponder's `createServer({ deps })`). */
 export type NodeContext = {
@@ -61,6 +62,8 @@ export type NodeContext = {
   now(): number
   /** Blocks a request's reference block may trail its inclusion block before a helper calls it stale. */
   maxReferenceAge: bigint
+  /** Test-only kill points of the crash tests (src/node/killPoints.ts); absent outside the devnet entry. */
+  killPoint?: KillHook | undefined
 }
 
 /** A transaction the node either sent itself or hands to the host to sign and send. */

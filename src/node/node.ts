@@ -1,6 +1,7 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'viem'
+import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
+import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { EnvelopeError } from '../chain/errors.ts'
 import { BlobHashMismatchError } from '../chain/beacon.ts'
 import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
@@ -22,6 +23,8 @@ import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../
 import { checkPolicy } from '../tee/policy.ts'
 import { QuoteVerificationError } from '../tee/types.ts'
 import type { NodeContext, TxOutcome } from './context.ts'
+import { noKill } from './killPoints.ts'
+import type { Registration } from '../store/registrations.ts'
 
 export type NodeState = 'uninitialized' | 'bootstrapping' | 'registering' | 'ready'
 
@@ -50,6 +53,8 @@ class Refusal extends KeymanagerError {
 
 export function createNode(ctx: NodeContext) {
   const { registry, stores, logger } = ctx
+  /** Test-only crash hook (src/node/killPoints.ts): a no-op in every normal run. */
+  const kill = ctx.killPoint ?? noKill
   let state: NodeState = 'uninitialized'
   let master: MasterSecret | undefined
   let generation = 0
@@ -144,6 +149,36 @@ export function createNode(ctx: NodeContext) {
     return { sent: true, txHash: receipt.hash, blockNumber: receipt.blockNumber.toString() }
   }
 
+  /**
+   * `submit` for a call whose calldata is deterministic (bootstrap(pubkey), confirmOnboard(id, RFC 6979 signature)):
+   * when the outbox already holds this very call, open or mined, the flow resumed after a crash waits for it instead of
+   * sending it twice (docs/protocol.md#node-state, crash safety).
+   */
+  async function submitOnce(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome> {
+    const stored = ctx.walletClient && ctx.outbox ? ctx.outbox.findSame(label, data) : undefined
+    if (!stored) return submit(label, data, blobs)
+    logger.info({ outboxId: stored.id, nonce: stored.nonce, label }, 'this transaction is already in the outbox; waiting for it instead of sending it again')
+    const receipt = await ctx.outbox!.waitForReceipt(stored.id)
+    if (receipt.status !== 'success') throw new KeymanagerError('upstream_failed', `transaction ${receipt.hash} (${label}) reverted`)
+    return { sent: true, txHash: receipt.hash, blockNumber: receipt.blockNumber.toString() }
+  }
+
+  /**
+   * Requests this node already answered in a `fulfillOnboard` that is stored in its outbox and not mined yet (a crash
+   * or restart came between storing it and its receipt): outbox id by request id. They are not judged again.
+   */
+  function fulfilsInFlight(): Map<bigint, number> {
+    const found = new Map<bigint, number>()
+    if (!ctx.outbox) return found
+    for (const entry of ctx.outbox.entries()) {
+      if (entry.label !== 'fulfillOnboard' || (entry.status !== 'signed' && entry.status !== 'sent')) continue
+      const call = decodeFunctionData({ abi: keyManagerAbi, data: entry.params.data })
+      if (call.functionName !== 'fulfillOnboard') continue
+      for (const id of call.args[0]) found.set(id, entry.id)
+    }
+    return found
+  }
+
   /** Keeps blobs this node made, so peers can fetch them from its archive once beacon nodes have pruned them. */
   function archiveOwn(blobs: readonly Hex[]): void {
     for (const blob of blobs) {
@@ -189,6 +224,9 @@ export function createNode(ctx: NodeContext) {
       }
       restoreNodeKey()
       keyring.loadProposed()
+      // A crash after the bootstrap's generation was sealed and before the pending copy was cleared leaves both.
+      if (stores.meta.get('pending_master')) stores.meta.put('pending_master', '')
+      abandonUnsentRegistration()
       const newest = sealedRows.at(-1)!
       keyring.setCurrent(newest.generation)
       master = newest.secret
@@ -207,11 +245,26 @@ export function createNode(ctx: NodeContext) {
       await finishBootstrapIfOnChain()
       return
     }
+    abandonUnsentRegistration()
     const open = stores.registrations.latestOpen()
     if (open && open.sealedKey) {
       ephemeralKeys.set(open.address.toLowerCase(), ctx.seal.unseal(open.sealedKey, sealLabel.ephemeral(open.address)))
       state = 'registering'
     }
+  }
+
+  /**
+   * A registration stored before its `requestOnboard` was (the node died in between, kill point register.key-sealed)
+   * can never reach the chain: no node signed its tx. It is expired so the node registers afresh, once. Only a node
+   * that sends its own txs knows this; a registration handed to the host stays open.
+   */
+  function abandonUnsentRegistration() {
+    const open = stores.registrations.latestOpen()
+    if (!open || open.status !== 'prepared' || !ctx.walletClient || !ctx.outbox) return
+    const data = registry.calldata.requestOnboard(open.pubkey64, open.refBlockNumber)
+    if (ctx.outbox.findSame('requestOnboard', data)) return
+    stores.registrations.setStatus(open.address, 'expired', ctx.now())
+    logger.warn({ enckey: open.address }, 'a registration whose request was never signed (the node stopped in between) is dropped; the node registers again')
   }
 
   /** The node key: the key of the registration this node became a member with (docs/protocol.md#members-and-node-keys). */
@@ -230,8 +283,11 @@ export function createNode(ctx: NodeContext) {
     if (onChain.xPub.toLowerCase() !== pendingMaster.address.toLowerCase()) {
       throw new KeymanagerError('conflict', `the registry was bootstrapped with another master key (${onChain.xPub}); use /register`)
     }
-    stores.meta.put('pending_master', '')
+    // Sealed as generation 1 before the pending copy goes: a crash in between keeps one of them (start() clears the other).
     becomeReady(pendingMaster, onChain.generation)
+    kill('bootstrap.generation-sealed')
+    stores.meta.put('pending_master', '')
+    kill('bootstrap.pending-cleared')
     pendingMaster = undefined
     return true
   }
@@ -247,6 +303,7 @@ export function createNode(ctx: NodeContext) {
       // Sealed before the transaction exists: if this node dies after the host sends it, the secret is not lost.
       const sealed = sealMaster(pendingMaster, sealLabel.pendingMaster)
       if (sealed) stores.meta.put('pending_master', bytesToHex(sealed))
+      kill('bootstrap.pending-sealed')
       state = 'bootstrapping'
       logger.info({ xPub: pendingMaster.address, fingerprint: pendingMaster.fingerprint }, 'master secret created')
     }
@@ -266,10 +323,12 @@ export function createNode(ctx: NodeContext) {
       settingsDigest,
     })
     archiveOwn(blobs)
+    kill('bootstrap.blob-archived')
     const data = registry.calldata.bootstrap(bytesToHex(pendingMaster.publicKey64))
-    // bootstrap() is owner-only: the node sends it only when its gas key is the registry owner.
-    const owner = await registry.owner()
-    const canSend = ctx.walletClient && ctx.walletClient.account.address.toLowerCase() === owner.toLowerCase()
+    // bootstrap() is for the owner or the bootstrapper it named: the node sends it only when its gas key is one of them.
+    const [owner, bootstrapper] = await Promise.all([registry.owner(), registry.bootstrapper()])
+    const gasKey = ctx.walletClient?.account.address.toLowerCase()
+    const canSend = gasKey !== undefined && (gasKey === owner.toLowerCase() || gasKey === bootstrapper.toLowerCase())
     if (!canSend) {
       return {
         state,
@@ -278,7 +337,8 @@ export function createNode(ctx: NodeContext) {
         next: 'send tx from the registry owner, then POST /bootstrap again',
       }
     }
-    const outcome = await submit('bootstrap', data, blobs)
+    // The same bootstrap(pubkey) stored before a crash is waited for, not sent twice.
+    const outcome = await submitOnce('bootstrap', data, blobs)
     await finishBootstrapIfOnChain()
     return { state, xPub: master!.address, generation, ...outcome }
   }
@@ -321,6 +381,7 @@ export function createNode(ctx: NodeContext) {
       settingsDigest,
     })
     archiveOwn(blobs)
+    kill('register.blob-archived')
     ephemeralKeys.set(address.toLowerCase(), secretKey)
     const sealedKey = ctx.seal.persistent ? ctx.seal.seal(secretKey, sealLabel.ephemeral(address)) : null
     stores.registrations.insert({
@@ -331,12 +392,14 @@ export function createNode(ctx: NodeContext) {
       refBlockHash: ref.hash,
       now: ctx.now(),
     })
+    kill('register.key-sealed')
     const outcome = await submit('requestOnboard', registry.calldata.requestOnboard(bytesToHex(pubkey64), ref.number), blobs)
     let requestId: bigint | null = null
     if (outcome.sent) {
       // The id comes from the receipt's own OnboardRequested event, not from a log scan (docs/protocol.md#limits).
       requestId = registry.requestIdFromReceipt(await ctx.publicClient.getTransactionReceipt({ hash: outcome.txHash }), address) ?? null
       stores.registrations.markRequested(address, requestId, outcome.txHash, ctx.now())
+      kill('register.requested')
     }
     logger.info({ address, requestId: requestId?.toString(), refBlock: ref.number.toString() }, 'registration prepared')
     return {
@@ -383,9 +446,10 @@ export function createNode(ctx: NodeContext) {
     }
     if (onChain.status !== 'confirmed') {
       const receipt = onboardReceiptDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestId: request.requestId, xPub: master.address })
-      await submit('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, bytesToHex(signDigest(receipt, secretKey))))
+      await submitOnce('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, bytesToHex(signDigest(receipt, secretKey))))
     }
     stores.registrations.setStatus(open.address, 'completed', ctx.now())
+    kill('member.registration-completed')
     keyring.setNodeKey({ memberId: request.requestId, address: open.address, secretKey })
     ephemeralKeys.delete(open.address.toLowerCase())
     logger.info({ memberId: request.requestId.toString() }, 'this node is a member (node key kept sealed)')
@@ -502,8 +566,11 @@ export function createNode(ctx: NodeContext) {
     const onChain = { xPub: proven.master().xPub, generation: Number(chainGeneration) }
     const secret = received.at(-1)!.secret
     for (const r of received.slice(0, -1)) keyring.add(Number(r.generation), r.secret)
-    stores.registrations.setStatus(registration.address, 'completed', ctx.now())
+    // Sealed first, the registration closed only once the confirmation is mined: a crash in between leaves a ready node
+    // with an open registration, which joinAsMember finishes (auto mode at once; POST /member), sending the same
+    // confirmOnboard at most once (docs/protocol.md#node-state, crash safety).
     becomeReady(secret, onChain.generation)
+    kill('complete.secret-sealed')
     await rotation.catchUp(header).catch(() => undefined)
     const receiptDigest = onboardReceiptDigest({
       chainId: ctx.chainId,
@@ -512,10 +579,12 @@ export function createNode(ctx: NodeContext) {
       xPub: onChain.xPub,
     })
     const signature = bytesToHex(signDigest(receiptDigest, secretKey))
+    const outcome = await submitOnce('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, signature))
+    stores.registrations.setStatus(registration.address, 'completed', ctx.now())
+    kill('member.registration-completed')
     // The registration key stays: it is this node's node key from now on (docs/protocol.md#members-and-node-keys).
     keyring.setNodeKey({ memberId: request.requestId, address: registration.address, secretKey })
     ephemeralKeys.delete(enckey.toLowerCase())
-    const outcome = await submit('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, signature))
     return { state, xPub: secret.address, generation, requestId: request.requestId.toString(), confirm: outcome }
   }
 
@@ -612,10 +681,22 @@ export function createNode(ctx: NodeContext) {
     if (generation !== Number(r.generation)) throw new KeymanagerError('conflict', `this node serves generation ${generation}, the verified chain is at ${r.generation}`)
   }
 
-  async function help(requests: OnboardRequest[]): Promise<HelpResult[]> {
+  async function help(asked: OnboardRequest[]): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
+    // A request this node already answered in a stored, unmined fulfillOnboard is not judged again: its answer is
+    // waited for (docs/protocol.md#node-state, crash safety). One that reverted is judged like any other.
+    const inFlight = fulfilsInFlight()
+    const resumed: HelpResult[] = []
+    for (const request of asked.filter((r) => inFlight.has(r.requestId))) {
+      const receipt = await ctx.outbox!.waitForReceipt(inFlight.get(request.requestId)!)
+      if (receipt.status !== 'success') continue
+      recordFulfilled(request, null, null, receipt.hash)
+      resumed.push({ requestId: request.requestId, decision: 'fulfilled', tx: { sent: true, txHash: receipt.hash, blockNumber: receipt.blockNumber.toString() } })
+    }
+    const requests = asked.filter((r) => !resumed.some((done) => done.requestId === r.requestId))
+    if (requests.length === 0) return resumed
     await checkHeldGenerations()
-    const results: HelpResult[] = []
+    const results: HelpResult[] = [...resumed]
     const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }[] = []
     for (const request of requests) {
       try {
@@ -657,6 +738,7 @@ export function createNode(ctx: NodeContext) {
     const responseBlobHash = bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blobs[0]!))))
     stores.blobs.put(responseBlobHash, hexToBytes(blobs[0]!), ctx.now())
     if (blobs.length > 1) archiveOwn(blobs.slice(1))
+    kill('help.response-archived')
     const requestIds = accepted.map(({ request }) => request.requestId)
     const signature = master.signDigest(
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
@@ -678,7 +760,24 @@ export function createNode(ctx: NodeContext) {
       logger.info({ requestId: request.requestId.toString(), requester: request.requester }, 'request fulfilled')
       results.push({ requestId: request.requestId, decision: 'fulfilled', tx: outcome })
     }
+    kill('help.recorded')
     return results
+  }
+
+  /** Records a fulfilled answer found in the outbox after a restart (the quote's facts were recorded, if at all, before). */
+  function recordFulfilled(request: OnboardRequest, measurementId: Hex | null, settingsDigest: Hex | null, txHash: Hex) {
+    stores.requests.record({
+      requestId: request.requestId,
+      requester: request.requester,
+      blockNumber: request.blockNumber,
+      decision: 'fulfilled',
+      reason: null,
+      message: 'answer stored before a restart, mined after it',
+      measurementId,
+      settingsDigest,
+      fulfillTx: txHash,
+      decidedAt: ctx.now(),
+    })
   }
 
   /** `/helper/:addr`: a request id, or the newcomer's address (its latest request). */
