@@ -27,7 +27,7 @@ commands:
                                  the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
   revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F
                                  revoke a member node or a generation
-  audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--root-ca F] [--pccs URL]
+  audit --rpc URL --registry ADDR [--blobs URL [--blobs-kind anvil|beacon]] [--archive DIR]... [--peer URL]... [--root-ca F] [--pccs URL | --collateral F...]
                                  re-verify every quote the registry took; exit 1 if a secret went to a bad one
   compose-check FILE [--sidecar SERVICE] [--data-dir PATH] [--json]
                                  refuse a compose file where another service reaches the quote interface

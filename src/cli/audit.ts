@@ -5,22 +5,35 @@
 // and never fulfilled are listed but are not failures. The TCB policy and allow-list are evaluated as they stand now.
 // Each entry names the settingsDigest the node's quote binds (docs/protocol.md#measured-settings): which measured settings
 // every node ever onboarded runs with.
+//
+// After pruning (docs/protocol.md#limits): blobs come from several sources, tried in order: node archives (`--archive`,
+// a node's data directory or database file, read only), the beacon node or anvil (`--blobs`), then peers' public
+// archives (`--peer`, a node's host listener); every blob is checked against its on-chain versioned hash, so any
+// source will do. Each quote is judged at the time of its block, with the collateral of that time (`--collateral`
+// files, repeatable, picked by date: src/tee/datedCollateral.ts); when only newer collateral is at hand (a PCCS
+// serves today's), the quote is judged now and the entry says so (`judgedAt`).
 import { bytesToHex, createPublicClient, getAddress, http, isAddress, type Address, type Hex, type PublicClient } from 'viem'
 import { chainFor } from '../chain/chain.ts'
-import { anvilBlobSource, beaconBlobSource, fetchVerifiedBlobs, type BlobSource } from '../chain/beacon.ts'
+import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { anvilBlobSource, beaconBlobSource, type BlobSource } from '../chain/beacon.ts'
+import { fetchVerifiedBlobsWithFallback, peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { blobsToEnvelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { createRegistryClient, type OnboardRequest, type RegistryClient } from '../chain/registry.ts'
 import { DEFAULT_MAX_LOG_RANGE, getLogsBounded } from '../chain/logs.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
 import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
+import { createDcapVerifier } from '../tee/dcap.ts'
+import { datedCollateral } from '../tee/datedCollateral.ts'
 import { checkPolicy } from '../tee/policy.ts'
 import { QuoteVerificationError, type QuoteVerifier } from '../tee/types.ts'
 import { parseFlags, UsageError } from './args.ts'
-import { quoteVerifierFromOptions } from './quote.ts'
+import { loadTrustedRoots, quoteVerifierFromOptions } from './quote.ts'
 
 export const AUDIT_USAGE =
-  'usage: keymanager audit --rpc URL --registry ADDR --blobs URL [--blobs-kind anvil|beacon] [--from-block N] [--max-log-range BLOCKS] [--root-ca FILE]... [--pccs URL | --collateral F] [--json]'
+  'usage: keymanager audit --rpc URL --registry ADDR [--blobs URL [--blobs-kind anvil|beacon]] [--archive DIR]... [--peer URL]... [--from-block N] [--max-log-range BLOCKS] [--root-ca FILE]... [--pccs URL | --collateral F...] [--json]'
 
 export type AuditEntry = {
   what: 'bootstrap' | `request ${string}`
@@ -34,16 +47,18 @@ export type AuditEntry = {
   status: string | null
   /** The on-chain policy and allow-list applied today. */
   policyNow: string
+  /** `block time`: verified at its block's time with the collateral of then; `now`: only newer collateral was at hand. */
+  judgedAt: 'block time' | 'now' | null
 }
 
 type Judged =
-  | { ok: true; measurementId: Hex; settingsDigest: Hex; status: string; policyNow: string }
-  | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null }
+  | { ok: true; measurementId: Hex; settingsDigest: Hex; status: string; policyNow: string; judgedAt: 'block time' | 'now' }
+  | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null; judgedAt: 'block time' | 'now' | null }
 
 async function judgeQuote(args: {
   registry: RegistryClient
   verifier: QuoteVerifier
-  blobs: BlobSource
+  blobs: readonly BlobSource[]
   blockNumber: bigint
   blockHash: Hex
   blockTimestamp: bigint
@@ -52,7 +67,7 @@ async function judgeQuote(args: {
 }): Promise<Judged> {
   let envelope
   try {
-    const blobs = await fetchVerifiedBlobs(args.blobs, {
+    const blobs = await fetchVerifiedBlobsWithFallback(args.blobs, {
       blockNumber: args.blockNumber,
       blockHash: args.blockHash,
       blockTimestamp: args.blockTimestamp,
@@ -60,17 +75,29 @@ async function judgeQuote(args: {
     })
     envelope = blobsToEnvelope(blobs)
   } catch (error) {
-    return { ok: false, reason: `blob: ${(error as Error).message.split('\n')[0]}`, measurementId: null, settingsDigest: null, status: null }
+    // The first line, and the facts that say what to do (a pruned blob names the archives and peers to use).
+    const { message, metaMessages } = error as Error & { metaMessages?: string[] }
+    const facts = (metaMessages ?? []).filter((line) => line.length > 0).join('; ')
+    return { ok: false, reason: `blob: ${message.split('\n')[0]}${facts ? ` (${facts})` : ''}`, measurementId: null, settingsDigest: null, status: null, judgedAt: null }
   }
   const settingsDigest = envelope.kind === 'onboard' ? null : bytesToHex(envelope.settingsDigest)
   const expected = args.expect(envelope)
-  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, settingsDigest, status: null }
+  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, settingsDigest, status: null, judgedAt: null }
+  const quote = envelope.kind === 'onboard' ? new Uint8Array() : envelope.quote
   let verified
+  let judgedAt: 'block time' | 'now' = 'block time'
   try {
-    verified = await args.verifier.verify(envelope.kind === 'onboard' ? new Uint8Array() : envelope.quote)
+    try {
+      verified = await args.verifier.verify(quote, { now: Number(args.blockTimestamp) })
+    } catch (error) {
+      // Collateral issued after the quote's time cannot judge it then: judge it now, and say so.
+      if (!(error instanceof QuoteVerificationError) || (error.reason !== 'collateral_not_yet_valid' && error.reason !== 'collateral_unavailable')) throw error
+      judgedAt = 'now'
+      verified = await args.verifier.verify(quote)
+    }
   } catch (error) {
     if (error instanceof QuoteVerificationError)
-      return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null }
+      return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null, judgedAt }
     throw error
   }
   if (!constantTimeEqual(verified.reportData, expected.reportData))
@@ -80,6 +107,7 @@ async function judgeQuote(args: {
       measurementId: verified.measurementId,
       settingsDigest,
       status: verified.status,
+      judgedAt,
     }
   const policy = await args.registry.tcbPolicy()
   const now = await checkPolicy(
@@ -87,7 +115,7 @@ async function judgeQuote(args: {
     { ...policy, isFmspcAllowed: (f: Hex) => args.registry.isFmspcAllowed(f), isMeasurementAllowed: (id: Hex) => args.registry.isMeasurementAllowed(id) },
     Math.floor(Date.now() / 1000),
   )
-  return { ok: true, measurementId: verified.measurementId, settingsDigest: settingsDigest!, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason }
+  return { ok: true, measurementId: verified.measurementId, settingsDigest: settingsDigest!, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason, judgedAt }
 }
 
 export async function runAudit(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
@@ -100,11 +128,18 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     'max-log-range': { type: 'string', default: String(DEFAULT_MAX_LOG_RANGE) },
     'root-ca': { type: 'string', multiple: true },
     pccs: { type: 'string' },
-    collateral: { type: 'string' },
+    collateral: { type: 'string', multiple: true },
+    archive: { type: 'string', multiple: true },
+    peer: { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
   })
-  if (!values.rpc || !values.registry || !values.blobs) throw new UsageError(`--rpc, --registry and --blobs are required\n${AUDIT_USAGE}`)
-  for (const [flag, value] of [['--rpc', values.rpc], ['--blobs', values.blobs]] as const) {
+  const archives = values.archive ?? []
+  const peers = values.peer ?? []
+  if (!values.rpc || !values.registry) throw new UsageError(`--rpc and --registry are required\n${AUDIT_USAGE}`)
+  if (!values.blobs && archives.length === 0 && peers.length === 0)
+    throw new UsageError(`give at least one blob source: --blobs, --archive or --peer\n${AUDIT_USAGE}`)
+  const urls: [string, string][] = [['--rpc', values.rpc], ...(values.blobs ? [['--blobs', values.blobs] as [string, string]] : []), ...peers.map((p) => ['--peer', p] as [string, string])]
+  for (const [flag, value] of urls) {
     try {
       if (!/^https?:$/.test(new URL(value).protocol)) throw new Error()
     } catch {
@@ -117,15 +152,23 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   if (!/^\d{1,7}$/.test(values['max-log-range']) || Number(values['max-log-range']) < 1) throw new UsageError('--max-log-range must be a number of blocks, 1 or more')
   const maxLogRange = Number(values['max-log-range'])
   if (values.pccs && values.collateral) throw new UsageError('give --pccs or --collateral, not both')
+  const archiveFiles = archives.map((path) => {
+    const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'keymanager.sqlite') : path
+    if (!existsSync(file)) throw new UsageError(`--archive ${path}: no node database there (a node's data directory or its keymanager.sqlite)`)
+    return file
+  })
 
-  const { verifier } = quoteVerifierFromOptions(
+  const { verifier: pccsVerifier } = quoteVerifierFromOptions(
     {
       ...(values['root-ca'] ? { trustedRootCaFiles: values['root-ca'] } : {}),
       ...(values.pccs ? { pccsUrl: values.pccs } : {}),
-      ...(values.collateral ? { collateralFile: values.collateral } : {}),
     },
     (_roots, message) => err(`warning: ${message}`),
   )
+  // Collateral files: the one valid at each quote's time (src/tee/datedCollateral.ts).
+  const verifier = values.collateral
+    ? createDcapVerifier({ collateral: datedCollateral(values.collateral), trustedRootCaDer: loadTrustedRoots(values['root-ca']).map((r) => r.der) })
+    : pccsVerifier
   const transport = http(values.rpc)
   const chainId = await createPublicClient({ transport }).getChainId()
   const chain = chainFor(chainId, values.rpc)
@@ -133,7 +176,11 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   const address: Address = getAddress(values.registry.toLowerCase())
   const fromBlock = BigInt(values['from-block'])
   const registry = createRegistryClient({ publicClient, address })
-  const blobs = values['blobs-kind'] === 'anvil' ? anvilBlobSource(values.blobs) : beaconBlobSource(values.blobs)
+  const blobs: BlobSource[] = [
+    ...archiveFiles.map(archiveBlobSource),
+    ...(values.blobs ? [values['blobs-kind'] === 'anvil' ? anvilBlobSource(values.blobs) : beaconBlobSource(values.blobs, { chainId })] : []),
+    ...peers.map((peer) => peerArchiveBlobSource(peer)),
+  ]
   const blockTime = async (blockNumber: bigint) => (await publicClient.getBlock({ blockNumber })).timestamp
 
   const entries: AuditEntry[] = []
@@ -205,7 +252,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     for (const e of entries)
       out(
         `${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}): ${
-          e.ok ? `${e.status}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}` : e.reason
+          e.ok ? `${e.status} at ${e.judgedAt}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}` : e.reason
         }`,
       )
     out(breaches.length === 0 ? `audit passed: ${entries.length} quotes, every secret handed out went to a verified quote` : `AUDIT FAILED: ${breaches.length} secret(s) went to quotes that do not verify`)
@@ -215,6 +262,24 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
 
 function entryOf(judged: Judged): Omit<AuditEntry, 'what' | 'onChain'> {
   return judged.ok
-    ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow }
-    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-' }
+    ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow, judgedAt: judged.judgedAt }
+    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-', judgedAt: judged.judgedAt }
+}
+
+/**
+ * A node's blob archive (docs/protocol.md#node-state), opened read only: the blobs it used, by versioned hash. The
+ * caller checks each against its on-chain hash like any other source's.
+ */
+function archiveBlobSource(file: string): BlobSource {
+  let db: Database.Database | undefined
+  return {
+    async fetchBlobs({ versionedHashes }) {
+      db ??= new Database(file, { readonly: true, fileMustExist: true })
+      const get = db.prepare<[string], { data: Buffer }>('SELECT data FROM blobs WHERE versioned_hash = ?')
+      return versionedHashes.flatMap((hash) => {
+        const row = get.get(hash.toLowerCase())
+        return row ? [new Uint8Array(row.data)] : []
+      })
+    },
+  }
 }
