@@ -153,6 +153,32 @@ describe('policy', () => {
     assert.equal(await client.minTcbEvaluationDataNumber(), 0)
   })
 
+  test('default: --unsigned prints a Safe Transaction Builder batch that, sent by the owner, does what policy would have done', async () => {
+    const sgx = measurementOf(sgxQuote)
+    const add = await policy('add', sgx.measurementRaw.slice(2), ...on(), '--unsigned')
+    assert.equal(add.code, 0, add.err.join('\n'))
+    const batch = JSON.parse(add.out.join('\n')) as { version: string; chainId: string; meta: { createdFromSafeAddress: Address }; transactions: { to: Address; value: string; data: Hex }[] }
+    assert.deepEqual([batch.version, batch.chainId, batch.meta.createdFromSafeAddress], ['1.0', String(foundry.id), devAccount(0).address])
+    assert.equal(batch.transactions.length, 1)
+    assert.equal(await client.isMeasurementAllowed(sgx.measurementId), false, 'nothing was sent')
+    // The Safe (here: the owner's key) sends it as printed.
+    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+    const tx = batch.transactions[0]!
+    const hash = await owner.sendTransaction({ to: tx.to, data: tx.data, value: BigInt(tx.value) })
+    await createPublicClient({ chain, transport: http(anvil.rpcUrl) }).waitForTransactionReceipt({ hash })
+    assert.equal(await client.isMeasurementAllowed(sgx.measurementId), true)
+
+    const tcb = await policy('tcb', ...on(), '--allow-fmspc', '00906ED50000', '--disallow-fmspc', '00A06F000000', '--unsigned')
+    assert.equal(tcb.code, 0, tcb.err.join('\n'))
+    assert.equal((JSON.parse(tcb.out.join('\n')) as { transactions: unknown[] }).transactions.length, 2)
+    // A call the owner could not make is named now, not in the Safe.
+    const again = await policy('remove', '0x' + 'ab'.repeat(32), ...on(), '--unsigned')
+    assert.equal(again.code, 1)
+    assert.match(again.err.join('\n'), /^keymanager policy: removeMeasurement would revert for the owner 0x[0-9a-fA-F]{40}: /)
+    assert.equal((await policy('add', quoteFile, ...on(), '--unsigned', '--owner-key-file', ownerKeyFile)).code, 2)
+  })
+
   test('error: the chain refuses: exit 1 with the revert named in one line', async () => {
     const again = await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)
     assert.equal(again.code, 1)

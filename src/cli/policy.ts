@@ -18,6 +18,8 @@ import {
   http,
   isAddress,
   keccak256,
+  encodeFunctionData,
+  type Address,
   type Hex,
   type PublicClient,
 } from 'viem'
@@ -33,7 +35,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--unsigned] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -272,9 +274,35 @@ const FLAGS = {
   'allow-fmspc': { type: 'string', multiple: true },
   'disallow-fmspc': { type: 'string', multiple: true },
   'min-tcb-evaluation': { type: 'string' },
+  unsigned: { type: 'boolean', default: false },
   confirmations: { type: 'string' },
 } as const
 const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc', 'min-tcb-evaluation'] as const
+
+/**
+ * `--unsigned`: the owner is a multisig (docs/protocol.md#bootstrap), so nothing is signed here. Each call is simulated
+ * from the owner's address (a revert is named now, not in the Safe), then printed as a Safe Transaction Builder batch
+ * (`{version, chainId, createdAt, meta, transactions: [{to, value, data}]}`) to import and sign in the Safe.
+ */
+async function unsignedBatch(connection: Connection, name: string, calls: { functionName: string; args: readonly unknown[] }[]) {
+  const owner = await reader(connection)<Address>('owner')
+  const transactions = []
+  for (const { functionName, args } of calls) {
+    try {
+      await connection.publicClient.simulateContract({ address: connection.registry, abi: keyManagerAbi, functionName, args, account: owner } as never)
+    } catch (error) {
+      throw new PolicyError(`${functionName} would revert for the owner ${owner}: ${short(error)}`)
+    }
+    transactions.push({ to: connection.registry, value: '0', data: encodeFunctionData({ abi: keyManagerAbi, functionName, args } as never), contractMethod: null, contractInputsValues: null })
+  }
+  return {
+    version: '1.0',
+    chainId: String(connection.chain.id),
+    createdAt: Date.now(),
+    meta: { name, description: `keymanager ${name} on registry ${connection.registry}`, txBuilderVersion: '1.16.5', createdFromSafeAddress: owner, createdFromOwnerAddress: '' },
+    transactions,
+  }
+}
 
 async function policyCommand(verb: string | undefined, argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (verb === undefined) throw new UsageError(POLICY_USAGE.replace(/^usage: /, 'policy needs a command: '))
@@ -299,10 +327,18 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     else for (const line of lines) out(line)
   }
 
+  if (values.unsigned && values['owner-key-file'] !== undefined) throw new UsageError('--unsigned signs nothing: leave out --owner-key-file')
+  if (values.unsigned && verb === 'list') throw new UsageError('policy list only reads: --unsigned does not apply')
   if (verb === 'add' || verb === 'remove') {
     const argument = positionals[0]!
     const measurement = verb === 'add' ? measurementArgument(argument) : undefined
     const id = measurement?.id ?? idArgument(argument)
+    if (values.unsigned) {
+      const connection = await connect(values)
+      const call = verb === 'add' ? { functionName: 'addMeasurement', args: [id, measurement!.raw] } : { functionName: 'removeMeasurement', args: [id] }
+      out(JSON.stringify(await unsignedBatch(connection, `policy ${verb} ${id}`, [call]), null, 2))
+      return 0
+    }
     const account = readOwnerKey(values['owner-key-file'])
     const connection = await connect(values)
     if (verb === 'add') {
@@ -352,6 +388,20 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   }
   const setsPolicy = accept !== undefined || maxAgeText !== undefined || allowlist !== undefined
   const writes = setsPolicy || allow.length > 0 || disallow.length > 0 || minEvaluationText !== undefined
+  if (values.unsigned) {
+    if (!writes) throw new UsageError('policy tcb --unsigned needs a change to print (--accept, --max-collateral-age, --fmspc-allowlist, --allow-fmspc, --disallow-fmspc, --min-tcb-evaluation)')
+    const connection = await connect(values)
+    const calls: { functionName: string; args: readonly unknown[] }[] = []
+    if (setsPolicy) {
+      const [currentMask, currentAge, currentAllowlist] = await reader(connection)<readonly [number, bigint, boolean]>('tcbPolicy')
+      calls.push({ functionName: 'setTcbPolicy', args: [accept ?? currentMask, maxAgeText === undefined ? currentAge : BigInt(maxAgeText), allowlist === undefined ? currentAllowlist : allowlist === 'on'] })
+    }
+    for (const fmspc of allow) calls.push({ functionName: 'setFmspc', args: [fmspc, true] })
+    for (const fmspc of disallow) calls.push({ functionName: 'setFmspc', args: [fmspc, false] })
+    if (minEvaluationText !== undefined) calls.push({ functionName: 'setMinTcbEvaluationDataNumber', args: [Number(minEvaluationText)] })
+    out(JSON.stringify(await unsignedBatch(connection, 'policy tcb', calls), null, 2))
+    return 0
+  }
   const account = writes ? readOwnerKey(values['owner-key-file']) : undefined
   const connection = await connect(values)
   const txHashes: Hex[] = []
