@@ -8,7 +8,7 @@ commands:
                                  root), host settings from FILE (docs/protocol.md#measured-settings)
   init --network N --registry ADDR [--from-block N] [--rpc URL] [--beacon URL] [--quote P] [--dir D]
                                  write commented measured.json and host.json for mainnet|sepolia|hoodi|devnet
-  devnet [--nodes N] [--once] [--auto]
+  devnet [--nodes N] [--once] [--auto] [--live-like]
                                  local chain, registry and N sidecars, onboarded end to end
                                  (--auto: nodes 2..N join by themselves, no host calls)
   deploy --rpc URL --owner-key-file F [--owner ADDR] [--measurement-delay S]

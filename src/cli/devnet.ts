@@ -21,6 +21,7 @@ export async function runDevnetCommand(
     nodes: { type: 'string', default: '3' },
     once: { type: 'boolean', default: false },
     auto: { type: 'boolean', default: false },
+    'live-like': { type: 'boolean', default: false },
     dir: { type: 'string', default: '.keymanager' },
   })
   // src/devnet is left out of production images (sidecar.Dockerfile): there the verb says so instead of crashing.
@@ -28,7 +29,7 @@ export async function runDevnetCommand(
     if (error.code === 'ERR_MODULE_NOT_FOUND') throw new Error('the devnet is not part of this build (production images leave out src/devnet)')
     throw error
   })
-  const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes!), dir: values.dir!, auto: values.auto!, print })
+  const devnet = await runDevnet({ nodes: parseNodeCount(values.nodes!), dir: values.dir!, auto: values.auto!, print, ...(values['live-like'] ? { liveLike: {} } : {}) })
   if (values.once) {
     const ok = await devnet.verify()
     await devnet.stop()

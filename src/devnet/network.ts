@@ -17,6 +17,7 @@ import { createRegistryClient } from '../chain/registry.ts'
 import type { HostSettingsInput } from '../config.ts'
 import { toHex0x } from '../keys/bytes.ts'
 import { measurementOf } from '../tee/measurement.ts'
+import { alignAnvilToSlots, startLiveBeacon, startStrictRpc, type LiveBeacon, type LiveBeaconOptions, type StrictRpc, type StrictRpcOptions } from './liveLike.ts'
 import { serveDevnetPccs, type DevnetPccs } from './pccs.ts'
 import { createDevnetPki, saveDevnetPlatform, type DevnetPki } from './pki.ts'
 import type { DevnetMeasuredInput } from './settings.ts'
@@ -130,6 +131,7 @@ export async function runDevnet({
   nodeEnv,
   anvilStateFile,
   logLevel = 'info',
+  liveLike,
 }: {
   nodes: number
   dir: string
@@ -144,12 +146,17 @@ export async function runDevnet({
   anvilStateFile?: string
   /** The nodes' log level (the secret scan runs at debug). */
   logLevel?: NonNullable<HostSettingsInput['logLevel']>
+  /**
+   * Live-like mode (src/devnet/liveLike.ts): every node and the owner reach anvil only through a strict RPC proxy
+   * that refuses what post-Osaka providers refuse, and read blobs from a beacon node simulator by slot.
+   */
+  liveLike?: { rpc?: Omit<StrictRpcOptions, 'upstream'>; beacon?: Omit<LiveBeaconOptions, 'anvilRpcUrl' | 'chainId'> }
 }) {
   const root = resolve(dir)
   const devnetDir = join(root, 'devnet')
   rmSync(devnetDir, { recursive: true, force: true })
   mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
-  const started: { anvil?: Anvil; pccs?: DevnetPccs; nodes: NodeProcess[] } = { nodes: [] }
+  const started: { anvil?: Anvil; pccs?: DevnetPccs; strictRpc?: StrictRpc; beacon?: LiveBeacon; nodes: NodeProcess[] } = { nodes: [] }
   let info: DevnetInfo | undefined
 
   async function stop() {
@@ -163,6 +170,8 @@ export async function runDevnet({
           }),
       ),
     )
+    await started.strictRpc?.close()
+    await started.beacon?.close()
     await started.anvil?.stop()
     await started.pccs?.close()
   }
@@ -172,9 +181,21 @@ export async function runDevnet({
     const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile })
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
-    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    // What nodes and the owner call: anvil itself, or in live-like mode the strict proxy in front of it.
+    let rpcUrl = anvil.rpcUrl
+    let blobs: HostSettingsInput['blobs'] = { kind: 'anvil', url: anvil.rpcUrl, peers: [] }
+    if (liveLike) {
+      const secondsPerSlot = liveLike.beacon?.secondsPerSlot ?? 12
+      await alignAnvilToSlots(anvil.rpcUrl, secondsPerSlot)
+      started.strictRpc = await startStrictRpc({ upstream: anvil.rpcUrl, ...liveLike.rpc })
+      started.beacon = await startLiveBeacon({ anvilRpcUrl: anvil.rpcUrl, chainId: foundry.id, ...liveLike.beacon, secondsPerSlot })
+      rpcUrl = started.strictRpc.url
+      blobs = { kind: 'beacon', url: started.beacon.url, peers: [] }
+      print(`✓ live-like: strict RPC proxy on ${rpcUrl}, beacon node simulator on ${started.beacon.url} (${started.beacon.mode})`)
+    }
+    const chain = { ...foundry, rpcUrls: { default: { http: [rpcUrl] } } }
     // A long timeout: anvil loads its KZG setup on the first blob tx (the bootstrap), seconds on a busy machine.
-    const transport = http(anvil.rpcUrl, { timeout: 60_000 })
+    const transport = http(rpcUrl, { timeout: 60_000 })
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 })
     const owner = createWalletClient({ account: devAccount(0), chain, transport })
 
@@ -239,8 +260,8 @@ export async function runDevnet({
         },
         host: {
           dataDir: '.',
-          chain: { rpcUrl: anvil.rpcUrl, fromBlock: 0, rpcTimeoutMs: 60_000 },
-          blobs: { kind: 'anvil', url: anvil.rpcUrl, peers: [] },
+          chain: { rpcUrl, fromBlock: 0, rpcTimeoutMs: 60_000 },
+          blobs,
           pod: { host: '127.0.0.1', port: 0 },
           host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
           gasKeyFile: 'gas.key',
@@ -319,7 +340,7 @@ export async function runDevnet({
     }
 
     const devnetInfo: DevnetInfo = {
-      rpcUrl: anvil.rpcUrl,
+      rpcUrl,
       chainId: foundry.id,
       registry,
       nodes: started.nodes.map(({ podUrl, hostUrl, hostToken }) => ({ podUrl, hostUrl, hostToken })),
@@ -352,7 +373,8 @@ export async function runDevnet({
       }
       return ok
     }
-    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain }
+    const live = started.strictRpc && started.beacon ? { rpc: started.strictRpc, beacon: started.beacon } : undefined
+    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain, liveLike: live }
   } catch (error) {
     await stop()
     throw error

@@ -1,0 +1,159 @@
+// The devnet in live-like mode (src/devnet/liveLike.ts): nodes and the owner reach anvil (osaka) only through a strict
+// RPC proxy that answers as post-Osaka reth and public providers do, and read blobs by slot from a beacon node
+// simulator. The walk-through and auto mode pass through them; each failure mode gives its clear error; `audit` passes
+// after the beacon node pruned the blobs, from the nodes' archives and from peers.
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { createPublicClient, createWalletClient, http, toHex, toBlobs, type Hex } from 'viem'
+import { sendBlobTransaction } from '../src/chain/blobs.ts'
+import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { runAudit } from '../src/cli/audit.ts'
+import { RATE_LIMITED, RETH_V0_AFTER_OSAKA } from '../src/devnet/liveLike.ts'
+import { devAccount, hostCall, runDevnet, waitUntilReady, type DevnetNodeInfo } from '../src/devnet/network.ts'
+
+type Devnet = Awaited<ReturnType<typeof runDevnet>>
+
+describe('devnet, live-like: strict RPC proxy and beacon node simulator in front of anvil', () => {
+  let devnet: Devnet
+  let live: NonNullable<Devnet['liveLike']>
+  const lines: string[] = []
+  const anvilCall = async (method: string, params: unknown[]) =>
+    fetch(devnet.anvil.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+
+  before(async () => {
+    // 4 slots per epoch and 32 epochs kept: blobs older than 128 blocks are pruned (block n is slot n here).
+    devnet = await runDevnet({
+      nodes: 3,
+      auto: true,
+      dir: mkdtempSync(join(tmpdir(), 'km-livelike-')),
+      print: (l) => lines.push(l),
+      liveLike: { beacon: { slotsPerEpoch: 4, retentionEpochs: 32 } },
+    })
+    live = devnet.liveLike!
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('default: bootstrap and auto onboarding pass through the strict RPC and the beacon simulator, with v1 sidecars and bounded log reads', async () => {
+    assert.ok(await devnet.verify(), lines.join('\n'))
+    assert.equal(live.rpc.refused.v0Sidecar, 0, 'every blob tx (the owner\'s bootstrap, the nodes\' requests and answers) went out as v1')
+    assert.equal(live.rpc.refused.logRange, 0)
+    assert.ok(live.rpc.widestLogRange <= 1000n, `widest eth_getLogs: ${live.rpc.widestLogRange} blocks`)
+    // The helpers read the newcomers' quotes and the newcomers their answers from the beacon simulator, by slot, with
+    // the hashes as a repeated parameter, and never through the deprecated route.
+    assert.ok(live.beacon.answered.blobs >= 4, JSON.stringify(live.beacon.answered))
+    assert.equal(live.beacon.answered.commaJoined, 0)
+    assert.equal(live.beacon.answered.sidecars410, 0)
+  })
+
+  test('error: the strict RPC refuses a v0 sidecar with reth\'s message, a log range over 1,000 blocks, and a burst over its rate', async () => {
+    const account = devAccount(12)
+    const client = createPublicClient({ chain: devnet.chain, transport: http(devnet.info.rpcUrl, { retryCount: 0, timeout: 60_000 }) })
+    const wallet = createWalletClient({ account, chain: devnet.chain, transport: http(devnet.info.rpcUrl, { retryCount: 0, timeout: 60_000 }) })
+    const blobs = toBlobs({ data: toHex('a v0 sidecar after osaka') })
+    await assert.rejects(
+      sendBlobTransaction({ walletClient: wallet, publicClient: client, to: account.address, data: '0x', blobs, sidecarVersion: 0 }),
+      (error: Error) => error.message.includes(RETH_V0_AFTER_OSAKA),
+    )
+    assert.equal(live.rpc.refused.v0Sidecar, 1)
+    // The same payload, with the sidecar version discovered (eth_config through the proxy): v1, accepted and mined.
+    const sent = await sendBlobTransaction({ walletClient: wallet, publicClient: client, to: account.address, data: '0x', blobs })
+    assert.equal(sent.receipt.status, 'success')
+
+    await anvilCall('anvil_mine', ['0x44c']) // 1,100 blocks
+    const head = await client.getBlockNumber({ cacheTime: 0 })
+    await assert.rejects(
+      client.getContractEvents({ address: devnet.registry, abi: keyManagerAbi, fromBlock: 0n, toBlock: head }),
+      (error: Error) => /query exceeds max block range 1000/.test(error.message),
+    )
+    assert.equal(live.rpc.refused.logRange, 1)
+
+    const burst = await Promise.all(
+      Array.from({ length: 400 }, () =>
+        fetch(devnet.info.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' }).then(
+          (res) => res.json() as Promise<{ error?: { code: number; message: string } }>,
+        ),
+      ),
+    )
+    const limited = burst.filter((answer) => answer.error?.code === RATE_LIMITED.code)
+    assert.ok(limited.length > 0 && limited.length < burst.length, `${limited.length} of ${burst.length} rate-limited`)
+    assert.equal(limited[0]!.error!.message, RATE_LIMITED.message)
+  })
+
+  test('default: a newcomer started 1,100 blocks later catches up in ranges of at most 1,000 blocks and joins by itself', async () => {
+    const refusedBefore = live.rpc.refused.logRange
+    const node = await devnet.addNode({ auto: { register: true, help: true, confirmations: 0, pollIntervalMs: 250, jitterMs: [200, 400], slotMs: 1000, maxBatch: 50, bumpAfterBlocks: 3 } })
+    await waitUntilReady(node)
+    assert.equal(live.rpc.refused.logRange, refusedBefore, 'no node asked for a wider range')
+  })
+
+  test('error: a beacon node that is not a supernode (Lighthouse, Prysm) gives its clear error; a supernode then serves the blob', async () => {
+    const newcomer = await devnet.addNode({ auto: false })
+    const helper: DevnetNodeInfo = devnet.nodes[0]!
+    live.beacon.mode = 'lighthouse-not-supernode'
+    const reg = await hostCall<{ enckey: Hex; requestId: string }>(newcomer, 'POST', '/register')
+    const refused = async () => {
+      const res = await fetch(`${helper.hostUrl}/helper/${reg.requestId}`, { method: 'POST', headers: { authorization: `Bearer ${helper.hostToken}` } })
+      return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } }
+    }
+    for (const mode of ['lighthouse-not-supernode', 'prysm-not-supernode'] as const) {
+      live.beacon.mode = mode
+      const { status, body } = await refused()
+      assert.equal(status, 502, JSON.stringify(body))
+      assert.equal(body.error?.code, 'upstream_failed')
+      assert.match(body.error!.message, /not a supernode/)
+    }
+    assert.ok(live.beacon.answered.notSupernode >= 2)
+    live.beacon.mode = 'supernode'
+    // The helper (or an auto helper that got there first) answers; the newcomer completes through its host API.
+    await fetch(`${helper.hostUrl}/helper/${reg.requestId}`, { method: 'POST', headers: { authorization: `Bearer ${helper.hostToken}` } })
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const res = await fetch(`${newcomer.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${newcomer.hostToken}` } })
+      if (res.ok) break
+      assert.ok(Date.now() < deadline, `newcomer did not complete: ${await res.text()}`)
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    await waitUntilReady(newcomer)
+  })
+
+  test('default: after pruning, audit fails on the beacon alone with a pointer to archives, and passes from the nodes\' archives or from peers', async () => {
+    const root = ['--root-ca', join(devnet.devnetDir, 'pki', 'root.pem')]
+    const base = ['--rpc', devnet.info.rpcUrl, '--registry', devnet.registry, ...root, '--json']
+    const run = async (extra: string[]) => {
+      const out: string[] = []
+      const code = await runAudit([...base, ...extra], (l) => out.push(l), () => {})
+      return { code, report: JSON.parse(out.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; ok: boolean; reason: string | null; judgedAt: string | null }[] } }
+    }
+    // The collateral of the bootstrap's time, as an operator keeps it (issued an hour before the bootstrap block).
+    const bootstrapBlock = await devnet.publicClient.getBlock({ blockNumber: 1n })
+    const kept = join(devnet.devnetDir, 'collateral-then.json')
+    writeFileSync(kept, JSON.stringify(devnet.pki.collateral({ issuedAt: Number(bootstrapBlock.timestamp) - 3600 })))
+    const handedOut = (report: Awaited<ReturnType<typeof run>>['report']) =>
+      report.entries.filter((e) => e.onChain === 'bootstrapped' || e.onChain === 'fulfilled' || e.onChain === 'confirmed')
+
+    const beaconOnly = await run(['--blobs', live.beacon.url, '--collateral', kept])
+    assert.equal(beaconOnly.code, 1)
+    const bootstrap = beaconOnly.report.entries.find((e) => e.what === 'bootstrap')!
+    assert.equal(bootstrap.ok, false)
+    assert.match(bootstrap.reason!, /pruned these blobs/)
+    assert.match(bootstrap.reason!, /--archive/)
+    assert.ok(live.beacon.answered.pruned > 0)
+
+    // From the nodes' archives, each quote judged at its block's time with the collateral kept from then.
+    const fromArchives = await run(['--blobs', live.beacon.url, '--collateral', kept, ...devnet.nodes.flatMap((n) => ['--archive', n.dir])])
+    assert.equal(fromArchives.code, 0, JSON.stringify(fromArchives.report.entries.filter((e) => !e.ok)))
+    const judged = handedOut(fromArchives.report)
+    assert.ok(judged.length >= 5 && judged.every((e) => e.ok && e.judgedAt === 'block time'), JSON.stringify(judged))
+
+    // From peers' public archives, with only today's collateral (the devnet PCCS issues it now): it cannot judge the
+    // quotes at their time, so they are judged now and the report says so.
+    const fromPeers = await run(['--pccs', devnet.pccsUrl, ...devnet.nodes.flatMap((n) => ['--peer', n.hostUrl])])
+    assert.equal(fromPeers.code, 0, JSON.stringify(fromPeers.report.entries.filter((e) => !e.ok)))
+    assert.ok(handedOut(fromPeers.report).every((e) => e.ok && e.judgedAt === 'now'))
+  })
+})
