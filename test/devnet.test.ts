@@ -385,7 +385,8 @@ describe('devnet: onboarding end to end', () => {
     // Without trusting the devnet root every quote fails, so the bootstrap (a secret that exists) fails the audit.
     const untrusted = await runAudit([...args, '--pccs', devnet.pccsUrl], () => {}, () => {})
     assert.equal(untrusted, 1)
-    await assert.rejects(runAudit(['--rpc', devnet.anvil.rpcUrl], () => {}, () => {}), /--rpc, --registry and --blobs are required/)
+    await assert.rejects(runAudit(['--rpc', devnet.anvil.rpcUrl], () => {}, () => {}), /--rpc and --registry are required/)
+    await assert.rejects(runAudit(['--rpc', devnet.anvil.rpcUrl, '--registry', devnet.registry], () => {}, () => {}), /give at least one blob source: --blobs, --archive or --peer/)
     await assert.rejects(runAudit([...args, '--blobs-kind', 'ipfs'], () => {}, () => {}), /--blobs-kind must be anvil or beacon/)
   })
 })
