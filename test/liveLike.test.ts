@@ -12,6 +12,7 @@ import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { runAudit } from '../src/cli/audit.ts'
 import { RATE_LIMITED, RETH_V0_AFTER_OSAKA } from '../src/devnet/liveLike.ts'
+import { DEVNET_FMSPC } from '../src/devnet/pki.ts'
 import { devAccount, hostCall, runDevnet, waitUntilReady, type DevnetNodeInfo } from '../src/devnet/network.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
@@ -127,7 +128,7 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     const run = async (extra: string[]) => {
       const out: string[] = []
       const code = await runAudit([...base, ...extra], (l) => out.push(l), () => {})
-      return { code, report: JSON.parse(out.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; ok: boolean; reason: string | null; judgedAt: string | null }[] } }
+      return { code, report: JSON.parse(out.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; block: string; blockTime: number; ok: boolean; reason: string | null; judgedAt: string | null }[] } }
     }
     // The collateral of the bootstrap's time, as an operator keeps it (issued an hour before the bootstrap block).
     const bootstrapBlock = await devnet.publicClient.getBlock({ blockNumber: 1n })
@@ -150,11 +151,35 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     const judged = handedOut(fromArchives.report)
     assert.ok(judged.length >= 5 && judged.every((e) => e.ok && e.judgedAt === 'block time'), JSON.stringify(judged))
 
-    // From peers' public archives, with only today's collateral (the devnet PCCS issues it now): it cannot judge the
-    // bootstrap quote at its time, so that one is judged now and the report says so.
+    // From peers' public archives, with only today's collateral (the devnet PCCS mints it at its first request, dated a
+    // minute before): a quote whose block is older than the collateral's issue date cannot be judged at its time, so it
+    // is judged now and the entry says so; a later one is judged at its time. Which quotes fall on which side depends on
+    // how fast the devnet started, so the expectation is computed per entry from its block time and the issue date.
     const fromPeers = await run(['--pccs', devnet.pccsUrl, ...devnet.nodes.flatMap((n) => ['--peer', n.hostUrl])])
     assert.equal(fromPeers.code, 0, JSON.stringify(fromPeers.report.entries.filter((e) => !e.ok)))
-    assert.ok(handedOut(fromPeers.report).every((e) => e.ok))
-    assert.equal(fromPeers.report.entries.find((e) => e.what === 'bootstrap')!.judgedAt, 'now')
+    const tcb = (await (await fetch(`${devnet.pccsUrl}/tdx/certification/v4/tcb?fmspc=${DEVNET_FMSPC.slice(2)}`)).json()) as { tcbInfo: { issueDate: string } }
+    const qe = (await (await fetch(`${devnet.pccsUrl}/tdx/certification/v4/qe/identity`)).json()) as { enclaveIdentity: { issueDate: string } }
+    const issued = Math.max(Date.parse(tcb.tcbInfo.issueDate), Date.parse(qe.enclaveIdentity.issueDate)) / 1000
+    const peers = handedOut(fromPeers.report)
+    assert.ok(peers.length >= 5, JSON.stringify(peers))
+    for (const entry of peers) {
+      assert.ok(entry.ok, JSON.stringify(entry))
+      assert.equal(entry.judgedAt, entry.blockTime < issued ? 'now' : 'block time', `${entry.what} in block ${entry.block} at ${entry.blockTime}, collateral issued ${issued}`)
+    }
+
+    // The same with a collateral file issued one second after the bootstrap block (and valid now): the bootstrap quote
+    // is older than every collateral at hand, so it alone is judged now; every request, in a later block, at its time.
+    const later = join(devnet.devnetDir, 'collateral-after-bootstrap.json')
+    const bootstrapEntry = peers.find((e) => e.what === 'bootstrap')!
+    const issuedAfter = bootstrapEntry.blockTime + 1
+    assert.ok(issuedAfter <= Date.now() / 1000, 'setup: the bootstrap block is in the past')
+    writeFileSync(later, JSON.stringify(devnet.pki.collateral({ issuedAt: issuedAfter })))
+    const fromPeersDated = await run(['--collateral', later, ...devnet.nodes.flatMap((n) => ['--peer', n.hostUrl])])
+    assert.equal(fromPeersDated.code, 0, JSON.stringify(fromPeersDated.report.entries.filter((e) => !e.ok)))
+    const dated = handedOut(fromPeersDated.report)
+    assert.deepEqual(
+      dated.map((e) => [e.what, e.ok, e.judgedAt]),
+      dated.map((e) => [e.what, true, e.what === 'bootstrap' ? 'now' : 'block time']),
+    )
   })
 })

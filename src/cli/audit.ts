@@ -39,6 +39,9 @@ export type AuditEntry = {
   what: 'bootstrap' | `request ${string}`
   /** On-chain outcome: the secret went out (bootstrapped / fulfilled / confirmed) or not (pending / expired). */
   onChain: string
+  /** The block of the quote's blob transaction (decimal) and its timestamp (unix seconds): the time it is judged at. */
+  block: string
+  blockTime: number
   ok: boolean
   reason: string | null
   measurementId: Hex | null
@@ -199,33 +202,35 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   for (const log of logs.filter((l) => l.eventName === 'Bootstrapped')) {
     const a = log.args as unknown as { masterPubkey: Hex; quoteBlobHash: Hex }
     err(`checking the bootstrap quote (block ${log.blockNumber})…`)
+    const blockTimestamp = await blockTime(log.blockNumber!)
     const judged = await judgeQuote({
       registry,
       verifier,
       blobs,
       blockNumber: log.blockNumber!,
       blockHash: log.blockHash!,
-      blockTimestamp: await blockTime(log.blockNumber!),
+      blockTimestamp,
       quoteBlobHash: a.quoteBlobHash,
       expect: (envelope) =>
         envelope.kind !== 'bootstrap'
           ? `bad_envelope: expected bootstrap, got ${envelope.kind}`
           : { reportData: bootstrapReportData({ chainId, registry: address, masterPubkey64: a.masterPubkey, settingsDigest: envelope.settingsDigest }) },
     })
-    entries.push({ what: 'bootstrap', onChain: 'bootstrapped', ...entryOf(judged) })
+    entries.push({ what: 'bootstrap', onChain: 'bootstrapped', block: String(log.blockNumber), blockTime: Number(blockTimestamp), ...entryOf(judged) })
   }
   const requests = logs
     .filter((l) => l.eventName === 'OnboardRequested')
     .map((log) => ({ ...(log.args as unknown as Omit<OnboardRequest, 'blockNumber' | 'blockHash' | 'transactionHash'>), blockNumber: log.blockNumber!, blockHash: log.blockHash! }))
   for (const request of requests) {
     err(`checking request ${request.requestId} (block ${request.blockNumber})…`)
+    const blockTimestamp = await blockTime(request.blockNumber)
     const judged = await judgeQuote({
       registry,
       verifier,
       blobs,
       blockNumber: request.blockNumber,
       blockHash: request.blockHash,
-      blockTimestamp: await blockTime(request.blockNumber),
+      blockTimestamp,
       quoteBlobHash: request.quoteBlobHash,
       expect: (envelope) => {
         if (envelope.kind !== 'register') return `bad_envelope: expected register, got ${envelope.kind}`
@@ -242,7 +247,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
       },
     })
     const stored = await registry.getRequest(request.requestId)
-    entries.push({ what: `request ${request.requestId}`, onChain: stored.status, ...entryOf(judged) })
+    entries.push({ what: `request ${request.requestId}`, onChain: stored.status, block: String(request.blockNumber), blockTime: Number(blockTimestamp), ...entryOf(judged) })
   }
 
   // The secret went out for the bootstrap and for every fulfilled or confirmed request: those quotes must hold.
@@ -251,7 +256,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   else {
     for (const e of entries)
       out(
-        `${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}): ${
+        `${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}, block ${e.block}): ${
           e.ok ? `${e.status} at ${e.judgedAt}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}` : e.reason
         }`,
       )
@@ -260,7 +265,7 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   return breaches.length === 0 ? 0 : 1
 }
 
-function entryOf(judged: Judged): Omit<AuditEntry, 'what' | 'onChain'> {
+function entryOf(judged: Judged): Omit<AuditEntry, 'what' | 'onChain' | 'block' | 'blockTime'> {
   return judged.ok
     ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow, judgedAt: judged.judgedAt }
     : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-', judgedAt: judged.judgedAt }
