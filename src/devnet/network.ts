@@ -261,7 +261,8 @@ export async function runDevnet({
         host: {
           dataDir: '.',
           chain: { rpcUrl, fromBlock: 0, rpcTimeoutMs: 60_000 },
-          blobs,
+          // A copy per node: `configure` may change one node's blob sources (test/devnetNodes.ts `blobSources`).
+          blobs: { ...blobs, peers: [...(blobs.peers ?? [])] },
           pod: { host: '127.0.0.1', port: 0 },
           host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
           gasKeyFile: 'gas.key',
