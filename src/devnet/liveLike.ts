@@ -27,6 +27,8 @@ export type StrictRpcOptions = {
   maxLogRange?: number
   /** Calls per second across all clients (a token bucket of this size, refilled continuously). Default 200. */
   requestsPerSecond?: number
+  /** The bucket's clock, milliseconds (default Date.now): tests hold it still to send a burst that is one. */
+  now?: () => number
 }
 
 export type StrictRpc = RpcProxy & {
@@ -47,8 +49,9 @@ async function upstreamCall(upstream: string, method: string, params: unknown[])
 export async function startStrictRpc(options: StrictRpcOptions): Promise<StrictRpc> {
   const maxLogRange = BigInt(options.maxLogRange ?? 1000)
   const rate = options.requestsPerSecond ?? 200
+  const clock = options.now ?? Date.now
   let tokens = rate
-  let refilled = Date.now()
+  let refilled = clock()
   const refused = { v0Sidecar: 0, logRange: 0, rateLimited: 0 }
   let widestLogRange = 0n
   let proxy: RpcProxy | undefined
@@ -60,7 +63,7 @@ export async function startStrictRpc(options: StrictRpcOptions): Promise<StrictR
   }
 
   async function request(call: JsonRpcCall) {
-    const now = Date.now()
+    const now = clock()
     tokens = Math.min(rate, tokens + ((now - refilled) / 1000) * rate)
     refilled = now
     if (tokens < 1) {
