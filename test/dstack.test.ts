@@ -519,6 +519,47 @@ describe('dstack SDK against the keymanager dstack API, on a bootstrapped regist
     node2Master.expire()
   })
 
+  test('default: getTlsKey client certificates (usageClientAuth, notBefore, notAfter through the SDK) pass mutual TLS where the server pins the app CA', async () => {
+    const notBefore = Math.floor(Date.now() / 1000) - 3600
+    const notAfter = notBefore + 30 * 86_400
+    const clientOptions = { subject: 'oracle-client', usageServerAuth: false, usageClientAuth: true, notBefore, notAfter }
+    const [server, client] = (await runSdk(socketPath('oracle'), [
+      { op: 'getTlsKey', options: { subject: 'localhost', altNames: ['localhost'], usageServerAuth: true } },
+      { op: 'getTlsKey', options: clientOptions },
+    ])) as [SdkTls, SdkTls]
+    const [walletClient] = (await runSdk(socketPath('wallet'), [{ op: 'getTlsKey', options: clientOptions }])) as [SdkTls]
+    const leaf = new X509Certificate(client.certificate_chain[0]!)
+    assert.deepEqual(leaf.keyUsage, ['1.3.6.1.5.5.7.3.2'], 'clientAuth only')
+    assert.deepEqual([Date.parse(leaf.validFrom) / 1000, Date.parse(leaf.validTo) / 1000], [notBefore, notAfter])
+    const appCa = server.certificate_chain[1]!
+    assert.equal(client.certificate_chain[1], appCa)
+
+    // A server that requires a client certificate under the app CA (and presents its own).
+    const tls = createTlsServer({ key: server.key, cert: server.certificate_chain.join(''), ca: [appCa], requestCert: true, rejectUnauthorized: true }, (socket) =>
+      socket.end(`hello ${socket.getPeerCertificate().subject.CN}`),
+    )
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve))
+    const port = (tls.address() as { port: number }).port
+    const mutual = (presented: SdkTls) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: [appCa], key: presented.key, cert: presented.certificate_chain.join('') }, () => {
+          let data = ''
+          socket.on('data', (chunk) => (data += chunk))
+          // A refused client may see its handshake finish (TLS 1.3) and then the server's alert: no greeting, no pass.
+          socket.on('end', () => (data ? resolve(data) : reject(new Error('ended without an answer'))))
+        })
+        socket.on('error', reject)
+        socket.on('close', () => reject(new Error('closed without an answer')))
+      })
+    try {
+      assert.equal(await mutual(client), 'hello oracle-client')
+      await assert.rejects(mutual(walletClient), 'a client certificate under another app\'s CA is refused')
+      await assert.rejects(mutual(server), 'a serverAuth-only certificate is no client certificate')
+    } finally {
+      await new Promise<void>((resolve) => tls.close(() => resolve()))
+    }
+  })
+
   test('default: Sign answers verify off chain and in the example SignedDataVerifier; forged ones do not', async () => {
     const hash = await walletClient.deployContract({ abi: signedDataVerifierAbi, bytecode: signedDataVerifierBytecode, args: [registry.address, toHex0x(appIdForPod('oracle'))] })
     const verifierAddress = (await publicClient.waitForTransactionReceipt({ hash })).contractAddress!
