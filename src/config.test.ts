@@ -12,6 +12,10 @@ const measured = {
   quote: { provider: 'tdx' },
   seal: 'dstack',
   pods: { sockets: [{ path: '/var/run/keymanager/app/dstack.sock', pod: 'app' }] },
+  chainView: {
+    registryCodeHash: `0x${'AB'.repeat(32)}`,
+    lightClient: { network: 'mainnet', checkpointRoot: `0x${'CD'.repeat(32)}` },
+  },
 }
 const host = {
   dataDir: 'data',
@@ -43,6 +47,12 @@ test('default: measured settings load with defaults filled, seal shorthand expan
     seal: { provider: 'dstack' },
     pods: { sockets: [{ path: '/var/run/keymanager/app/dstack.sock', pod: 'app' }], names: {}, appIds: {} },
     maxReferenceAge: 64,
+    chainView: {
+      verification: 'light-client',
+      registryCodeHash: `0x${'ab'.repeat(32)}`,
+      lightClient: { network: 'mainnet', checkpointRoot: `0x${'cd'.repeat(32)}` },
+      freshness: { timeoutSeconds: 1800 },
+    },
   })
   for (const quote of [{ provider: 'dstack', socket: '/run/dstack.sock' }, { provider: 'sgx-gramine' }])
     assert.equal(parseMeasuredSettings({ ...measured, quote }, 'm').quote.provider, quote.provider)
@@ -74,6 +84,14 @@ test('error: bad measured values are refused with the field named, in one line',
     [{ ...measured, pods: { names: { 'not-an-ip': 'app' } } }, /pods\.names/],
     [{ ...measured, pods: { appIds: { app: '0x12' } } }, /pods\.appIds\.app/],
     [{ ...measured, maxReferenceAge: 300 }, /maxReferenceAge/],
+    // docs/protocol.md#verified-chain-view: a production build has a light-client trust root, pinned code, a bound.
+    [{ ...measured, chainView: undefined }, /chainView: /],
+    [{ ...measured, chainView: { ...measured.chainView, registryCodeHash: '0x12' } }, /chainView\.registryCodeHash: chainView\.registryCodeHash: expected 0x and 64 hex digits/],
+    [{ ...measured, chainView: { ...measured.chainView, lightClient: undefined } }, /chainView\.lightClient/],
+    [{ ...measured, chainView: { ...measured.chainView, lightClient: { network: 'mainnet', checkpointRoot: '0x00' } } }, /chainView\.lightClient\.checkpointRoot/],
+    [{ ...measured, chainView: { ...measured.chainView, lightClient: { network: 'goerli', checkpointRoot: `0x${'cd'.repeat(32)}` } } }, /chainView\.lightClient\.network/],
+    [{ ...measured, chainView: { ...measured.chainView, freshness: { timeoutSeconds: 0 } } }, /chainView\.freshness\.timeoutSeconds/],
+    [{ ...measured, chainView: { ...measured.chainView, verification: 'rpc' } }, /chainView\.verification/],
   ]
   for (const [value, expected] of cases) assert.throws(() => parseMeasuredSettings(value, 'measured'), oneLine(expected), JSON.stringify(value))
   assert.throws(() => loadBakedMeasuredSettings(write('{not json')), oneLine(/^measured settings .*JSON/))
@@ -88,6 +106,16 @@ test('security: a production build refuses every devnet-only measured setting', 
     [{ ...measured, quote: { provider: 'tdx', trustedRootCaFiles: ['/attacker-root.pem'] } }, /quote\.trustedRootCaFiles is a devnet-only setting: production builds trust Intel's SGX Root CA only/],
     [{ ...measured, seal: 'dev-file' }, /seal is a devnet-only setting/],
     [{ ...measured, seal: { provider: 'dev-file' } }, /seal is a devnet-only setting/],
+    // A chain view that believes the host's RPC, or a committee the host runs.
+    [{ ...measured, chainView: { ...measured.chainView, verification: 'trusted-rpc' } }, /chainView\.verification is a devnet-only setting: production builds verify the chain/],
+    [
+      { ...measured, chainView: { ...measured.chainView, lightClient: { network: 'devnet', checkpointRoot: `0x${'cd'.repeat(32)}` } } },
+      /chainView\.lightClient\.network is a devnet-only setting: a devnet sync committee exists only in the devnet entry/,
+    ],
+    [
+      { ...measured, chainView: { ...measured.chainView, lightClient: { ...measured.chainView.lightClient, optimisticConfirmations: 2 } } },
+      /chainView\.lightClient\.optimisticConfirmations is a devnet-only setting: production builds decide on finalized headers only/,
+    ],
   ]
   for (const [value, expected] of cases) assert.throws(() => loadBakedMeasuredSettings(write(value)), oneLine(expected), JSON.stringify(value))
 })
@@ -97,6 +125,7 @@ test('error: bad host values are refused with the field named, in one line', () 
     ['{not json', /config .*: .*JSON/],
     [{ ...host, extra: 1 }, /Unrecognized key.*extra/],
     [{ ...host, chain: { rpcUrl: 'not a url' } }, /chain\.rpcUrl/],
+    [{ ...host, chain: { ...host.chain, beaconUrl: 'ftp://beacon' } }, /chain\.beaconUrl/],
     [{ ...host, host: { port: 70000, tokenFile: 't' } }, /host\.port/],
     [{ ...host, blobs: { kind: 'ipfs', url: 'http://x' } }, /blobs\.kind/],
     [{ ...host, blobs: { kind: 'beacon', url: 'http://x', peers: [{ url: 'http://p', tokenFile: 'peer.token' }] } }, /blobs\.peers\.0: Unrecognized key.*tokenFile/],
@@ -120,6 +149,8 @@ test('security: a host file that sets any measured setting is refused, naming th
     [{ ...host, chain: { ...host.chain, chainId: 1 } }, /sets chain\.chainId: a measured setting/],
     [{ ...host, maxReferenceAge: 256 }, /sets maxReferenceAge: a measured setting/],
     [{ ...host, chainView: { mode: 'trusted-rpc' } }, /sets chainView\.mode: a measured setting/],
+    // The trust root of the light client: a host choosing it would choose the chain the node believes.
+    [{ ...host, chainView: { lightClient: { checkpointRoot: `0x${'00'.repeat(32)}` } } }, /sets chainView\.lightClient\.checkpointRoot: a measured setting/],
   ]
   for (const [value, expected] of cases) {
     assert.throws(

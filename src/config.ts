@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { getAddress, type Address } from 'viem'
 import { z } from 'zod'
 import { checkResolverAddress, parsePodName } from './app/podIdentity.ts'
+import { lightClientSettingsSchema } from './chain/lightClient/settings.ts'
 
 const hex = (bytes: number, what: string) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `${what}: expected 0x and ${bytes * 2} hex digits`)
@@ -122,6 +123,32 @@ export const podsSchema = z
 /** A request's reference block may trail its inclusion by at most this many blocks (the contract allows 256). */
 export const maxReferenceAgeSchema = z.number().int().min(1).max(256).default(64)
 
+/**
+ * How the node believes the chain (docs/protocol.md#verified-chain-view). Every decision to release or accept `M` reads
+ * the registry through this view, so each of these settings is a security setting.
+ */
+export const freshnessSchema = z
+  .strictObject({
+    /**
+     * Longest wait, in seconds, for the verified view to prove a decision's own freshness mark; after it the decision
+     * is refused (`stale_chain_view`). It bounds how far behind real time the state a decision uses may be: the mark
+     * is made when the decision starts. Ethereum finalizes a block in about 13 minutes; a devnet in seconds.
+     */
+    timeoutSeconds: z.number().int().min(1).max(86_400).default(1800),
+  })
+  .default({ timeoutSeconds: 1800 })
+
+export const chainViewSchema = z.strictObject({
+  /** The only mode of a production build: finalized light-client headers and storage proofs. */
+  verification: z.literal('light-client').default('light-client'),
+  /** keccak256 of the registry's runtime code: every proof checks that the account carries it (it pins the immutables). */
+  registryCodeHash: hex(32, 'chainView.registryCodeHash').transform((h) => h.toLowerCase() as `0x${string}`),
+  /** The light client's trust root: network (or devnet chain spec) and checkpoint (src/chain/lightClient/settings.ts). */
+  lightClient: lightClientSettingsSchema,
+  freshness: freshnessSchema,
+})
+export type ChainViewSettings = z.infer<typeof chainViewSchema>
+
 /** The measured settings of a production build. Every key here is refused in a host file (`MEASURED_KEYS`). */
 export const measuredSettingsSchema = z.strictObject({
   version: z.literal(MEASURED_SETTINGS_VERSION),
@@ -130,13 +157,20 @@ export const measuredSettingsSchema = z.strictObject({
   seal: z.preprocess(sealShorthand, z.discriminatedUnion('provider', [...hardwareSealOptions])),
   pods: podsSchema,
   maxReferenceAge: maxReferenceAgeSchema,
-  // The verified chain view's settings (docs/protocol.md#verified-chain-view: verification mode, light-client
-  // checkpoint root and chain config, registry code hash) belong here, under `chainView`, when it lands.
+  chainView: chainViewSchema,
 })
 export type MeasuredSettings = z.infer<typeof measuredSettingsSchema>
 
+/**
+ * The verified chain view as `startNode` takes it: a production build always has `light-client`; only the devnet
+ * entry may name `trusted-rpc` (src/devnet/settings.ts), which believes the RPC and says so at start.
+ */
+export type ChainViewCore =
+  | ChainViewSettings
+  | { verification: 'trusted-rpc'; registryCodeHash?: `0x${string}` | undefined; freshness: z.infer<typeof freshnessSchema> }
+
 /** What every entry's measured settings share, and all that `startNode` reads from them. */
-export type MeasuredCore = Pick<MeasuredSettings, 'chain' | 'pods' | 'maxReferenceAge'>
+export type MeasuredCore = Pick<MeasuredSettings, 'chain' | 'pods' | 'maxReferenceAge'> & { chainView: ChainViewCore }
 
 /**
  * Settings that exist only in the devnet entry (`bin/keymanager-devnet.js`, src/devnet/settings.ts): the production
@@ -147,6 +181,18 @@ const DEVNET_ONLY: { path: string; applies: (value: unknown) => boolean; why: st
   { path: 'quote.provider', applies: (v) => v === 'simulated', why: 'the simulated TEE exists only in the devnet entry' },
   { path: 'quote.trustedRootCaFiles', applies: () => true, why: "production builds trust Intel's SGX Root CA only" },
   { path: 'seal', applies: (v) => v === 'dev-file' || (isObject(v) && v.provider === 'dev-file'), why: 'the dev-file seal exists only in the devnet entry' },
+  {
+    path: 'chainView.verification',
+    applies: (v) => v === 'trusted-rpc',
+    why: 'production builds verify the chain with the light client and storage proofs (trusted-rpc believes the host\'s RPC)',
+  },
+  { path: 'chainView.lightClient.network', applies: (v) => v === 'devnet', why: 'a devnet sync committee exists only in the devnet entry' },
+  { path: 'chainView.lightClient.devnet', applies: () => true, why: 'a devnet chain spec exists only in the devnet entry' },
+  {
+    path: 'chainView.lightClient.optimisticConfirmations',
+    applies: () => true,
+    why: 'production builds decide on finalized headers only',
+  },
 ]
 
 // ---- host settings --------------------------------------------------------------------------------------------
@@ -216,6 +262,15 @@ export const hostSettingsSchema = z.strictObject({
     osakaTime: z.number().int().nonnegative().optional(),
     /** Widest eth_getLogs range the node asks for, in blocks (docs/protocol.md#limits): public RPCs refuse wide ones. */
     maxLogRange: z.number().int().min(1).max(100_000).default(1000),
+    /**
+     * Beacon node serving light-client data (`/eth/v1/beacon/light_client/*`) for the verified chain view. Untrusted:
+     * everything it serves is verified against the measured checkpoint. Required unless the view is `trusted-rpc`.
+     */
+    beaconUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** How often the view is polled while a decision waits for its freshness mark (ms). */
+    viewPollIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    /** How often the node moves its view forward when nothing waits on it, so `/status` shows the current lag (ms). */
+    viewRefreshIntervalMs: z.number().int().min(100).max(600_000).default(12_000),
   }),
   blobs: z.strictObject({
     /** `anvil`: the devnet's RPC serves blobs by EL block number; `beacon`: a consensus node, by slot. */

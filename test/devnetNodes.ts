@@ -41,3 +41,25 @@ export const blobSources =
     host.blobs.url = url
     host.blobs.peers = peers.map((peer) => ({ url: peer.hostUrl }))
   }
+
+/** The node reads the chain through these URLs (a lying RPC or beacon proxy, src/devnet/rpcProxy.ts). */
+export const viaProxies =
+  ({ rpc, beacon }: { rpc?: string; beacon?: string }): Configure =>
+  ({ host }) => {
+    if (rpc) host.chain.rpcUrl = rpc
+    if (beacon) host.chain.beaconUrl = beacon
+  }
+
+/** A decision gives up waiting for its freshness mark after `seconds` (withholding tests). */
+export const freshnessTimeout =
+  (seconds: number): Configure =>
+  ({ measured }) => {
+    measured.chainView.freshness = { timeoutSeconds: seconds }
+  }
+
+/** Runs several configure hooks in order. */
+export const all =
+  (...hooks: Configure[]): Configure =>
+  (settings, node) => {
+    for (const hook of hooks) hook(settings, node)
+  }

@@ -17,6 +17,7 @@ import { envelopeToBlobs, type Envelope } from '../src/chain/envelope.ts'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { createRegistryClient, requestCommitment, type OnboardRequest, type RegistryClient } from '../src/chain/registry.ts'
 import type { BlobSource } from '../src/chain/beacon.ts'
+import { createFreshness, type Freshness } from '../src/chain/view/freshness.ts'
 import { createDevnetPki } from '../src/devnet/pki.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
@@ -35,7 +36,7 @@ import { measurementOf } from '../src/tee/measurement.ts'
 import type { QuoteProvider } from '../src/tee/types.ts'
 import { createNode, type HelpResult } from '../src/node/node.ts'
 import type { ChainView, ViewHeader } from '../src/chain/view/chainView.ts'
-import { KEY_MANAGER_LAYOUT, generationSlot, requestSlot } from '../src/chain/view/layout.ts'
+import { KEY_MANAGER_LAYOUT, generationSlot, measurementSlot, requestSlot } from '../src/chain/view/layout.ts'
 import { querySlots, registryState } from '../src/chain/view/registryState.ts'
 import { REQUEST_STATUS } from '../src/chain/registry.ts'
 
@@ -63,6 +64,8 @@ type StoredRequest = { key: Address; expiresAt: bigint; status: 'pending' | 'ful
 /** What the contract and the beacon node would hold, and what the node is told about them. */
 export class FakeChain {
   head = 100n
+  /** Block times run from the real clock (12 s a block, block 100 about now): decisions use block time, and the devnet PKI's collateral is issued now. */
+  readonly genesisTime = BigInt(Math.floor(Date.now() / 1000)) - 100n * 12n
   generation = 0n
   xPub: Address = '0x0000000000000000000000000000000000000000'
   allowed = new Set<Hex>()
@@ -80,7 +83,7 @@ export class FakeChain {
     getBlockNumber: async () => this.head,
     getBlock: async (args: { blockNumber?: bigint; blockTag?: string }) => {
       const number = args.blockNumber ?? this.head
-      return { number, hash: blockHash(number), timestamp: 1_700_000_000n + number * 12n }
+      return { number, hash: blockHash(number), timestamp: this.genesisTime + number * 12n }
     },
   } as unknown as PublicClient
 
@@ -119,6 +122,18 @@ export class FakeChain {
     for (const event of events) this.history.push({ block: this.head, event })
     for (const store of this.watchers) this.feed(store, this.head, events)
   }
+
+  /**
+   * Freshness over this fake chain: every decision gets the newest view at once, as if its mark were already mined
+   * (the rule itself, with real marks on anvil and withholding on the devnet, is tested in
+   * src/chain/view/freshness.test.ts and test/verifiedChain.test.ts).
+   */
+  readonly freshness: Freshness = (() => {
+    const view = fakeChainView(this)
+    const real = createFreshness({ view, timeoutMs: 1000, pollMs: 10 })
+    const fresh = async () => ({ header: await view.head(), mark: `0x${'00'.repeat(32)}` as Hex, markedAt: this.head })
+    return { ...real, requireFreshView: fresh, hostMark: fresh }
+  })()
 
   private keep(blobs: readonly Hex[]): Hex[] {
     return blobs.map((blob) => {
@@ -204,13 +219,16 @@ export function fakeChainView(chain: FakeChain): ChainView {
     blockNumber: chain.head,
     blockHash: blockHash(chain.head),
     stateRoot: `0x${'00'.repeat(32)}`,
-    timestamp: 1_700_000_000n + chain.head * 12n,
+    timestamp: chain.genesisTime + chain.head * 12n,
     slot: null,
     finalized: false,
   })
   function slots(): Map<bigint, bigint> {
     const values = new Map<bigint, bigint>()
     values.set(KEY_MANAGER_LAYOUT.xPub.slot, BigInt(chain.xPub) | (chain.generation << 160n))
+    // requestCount, requestTtl, acceptedTcbStatuses (UpToDate only), no collateral age, allow-list off, no minimum.
+    values.set(KEY_MANAGER_LAYOUT.requestCount.slot, BigInt(chain.requests.size) | (TTL << 64n) | (1n << 128n))
+    for (const id of chain.allowed) values.set(measurementSlot(id), 1n)
     for (let g = 1n; g <= chain.generation; g++) values.set(generationSlot(g), BigInt(chain.xPub))
     for (const [id, r] of chain.requests) {
       const status = BigInt(REQUEST_STATUS.indexOf(r.status))
@@ -260,6 +278,7 @@ export function nodeOn(chain: FakeChain, options: { seal?: SealProvider; dataDir
     walletClient: undefined,
     registry: chain.registry,
     chainView: fakeChainView(chain),
+    freshness: chain.freshness,
     viewWaitMs: 1000,
     viewPollMs: 10,
     blobSource: chain.blobSource,

@@ -12,7 +12,7 @@ import { join, relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { createPublicClient, createWalletClient, http, type Address } from 'viem'
+import { createPublicClient, createWalletClient, http, keccak256, type Address, type Hex } from 'viem'
 import { foundry } from 'viem/chains'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { parseMeasuredSettings } from '../src/config.ts'
@@ -33,7 +33,8 @@ writeFileSync(join(dir, 'host.token'), 'a-host-token-of-enough-length')
 /** A host file as `keymanager init` writes it: operations only. */
 const hostFile = (rpcUrl = 'http://127.0.0.1:9') => ({
   dataDir: 'data',
-  chain: { rpcUrl },
+  // Nothing listens on the beacon port: a node that holds nothing starts without a verified view, and says so.
+  chain: { rpcUrl, beaconUrl: 'http://127.0.0.1:9' },
   blobs: { kind: 'anvil', url: rpcUrl },
   pod: { host: '127.0.0.1', port: 0 },
   host: { host: '127.0.0.1', port: 0, tokenFile: 'host.token' },
@@ -98,6 +99,7 @@ describe('the production entry refuses security settings from the host', () => {
 describe('the production image: no devnet code, measured settings baked in', () => {
   let anvil: Anvil
   let registry: Address
+  let registryCodeHash: Hex
   const image = join(dir, 'image')
 
   /** Lays out the image as sidecar.Dockerfile does: the production entry, src without src/devnet and tests. */
@@ -120,6 +122,7 @@ describe('the production image: no devnet code, measured settings baked in', () 
     const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }), pollingInterval: 50 })
     const walletClient = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }) })
     registry = await deployKeyManager({ walletClient, publicClient, owner: walletClient.account.address, measurementDelay: 0n })
+    registryCodeHash = keccak256((await publicClient.getCode({ address: registry }))!)
   })
   after(async () => {
     await anvil?.stop()
@@ -162,6 +165,10 @@ describe('the production image: no devnet code, measured settings baked in', () 
       quote: { provider: 'tdx', tsmDir: join(dir, 'no-tsm') },
       seal: 'none',
       pods: { names: { '127.0.0.1': 'app' } },
+      chainView: {
+        registryCodeHash,
+        lightClient: { network: 'sepolia', checkpointRoot: `0x${'5e'.repeat(32)}` },
+      },
     }
     buildImage(measured)
     const expected = settingsDigest(parseMeasuredSettings(measured, 'test'))
@@ -180,6 +187,8 @@ describe('the production image: no devnet code, measured settings baked in', () 
       })
       assert.ok(logged.some((e) => e.msg === 'measured settings' && e.settingsDigest === expected && e.devnet === false))
       assert.ok(!logged.some((e) => /INSECURE|SIMULATED|NOT INTEL/.test(String(e.msg))), 'a production node logs nothing insecure')
+      assert.ok(logged.some((e) => e.msg === 'chain view: light-client verification (decisions read finalized headers and storage proofs)'))
+      assert.ok(logged.some((e) => e.reason === 'unverified_chain' && /no verified chain view yet/.test(String(e.msg))))
       const status = (await (await fetch(`${listening.hostUrl}/status`, { headers: { authorization: 'Bearer a-host-token-of-enough-length' } })).json()) as Record<string, unknown>
       assert.equal(status.settingsDigest, expected)
       assert.equal(status.state, 'uninitialized')

@@ -48,6 +48,7 @@ export function parseEncKey(value: string): Address {
 function helpResultJson(result: HelpResult) {
   if (result.decision === 'refused')
     return { requestId: result.requestId.toString(), decision: result.decision, reason: result.reason, message: result.message }
+  if (result.decision === 'needs_mark') return { requestId: result.requestId.toString(), decision: result.decision, tx: result.tx, next: result.message }
   return { requestId: result.requestId.toString(), decision: result.decision, ...result.tx }
 }
 
@@ -79,6 +80,8 @@ export function createHostApp(deps: HostAppDeps) {
     const result = await deps.node.helpByRef(parseHelperRef(c.req.param('addr') ?? ''))
     if (result.decision === 'refused')
       return errorJson(c, 'unprocessable', `request ${result.requestId} refused: ${result.message}`, { reason: result.reason, requestId: result.requestId.toString() })
+    // docs/protocol.md#verified-chain-view: without a gas key the host sends the freshness mark, then asks again.
+    if (result.decision === 'needs_mark') return c.json(helpResultJson(result), 202)
     return c.json(helpResultJson(result))
   }
   app.get('/helper/:addr', helper)

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
-import { createPublicClient, createWalletClient, http, keccak256, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { chainFor } from '../chain/chain.ts'
 import { createHostApp } from '../app/host.ts'
@@ -17,9 +17,18 @@ import { createChainWatcher, type ChainWatcher } from '../chain/watcher.ts'
 import { peerArchiveBlobSource } from '../chain/peerBlobs.ts'
 import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
-import { createChainView } from '../chain/view/chainView.ts'
 import { networkOfChainId } from '../chain/networks.ts'
-import { loadBakedMeasuredSettings, loadHostSettings, registryOf, resolveAlerts, resolveAuto, type HostSettings, type MeasuredCore, type MeasuredSettings } from '../config.ts'
+import {
+  loadBakedMeasuredSettings,
+  loadHostSettings,
+  registryOf,
+  resolveAlerts,
+  resolveAuto,
+  type ChainViewCore,
+  type HostSettings,
+  type MeasuredCore,
+  type MeasuredSettings,
+} from '../config.ts'
 import { settingsDigest } from '../keys/settingsDigest.ts'
 import { createAlerts } from '../monitor/alerts.ts'
 import {
@@ -34,6 +43,12 @@ import { createMetrics } from '../monitor/metrics.ts'
 import { createMonitor } from '../monitor/monitor.ts'
 import { collateralRecorder, createPlatformCheck } from '../monitor/platform.ts'
 import { KeymanagerError } from '../errors.ts'
+import { createLightClientHeaderSource } from '../chain/lightClient/lightClient.ts'
+import { chainOfSettings } from '../chain/lightClient/settings.ts'
+import { createChainView, type ChainView, type Rpc } from '../chain/view/chainView.ts'
+import { createFreshness } from '../chain/view/freshness.ts'
+import { createLightClientStoreTable } from '../store/lightClientStore.ts'
+import type { Db } from '../store/database.ts'
 import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
@@ -123,6 +138,47 @@ export async function serveProduction(configPath: string): Promise<RunningNode> 
   })
 }
 
+/**
+ * The verified chain view the measured settings name (docs/protocol.md#verified-chain-view): a light client bootstrapped
+ * from the measured checkpoint, its store sealed in the node database, following the host's (untrusted) beacon node;
+ * or, in the devnet entry only, `trusted-rpc`: the RPC believed as is, said loudly at start.
+ */
+export function chainViewFromSettings(
+  settings: ChainViewCore,
+  deps: { rpc: Rpc; registry: Hex; beaconUrl: string | undefined; rpcUrl: string; db: Db; seal: SealProvider; logger: Logger },
+): ChainView {
+  if (settings.verification === 'trusted-rpc') {
+    deps.logger.warn(
+      { rpc: new URL(deps.rpcUrl).host },
+      'INSECURE chain view: trusted-rpc mode believes every answer of the RPC (devnet only); the host can make this node release the master secret',
+    )
+    return createChainView({ mode: 'trusted-rpc', rpc: deps.rpc, registry: deps.registry, registryCodeHash: settings.registryCodeHash, logger: deps.logger })
+  }
+  if (!deps.beaconUrl) throw new Error('chain.beaconUrl is missing from the host settings: the light client needs a beacon node (docs/protocol.md#verified-chain-view)')
+  const lc = settings.lightClient
+  const headers = createLightClientHeaderSource({
+    chain: chainOfSettings(lc),
+    checkpointRoot: lc.checkpointRoot,
+    beaconUrl: deps.beaconUrl,
+    ...(lc.optimisticConfirmations === undefined ? {} : { optimisticConfirmations: lc.optimisticConfirmations }),
+    persistence: { table: createLightClientStoreTable(deps.db), seal: deps.seal },
+    logger: deps.logger,
+  })
+  deps.logger.info(
+    { network: lc.network, checkpointRoot: lc.checkpointRoot, registryCodeHash: settings.registryCodeHash, beacon: new URL(deps.beaconUrl).host },
+    'chain view: light-client verification (decisions read finalized headers and storage proofs)',
+  )
+  return createChainView({
+    mode: 'light-client',
+    headers,
+    rpc: deps.rpc,
+    registry: deps.registry,
+    registryCodeHash: settings.registryCodeHash,
+    logger: deps.logger,
+    headerStatus: () => headers.status(),
+  })
+}
+
 export type RunningNode = {
   podUrl: string
   hostUrl: string
@@ -193,6 +249,17 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
+  const chainView = chainViewFromSettings(measured.chainView, {
+    rpc: publicClient,
+    registry: registryOf(measured),
+    beaconUrl: config.chain.beaconUrl,
+    rpcUrl: config.chain.rpcUrl,
+    db,
+    seal,
+    logger,
+  })
+  const freshnessTimeoutMs = measured.chainView.freshness.timeoutSeconds * 1000
+  const freshness = createFreshness({ view: chainView, timeoutMs: freshnessTimeoutMs, pollMs: config.chain.viewPollIntervalMs })
   const auto = resolveAuto(config.auto)
   const killPoint = setup.devnet?.killAt
     ? killHookFromSpec(setup.devnet.killAt, (point, detail) => {
@@ -224,27 +291,18 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   const outbox = rawOutbox && instrumentOutbox(rawOutbox, { publicClient, metrics, logger })
   const registry = createRegistryClient({ publicClient, address: registryOf(measured) })
   let watcher: ChainWatcher | undefined
-  // The verified chain view (docs/protocol.md#verified-chain-view) in trusted-rpc mode: the light-client wiring replaces
-  // this with the measured mode, checkpoint and registry code hash.
-  const code = await publicClient.getCode({ address: registry.address })
-  const chainView = createChainView({
-    mode: 'trusted-rpc',
-    rpc: publicClient,
-    registry: registry.address,
-    registryCodeHash: keccak256(code ?? '0x'),
-    logger,
-  })
   const node = createNode({
     chainId,
-    chainView,
-    viewWaitMs: 60_000,
-    viewPollMs: 250,
     settingsDigest: setup.settingsDigest,
     registryAddress: registry.address,
     publicClient,
     walletClient,
     outbox,
     registry,
+    chainView,
+    freshness,
+    viewWaitMs: freshnessTimeoutMs,
+    viewPollMs: config.chain.viewPollIntervalMs,
     blobSource: config.blobs.kind === 'anvil' ? anvilBlobSource(config.blobs.url) : beaconBlobSource(config.blobs.url, { chainId, ...(preset?.beaconGenesisTime !== undefined ? { genesisTime: preset.beaconGenesisTime } : {}) }),
     peerBlobSources: config.blobs.peers.map((peer) => peerArchiveBlobSource(peer.url)),
     observeBlobFetch: blobFetchObserver([config.blobs.kind, ...config.blobs.peers.map(() => 'peer')], metrics),
@@ -288,7 +346,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     ? createAutoRunner({
         node,
         registry,
-        publicClient,
+        chainView,
         cursor,
         stores,
         logger,
@@ -321,6 +379,9 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   })
   watcher.start()
   autoRunner?.start()
+  // The view moves when a decision needs it; between decisions this keeps it (and /status) current.
+  const refresher = setInterval(() => void chainView.head().catch(() => {}), config.chain.viewRefreshIntervalMs)
+  refresher.unref()
 
   if (setup.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
   logger.info({ settingsDigest: setup.settingsDigest, devnet: setup.devnet !== undefined }, 'measured settings')
@@ -374,6 +435,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
       ])
       monitor.stop()
+      clearInterval(refresher)
       node.stop()
       db.close()
     },

@@ -6,7 +6,7 @@ import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } fro
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { createPublicClient, createWalletClient, http, type Address, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, http, keccak256, type Address, type Hex } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { startAnvil, type Anvil } from './anvil.ts'
@@ -18,6 +18,7 @@ import type { HostSettingsInput } from '../config.ts'
 import { toHex0x } from '../keys/bytes.ts'
 import { measurementOf } from '../tee/measurement.ts'
 import { alignAnvilToSlots, startLiveBeacon, startStrictRpc, type LiveBeacon, type LiveBeaconOptions, type StrictRpc, type StrictRpcOptions } from './liveLike.ts'
+import { startDevnetBeacon, type DevnetBeacon } from './beaconServer.ts'
 import { serveDevnetPccs, type DevnetPccs } from './pccs.ts'
 import { createDevnetPki, saveDevnetPlatform, type DevnetPki } from './pki.ts'
 import type { DevnetMeasuredInput } from './settings.ts'
@@ -92,7 +93,9 @@ export const DEVNET_AUTO: HostSettingsInput['auto'] = {
   confirmations: 0,
   pollIntervalMs: 250,
   jitterMs: [1500, 2500],
-  slotMs: 2500,
+  // A helper's round now includes its freshness mark (a transaction, then the view's finality): the next rank waits
+  // longer than that round takes, or both answer and one fulfillOnboard reverts.
+  slotMs: 4000,
   maxBatch: 50,
   bumpAfterBlocks: 3,
   // Rotation is driven through the host API on the default devnet (the walk-through's request ids and fulfil counts
@@ -132,6 +135,7 @@ export async function runDevnet({
   anvilStateFile,
   logLevel = 'info',
   liveLike,
+  verification: verificationOption,
 }: {
   nodes: number
   dir: string
@@ -151,12 +155,19 @@ export async function runDevnet({
    * that refuses what post-Osaka providers refuse, and read blobs from a beacon node simulator by slot.
    */
   liveLike?: { rpc?: Omit<StrictRpcOptions, 'upstream'>; beacon?: Omit<LiveBeaconOptions, 'anvilRpcUrl' | 'chainId'> }
+  /**
+   * How the nodes read the chain (docs/protocol.md#verified-chain-view). Default `light-client`: the devnet beacon
+   * server signs light-client data for anvil's blocks and every node verifies it, as on mainnet. `trusted-rpc` only
+   * for tests of something else that rewind the chain below finality (evm_revert).
+   */
+  verification?: 'light-client' | 'trusted-rpc'
 }) {
   const root = resolve(dir)
   const devnetDir = join(root, 'devnet')
   rmSync(devnetDir, { recursive: true, force: true })
   mkdirSync(devnetDir, { recursive: true, mode: 0o700 })
-  const started: { anvil?: Anvil; pccs?: DevnetPccs; strictRpc?: StrictRpc; beacon?: LiveBeacon; nodes: NodeProcess[] } = { nodes: [] }
+  const started: { anvil?: Anvil; pccs?: DevnetPccs; strictRpc?: StrictRpc; liveBeacon?: LiveBeacon; beacon?: DevnetBeacon; nodes: NodeProcess[] } = { nodes: [] }
+  let allocated = 0
   let info: DevnetInfo | undefined
 
   async function stop() {
@@ -171,7 +182,8 @@ export async function runDevnet({
       ),
     )
     await started.strictRpc?.close()
-    await started.beacon?.close()
+    await started.liveBeacon?.close()
+    await started.beacon?.stop()
     await started.anvil?.stop()
     await started.pccs?.close()
   }
@@ -188,10 +200,10 @@ export async function runDevnet({
       const secondsPerSlot = liveLike.beacon?.secondsPerSlot ?? 12
       await alignAnvilToSlots(anvil.rpcUrl, secondsPerSlot)
       started.strictRpc = await startStrictRpc({ upstream: anvil.rpcUrl, ...liveLike.rpc })
-      started.beacon = await startLiveBeacon({ anvilRpcUrl: anvil.rpcUrl, chainId: foundry.id, ...liveLike.beacon, secondsPerSlot })
+      started.liveBeacon = await startLiveBeacon({ anvilRpcUrl: anvil.rpcUrl, chainId: foundry.id, ...liveLike.beacon, secondsPerSlot })
       rpcUrl = started.strictRpc.url
-      blobs = { kind: 'beacon', url: started.beacon.url, peers: [] }
-      print(`✓ live-like: strict RPC proxy on ${rpcUrl}, beacon node simulator on ${started.beacon.url} (${started.beacon.mode})`)
+      blobs = { kind: 'beacon', url: started.liveBeacon.url, peers: [] }
+      print(`✓ live-like: strict RPC proxy on ${rpcUrl}, beacon node simulator on ${started.liveBeacon.url} (${started.liveBeacon.mode})`)
     }
     const chain = { ...foundry, rpcUrls: { default: { http: [rpcUrl] } } }
     // A long timeout: anvil loads its KZG setup on the first blob tx (the bootstrap), seconds on a busy machine.
@@ -223,6 +235,23 @@ export async function runDevnet({
     await publicClient.waitForTransactionReceipt({ hash: addHash })
     print(`✓ simulated measurement ${measured.measurementId} allowed`)
 
+    // docs/protocol.md#verified-chain-view: nodes believe the chain through a light client and storage proofs. anvil
+    // has no beacon chain, so the devnet beacon server (a simulator with its own sync committee) signs light-client
+    // data for anvil's blocks, and mines the few empty blocks that finalize a block someone waits for. Its
+    // checkpoint is this devnet's trust root, as the devnet PKI root is for quotes: said out loud, never Ethereum's.
+    const registryCodeHash = keccak256((await publicClient.getCode({ address: registry }))!)
+    const verification = verificationOption ?? 'light-client'
+    let beacon: DevnetBeacon | undefined
+    if (verification === 'light-client') {
+      beacon = await startDevnetBeacon({ rpcUrl: anvil.rpcUrl })
+      started.beacon = beacon
+      print(`✓ devnet beacon server on ${beacon.url}: light-client data for anvil, signed by a DEVNET sync committee`)
+      print(`  ⚠ DEVNET TRUST ROOT: nodes bootstrap from checkpoint ${beacon.checkpointRoot} (validators root ${beacon.chainSpec.genesisValidatorsRoot}), not Ethereum`)
+    } else {
+      print(`  ⚠ INSECURE: nodes read the chain with trusted-rpc (they believe the RPC); devnet tests only`)
+    }
+    print(`  registry runtime code hash ${registryCodeHash} (pinned in every node's settings)`)
+
     /**
      * Starts one more sidecar on this devnet. `configure` may change the node's config before it starts (tests use it
      * for rogue or misconfigured nodes: test/devnetNodes.ts).
@@ -235,7 +264,9 @@ export async function runDevnet({
         configure?: (settings: DevnetNodeSettings, node: DevnetNodeSetup) => void
       } = {},
     ): Promise<NodeProcess> {
-      const i = started.nodes.length + 1
+      // Node i pays gas with dev account i and sits at nodes[i - 1]; indices are taken before the (slow) start, so that
+      // nodes started together get distinct ones. A start that fails gives its index back when it is the last one.
+      const i = ++allocated
       const nodeDir = join(devnetDir, `node${i}`)
       mkdirSync(nodeDir, { recursive: true, mode: 0o700 })
       const hostToken = randomBytes(24).toString('hex')
@@ -257,10 +288,27 @@ export async function runDevnet({
           seal: options.seal ?? 'dev-file',
           pods: { sockets: [], names: {}, appIds: {} },
           maxReferenceAge: 64,
+          chainView:
+            verification === 'light-client'
+              ? {
+                  verification,
+                  registryCodeHash,
+                  lightClient: { network: 'devnet', checkpointRoot: beacon!.checkpointRoot, devnet: beacon!.chainSpec },
+                  // A devnet finalizes in a few blocks: a decision waits seconds for its mark, not Ethereum's minutes.
+                  freshness: { timeoutSeconds: 60 },
+                }
+              : { verification, registryCodeHash, freshness: { timeoutSeconds: 60 } },
         },
         host: {
           dataDir: '.',
-          chain: { rpcUrl, fromBlock: 0, rpcTimeoutMs: 60_000 },
+          chain: {
+            rpcUrl,
+            fromBlock: 0,
+            rpcTimeoutMs: 60_000,
+            ...(beacon ? { beaconUrl: beacon.url } : {}),
+            viewPollIntervalMs: 200,
+            viewRefreshIntervalMs: 1000,
+          },
           // A copy per node: `configure` may change one node's blob sources (test/devnetNodes.ts `blobSources`).
           blobs: { ...blobs, peers: [...(blobs.peers ?? [])] },
           pod: { host: '127.0.0.1', port: 0 },
@@ -276,9 +324,16 @@ export async function runDevnet({
       const configPath = join(nodeDir, 'host.json')
       writeFileSync(measuredPath, JSON.stringify(settings.measured, null, 2))
       writeFileSync(configPath, JSON.stringify(settings.host, null, 2))
-      const { child, podUrl, hostUrl } = await spawnNode({ measuredPath, configPath }, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
+      let spawned: Awaited<ReturnType<typeof spawnNode>>
+      try {
+        spawned = await spawnNode({ measuredPath, configPath }, join(nodeDir, 'node.log'), options.env ?? nodeEnv?.(i))
+      } catch (error) {
+        if (allocated === i) allocated--
+        throw error
+      }
+      const { child, podUrl, hostUrl } = spawned
       const node = { child, podUrl, hostUrl, hostToken, dir: nodeDir, configPath, measuredPath }
-      started.nodes.push(node)
+      started.nodes[i - 1] = node
       print(`✓ node ${i} up: pod ${podUrl}, host ${hostUrl}`)
       return node
     }
@@ -297,8 +352,20 @@ export async function runDevnet({
     }
 
     /** Starts a stopped node again on its data dir (crash tests); its URLs change (ports are picked anew). */
-    async function restartNode(node: NodeProcess, options: { env?: Record<string, string> } = {}) {
+    async function restartNode(
+      node: NodeProcess,
+      options: { env?: Record<string, string>; configure?: (settings: DevnetNodeSettings) => void } = {},
+    ) {
       if (node.child.exitCode === null && node.child.signalCode === null) throw new Error('node is still running')
+      if (options.configure) {
+        const settings = {
+          measured: JSON.parse(readFileSync(node.measuredPath, 'utf8')) as DevnetNodeSettings['measured'],
+          host: JSON.parse(readFileSync(node.configPath, 'utf8')) as DevnetNodeSettings['host'],
+        }
+        options.configure(settings)
+        writeFileSync(node.measuredPath, JSON.stringify(settings.measured, null, 2))
+        writeFileSync(node.configPath, JSON.stringify(settings.host, null, 2))
+      }
       const { child, podUrl, hostUrl } = await spawnNode(node, join(node.dir, 'node.log'), options.env)
       Object.assign(node, { child, podUrl, hostUrl })
       const index = started.nodes.indexOf(node)
@@ -327,7 +394,9 @@ export async function runDevnet({
 
     // The other nodes start once the network exists: in auto mode they register as soon as they are up.
     const t0 = Date.now()
-    for (let i = 2; i <= count; i++) await addNode({ auto: nodeAuto })
+    // In auto mode they start together (their requests overlap and share answers, as a fleet rolled out at once).
+    if (auto) await Promise.all(Array.from({ length: count - 1 }, () => addNode({ auto: nodeAuto })))
+    else for (let i = 2; i <= count; i++) await addNode({ auto: nodeAuto })
 
     if (auto) {
       // docs/protocol.md#flows without a host: each node registers, is answered by a ready node, completes and confirms.
@@ -374,8 +443,27 @@ export async function runDevnet({
       }
       return ok
     }
-    const live = started.strictRpc && started.beacon ? { rpc: started.strictRpc, beacon: started.beacon } : undefined
-    return { info: devnetInfo, verify, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain, liveLike: live }
+    const live = started.strictRpc && started.liveBeacon ? { rpc: started.strictRpc, beacon: started.liveBeacon } : undefined
+    return {
+      info: devnetInfo,
+      verify,
+      stop,
+      addNode,
+      restartNode,
+      onboard,
+      registry,
+      registryCodeHash,
+      owner,
+      publicClient,
+      anvil,
+      beacon,
+      pki,
+      pccsUrl: pccs.url,
+      devnetDir,
+      nodes: started.nodes,
+      chain,
+      liveLike: live,
+    }
   } catch (error) {
     await stop()
     throw error

@@ -4,12 +4,16 @@
 //   - quote.provider `simulated` (docs/protocol.md#tee-providers): DCAP-shaped quotes under the devnet's PKI;
 //   - quote.trustedRootCaFiles: root CAs trusted instead of Intel's (the devnet's own root);
 //   - seal `dev-file`: a sealing key in the data dir, readable by the host;
-//   - the `x-keymanager-pod` header as pod identity (always on in the devnet entry, and said so in its log).
+//   - the `x-keymanager-pod` header as pod identity (always on in the devnet entry, and said so in its log);
+//   - chainView: a devnet light-client network (the devnet beacon server's committee), the optimistic option, or
+//     `trusted-rpc` (the RPC believed as is; the node logs it as INSECURE at start).
 // A devnet reads this file from a path the host names (`serve --measured FILE`): nothing about a devnet is secure.
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import {
+  chainViewSchema,
   describeZodError,
+  freshnessSchema,
   hardwareQuoteOptions,
   hardwareSealOptions,
   maxReferenceAgeSchema,
@@ -44,6 +48,14 @@ export const devnetMeasuredSettingsSchema = z.strictObject({
   seal: z.preprocess(sealShorthand, z.discriminatedUnion('provider', [z.strictObject({ provider: z.literal('dev-file') }), ...hardwareSealOptions])),
   pods: podsSchema,
   maxReferenceAge: maxReferenceAgeSchema,
+  chainView: z.union([
+    chainViewSchema,
+    z.strictObject({
+      verification: z.literal('trusted-rpc'),
+      registryCodeHash: chainViewSchema.shape.registryCodeHash.optional(),
+      freshness: freshnessSchema,
+    }),
+  ]),
 })
 export type DevnetMeasuredSettings = z.infer<typeof devnetMeasuredSettingsSchema>
 /** What a devnet harness writes (defaults may be left out). */

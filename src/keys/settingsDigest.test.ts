@@ -83,6 +83,10 @@ test('security: a different setting, or a different spelling of one, moves the d
     { ...base, pods: { ...pods, appIds: { web: `0x${'00'.repeat(20)}` } } },
     { ...base, seal: 'none' },
     { ...base, chain: { chainId: 11155111, registry: `0x${'11'.repeat(20)}` } },
+    // Another trust root of the chain view, another pinned registry code, another freshness bound.
+    { ...base, chainView: { ...(base.chainView as object), lightClient: { network: 'sepolia', checkpointRoot: `0x${'22'.repeat(32)}` } } },
+    { ...base, chainView: { ...(base.chainView as object), registryCodeHash: `0x${'33'.repeat(32)}` } },
+    { ...base, chainView: { ...(base.chainView as object), freshness: { timeoutSeconds: 60 } } },
   ])
     assert.notEqual(settingsDigest(parseMeasuredSettings(changed, 'v')), digest)
 })

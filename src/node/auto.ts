@@ -3,9 +3,12 @@
 // confirms, and registers again when its request expires or a reorg replaced the block its quote references.
 //
 // Helping, per round: gather the watcher's pending requests that this node has not refused or given up on, wait,
-// re-check each with `getRequest` right before sending (fulfilled or expired ones are dropped cheaply), then answer
-// every request left in ONE blob and ONE `fulfillOnboard` (node.help batches). Refusals are recorded by node.help and
-// never retried; a request that keeps failing for other reasons is given up after `maxAttempts` rounds.
+// re-check them through the verified chain view right before acting (one proof for all; requests the view proves
+// fulfilled or expired are dropped cheaply; a request the finalized view does not show yet goes on, the decision
+// after the freshness mark settles it), then answer every request left in ONE blob and ONE `fulfillOnboard`
+// (node.help batches). Refusals are recorded by node.help and never retried, except refusals of the chain view
+// itself (`stale_chain_view`, a lying RPC: src/chain/view/errors.ts), which say nothing about the request; those and
+// other failures are given up after `maxAttempts` rounds. The watcher's events are hints: it reads the RPC's logs.
 //
 // The wait is a random jitter plus `rank × slotMs`. Every helper computes its rank for the round from the oldest
 // pending request id and its own identity (keccak, modulo twice the number of nodes onboarded so far), so all helpers
@@ -15,10 +18,13 @@
 // re-check to the mined transaction (KZG proofs, signing) outgrew the jitter window once many helpers were ready.
 import type { Logger } from 'pino'
 import type { RegistryClient } from '../chain/registry.ts'
+import type { ChainView } from '../chain/view/chainView.ts'
+import { isChainViewReason } from '../chain/view/errors.ts'
+import type { RequestRecord } from '../store/requests.ts'
 import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
-import { keccak256, stringToHex, type PublicClient } from 'viem'
+import { keccak256, stringToHex } from 'viem'
 import { KeymanagerError } from '../errors.ts'
 import type { KeymanagerNode } from './node.ts'
 
@@ -32,7 +38,7 @@ import type { KeymanagerNode } from './node.ts'
 export type AutoOptions = {
   node: KeymanagerNode
   registry: RegistryClient
-  publicClient: PublicClient
+  chainView: ChainView
   cursor: CursorStore
   stores: { requests: RequestStore; registrations: RegistrationStore }
   logger: Logger
@@ -62,7 +68,7 @@ export type AutoOptions = {
 }
 
 export function createAutoRunner(options: AutoOptions) {
-  const { node, registry, publicClient, cursor, stores, logger } = options
+  const { node, registry, chainView, cursor, stores, logger } = options
   const pollMs = options.pollIntervalMs ?? 500
   const [jitterMin, jitterMax] = options.jitterMs ?? [500, 2500]
   const maxBatch = options.maxBatch ?? 50
@@ -105,11 +111,25 @@ export function createAutoRunner(options: AutoOptions) {
     })
   }
 
+  /** Not judged yet, or refused only because the chain view could not be trusted at the time. */
+  const open = (record: RequestRecord | undefined) => record === undefined || (record.decision === 'refused' && isChainViewReason(record.reason))
+
   function candidates() {
     return cursor
       .pendingRequests()
-      .filter((r) => !skipped.has(r.requestId) && stores.requests.get(r.requestId) === undefined)
+      .filter((r) => !skipped.has(r.requestId) && open(stores.requests.get(r.requestId)))
       .slice(0, maxBatch)
+  }
+
+  function failedRound(requestIds: bigint[]) {
+    for (const requestId of requestIds) {
+      const n = (attempts.get(requestId) ?? 0) + 1
+      attempts.set(requestId, n)
+      if (n >= maxAttempts) {
+        skipped.add(requestId)
+        logger.warn({ requestId: requestId.toString() }, `giving up on request after ${n} failed rounds`)
+      }
+    }
   }
 
   /** This helper's place in the order of the current round (0 acts first); see the header. */
@@ -129,12 +149,13 @@ export function createAutoRunner(options: AutoOptions) {
     if (candidates().length === 0) return 0
     await sleep(jitterMin + random() * (jitterMax - jitterMin) + roundRank() * slotMs, 'jitter')
     if (stopped) return 0
-    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
+    const waiting = candidates()
+    const proven = await chainView.latest({ requests: waiting.map((r) => r.requestId) })
     const ready = []
-    for (const request of candidates()) {
-      const onChain = await registry.getRequest(request.requestId)
-      if (onChain.status !== 'pending') continue // another helper answered it; the watcher will see `Onboarded`
-      if (onChain.expiresAt <= head) {
+    for (const request of waiting) {
+      const onChain = proven.request(request.requestId)
+      if (onChain.status === 'fulfilled' || onChain.status === 'confirmed') continue // answered; the watcher will see `Onboarded`
+      if (onChain.status === 'pending' && onChain.expiresAt <= proven.block.blockNumber) {
         skipped.add(request.requestId)
         continue
       }
@@ -145,19 +166,13 @@ export function createAutoRunner(options: AutoOptions) {
     try {
       const results = await node.help(ready)
       const fulfilled = results.filter((r) => r.decision === 'fulfilled').length
+      failedRound(results.flatMap((r) => (r.decision === 'refused' && isChainViewReason(r.reason) ? [r.requestId] : [])))
       logger.info({ requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
       return fulfilled
     } catch (error) {
       // Transient for the node, not the request's fault: a proposal became pending, or this node lacks a generation.
       if (error instanceof KeymanagerError && /^(proposal_pending|missing_generation)/.test(error.message)) throw error
-      for (const request of ready) {
-        const n = (attempts.get(request.requestId) ?? 0) + 1
-        attempts.set(request.requestId, n)
-        if (n >= maxAttempts) {
-          skipped.add(request.requestId)
-          logger.warn({ requestId: request.requestId.toString() }, `giving up on request after ${n} failed rounds`)
-        }
-      }
+      failedRound(ready.map((r) => r.requestId))
       throw error
     }
   }
@@ -184,15 +199,15 @@ export function createAutoRunner(options: AutoOptions) {
       requestId = request.requestId
       stores.registrations.markRequested(registration.address, requestId, request.transactionHash, Math.floor(Date.now() / 1000))
     }
-    const onChain = await registry.getRequest(requestId)
+    const proven = await chainView.latest({ requests: [requestId] })
+    const onChain = proven.request(requestId)
     if (onChain.status === 'fulfilled' || onChain.status === 'confirmed') {
       const done = await node.complete(registration.address)
       logger.info({ requestId: done.requestId, xPub: done.xPub }, 'auto-register: onboarded and confirmed')
       return
     }
     if (onChain.status !== 'pending') return
-    const head = await publicClient.getBlockNumber({ cacheTime: 0 })
-    if (onChain.expiresAt <= head) {
+    if (onChain.expiresAt <= proven.block.blockNumber) {
       logger.warn({ requestId: requestId.toString() }, 'auto-register: request expired; registering again')
       stores.registrations.setStatus(registration.address, 'expired', Math.floor(Date.now() / 1000))
       await node.register()

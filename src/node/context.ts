@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Account, Address, Chain, Hex, PublicClient, Transport, WalletClient } from 'viem'
 import type { BlobSource } from '../chain/beacon.ts'
 import type { ChainView } from '../chain/view/chainView.ts'
+import type { Freshness } from '../chain/view/freshness.ts'
 import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { SealProvider } from '../secret/seal.ts'
@@ -33,6 +34,8 @@ export type NodeContext = {
    * accept `M` rests on is read through it.
    */
   chainView: ChainView
+  /** The freshness rule: a decision to encrypt `M` waits for a verified view that holds its own mark. */
+  freshness: Freshness
   /** How long a newcomer or a bootstrapping node waits for its verified view to reach a block it was told of (ms). */
   viewWaitMs: number
   /** Poll interval of those waits (ms). */
@@ -58,7 +61,7 @@ export type NodeContext = {
   /** Waits until the chain watcher has processed the current head (a request the host names may be a block ahead of it). */
   syncChain?: () => Promise<void>
   logger: Logger
-  /** Unix seconds. */
+  /** Host clock, unix seconds: bookkeeping only (stored timestamps); decisions use verified chain time. */
   now(): number
   /** Blocks a request's reference block may trail its inclusion block before a helper calls it stale. */
   maxReferenceAge: bigint

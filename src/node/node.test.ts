@@ -73,7 +73,7 @@ test('default: a restart from sealed state is ready with the same master key; a 
 
   chain.xPub = '0x000000000000000000000000000000000000bEEF'
   const wrong = nodeOn(chain, { seal, dataDir: first.dir })
-  await assert.rejects(wrong.node.start(), /does not match the registry's master key/)
+  await assert.rejects(wrong.node.start(), /does not match the master key the verified chain shows/)
   wrong.db.close()
 })
 

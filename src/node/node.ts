@@ -2,29 +2,26 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
-import { EnvelopeError } from '../chain/errors.ts'
-import { BlobHashMismatchError } from '../chain/beacon.ts'
 import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
-import { requestCommitment, type OnboardRequest } from '../chain/registry.ts'
+import type { OnboardRequest } from '../chain/registry.ts'
+import type { ViewHeader } from '../chain/view/chainView.ts'
+import { ChainViewError } from '../chain/view/errors.ts'
+import type { FreshView } from '../chain/view/freshness.ts'
 import { KeymanagerError } from '../errors.ts'
-import { constantTimeEqual } from '../keys/bytes.ts'
 import { eciesDecrypt, eciesEncrypt, onboardAad } from '../keys/ecies.ts'
 import { decodeSecretsList, encodeSecretsList, SecretsListError } from '../keys/secretsList.ts'
 import { createGenerationsClient } from '../chain/generations.ts'
-import type { ViewHeader } from '../chain/view/chainView.ts'
-import { ChainViewError } from '../chain/view/errors.ts'
 import { createKeyring, sealLabel } from './keyring.ts'
 import { createRotation, RotationRefusal } from './rotation.ts'
 import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
 import { addressOfPublicKey, compressPublicKey, signDigest } from '../keys/signature.ts'
 import { onboardReceiptDigest, onboardResponseDigest } from '../keys/typedData.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
-import { checkPolicy } from '../tee/policy.ts'
-import { QuoteVerificationError } from '../tee/types.ts'
 import type { NodeContext, TxOutcome } from './context.ts'
 import { noKill } from './killPoints.ts'
 import type { Registration } from '../store/registrations.ts'
+import { createJudge, Refusal } from './judge.ts'
 
 export type NodeState = 'uninitialized' | 'bootstrapping' | 'registering' | 'ready'
 
@@ -32,29 +29,17 @@ export type NodeState = 'uninitialized' | 'bootstrapping' | 'registering' | 'rea
 export type HelpResult =
   | { requestId: bigint; decision: 'fulfilled'; tx: TxOutcome }
   | { requestId: bigint; decision: 'refused'; reason: string; message: string }
+  /** A node without a gas key needs the host to send its freshness mark before it can decide (then ask again). */
+  | { requestId: bigint; decision: 'needs_mark'; tx: { to: Address; data: Hex; chainId: number }; message: string }
 
 /** One generation as pods see it (`GET /generations`, docs/protocol.md#http-api). */
 export type GenerationView = { generation: number; xPub: Address; current: boolean; revoked: boolean; purged: boolean; retiresAt: number; held: boolean }
-
-/** A refusal: the request is bad, and the reason is recorded. Transient failures are thrown as other errors. */
-class Refusal extends KeymanagerError {
-  override name = 'Refusal'
-  constructor(
-    readonly reason: string,
-    message: string,
-    /** Known once the quote verified: recorded so an auditor sees which build was refused. */
-    readonly measurementId: Hex | null = null,
-    /** Known once the envelope decoded: the settings the newcomer claims to run with. */
-    readonly settingsDigest: Hex | null = null,
-  ) {
-    super('unprocessable', message)
-  }
-}
 
 export function createNode(ctx: NodeContext) {
   const { registry, stores, logger } = ctx
   /** Test-only crash hook (src/node/killPoints.ts): a no-op in every normal run. */
   const kill = ctx.killPoint ?? noKill
+  const judge = createJudge({ ...ctx, fetchEnvelope: (hash, at) => fetchEnvelope(hash, at) })
   let state: NodeState = 'uninitialized'
   let master: MasterSecret | undefined
   let generation = 0
@@ -63,6 +48,8 @@ export function createNode(ctx: NodeContext) {
   const generationsClient = createGenerationsClient({ publicClient: ctx.publicClient, address: ctx.registryAddress })
   /** Ephemeral registration keys by address; the only copy when the seal provider is `none`. */
   const ephemeralKeys = new Map<string, Uint8Array>()
+  /** Why this node, as a newcomer, last refused an onboarding response (shown in /status). */
+  let newcomerRefusal: { requestId: string; reason: string; message: string } | undefined
 
   function becomeReady(secret: MasterSecret, gen: number) {
     keyring.add(gen, secret)
@@ -95,20 +82,16 @@ export function createNode(ctx: NodeContext) {
   }
 
   /**
-   * A verified view proven to include a random mark made for this decision (docs/protocol.md#verified-chain-view,
-   * freshness): the node sends `markFresh(mark)` and decides only once its view proves the mark's slot.
+   * A verified view proven to include a random mark made for this decision (the freshness rule,
+   * docs/protocol.md#verified-chain-view): rotation steps are sent with the gas key, so the node sends its own mark.
    */
   async function fresh(): Promise<ViewHeader> {
-    const mark = bytesToHex(secp256k1.utils.randomSecretKey())
-    const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
-    if (!outcome.sent) throw new ChainViewError('stale_chain_view', 'this decision needs a freshness mark and the node has no gas key to send it')
-    const deadline = performance.now() + (ctx.viewWaitMs)
-    for (;;) {
-      const header = await viewAt(BigInt(outcome.blockNumber))
-      if ((await ctx.chainView.read(header, { marks: [mark] })).markedAt(mark) !== 0n) return header
-      if (performance.now() > deadline) throw new ChainViewError('stale_chain_view', `the verified chain view did not prove the freshness mark within ${ctx.viewWaitMs} ms`)
-      await new Promise((r) => setTimeout(r, ctx.viewPollMs))
-    }
+    if (!ctx.walletClient || !ctx.outbox) throw new ChainViewError('stale_chain_view', 'this decision needs a freshness mark and the node has no gas key to send it')
+    const got = await ctx.freshness.requireFreshView(async (mark) => {
+      const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
+      return outcome.sent ? BigInt(outcome.blockNumber) : undefined
+    })
+    return got.header
   }
 
   const rotation = createRotation({
@@ -131,9 +114,11 @@ export function createNode(ctx: NodeContext) {
     onCurrent: switchCurrent,
   })
 
-  async function chainMaster(): Promise<{ xPub: Address; generation: number }> {
-    const [xPub, gen] = await Promise.all([registry.xPub(), registry.generation()])
-    return { xPub, generation: Number(gen) }
+  /** xPub and generation as the verified view proves them (at `header`, default its newest). */
+  async function provenMaster(header?: ViewHeader): Promise<{ xPub: Address; generation: number; header: ViewHeader }> {
+    const at = header ?? (await ctx.chainView.head())
+    const master = (await ctx.chainView.read(at, { master: true })).master()
+    return { xPub: master.xPub, generation: Number(master.generation), header: at }
   }
 
   /**
@@ -208,17 +193,39 @@ export function createNode(ctx: NodeContext) {
 
   /** Restores a sealed master secret or pending work and checks it against the chain. */
   async function start(): Promise<void> {
-    const onChain = await chainMaster()
     const sealedRows = keyring.loadSealed()
+    // The first proven read: it checks the registry's code hash against the measured settings (a node pointed at
+    // another contract stops here). A node that holds nothing yet may start while no verified header can be had (the
+    // beacon node is down or not synced): it decides nothing until one can, and every decision reads the view again.
+    // A node that holds a sealed secret or pending work must check it against the verified chain first.
+    let onChain: Awaited<ReturnType<typeof provenMaster>>
+    try {
+      onChain = await provenMaster()
+    } catch (error) {
+      const holdsNothing = sealedRows.length === 0 && !stores.meta.get('pending_master') && !stores.registrations.latestOpen()
+      if (!(holdsNothing && error instanceof ChainViewError && error.reason === 'unverified_chain')) {
+        for (const row of sealedRows) row.secret.expire()
+        throw error
+      }
+      logger.warn({ reason: error.reason }, `no verified chain view yet (${error.shortMessage}); the node decides nothing until it has one`)
+      return
+    }
+    logger.info(
+      { mode: ctx.chainView.mode, block: onChain.header.blockNumber.toString(), generation: onChain.generation, xPub: onChain.xPub },
+      'registry read through the verified chain view',
+    )
     if (sealedRows.length > 0) {
       // Every sealed generation is checked against its key in the verified chain; the newest is served until catchUp
-      // (below) finds the chain's current one (a restart in the middle of a rotation resumes there).
-      const header = await viewAt()
+      // (below) finds the chain's current one (a restart in the middle of a rotation resumes there). A view that trails
+      // the chain (finality lag) may not show the newest sealed generation yet: it waits for the RPC's head (a hint).
+      const header = await viewAt().catch(() => onChain.header)
       const proven = await ctx.chainView.read(header, { master: true, generations: sealedRows.map((r) => BigInt(r.generation)) })
       for (const { generation: g, secret } of sealedRows) {
         if (secret.address.toLowerCase() !== proven.generation(BigInt(g)).xPub.toLowerCase()) {
           for (const row of sealedRows) row.secret.expire()
-          throw new Error(`sealed master secret (generation ${g}) does not match the registry's master key`)
+          throw new Error(
+            `sealed master secret (generation ${g}, ${secret.address}) does not match the master key the verified chain shows for that generation (${proven.generation(BigInt(g)).xPub} at block ${header.blockNumber})`,
+          )
         }
         keyring.add(g, secret, { sealed: true })
       }
@@ -276,9 +283,12 @@ export function createNode(ctx: NodeContext) {
 
   // ---- bootstrap (docs/protocol.md#bootstrap) --------------------------------------------------------------------
 
+  /** Ready once the verified view shows the registry bootstrapped with this node's pending key. */
   async function finishBootstrapIfOnChain(): Promise<boolean> {
     if (!pendingMaster) return false
-    const onChain = await chainMaster()
+    // The RPC says whether it is bootstrapped yet (a hint); the view must get to its head, and its proven slot decides.
+    let onChain = await provenMaster()
+    if (onChain.generation === 0 && (await registry.generation()) !== 0n) onChain = await provenMaster(await viewAt())
     if (onChain.generation === 0) return false
     if (onChain.xPub.toLowerCase() !== pendingMaster.address.toLowerCase()) {
       throw new KeymanagerError('conflict', `the registry was bootstrapped with another master key (${onChain.xPub}); use /register`)
@@ -296,7 +306,7 @@ export function createNode(ctx: NodeContext) {
     if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
     if (state === 'registering') throw new KeymanagerError('conflict', 'node is registering; it cannot also bootstrap')
     if (await finishBootstrapIfOnChain()) return { state, xPub: master!.address, generation }
-    const onChain = await chainMaster()
+    const onChain = await provenMaster()
     if (onChain.generation !== 0) throw new KeymanagerError('conflict', 'the registry is already bootstrapped; use /register')
     if (!pendingMaster) {
       pendingMaster = generateMasterSecret()
@@ -348,8 +358,9 @@ export function createNode(ctx: NodeContext) {
   async function register() {
     if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
     if (state === 'bootstrapping') throw new KeymanagerError('conflict', 'node is bootstrapping; it cannot also register')
-    const onChain = await chainMaster()
-    if (onChain.generation === 0) throw new KeymanagerError('conflict', 'the registry is not bootstrapped yet')
+    // Not a decision about M (the request reveals nothing, and the contract refuses it before bootstrap): the RPC's
+    // answer is enough to spare a useless quote.
+    if ((await registry.generation()) === 0n) throw new KeymanagerError('conflict', 'the registry is not bootstrapped yet')
     const result = await requestOnboarding()
     state = 'registering'
     return { state, ...result }
@@ -492,6 +503,13 @@ export function createNode(ctx: NodeContext) {
 
   // ---- complete (docs/protocol.md#complete) ---------------------------------------------------------------------
 
+  /** A newcomer turns an onboarding response down: recorded for /status, logged, and thrown to the caller. */
+  function refuseResponse(requestId: bigint, reason: string, message: string): never {
+    newcomerRefusal = { requestId: requestId.toString(), reason, message }
+    logger.warn({ requestId: requestId.toString(), reason }, `onboarding response refused: ${message}`)
+    throw new KeymanagerError('upstream_failed', `onboarding response refused (${reason}): ${message}`)
+  }
+
   async function complete(enckey: Address) {
     if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
     const registration = stores.registrations.get(enckey)
@@ -514,6 +532,22 @@ export function createNode(ctx: NodeContext) {
     if (registration.requestId === null) stores.registrations.markRequested(registration.address, request.requestId, request.transactionHash, ctx.now())
     const onboarded = request.onboarded
     if (!onboarded) throw new KeymanagerError('conflict', `request ${request.requestId} is not fulfilled yet`)
+
+    // docs/protocol.md#complete: the verified view must show this request as ours and answered, and the master key.
+    let proven
+    try {
+      const header = await viewAt(onboarded.blockNumber)
+      const registryAt = await ctx.chainView.read(header, { master: true, requests: [request.requestId] })
+      proven = { request: registryAt.request(request.requestId), master: registryAt.master(), header }
+    } catch (error) {
+      if (error instanceof ChainViewError) refuseResponse(request.requestId, error.reason, error.shortMessage)
+      throw error
+    }
+    if (proven.request.key.toLowerCase() !== registration.address.toLowerCase())
+      refuseResponse(request.requestId, 'not_our_request', `request ${request.requestId} in the verified chain belongs to ${proven.request.key}, not to this registration`)
+    if (proven.request.status !== 'fulfilled' && proven.request.status !== 'confirmed')
+      refuseResponse(request.requestId, 'not_fulfilled', `request ${request.requestId} is ${proven.request.status} in the verified chain (block ${proven.header.blockNumber})`)
+
     const envelope = await fetchEnvelope(onboarded.responseBlobHash, onboarded)
     if (envelope.kind !== 'onboard') throw new KeymanagerError('upstream_failed', 'response blob is not an onboard envelope')
     const entry = envelope.entries[Number(onboarded.index)]
@@ -535,7 +569,7 @@ export function createNode(ctx: NodeContext) {
     try {
       list = decodeSecretsList(plaintext)
     } catch (error) {
-      if (error instanceof SecretsListError) throw new KeymanagerError('upstream_failed', `the onboarding response is not a secrets list: ${error.message}`)
+      if (error instanceof SecretsListError) refuseResponse(request.requestId, 'bad_secrets_list', `the onboarding response is not a secrets list: ${error.message}`)
       throw error
     } finally {
       plaintext.fill(0)
@@ -547,36 +581,44 @@ export function createNode(ctx: NodeContext) {
     })
     const dropAll = () => received.forEach((r) => r.secret.expire())
     // docs/protocol.md#onboarding-across-generations: every unpurged generation must be there, each matching its key in
-    // the verified chain, and the newest must be the current one the response was made under.
-    const header = await viewAt(onboarded.blockNumber)
-    const chainGeneration = (await ctx.chainView.read(header, { master: true })).master().generation
+    // the verified chain (at the view that proved the request ours and answered), and the newest must be the current
+    // one the response was made under.
+    const chainGeneration = proven.master.generation
     const all = Array.from({ length: Number(chainGeneration) }, (_, i) => BigInt(i + 1))
-    const proven = await ctx.chainView.read(header, { master: true, generations: all })
-    const expected = all.filter((g) => !proven.generation(g).purged)
+    const provenGenerations = await ctx.chainView.read(proven.header, { master: true, generations: all })
+    const expected = all.filter((g) => !provenGenerations.generation(g).purged)
     const got = received.map((r) => r.generation)
     if (envelope.generation !== chainGeneration || got.length !== expected.length || got.some((g, i) => g !== expected[i])) {
       dropAll()
-      throw new KeymanagerError('upstream_failed', `the onboarding response holds generations ${got.join(',')}, the verified chain has unpurged ${expected.join(',')} (current ${chainGeneration})`)
+      refuseResponse(
+        request.requestId,
+        'wrong_generations',
+        `the onboarding response holds generations ${got.join(',')} (made under ${envelope.generation}), the verified chain has unpurged ${expected.join(',')} (current ${chainGeneration})`,
+      )
     }
     for (const { generation: g, secret } of received)
-      if (secret.address.toLowerCase() !== proven.generation(g).xPub.toLowerCase()) {
+      if (secret.address.toLowerCase() !== provenGenerations.generation(g).xPub.toLowerCase()) {
         dropAll()
-        throw new KeymanagerError('upstream_failed', `the decrypted secret of generation ${g} is not that generation's master key`)
+        refuseResponse(request.requestId, 'not_master_key', `the decrypted secret of generation ${g} (${secret.address}) is not that generation's master key in the verified chain`)
       }
-    const onChain = { xPub: proven.master().xPub, generation: Number(chainGeneration) }
     const secret = received.at(-1)!.secret
+    if (secret.address.toLowerCase() !== proven.master.xPub.toLowerCase()) {
+      dropAll()
+      refuseResponse(request.requestId, 'not_master_key', `the newest decrypted secret (${secret.address}) is not the current master key of the verified chain (${proven.master.xPub})`)
+    }
     for (const r of received.slice(0, -1)) keyring.add(Number(r.generation), r.secret)
     // Sealed first, the registration closed only once the confirmation is mined: a crash in between leaves a ready node
     // with an open registration, which joinAsMember finishes (auto mode at once; POST /member), sending the same
     // confirmOnboard at most once (docs/protocol.md#node-state, crash safety).
-    becomeReady(secret, onChain.generation)
+    becomeReady(secret, Number(chainGeneration))
+    newcomerRefusal = undefined
     kill('complete.secret-sealed')
-    await rotation.catchUp(header).catch(() => undefined)
+    await rotation.catchUp(proven.header).catch(() => undefined)
     const receiptDigest = onboardReceiptDigest({
       chainId: ctx.chainId,
       registry: ctx.registryAddress,
       requestId: request.requestId,
-      xPub: onChain.xPub,
+      xPub: proven.master.xPub,
     })
     const signature = bytesToHex(signDigest(receiptDigest, secretKey))
     const outcome = await submitOnce('confirmOnboard', registry.calldata.confirmOnboard(request.requestId, signature))
@@ -590,69 +632,6 @@ export function createNode(ctx: NodeContext) {
 
   // ---- help (docs/protocol.md#help) -------------------------------------------------------------------------
 
-  async function judge(request: OnboardRequest): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }> {
-    const current = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
-    const stored = await registry.getRequest(request.requestId)
-    if (stored.status === 'none') throw new Refusal('unknown_request', `request ${request.requestId} is not on chain`)
-    if (stored.status !== 'pending') throw new Refusal('already_fulfilled', `request ${request.requestId} is ${stored.status}`)
-    if (stored.expiresAt <= current) throw new Refusal('expired', `request ${request.requestId} expired at block ${stored.expiresAt}`)
-    if (stored.commitment !== requestCommitment(request))
-      throw new Refusal('event_mismatch', 'the request event does not match the commitment stored on chain')
-    let envelope: Envelope
-    try {
-      envelope = await fetchEnvelope(request.quoteBlobHash, request)
-    } catch (error) {
-      if (error instanceof BlobHashMismatchError) throw new Refusal('blob_hash_mismatch', error.message)
-      if (error instanceof EnvelopeError) throw new Refusal('bad_envelope', error.message)
-      throw error
-    }
-    if (envelope.kind !== 'register') throw new Refusal('bad_envelope', `expected a register envelope, got ${envelope.kind}`)
-    const settingsDigest = bytesToHex(envelope.settingsDigest)
-    const refuse = (reason: string, message: string, measurementId: Hex | null = null) => new Refusal(reason, message, measurementId, settingsDigest)
-    if (!constantTimeEqual(envelope.pubkey64, hexToBytes(request.pubkey64)))
-      throw refuse('pubkey_mismatch', 'the blob carries another public key than the request')
-    if (envelope.refBlockNumber !== request.refBlockNumber || !constantTimeEqual(envelope.refBlockHash, hexToBytes(request.refBlockHash)))
-      throw refuse('stale_reference', 'the quote was made for another reference block than the one recorded on chain')
-    if (request.blockNumber - request.refBlockNumber > ctx.maxReferenceAge)
-      throw refuse('stale_reference', `reference block ${request.refBlockNumber} is older than ${ctx.maxReferenceAge} blocks`)
-    let verified
-    try {
-      verified = await ctx.quoteVerifier.verify(envelope.quote, { now: ctx.now() })
-    } catch (error) {
-      if (error instanceof QuoteVerificationError) throw refuse(error.reason, error.message)
-      throw error
-    }
-    if (verified.teeType !== envelope.teeType) throw refuse('bad_envelope', 'envelope TEE type does not match the quote')
-    // The newcomer's settingsDigest comes from its envelope: the quote binds it, and the allowed measurement vouches
-    // for it (the measured settings file is part of the image, docs/protocol.md#measured-settings).
-    const expected = registerReportData({
-      chainId: ctx.chainId,
-      registry: ctx.registryAddress,
-      pubkey64: envelope.pubkey64,
-      refBlockNumber: request.refBlockNumber,
-      refBlockHash: hexToBytes(request.refBlockHash),
-      settingsDigest: envelope.settingsDigest,
-    })
-    if (!constantTimeEqual(verified.reportData, expected))
-      throw refuse('report_data_mismatch', 'the quote does not bind this request (key, chain, registry, reference block or settings digest)', verified.measurementId)
-    const policy = await registry.tcbPolicy()
-    const decision = await checkPolicy(
-      verified,
-      {
-        acceptedStatuses: policy.acceptedStatuses,
-        maxCollateralAge: policy.maxCollateralAge,
-        fmspcAllowlistOn: policy.fmspcAllowlistOn,
-        minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber,
-        isFmspcAllowed: (fmspc: Hex) => registry.isFmspcAllowed(fmspc),
-        isMeasurementAllowed: (id: Hex) => registry.isMeasurementAllowed(id),
-      },
-      ctx.now(),
-    )
-    if (!decision.ok) throw refuse(decision.reason, decision.message, verified.measurementId)
-    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest }
-  }
-
-  /** Judges requests and fulfils every accepted one in a single blob and `fulfillOnboard` transaction. */
   /** `rlp([[g, M_g], ...])` of every generation held and not purged (docs/protocol.md#onboarding-across-generations). */
   function secretsPlaintext(): Uint8Array {
     const gens = keyring.held().filter((g) => !keyring.facts(g)?.purged && g <= generation)
@@ -681,6 +660,50 @@ export function createNode(ctx: NodeContext) {
     if (generation !== Number(r.generation)) throw new KeymanagerError('conflict', `this node serves generation ${generation}, the verified chain is at ${r.generation}`)
   }
 
+  /**
+   * A verified view this decision may use: the freshness rule (src/chain/view/freshness.ts). With a gas key the node
+   * sends its mark and waits; without one it hands the mark to the host and decides on a later call, once the view
+   * proves it (each mark serves one decision).
+   */
+  async function freshView(purpose: string): Promise<FreshView | { needsMark: { to: Address; data: Hex; chainId: number } }> {
+    if (ctx.walletClient && ctx.outbox)
+      return ctx.freshness.requireFreshView(async (mark) => {
+        const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
+        return outcome.sent ? BigInt(outcome.blockNumber) : undefined
+      })
+    const got = await ctx.freshness.hostMark(purpose)
+    if (!('needsMark' in got)) return got
+    return { needsMark: { to: ctx.registryAddress, data: registry.calldata.markFresh(got.needsMark), chainId: ctx.chainId } }
+  }
+
+  function recordRefusal(request: OnboardRequest, refusal: Refusal): HelpResult {
+    stores.requests.record({
+      requestId: request.requestId,
+      requester: request.requester,
+      blockNumber: request.blockNumber,
+      decision: 'refused',
+      reason: refusal.reason,
+      message: refusal.message,
+      measurementId: refusal.measurementId,
+      settingsDigest: refusal.settingsDigest,
+      fulfillTx: null,
+      decidedAt: ctx.now(),
+    })
+    logger.warn({ requestId: request.requestId.toString(), reason: refusal.reason }, `refused: ${refusal.message}`)
+    return { requestId: request.requestId, decision: 'refused', reason: refusal.reason, message: refusal.message }
+  }
+
+  /** A failure of the verified view is a refusal with its own reason; anything else is thrown (transient). */
+  function asRefusal(error: unknown): Refusal {
+    if (error instanceof Refusal) return error
+    if (error instanceof ChainViewError) return new Refusal(error.reason, error.shortMessage)
+    throw error
+  }
+
+  /**
+   * Judges requests on one fresh verified view and fulfils every accepted one in a single blob and `fulfillOnboard`
+   * transaction. Nothing is encrypted to a request before the view proves this decision's freshness mark.
+   */
   async function help(asked: OnboardRequest[]): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
     // A request this node already answered in a stored, unmined fulfillOnboard is not judged again: its answer is
@@ -696,29 +719,41 @@ export function createNode(ctx: NodeContext) {
     const requests = asked.filter((r) => !resumed.some((done) => done.requestId === r.requestId))
     if (requests.length === 0) return resumed
     await checkHeldGenerations()
+    let fresh: FreshView
+    try {
+      const got = await freshView('help')
+      if ('needsMark' in got) {
+        const message = 'send this freshness mark transaction, then ask again once it is mined'
+        return [...resumed, ...requests.map((r) => ({ requestId: r.requestId, decision: 'needs_mark' as const, tx: got.needsMark, message }))]
+      }
+      fresh = got
+      // The key this node would hand out must still be the registry's master key in the verified chain.
+      const proven = (await ctx.chainView.read(fresh.header, { master: true })).master()
+      if (proven.xPub.toLowerCase() !== master.address.toLowerCase() || Number(proven.generation) !== generation)
+        throw new Refusal('master_key_changed', `the verified chain's master key is ${proven.xPub} (generation ${proven.generation}), not this node's`)
+    } catch (error) {
+      const refusal = asRefusal(error)
+      return [...resumed, ...requests.map((request) => recordRefusal(request, refusal))]
+    }
     const results: HelpResult[] = [...resumed]
     const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }[] = []
     for (const request of requests) {
       try {
-        accepted.push({ request, ...(await judge(request)) })
+        accepted.push({ request, ...(await judge(request, fresh)) })
       } catch (error) {
-        if (!(error instanceof Refusal)) throw error
-        stores.requests.record({
-          requestId: request.requestId,
-          requester: request.requester,
-          blockNumber: request.blockNumber,
-          decision: 'refused',
-          reason: error.reason,
-          message: error.message,
-          measurementId: error.measurementId,
-          settingsDigest: error.settingsDigest,
-          fulfillTx: null,
-          decidedAt: ctx.now(),
-        })
-        logger.warn({ requestId: request.requestId.toString(), reason: error.reason }, `refused: ${error.message}`)
-        results.push({ requestId: request.requestId, decision: 'refused', reason: error.reason, message: error.message })
+        results.push(recordRefusal(request, asRefusal(error)))
       }
     }
+    // Not a decision about M: the RPC's newest state (a hint) spares a fulfillOnboard that would revert because another
+    // helper answered while this one waited for its verified view, which trails the chain by finality. Skipping is
+    // always safe; a lying RPC can only make this helper skip, which it could as well by not relaying its transaction.
+    const unanswered = await Promise.all(accepted.map(({ request }) => registry.getRequest(request.requestId).then((r) => r.status === 'pending', () => true)))
+    for (const [i, { request }] of accepted.entries()) {
+      if (unanswered[i]) continue
+      logger.info({ requestId: request.requestId.toString() }, 'another helper answered meanwhile; not sending')
+      results.push({ requestId: request.requestId, decision: 'refused', reason: 'already_fulfilled', message: `request ${request.requestId} was answered meanwhile (the RPC shows it; nothing sent)` })
+    }
+    accepted.splice(0, accepted.length, ...accepted.filter((_, i) => unanswered[i]))
     if (accepted.length === 0) return results
     const gen = BigInt(generation)
     // docs/protocol.md#onboarding-across-generations: the newcomer gets every generation this node holds that is not
@@ -808,8 +843,14 @@ export function createNode(ctx: NodeContext) {
       quoteProvider: ctx.quoteProvider.name,
       sealProvider: ctx.seal.name,
       registration: registration
-        ? { enckey: registration.address, requestId: registration.requestId?.toString() ?? null, status: registration.status }
+        ? {
+            enckey: registration.address,
+            requestId: registration.requestId?.toString() ?? null,
+            status: registration.status,
+            lastRefusal: newcomerRefusal ?? null,
+          }
         : null,
+      chainView: ctx.chainView.status(),
       requests: stores.requests.recent(50).map((r) => ({
         requestId: r.requestId.toString(),
         requester: r.requester,

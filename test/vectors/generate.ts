@@ -321,6 +321,10 @@ function settingsDigests() {
         names: { '10.0.0.7': 'billing' },
         appIds: { web: '0xA1B2C3D4E5F60718293A4B5C6D7E8F9012345678' },
       },
+      chainView: {
+        registryCodeHash: '0x6C2A0E0F2BAB1F7B7E1B7C0CF12A5B3F4D0C4E2B9A8F7E6D5C4B3A2918070605',
+        lightClient: { network: 'sepolia', checkpointRoot: '0x1DB5DA0C1C0F6E7A5B4C3D2E1F0A9B8C7D6E5F4A3B2C1D0E9F8A7B6C5D4E3F2A' },
+      },
     },
     {
       version: 1,
@@ -328,6 +332,12 @@ function settingsDigests() {
       quote: { provider: 'tdx', tsmDir: '/sys/kernel/config/tsm/report' },
       seal: { provider: 'none' },
       maxReferenceAge: 32,
+      chainView: {
+        verification: 'light-client',
+        registryCodeHash: '0x0000000000000000000000000000000000000000000000000000000000000001',
+        lightClient: { network: 'mainnet', checkpointRoot: '0x0000000000000000000000000000000000000000000000000000000000000002' },
+        freshness: { timeoutSeconds: 900 },
+      },
     },
   ]
   return {
