@@ -14,6 +14,7 @@ import { alternate, rateRatioCell, timeRatioCell } from './bench/ratio.ts'
 import { benchOnboarding } from './bench-onboarding.ts'
 import { benchLightClient } from './bench-lightClient.ts'
 import { benchKzg } from './bench-kzg.ts'
+import { benchDecision } from './bench-decision.ts'
 import { benchQuoteVerification } from './bench-quote.ts'
 import { benchHelperRate } from './bench-helper.ts'
 
@@ -103,6 +104,7 @@ print(`| v0 (EIP-4844): one blob proof (baseline) | ${kzg.v0ProofMs.toFixed(0)} 
 print(`| v1 (EIP-7594): 128 cell proofs | ${kzg.cellProofsMs.toFixed(0)} ms | ${timeRatioCell(kzg.ratio, '× the v0 proof')} |`)
 print(`| v1 check of 128 cell proofs (verifyCellKzgProofBatch) | ${kzg.cellVerifyMs.toFixed(0)} ms | ${(kzg.cellVerifyMs / kzg.v0ProofMs).toFixed(1)} × the v0 proof |`)
 print(`| trusted setup load, once per process on its first blob | ${kzg.setupLoadMs.toFixed(0)} ms | |`)
+await benchDecision(print)
 print('')
 print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
 print('|---|---|---|---|---|---|')
