@@ -111,13 +111,14 @@ for _ in $(seq 1200); do [ -f "$WORK/image-test.json" ] && break; kill -0 "$DEVN
 info() { node -e "console.log(require('$WORK/image-test.json')$1)"; }
 
 # 4. The measured settings this build bakes in (docs/protocol.md#measured-settings): the devnet's registry, the dstack
-# quote and seal providers, the example app's socket.
+# quote and seal providers, the example app's socket, and the chain view's trust root: the devnet beacon chain's
+# checkpoint and spec, and the registry's code hash.
 mkdir -p measured
 node -e "
   const i = require('$WORK/image-test.json')
   const m = { version: 1, chain: { chainId: i.chainId, registry: i.registry.toLowerCase() }, quote: { provider: 'dstack' },
     seal: { provider: 'dstack' }, pods: { sockets: [{ path: '/run/keymanager/pods/app/dstack.sock', pod: 'app' }], names: {}, appIds: {} },
-    maxReferenceAge: 64 }
+    maxReferenceAge: 64, chainView: i.chainView }
   require('fs').writeFileSync('$MEASURED', JSON.stringify(m, null, 2) + '\n')"
 
 # 5. The images. A TLS-inspecting proxy's CA (if this machine trusts one) goes to the builder stage only.
@@ -141,7 +142,7 @@ docker run --rm --entrypoint sh "$IMAGE" -c 'test ! -e /app/bin/keymanager-devne
 mkdir -p "$WORK/etc"
 node -e "
   const i = require('$WORK/image-test.json'); const fs = require('fs')
-  const host = { dataDir: '/data', chain: { rpcUrl: i.rpcUrl, fromBlock: 0, rpcTimeoutMs: 60000 }, blobs: { kind: 'anvil', url: i.rpcUrl },
+  const host = { dataDir: '/data', chain: { rpcUrl: i.rpcUrl, beaconUrl: i.beaconUrl, fromBlock: 0, rpcTimeoutMs: 60000 }, blobs: { kind: 'anvil', url: i.rpcUrl },
     pod: { host: '0.0.0.0', port: 80 }, host: { host: '0.0.0.0', port: 8081, tokenFile: '/etc/keymanager/host.token' },
     gasKeyFile: '/etc/keymanager/gas.key', collateral: { pccsUrl: i.pccsUrl },
     auto: { register: true, help: true, pollIntervalMs: 250, jitterMs: [200, 500] }, logLevel: 'info' }

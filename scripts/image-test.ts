@@ -41,6 +41,10 @@ export type ImageTestInfo = {
   /** As the containers reach them (through the bridge address). */
   rpcUrl: string
   pccsUrl: string
+  /** The devnet beacon server (light-client data), as the containers reach it. */
+  beaconUrl: string
+  /** The verified chain view's measured settings for this devnet (docs/protocol.md#verified-chain-view). */
+  chainView: { registryCodeHash: Hex; lightClient: { network: 'devnet'; checkpointRoot: Hex; devnet: unknown } }
   gasKey: Hex
   agentSocket: string
   /** The devnet's own node, on loopback: the reference the image's answers are compared with. */
@@ -99,12 +103,19 @@ async function runImageDevnet(dir: string, listen: string): Promise<void> {
     closers.push(() => new Promise((done) => rpc.server.close(done)))
     const pccs = await forward(listen, Number(new URL(devnet.pccsUrl).port))
     closers.push(() => new Promise((done) => pccs.server.close(done)))
+    const beacon = await forward(listen, Number(new URL(devnet.beacon!.url).port))
+    closers.push(() => new Promise((done) => beacon.server.close(done)))
 
     const info: ImageTestInfo = {
       chainId: devnet.info.chainId,
       registry: devnet.registry,
       rpcUrl: `http://${listen}:${rpc.port}`,
       pccsUrl: `http://${listen}:${pccs.port}`,
+      beaconUrl: `http://${listen}:${beacon.port}`,
+      chainView: {
+        registryCodeHash: devnet.registryCodeHash,
+        lightClient: { network: 'devnet', checkpointRoot: devnet.beacon!.checkpointRoot, devnet: devnet.beacon!.chainSpec },
+      },
       gasKey: toHex0x(devAccount(IMAGE_GAS_ACCOUNT).getHdKey().privateKey!),
       agentSocket: agent.socketPath,
       node: devnet.info.nodes[0]!,

@@ -109,10 +109,6 @@ test('security: a production build refuses every devnet-only measured setting', 
     // A chain view that believes the host's RPC, or a committee the host runs.
     [{ ...measured, chainView: { ...measured.chainView, verification: 'trusted-rpc' } }, /chainView\.verification is a devnet-only setting: production builds verify the chain/],
     [
-      { ...measured, chainView: { ...measured.chainView, lightClient: { network: 'devnet', checkpointRoot: `0x${'cd'.repeat(32)}` } } },
-      /chainView\.lightClient\.network is a devnet-only setting: a devnet sync committee exists only in the devnet entry/,
-    ],
-    [
       { ...measured, chainView: { ...measured.chainView, lightClient: { ...measured.chainView.lightClient, optimisticConfirmations: 2 } } },
       /chainView\.lightClient\.optimisticConfirmations is a devnet-only setting: production builds decide on finalized headers only/,
     ],

@@ -138,6 +138,10 @@ export const freshnessSchema = z
   })
   .default({ timeoutSeconds: 1800 })
 
+// A beacon chain of the image's own (`lightClient.network: "devnet"` with its chain spec: genesis, validators root, fork
+// epochs) is allowed in a production build: like the checkpoint root, it is a trust root the image builder chooses, the
+// measurement binds it, and the light client names it loudly at start (TRUSTING A DEVNET SYNC COMMITTEE). The image
+// test runs a production image against the devnet beacon chain this way. The optimistic option is devnet-only.
 export const chainViewSchema = z.strictObject({
   /** The only mode of a production build: finalized light-client headers and storage proofs. */
   verification: z.literal('light-client').default('light-client'),
@@ -186,8 +190,6 @@ const DEVNET_ONLY: { path: string; applies: (value: unknown) => boolean; why: st
     applies: (v) => v === 'trusted-rpc',
     why: 'production builds verify the chain with the light client and storage proofs (trusted-rpc believes the host\'s RPC)',
   },
-  { path: 'chainView.lightClient.network', applies: (v) => v === 'devnet', why: 'a devnet sync committee exists only in the devnet entry' },
-  { path: 'chainView.lightClient.devnet', applies: () => true, why: 'a devnet chain spec exists only in the devnet entry' },
   {
     path: 'chainView.lightClient.optimisticConfirmations',
     applies: () => true,
