@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import Database from 'better-sqlite3'
-import { bytesToHex, createWalletClient, hexToBytes, http, parseEventLogs, toFunctionSelector, type Address, type Hex } from 'viem'
+import { bytesToHex, createWalletClient, hexToBytes, http, keccak256, parseEventLogs, stringToHex, toFunctionSelector, type Address, type Hex } from 'viem'
 import { foundry } from 'viem/chains'
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { blobsToEnvelope, envelopeToBlobs } from '../src/chain/envelope.ts'
@@ -55,10 +55,20 @@ export async function hostileRequest(devnet: Devnet, attacker: Attacker, label: 
   const wallet = createWalletClient({ account: devAccount(payer), chain: { ...foundry, rpcUrls: { default: { http: [rpcUrl] } } }, transport: http(rpcUrl) })
   const ref = await devnet.publicClient.getBlock({ blockTag: 'latest' })
   const provider = simulatedQuoteProvider({ platform: devnet.pki.mintPlatform(), measurement: simulatedMeasurement(label) })
+  // The settings digest the request claims: the quote binds it (report data v2), whatever the host writes there.
+  const settingsDigest = hexToBytes(keccak256(stringToHex(`settings of ${label}`)))
   const quote = await provider.getQuote(
-    registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: attacker.pubkey64, refBlockNumber: ref.number, refBlockHash: ref.hash }),
+    registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: attacker.pubkey64, refBlockNumber: ref.number, refBlockHash: ref.hash, settingsDigest }),
   )
-  const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: attacker.pubkey64, refBlockNumber: ref.number, refBlockHash: hexToBytes(ref.hash) })
+  const blobs = envelopeToBlobs({
+    kind: 'register',
+    teeType: 'tdx',
+    quote,
+    pubkey64: attacker.pubkey64,
+    refBlockNumber: ref.number,
+    refBlockHash: hexToBytes(ref.hash),
+    settingsDigest,
+  })
   const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
   const sent = await sendBlobTransaction({
     walletClient: wallet,
