@@ -75,10 +75,16 @@ export function createNode(ctx: NodeContext) {
 
   // ---- verified reads (docs/protocol.md#verified-chain-view) -------------------------------------------------------
 
-  /** The verified view once it reached `block` (default: the RPC's head, a hint: a lie only makes this time out). */
+  /**
+   * The verified view at or after `block` when one is named (a block the RPC reported an event in: a lie only makes this
+   * time out), else the newest header the view vouches for. Never a wait for the RPC's head: in light-client mode the
+   * head is a block finality has not reached yet (about 13 minutes on mainnet), and on the devnet a head of empty
+   * blocks that nobody asks to finalize. Decisions that must not act on old state wait for their own mark instead
+   * (the freshness rule).
+   */
   async function viewAt(block?: bigint): Promise<ViewHeader> {
-    const target = block ?? (await ctx.publicClient.getBlockNumber({ cacheTime: 0 }))
-    return ctx.chainView.waitForBlock(target, { timeoutMs: ctx.viewWaitMs, pollMs: ctx.viewPollMs })
+    if (block === undefined) return ctx.chainView.head()
+    return ctx.chainView.waitForBlock(block, { timeoutMs: ctx.viewWaitMs, pollMs: ctx.viewPollMs })
   }
 
   /**
@@ -217,8 +223,14 @@ export function createNode(ctx: NodeContext) {
     if (sealedRows.length > 0) {
       // Every sealed generation is checked against its key in the verified chain; the newest is served until catchUp
       // (below) finds the chain's current one (a restart in the middle of a rotation resumes there). A view that trails
-      // the chain (finality lag) may not show the newest sealed generation yet: it waits for the RPC's head (a hint).
-      const header = await viewAt().catch(() => onChain.header)
+      // the chain (finality lag) may not show the newest sealed generation yet: the node waits, bounded, until it does;
+      // a restart with nothing newer sealed than the view shows goes on at once.
+      const newestSealed = Math.max(...sealedRows.map((r) => r.generation))
+      let header = onChain.header
+      for (let shown = onChain.generation, deadline = performance.now() + ctx.viewWaitMs; shown < newestSealed && performance.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, ctx.viewPollMs))
+        ;({ header, generation: shown } = await provenMaster())
+      }
       const proven = await ctx.chainView.read(header, { master: true, generations: sealedRows.map((r) => BigInt(r.generation)) })
       for (const { generation: g, secret } of sealedRows) {
         if (secret.address.toLowerCase() !== proven.generation(BigInt(g)).xPub.toLowerCase()) {
@@ -648,8 +660,7 @@ export function createNode(ctx: NodeContext) {
    * Before answering: the verified chain must not be mid-proposal (the contract refuses answers then) and this node
    * must hold every unpurged generation, so a newcomer never gets a partial set. Both are transient, not refusals.
    */
-  async function checkHeldGenerations(): Promise<void> {
-    const header = await viewAt()
+  async function checkHeldGenerations(header: ViewHeader): Promise<void> {
     const { rotation: r } = await rotation.readRotation(header)
     if (r.proposalPending) throw new KeymanagerError('conflict', `proposal_pending: a rotation proposal is pending; onboarding waits for its commit`)
     await rotation.catchUp(header)
@@ -718,7 +729,6 @@ export function createNode(ctx: NodeContext) {
     }
     const requests = asked.filter((r) => !resumed.some((done) => done.requestId === r.requestId))
     if (requests.length === 0) return resumed
-    await checkHeldGenerations()
     let fresh: FreshView
     try {
       const got = await freshView('help')
@@ -727,6 +737,13 @@ export function createNode(ctx: NodeContext) {
         return [...resumed, ...requests.map((r) => ({ requestId: r.requestId, decision: 'needs_mark' as const, tx: got.needsMark, message }))]
       }
       fresh = got
+    } catch (error) {
+      const refusal = asRefusal(error)
+      return [...resumed, ...requests.map((request) => recordRefusal(request, refusal))]
+    }
+    // Transient, not refusals: mid-proposal, or a generation this node lacks (on the same fresh view).
+    await checkHeldGenerations(fresh.header)
+    try {
       // The key this node would hand out must still be the registry's master key in the verified chain.
       const proven = (await ctx.chainView.read(fresh.header, { master: true })).master()
       if (proven.xPub.toLowerCase() !== master.address.toLowerCase() || Number(proven.generation) !== generation)
