@@ -37,6 +37,7 @@ import { startDevnetBeacon, type DevnetBeacon } from '../src/devnet/beaconServer
 import { devAccount, hostCall, runDevnet, type DevnetNodeInfo, type NodeProcess } from '../src/devnet/network.ts'
 import { startRpcProxy, type JsonRpcCall, type RpcProxy } from '../src/devnet/rpcProxy.ts'
 import { eciesEncrypt, onboardAad } from '../src/keys/ecies.ts'
+import { encodeSecretsList } from '../src/keys/secretsList.ts'
 import { addressOfPublicKey } from '../src/keys/signature.ts'
 import { attackerKey, buildMeasurement, encryptedTo, fund, hostileRequest, type Attacker } from './attacker.ts'
 import { all, freshnessTimeout, viaProxies } from './devnetNodes.ts'
@@ -155,37 +156,32 @@ describe('verified chain view: a hostile host lies through the RPC and the beaco
     }
     await expectRefusal(id, 'measurement_not_allowed')
 
-    // (b) an invented OnboardRequested log: for an id that does not exist, and for the attacker's id with another key.
+    // (b) invented OnboardRequested logs in the helper's log scan (its watcher reads every registry log of a block
+    // range, docs/protocol.md#limits): a new request's event altered to carry another key, and a copy of it for a
+    // request id that does not exist. The hook is on before the request is made, so the watcher only ever sees the lies.
     const topic = encodeEventTopics({ abi: keyManagerAbi, eventName: 'OnboardRequested' })[0]
     const other = attackerKey()
+    const liar = (log: { topics: Hex[]; data: Hex; logIndex: Hex }, requestId: bigint) => ({
+      ...log,
+      topics: encodeEventTopics({ abi: keyManagerAbi, eventName: 'OnboardRequested', args: { requestId, requester: other.address } }) as Hex[],
+      data: encodeAbiParameters(
+        [{ type: 'bytes' }, { type: 'bytes32' }, { type: 'uint64' }, { type: 'bytes32' }],
+        [bytesToHex(other.pubkey64), rogueRequest.quoteBlobHash, rogueRequest.refBlockNumber, rogueRequest.refBlockHash],
+      ),
+    })
     rpc.hooks = {
       response(call, result) {
-        if (call.method !== 'eth_getLogs') return result
-        const filter = call.params?.[0] as { topics?: (Hex | null)[] }
-        if (filter.topics?.[0] !== topic) return result
-        if (filter.topics[1] === pad(numberToHex(999n))) {
-          const topics = encodeEventTopics({ abi: keyManagerAbi, eventName: 'OnboardRequested', args: { requestId: 999n, requester: other.address } })
-          const data = encodeAbiParameters(
-            [{ type: 'bytes' }, { type: 'bytes32' }, { type: 'uint64' }, { type: 'bytes32' }],
-            [bytesToHex(other.pubkey64), rogueRequest.quoteBlobHash, rogueRequest.refBlockNumber, rogueRequest.refBlockHash],
-          )
-          return [{ address: devnet.registry, topics, data, blockNumber: numberToHex(rogueRequest.blockNumber), blockHash: rogueRequest.blockHash, transactionHash: keccak256('0x999'), transactionIndex: '0x0', logIndex: '0x0', removed: false }]
-        }
-        return (result as { data: Hex; topics: Hex[] }[]).map((log) =>
-          log.topics[1] === pad(numberToHex(id))
-            ? {
-                ...log,
-                data: encodeAbiParameters(
-                  [{ type: 'bytes' }, { type: 'bytes32' }, { type: 'uint64' }, { type: 'bytes32' }],
-                  [bytesToHex(other.pubkey64), rogueRequest.quoteBlobHash, rogueRequest.refBlockNumber, rogueRequest.refBlockHash],
-                ),
-              }
-            : log,
-        )
+        if (call.method !== 'eth_getLogs' || !Array.isArray(result)) return result
+        return (result as { topics: Hex[]; data: Hex; logIndex: Hex }[]).flatMap((log) => {
+          if (log.topics[0] !== topic || BigInt(log.topics[1]!) <= id) return [log]
+          return [liar(log, BigInt(log.topics[1]!)), { ...liar(log, 999n), logIndex: numberToHex(BigInt(log.logIndex) + 1000n) }]
+        })
       },
     }
+    const secondKey = attackerKey()
+    const second = await hostileRequest(devnet, secondKey, ROGUE)
     await expectRefusal(999n, 'unknown_request')
-    await expectRefusal(id, 'event_mismatch')
+    await expectRefusal(second.requestId, 'event_mismatch')
 
     // (c) one node of every storage proof altered.
     rpc.hooks = {
@@ -231,6 +227,7 @@ describe('verified chain view: a hostile host lies through the RPC and the beaco
     const helpers = [1, 2, nodeIndex(helper as NodeProcess)]
     assert.deepEqual(await encryptedTo(devnet, attacker, helpers).then(({ onChain, inOutboxes }) => ({ onChain, inOutboxes })), { onChain: 0, inOutboxes: 0 })
     assert.deepEqual(await encryptedTo(devnet, other, helpers).then(({ onChain, inOutboxes }) => ({ onChain, inOutboxes })), { onChain: 0, inOutboxes: 0 })
+    assert.deepEqual(await encryptedTo(devnet, secondKey, helpers).then(({ onChain, inOutboxes }) => ({ onChain, inOutboxes })), { onChain: 0, inOutboxes: 0 })
     const seen = await encryptedTo(devnet, control, helpers)
     assert.deepEqual([seen.onChain, seen.inOutboxes], [1, 1])
     const onboarded = await devnet.publicClient.getContractEvents({ address: devnet.registry, abi: keyManagerAbi, eventName: 'Onboarded', args: { requestId: id }, fromBlock: 0n })
@@ -338,9 +335,12 @@ describe('verified chain view: a hostile host lies through the RPC and the beaco
     const fakeXPub = addressOfPublicKey(secp256k1.getPublicKey(fake, false).subarray(1))
     const ciphertext = eciesEncrypt(
       concatBytes([new Uint8Array([4]), Buffer.from(reg.pubkey64.slice(2), 'hex')]),
-      fake,
+      encodeSecretsList([{ generation: 1n, secret: fake }]),
       onboardAad({ chainId: foundry.id, registry: devnet.registry, requestId, generation: 1n }),
     )
+    // The newcomer's watcher reads every registry log of a block range (docs/protocol.md#limits). While the host
+    // posts its blob, it holds log reads back, so that the watcher first scans that block with the fake log in it.
+    rpc.hooks = { request: (call) => (call.method === 'eth_getLogs' ? { error: { code: -32005, message: 'try again later' } } : undefined) }
     await fund(devnet, devAccount(16).address)
     const payer = createWalletClient({ account: devAccount(16), chain: devnet.chain, transport: http(devnet.anvil.rpcUrl) })
     const posted = await sendBlobTransaction({
@@ -365,26 +365,39 @@ describe('verified chain view: a hostile host lies through the RPC and the beaco
       response(call, result) {
         const data = call.method === 'eth_call' ? callData(call) : undefined
         if (data?.startsWith(toFunctionSelector('xPub()'))) return encodeAbiParameters([{ type: 'address' }], [fakeXPub])
-        const filter = call.method === 'eth_getLogs' ? (call.params?.[0] as { topics?: (Hex | null)[] }) : undefined
-        if (filter?.topics?.[0] === onboardedTopic) return [...(result as unknown[]), fakeLog]
-        return result
+        const filter = call.method === 'eth_getLogs' ? (call.params?.[0] as { fromBlock?: Hex; toBlock?: Hex; topics?: (Hex | Hex[] | null)[] }) : undefined
+        const first = filter?.topics?.[0]
+        if (!filter || (first && ![first].flat().includes(onboardedTopic))) return result
+        // The real answer's log is hidden; the host's own is shown in its place.
+        const shown = (result as { topics: Hex[] }[]).filter((log) => !(log.topics[0] === onboardedTopic && BigInt(log.topics[1]!) === requestId))
+        const block = posted.receipt.blockNumber
+        const covers = (!filter.fromBlock || BigInt(filter.fromBlock) <= block) && (!filter.toBlock || !filter.toBlock.startsWith('0x') || BigInt(filter.toBlock) >= block)
+        return covers ? [...shown, fakeLog] : shown
       },
     }
-    const complete = () => fetch(`${newcomer.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${newcomer.hostToken}` } })
+    const complete = async () => {
+      const res = await fetch(`${newcomer.hostUrl}/register/${reg.enckey}`, { method: 'POST', headers: { authorization: `Bearer ${newcomer.hostToken}` } })
+      return { status: res.status, body: await res.text() }
+    }
 
     // Before any helper answered: the verified chain shows the request pending.
-    assert.equal((await complete()).status, 502)
+    const early = await complete()
+    assert.equal(early.status, 502, early.body)
     assert.equal((await statusOf(newcomer)).registration?.lastRefusal?.reason, 'not_fulfilled')
-    // A helper answers for real; the host still points the newcomer at its own blob: not the proven master key.
+    // A helper answers for real; the host hides that answer and points the newcomer at its own blob: not the proven
+    // master key.
     assert.equal((await askHelp(devnet.info.nodes[0]!, requestId)).decision, 'fulfilled')
-    assert.equal((await complete()).status, 502)
+    const fooled = await complete()
+    assert.equal(fooled.status, 502, fooled.body)
     const refused = await statusOf(newcomer)
     assert.equal(refused.registration?.lastRefusal?.reason, 'not_master_key')
     assert.equal(refused.state, 'registering')
     assert.equal((await fetch(`${newcomer.podUrl}/sealkey`, { headers: { 'x-keymanager-pod': 'app' } })).status, 503)
-    // The host stops lying: the genuine answer is accepted, and the node holds the real master key.
+    // The host stops lying: the newcomer looks for its request's answers again (its watcher had only the host's), the
+    // genuine one is accepted, and the node holds the real master key.
     rpc.hooks = {}
-    assert.equal((await complete()).status, 200)
+    const genuine = await complete()
+    assert.equal(genuine.status, 200, genuine.body)
     const ready = await statusOf(newcomer)
     assert.equal(ready.state, 'ready')
     assert.equal(ready.xPub?.toLowerCase(), (await devnet.publicClient.readContract({ address: devnet.registry, abi: keyManagerAbi, functionName: 'xPub' } as never) as Address).toLowerCase())

@@ -1,3 +1,6 @@
+import type { OnboardedRecord } from '../store/cursor.ts'
+import { getLogsBounded } from '../chain/logs.ts'
+import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
@@ -560,64 +563,98 @@ export function createNode(ctx: NodeContext) {
     if (proven.request.status !== 'fulfilled' && proven.request.status !== 'confirmed')
       refuseResponse(request.requestId, 'not_fulfilled', `request ${request.requestId} is ${proven.request.status} in the verified chain (block ${proven.header.blockNumber})`)
 
-    const envelope = await fetchEnvelope(onboarded.responseBlobHash, onboarded)
-    if (envelope.kind !== 'onboard') throw new KeymanagerError('upstream_failed', 'response blob is not an onboard envelope')
-    const entry = envelope.entries[Number(onboarded.index)]
-    if (!entry || entry.requestId !== request.requestId)
-      throw new KeymanagerError('upstream_failed', `response blob has no entry for request ${request.requestId} at index ${onboarded.index}`)
-    const aad = onboardAad({
-      chainId: ctx.chainId,
-      registry: ctx.registryAddress,
-      requestId: request.requestId,
-      generation: envelope.generation,
-    })
-    let plaintext: Uint8Array
-    try {
-      plaintext = eciesDecrypt(secretKey, entry.ciphertext, aad)
-    } catch {
-      throw new KeymanagerError('upstream_failed', 'the onboarding response does not decrypt with this registration key')
-    }
-    let list
-    try {
-      list = decodeSecretsList(plaintext)
-    } catch (error) {
-      if (error instanceof SecretsListError) refuseResponse(request.requestId, 'bad_secrets_list', `the onboarding response is not a secrets list: ${error.message}`)
-      throw error
-    } finally {
-      plaintext.fill(0)
-    }
-    const received = list.map(({ generation: g, secret: bytes }) => {
-      const secret = createMasterSecret(bytes)
-      bytes.fill(0)
-      return { generation: g, secret }
-    })
-    const dropAll = () => received.forEach((r) => r.secret.expire())
-    // docs/protocol.md#onboarding-across-generations: every unpurged generation must be there, each matching its key in
-    // the verified chain (at the view that proved the request ours and answered), and the newest must be the current
-    // one the response was made under.
-    const chainGeneration = proven.master.generation
-    const all = Array.from({ length: Number(chainGeneration) }, (_, i) => BigInt(i + 1))
-    const provenGenerations = await ctx.chainView.read(proven.header, { master: true, generations: all })
-    const expected = all.filter((g) => !provenGenerations.generation(g).purged)
-    const got = received.map((r) => r.generation)
-    if (envelope.generation !== chainGeneration || got.length !== expected.length || got.some((g, i) => g !== expected[i])) {
-      dropAll()
-      refuseResponse(
-        request.requestId,
-        'wrong_generations',
-        `the onboarding response holds generations ${got.join(',')} (made under ${envelope.generation}), the verified chain has unpurged ${expected.join(',')} (current ${chainGeneration})`,
-      )
-    }
-    for (const { generation: g, secret } of received)
-      if (secret.address.toLowerCase() !== provenGenerations.generation(g).xPub.toLowerCase()) {
-        dropAll()
-        refuseResponse(request.requestId, 'not_master_key', `the decrypted secret of generation ${g} (${secret.address}) is not that generation's master key in the verified chain`)
+    // The answer: the Onboarded event is a hint (a lying RPC may have shown the watcher an answer of the host's own).
+    // The recorded one is tried first; if the verified chain does not vouch for its secrets, every Onboarded log of this
+    // request in its answer window (request block to expiry: a bounded read) is tried in turn, so a node that was lied
+    // to once completes when the real answer is shown. Each refusal is recorded in /status.
+    const open = async (onboarded: OnboardedRecord) => {
+      const envelope = await fetchEnvelope(onboarded.responseBlobHash, onboarded)
+      if (envelope.kind !== 'onboard') throw new KeymanagerError('upstream_failed', 'response blob is not an onboard envelope')
+      const entry = envelope.entries[Number(onboarded.index)]
+      if (!entry || entry.requestId !== request.requestId)
+        throw new KeymanagerError('upstream_failed', `response blob has no entry for request ${request.requestId} at index ${onboarded.index}`)
+      const aad = onboardAad({
+        chainId: ctx.chainId,
+        registry: ctx.registryAddress,
+        requestId: request.requestId,
+        generation: envelope.generation,
+      })
+      let plaintext: Uint8Array
+      try {
+        plaintext = eciesDecrypt(secretKey, entry.ciphertext, aad)
+      } catch {
+        throw new KeymanagerError('upstream_failed', 'the onboarding response does not decrypt with this registration key')
       }
-    const secret = received.at(-1)!.secret
-    if (secret.address.toLowerCase() !== proven.master.xPub.toLowerCase()) {
-      dropAll()
-      refuseResponse(request.requestId, 'not_master_key', `the newest decrypted secret (${secret.address}) is not the current master key of the verified chain (${proven.master.xPub})`)
+      let list
+      try {
+        list = decodeSecretsList(plaintext)
+      } catch (error) {
+        if (error instanceof SecretsListError) refuseResponse(request.requestId, 'bad_secrets_list', `the onboarding response is not a secrets list: ${error.message}`)
+        throw error
+      } finally {
+        plaintext.fill(0)
+      }
+      const received = list.map(({ generation: g, secret: bytes }) => {
+        const secret = createMasterSecret(bytes)
+        bytes.fill(0)
+        return { generation: g, secret }
+      })
+      const dropAll = () => received.forEach((r) => r.secret.expire())
+      // docs/protocol.md#onboarding-across-generations: every unpurged generation must be there, each matching its key in
+      // the verified chain (at the view that proved the request ours and answered), and the newest must be the current
+      // one the response was made under.
+      const chainGeneration = proven.master.generation
+      const all = Array.from({ length: Number(chainGeneration) }, (_, i) => BigInt(i + 1))
+      const provenGenerations = await ctx.chainView.read(proven.header, { master: true, generations: all })
+      const expected = all.filter((g) => !provenGenerations.generation(g).purged)
+      const got = received.map((r) => r.generation)
+      if (envelope.generation !== chainGeneration || got.length !== expected.length || got.some((g, i) => g !== expected[i])) {
+        dropAll()
+        refuseResponse(
+          request.requestId,
+          'wrong_generations',
+          `the onboarding response holds generations ${got.join(',')} (made under ${envelope.generation}), the verified chain has unpurged ${expected.join(',')} (current ${chainGeneration})`,
+        )
+      }
+      for (const { generation: g, secret } of received)
+        if (secret.address.toLowerCase() !== provenGenerations.generation(g).xPub.toLowerCase()) {
+          dropAll()
+          refuseResponse(request.requestId, 'not_master_key', `the decrypted secret of generation ${g} (${secret.address}) is not that generation's master key in the verified chain`)
+        }
+      const secret = received.at(-1)!.secret
+      if (secret.address.toLowerCase() !== proven.master.xPub.toLowerCase()) {
+        dropAll()
+        refuseResponse(request.requestId, 'not_master_key', `the newest decrypted secret (${secret.address}) is not the current master key of the verified chain (${proven.master.xPub})`)
+      }
+      return received
     }
+    let received: Awaited<ReturnType<typeof open>> | undefined
+    let refused: unknown
+    const tried = new Set<string>()
+    const attempt = async (answer: OnboardedRecord) => {
+      const key = `${answer.blockHash}/${answer.responseBlobHash}/${answer.index}`.toLowerCase()
+      if (tried.has(key)) return
+      tried.add(key)
+      try {
+        received = await open(answer)
+      } catch (error) {
+        refused = error
+      }
+    }
+    await attempt(onboarded)
+    if (!received) {
+      const head = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
+      const until = head < proven.request.expiresAt ? head : proven.request.expiresAt
+      const logs = await getLogsBounded({ publicClient: ctx.publicClient, address: ctx.registryAddress, abi: keyManagerAbi, eventNames: ['Onboarded'], fromBlock: request.blockNumber, toBlock: until }).catch(() => [])
+      for (const log of logs) {
+        if (received) break
+        if (log.args.requestId !== request.requestId || !log.blockHash || !log.transactionHash) continue
+        await attempt({ responseBlobHash: log.args.responseBlobHash as Hex, index: log.args.index as bigint, blockNumber: log.blockNumber!, blockHash: log.blockHash, transactionHash: log.transactionHash })
+      }
+    }
+    if (!received) throw refused
+    const chainGeneration = proven.master.generation
+    const secret = received.at(-1)!.secret
     for (const r of received.slice(0, -1)) keyring.add(Number(r.generation), r.secret)
     // Sealed first, the registration closed only once the confirmation is mined: a crash in between leaves a ready node
     // with an open registration, which joinAsMember finishes (auto mode at once; POST /member), sending the same
