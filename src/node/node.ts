@@ -1,6 +1,5 @@
 import type { OnboardedRecord } from '../store/cursor.ts'
 import { getLogsBounded } from '../chain/logs.ts'
-import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
