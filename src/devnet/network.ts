@@ -378,7 +378,8 @@ export async function runDevnet({
       // An empty network (crash tests start and bootstrap their nodes themselves): registry, PKI and PCCS only.
       info = { rpcUrl: anvil.rpcUrl, chainId: foundry.id, registry, nodes: [] }
       const empty = async () => false
-      return { info, verify: empty, stop, addNode, restartNode, onboard, registry, owner, publicClient, anvil, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain }
+      const live = started.strictRpc && started.liveBeacon ? { rpc: started.strictRpc, beacon: started.liveBeacon } : undefined
+      return { info, verify: empty, stop, addNode, restartNode, onboard, registry, registryCodeHash, owner, publicClient, anvil, beacon, pki, pccsUrl: pccs.url, devnetDir, nodes: started.nodes, chain, liveLike: live }
     }
     await addNode({ auto: nodeAuto })
 
