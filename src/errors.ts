@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   gone: 410,
   payload_too_large: 413,
   unprocessable: 422,
+  /** A public route's rate limit (docs/protocol.md#limits); the answer carries `Retry-After`. */
+  too_many_requests: 429,
   internal: 500,
   upstream_failed: 502,
   not_ready: 503,

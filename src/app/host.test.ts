@@ -72,6 +72,35 @@ test('default: /blobs serves the node archive without the token; other routes ne
   }
 })
 
+test('security: the public /blobs route is rate-limited for all callers together, a 429 with Retry-After', async () => {
+  const { chain, helper } = await bootstrapped()
+  let seconds = 0
+  const app = createHostApp({
+    node: helper.node,
+    blobs: helper.stores.blobs,
+    token: TOKEN,
+    logger: pino({ level: 'silent' }),
+    monitor: { snapshot: async () => ({}) as never },
+    metrics: createMetrics({ processMetrics: false }),
+    blobsRate: { perSecond: 2, burst: 3, now: () => seconds },
+  })
+  const [hash] = [...chain.blobs.keys()]
+  for (let i = 0; i < 3; i++) assert.equal((await app.request(`/blobs/${hash}`)).status, 200, `burst ${i}`)
+  const limited = await app.request(`/blobs/${hash}`)
+  assert.equal(limited.status, 429)
+  assert.equal(limited.headers.get('retry-after'), '1')
+  assert.equal((await json(limited)).error?.code, 'too_many_requests')
+  // Tokens come back with time.
+  seconds = 0.5
+  assert.equal((await app.request(`/blobs/${hash}`)).status, 200)
+  assert.equal((await app.request(`/blobs/${hash}`)).status, 429)
+  seconds = 10
+  const n = await Promise.all(Array.from({ length: 5 }, () => app.request(`/blobs/${hash}`)))
+  assert.deepEqual(n.map((r) => r.status), [200, 200, 200, 429, 429], 'refilled up to the burst, not beyond')
+  // The token-guarded routes are not counted.
+  assert.equal((await app.request('/status', { headers: auth })).status, 200)
+})
+
 test('security: a refused request is a 422 with its reason, and no transaction', async () => {
   const { chain, helper, helperNode } = await hostPair()
   const blob = await registerBlob(chain, { quoteFor: publicKey64(randomBytes(32)) })

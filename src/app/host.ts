@@ -23,6 +23,27 @@ export type HostAppDeps = {
   /** The status page's data and the Prometheus registry (src/monitor). */
   monitor: Pick<Monitor, 'snapshot'>
   metrics: Pick<Metrics, 'registry'>
+  /** Rate of the public `/blobs` route (docs/protocol.md#limits); tests pass a clock. */
+  blobsRate?: { perSecond: number; burst: number; now?: () => number }
+}
+
+/** `/blobs` answers at most this many blobs per second (6.5 MB/s), bursts up to `burst`, to all callers together. */
+export const BLOBS_RATE = { perSecond: 50, burst: 100 }
+
+/** A token bucket: `take()` is false once `burst` tokens are spent faster than `perSecond` come back. */
+export function createTokenBucket({ perSecond, burst, now = () => performance.now() / 1000 }: { perSecond: number; burst: number; now?: () => number }) {
+  let tokens = burst
+  let at = now()
+  return {
+    take(): boolean {
+      const t = now()
+      tokens = Math.min(burst, tokens + (t - at) * perSecond)
+      at = t
+      if (tokens < 1) return false
+      tokens -= 1
+      return true
+    },
+  }
 }
 
 /** Host requests carry no large bodies: anything over this is refused before it is read. */
@@ -59,8 +80,14 @@ export function createHostApp(deps: HostAppDeps) {
   app.notFound(notFound)
   app.use('*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => errorJson(c, 'payload_too_large', `request body over ${MAX_BODY} bytes`) }))
   // Blobs are public chain data (their hashes are on chain, every reader checks them): peers read this node's archive
-  // without the host token, which is never handed to anyone (docs/protocol.md#http-api).
+  // without the host token, which is never handed to anyone (docs/protocol.md#http-api). Anyone can call it, so it is
+  // rate-limited for all callers together (a caller's address is the network's to say) and answers one blob at most.
+  const blobsBucket = createTokenBucket(deps.blobsRate ?? BLOBS_RATE)
   app.get('/blobs/:versionedHash', (c) => {
+    if (!blobsBucket.take()) {
+      c.header('retry-after', '1')
+      return errorJson(c, 'too_many_requests', `over ${(deps.blobsRate ?? BLOBS_RATE).perSecond} blobs per second; retry later`)
+    }
     const hash = parseInput(() => parseHex(c.req.param('versionedHash'), { name: 'versionedHash', length: 32, prefix: 'required' }))
     if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'versionedHash must start with 0x01 (EIP-4844 KZG version)')
     const blob = deps.blobs.get(toHex0x(hash))

@@ -437,7 +437,7 @@ export function hostOpenApiDocument() {
           parameters: [pathParameter('versionedHash', 'EIP-4844 versioned hash', '^0x01[0-9a-fA-F]{62}$')],
           responses: {
             '200': { description: '131072 bytes', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-            ...errors([400, 404]),
+            ...errors([400, 404, 429]),
           },
         },
       },

@@ -110,10 +110,10 @@ export function hardwareQuoteProvider(q: MeasuredSettings['quote']): QuoteProvid
 }
 
 /** The hardware seal provider the measured settings name (docs/protocol.md#node-state). */
-export async function openHardwareSeal(seal: MeasuredSettings['seal']): Promise<SealProvider> {
+export async function openHardwareSeal(seal: MeasuredSettings['seal'], dataDir: string): Promise<SealProvider> {
   switch (seal.provider) {
     case 'dstack':
-      return dstackSealProvider({ socketPath: seal.socket })
+      return dstackSealProvider({ socketPath: seal.socket, dataDir })
     case 'gramine':
       return gramineSealProvider({ attestationDir: seal.attestationDir })
     case 'none':
@@ -134,7 +134,7 @@ export async function serveProduction(configPath: string): Promise<RunningNode> 
     settingsDigest: settingsDigest(measured),
     host,
     quoteProvider: hardwareQuoteProvider(measured.quote),
-    openSeal: () => openHardwareSeal(measured.seal),
+    openSeal: (dataDir) => openHardwareSeal(measured.seal, dataDir),
   })
 }
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import { dstackSealProvider } from '../secret/dstackSeal.ts'
 import { UnsealError } from '../secret/seal.ts'
@@ -78,15 +78,16 @@ test('default: the dstack provider gets the TD event log in the agent\'s strippe
 
 test('default: a sealed secret survives an agent restart with the same seed, and no other seed opens it', async () => {
   const socketPath = socketIn()
+  const dataDir = dirname(socketPath)
   const secret = new Uint8Array(32).fill(7)
   let agent = await serveSimulatedDstackAgent({ socketPath, quoteProvider, seed: new Uint8Array(32).fill(2) })
-  const sealed = (await dstackSealProvider({ socketPath })).seal(secret, 'master')
+  const sealed = (await dstackSealProvider({ socketPath, dataDir })).seal(secret, 'master')
   await agent.close()
   agent = await serveSimulatedDstackAgent({ socketPath, quoteProvider, seed: new Uint8Array(32).fill(2) })
-  assert.deepEqual((await dstackSealProvider({ socketPath })).unseal(sealed, 'master'), secret)
+  assert.deepEqual((await dstackSealProvider({ socketPath, dataDir })).unseal(sealed, 'master'), secret)
   await agent.close()
   agent = await serveSimulatedDstackAgent({ socketPath, quoteProvider, seed: new Uint8Array(32).fill(3) })
-  const other = await dstackSealProvider({ socketPath })
+  const other = await dstackSealProvider({ socketPath, dataDir })
   assert.throws(() => other.unseal(sealed, 'master'), UnsealError)
   await agent.close()
 })

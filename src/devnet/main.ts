@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
             bootEventLog: simulatedBootEventLog(q.measurementLabel),
           })
         : hardwareQuoteProvider(q),
-    openSeal: async (dataDir) => (seal.provider === 'dev-file' ? devFileSealProvider(dataDir) : openHardwareSeal(seal)),
+    openSeal: async (dataDir) => (seal.provider === 'dev-file' ? devFileSealProvider(dataDir) : openHardwareSeal(seal, dataDir)),
     ...(q.trustedRootCaFiles ? { trustedRootCaFiles: q.trustedRootCaFiles } : {}),
     devnet: killAt ? { killAt } : {},
   })
