@@ -8,7 +8,7 @@ import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import type { OnboardRequest } from '../chain/registry.ts'
 import type { ViewHeader } from '../chain/view/chainView.ts'
-import { ChainViewError } from '../chain/view/errors.ts'
+import { ChainViewError, isChainViewReason } from '../chain/view/errors.ts'
 import type { FreshView } from '../chain/view/freshness.ts'
 import { KeymanagerError } from '../errors.ts'
 import { eciesDecrypt, eciesEncrypt, onboardAad } from '../keys/ecies.ts'
@@ -461,7 +461,11 @@ export function createNode(ctx: NodeContext) {
     const onChain = await registry.getRequest(request.requestId)
     if (onChain.status === 'pending') {
       const [result] = await help([request])
-      if (result?.decision !== 'fulfilled') {
+      // A refusal by the chain view itself (stale or unverified view, src/chain/view/errors.ts) says nothing about the
+      // request: the registration stays open and the next call tries again (expiring it would make a second request).
+      if (result?.decision === 'refused' && isChainViewReason(result.reason))
+        throw new KeymanagerError('conflict', `own request ${request.requestId} not answered yet: ${result.reason}`)
+      if (result?.decision !== 'fulfilled' && !(result?.decision === 'refused' && result.reason === 'already_fulfilled')) {
         stores.registrations.setStatus(open.address, 'expired', ctx.now())
         throw new KeymanagerError('conflict', `this node refused its own request: ${result?.decision === 'refused' ? result.reason : 'not sent'}`)
       }
