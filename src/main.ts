@@ -27,6 +27,16 @@ commands:
                                  the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
   revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F
                                  revoke a member node or a generation
+  guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR
+           (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G]
+           release: --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...
+                                 a guardian's key, its check of its escrowed shares, and its release of them to the
+                                 open recovery's enclave after judging its quote on a fresh verified view
+  escrow publish --node HOST_URL | escrow status --rpc URL --registry ADDR
+                                 a node escrows its generations to the active guardian set; escrow state
+  recover start REQUEST_ID|cancel --rpc URL --registry ADDR --owner-key-file F | recover ENCKEY --node HOST_URL
+                                 the owner opens a recovery for a fresh enclave's request; the enclave reassembles
+                                 its generations from released shares and confirms
   audit --rpc URL --registry ADDR [--blobs URL [--blobs-kind anvil|beacon]] [--archive DIR]... [--peer URL]... [--root-ca F] [--pccs URL | --collateral F...]
                                  re-verify every quote the registry took; exit 1 if a secret went to a bad one
   compose-check FILE [--sidecar SERVICE] [--data-dir PATH] [--json]
@@ -87,6 +97,11 @@ async function main(argv: string[]): Promise<number> {
     case 'rotate':
     case 'revoke':
       return (await import('./cli/generations.ts')).runGenerations(command, rest, out)
+    case 'guardian':
+      return (await import('./cli/guardian.ts')).runGuardian(rest, out)
+    case 'escrow':
+    case 'recover':
+      return (await import('./cli/escrow.ts')).runEscrow(command, rest, process.env, out)
     case 'verify-chain':
       return (await import('./cli/verifyChain.ts')).runVerifyChain(rest, out)
     case 'compose-check':

@@ -15,7 +15,7 @@ import { createStatusRoutes } from './status/routes.tsx'
 import { createSessions, hostAuthentication } from './status/session.ts'
 
 export type HostAppDeps = {
-  node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state' | 'joinAsMember' | 'rotation'>
+  node: Pick<KeymanagerNode, 'bootstrap' | 'register' | 'complete' | 'helpByRef' | 'status' | 'state' | 'joinAsMember' | 'rotation' | 'publishEscrow' | 'recover'>
   blobs: BlobArchive
   /** Bearer token the host must present; compared in constant time. */
   token: string
@@ -126,6 +126,9 @@ export function createHostApp(deps: HostAppDeps) {
   })
   app.post('/rotation/acknowledge', async (c) => c.json(await deps.node.rotation.acknowledge()))
   app.post('/rotation/commit', async (c) => c.json(await deps.node.rotation.commit()))
+  // Guardian escrow and recovery (docs/protocol.md#guardians, docs/protocol.md#recovery).
+  app.post('/escrow', async (c) => c.json(await deps.node.publishEscrow()))
+  app.post('/recover/:enckey', async (c) => c.json(await deps.node.recover(parseEncKey(c.req.param('enckey')))))
   app.get('/openapi.json', (c) => c.json(hostOpenApiDocument()))
 
   app.get('/metrics', async (c) => {

@@ -165,6 +165,13 @@ export const registerSchema = z.looseObject({
   tx: unsignedTx.optional(),
 })
 export const completeSchema = z.looseObject({ state: nodeState, xPub: address, generation: uint, requestId: decimal, confirm: z.looseObject({}) })
+export const escrowSchema = z.looseObject({
+  guardianSet: decimal,
+  threshold: uint,
+  count: uint,
+  generations: z.array(z.looseObject({ generation: uint, status: z.enum(['published', 'escrowed', 'skipped']), reason: z.string().optional() })),
+})
+export const recoverSchema = z.looseObject({ state: z.enum(['recovered', 'pending']), requestId: decimal })
 export const helpSchema = z.looseObject({ requestId: decimal, decision: z.literal('fulfilled') })
 export const statusSchema = z.looseObject({
   state: nodeState,
@@ -428,6 +435,21 @@ export function hostOpenApiDocument() {
           summary: 'Commits the pending proposal once its acknowledgements reach the quorum',
           security: bearer,
           responses: { '200': { description: 'OK', content: json(rotationStepSchema) }, ...errors([401, 409, 502, 503]) },
+        },
+      },
+      '/escrow': {
+        post: {
+          summary: 'Escrow every generation this node holds (not revoked or purged) to the active guardian set, on a fresh verified view; one publishEscrow each',
+          security: bearer,
+          responses: { '200': { description: 'OK', content: json(escrowSchema) }, ...errors([401, 409, 502, 503]) },
+        },
+      },
+      '/recover/{enckey}': {
+        post: {
+          summary: 'The open recovery\'s enclave: reassemble every escrowed generation from the released shares, check each against its proven key, seal, confirm; state pending until k valid shares of each',
+          security: bearer,
+          parameters: [pathParameter('enckey', 'the registration key address, or its 64-byte public key', '^(0x)?([0-9a-fA-F]{40}|[0-9a-fA-F]{128})$')],
+          responses: { '200': { description: 'recovered, or pending', content: json(recoverSchema) }, ...errors([400, 401, 404, 409, 502]) },
         },
       },
       '/blobs/{versionedHash}': {

@@ -5,6 +5,7 @@
 // envelope as blob 0.
 import { encodeFunctionData, getAddress, type Address, type Hex, type PublicClient } from 'viem'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
+import type { OnboardRequest } from './registry.ts'
 
 export type GenerationInfo = {
   xPub: Address
@@ -122,6 +123,20 @@ export function createGenerationsClient({ publicClient, address, fromBlock = 0n 
     /** The proposal a generation was committed from. */
     committedProposal: async (generation: bigint): Promise<bigint | undefined> =>
       (await events<{ proposal: bigint }>('GenerationCommitted', { generation })).at(-1)?.proposal,
+    /** A request's `OnboardRequested` log (a hint: its user checks it against the proven request commitment). */
+    requestEvent: async (requestId: bigint): Promise<OnboardRequest | undefined> => {
+      const e = (await events<Omit<OnboardRequest, keyof LogPlace | 'blockNumber'>>('OnboardRequested', { requestId })).at(-1)
+      return e && { ...e, requestId: e.requestId }
+    },
+    /** The keys of a guardian set as `GuardiansProposed` logged them (checked against the proven keys hash by its user). */
+    guardiansProposed: async (guardianSet: bigint): Promise<(LogPlace & { guardianSet: bigint; threshold: number; activatesAt: bigint; pubkeys: Hex }) | undefined> =>
+      (await events<{ guardianSet: bigint; threshold: number; activatesAt: bigint; pubkeys: Hex }>('GuardiansProposed', { guardianSet })).at(-1),
+    /** Every escrow logged for a generation, oldest first (the one whose hash the chain stores is the escrow). */
+    escrowsPublished: async (generation: bigint) =>
+      events<{ generation: bigint; guardianSet: bigint; commitments: Hex; encryptedShares: readonly Hex[] }>('EscrowPublished', { generation }),
+    /** Shares released to a recovery request for a generation (each checked against the escrow's commitments by the enclave). */
+    sharesReleased: async (requestId: bigint, generation: bigint) =>
+      events<{ requestId: bigint; generation: bigint; index: number; guardian: Address; encryptedShare: Hex }>('ShareReleased', { requestId, generation }),
     /** Ids of requests that ever confirmed (members, or revoked since): candidates for the member set. */
     confirmedIds: async (): Promise<bigint[]> => [...new Set((await events<{ requestId: bigint }>('OnboardConfirmed')).map((e) => e.requestId))],
   }

@@ -23,7 +23,7 @@ function readFileTrimmed(path: string, what: string): string {
   }
 }
 
-function nodeTarget(values: { node?: string; 'token-file'?: string }, env: Env) {
+export function nodeTarget(values: { node?: string; 'token-file'?: string }, env: Env) {
   if (!values.node) throw new UsageError('--node HOST_URL is required (the node host listener)')
   let url: URL
   try {
@@ -38,7 +38,7 @@ function nodeTarget(values: { node?: string; 'token-file'?: string }, env: Env) 
 }
 
 /** One host-API call; a non-2xx answer becomes an error with the node's code and message (one line). */
-async function call<T>(target: { base: string; token: string }, method: 'GET' | 'POST', path: string): Promise<T> {
+export async function call<T>(target: { base: string; token: string }, method: 'GET' | 'POST', path: string): Promise<T> {
   let res: Response
   try {
     res = await fetch(target.base + path, { method, headers: { authorization: `Bearer ${target.token}` } })

@@ -16,6 +16,7 @@ import { decodeSecretsList, encodeSecretsList, SecretsListError } from '../keys/
 import { createGenerationsClient } from '../chain/generations.ts'
 import { createKeyring, sealLabel } from './keyring.ts'
 import { createRotation, RotationRefusal } from './rotation.ts'
+import { createEscrow, type RecoveryResult } from './escrow.ts'
 import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
 import { addressOfPublicKey, compressPublicKey, signDigest } from '../keys/signature.ts'
 import { onboardReceiptDigest, onboardResponseDigest } from '../keys/typedData.ts'
@@ -921,6 +922,53 @@ export function createNode(ctx: NodeContext) {
     }
   }
 
+  // ---- guardian escrow and recovery (docs/protocol.md#guardians, docs/protocol.md#recovery) ----------------------
+
+  const escrow = createEscrow({
+    chainId: ctx.chainId,
+    registryAddress: ctx.registryAddress,
+    view: ctx.chainView,
+    generations: generationsClient,
+    keyring,
+    logger,
+    fresh,
+    viewAt,
+    submit: (label, data) => submit(label, data),
+    confirmCalldata: (requestId, signature) => registry.calldata.confirmOnboard(requestId, signature),
+  })
+
+  /**
+   * A fresh enclave whose request is the open recovery reassembles every escrowed generation from the shares guardians
+   * released to its key (src/node/escrow.ts), seals them, becomes ready and confirms its request: it is then a member,
+   * and a helper for the next nodes. Pending (nothing kept) until k valid shares of each generation are on chain.
+   */
+  async function recover(enckey: Address): Promise<RecoveryResult> {
+    if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
+    const registration = stores.registrations.get(enckey)
+    if (!registration) throw new KeymanagerError('not_found', `no registration of this node has the key ${enckey}`)
+    const secretKey = ephemeralKeys.get(enckey.toLowerCase()) ?? (registration.sealedKey ? ctx.seal.unseal(registration.sealedKey, sealLabel.ephemeral(registration.address)) : undefined)
+    if (!secretKey) throw new KeymanagerError('conflict', 'the key of this registration is gone (node restarted with seal none); register again and ask the owner to recover that request')
+    let requestId = registration.requestId
+    if (requestId === null) {
+      await ctx.syncChain?.()
+      const request = stores.cursor.latestRequestBy(registration.address)
+      if (!request) throw new KeymanagerError('conflict', 'no onboarding request for this key is on chain yet')
+      stores.registrations.markRequested(registration.address, request.requestId, request.transactionHash, ctx.now())
+      requestId = request.requestId
+    }
+    const memberId = requestId
+    const result = await escrow.recover({ requestId, address: registration.address, secretKey }, (secrets, current) => {
+      for (const { generation: g, secret } of secrets) if (g !== current) keyring.add(g, secret)
+      stores.registrations.setStatus(registration.address, 'completed', ctx.now())
+      becomeReady(secrets.find((s) => s.generation === current)!.secret, current)
+      // The request key stays: it is this node's node key from now on (docs/protocol.md#members-and-node-keys).
+      keyring.setNodeKey({ memberId, address: registration.address, secretKey })
+      ephemeralKeys.delete(enckey.toLowerCase())
+    })
+    if (result.state === 'recovered') await rotation.catchUp().catch(() => undefined)
+    return result
+  }
+
   /** Rotation steps need a ready node; a verified-view failure is a KeymanagerError the caller can show. */
   async function guarded<T>(fn: () => Promise<T>): Promise<T> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', `node is ${state}`)
@@ -965,6 +1013,9 @@ export function createNode(ctx: NodeContext) {
       refusedProposal: (proposal: bigint) => rotation.refused.get(proposal),
     },
     complete,
+    recover,
+    /** Escrows every held generation to the active guardian set (POST /escrow). */
+    publishEscrow: () => guarded(() => escrow.publish()),
     help,
     helpByRef,
     status,

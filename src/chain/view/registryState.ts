@@ -21,6 +21,10 @@ import {
   KEY_MANAGER_STRUCTS,
   acknowledgedSlot,
   generationSlot,
+  GUARDIAN_SET_MEMBERS as GS,
+  guardianIndexSlot,
+  guardianSetSlot,
+  releasedSharesSlot,
 } from './layout.ts'
 
 export type RegistryQuery = {
@@ -40,7 +44,18 @@ export type RegistryQuery = {
   rotation?: boolean
   /** `acknowledged[proposal][memberId]` entries (slot 19). */
   acks?: readonly { proposal: bigint; memberId: bigint }[]
+  /** Guardian set counters (slot 20) and the open recovery (slot 23). */
+  guardians?: boolean
+  /** `guardianSets[set]` entries (slot 21): keys hash, threshold, count, activation time. */
+  guardianSets?: readonly bigint[]
+  /** `guardianIndex[set][guardian]` entries (slot 22). */
+  guardianIndexes?: readonly { guardianSet: bigint; guardian: Address }[]
+  /** `releasedShares[requestId][generation]` bit sets (slot 24). */
+  released?: readonly { requestId: bigint; generation: bigint }[]
 }
+
+/** A guardian set's record (docs/protocol.md#guardians); count 0 for an unknown set or one that names no guardians. */
+export type ProvenGuardianSet = { guardianSet: bigint; pubkeysHash: Hex; threshold: number; count: number; activatesAt: bigint }
 
 /** The block a read was made at: its number and timestamp are verified along with its state root. */
 export type StateBlock = { blockNumber: bigint; timestamp: bigint }
@@ -126,6 +141,16 @@ export function querySlots(query: RegistryQuery): bigint[] {
     for (let i = 0n; i < 4n; i++) slots.add(KEY_MANAGER_STRUCTS.proposal.slot + i)
   }
   for (const { proposal, memberId } of query.acks ?? []) slots.add(acknowledgedSlot(proposal, memberId))
+  if (query.guardians) {
+    slots.add(L.guardianSetCount.slot)
+    slots.add(L.recoveryRequestId.slot)
+  }
+  for (const set of query.guardianSets ?? []) {
+    slots.add(guardianSetSlot(set))
+    slots.add(guardianSetSlot(set) + 1n)
+  }
+  for (const { guardianSet, guardian } of query.guardianIndexes ?? []) slots.add(guardianIndexSlot(guardianSet, guardian))
+  for (const { requestId, generation } of query.released ?? []) slots.add(releasedSharesSlot(requestId, generation))
   return [...slots]
 }
 
@@ -275,6 +300,54 @@ export function registryState(block: StateBlock, query: RegistryQuery, values: R
     isMeasurementAllowed(id: Hex): boolean {
       const activatesAt = measurementActivatesAt(id)
       return activatesAt !== 0n && block.timestamp >= activatesAt
+    },
+    /** Guardian set counters (slot 20): the newest set id, the settled set and the pending one (0 when none). */
+    guardianCounters(): { count: bigint; settled: bigint; pending: bigint } {
+      asked('the guardian sets', query.guardians)
+      const packed = value(L.guardianSetCount.slot)
+      return { count: member(packed, L.guardianSetCount), settled: member(packed, L.settledGuardianSet), pending: member(packed, L.pendingGuardianSet) }
+    },
+    /** `guardianSetInfo(set)`. */
+    guardianSet(set: bigint): ProvenGuardianSet {
+      asked(`guardian set ${set}`, inList(query.guardianSets, set, (a, b) => a === b))
+      const base = guardianSetSlot(set)
+      const packed = value(base + 1n)
+      return {
+        guardianSet: set,
+        pubkeysHash: asBytes32(value(base)),
+        threshold: Number(member(packed, GS.threshold)),
+        count: Number(member(packed, GS.count)),
+        activatesAt: member(packed, GS.activatesAt),
+      }
+    },
+    /**
+     * `activeGuardianSet()` at this block's timestamp, computed as the contract does: the pending set once its time has
+     * come, else the settled one (0 when none). Needs `guardians` and `guardianSets: [pending]` (when one is pending).
+     */
+    activeGuardianSet(): bigint {
+      asked('the guardian sets', query.guardians)
+      const packed = value(L.guardianSetCount.slot)
+      const pending = member(packed, L.pendingGuardianSet)
+      if (pending !== 0n) {
+        asked(`guardian set ${pending} (the pending one)`, inList(query.guardianSets, pending, (a, b) => a === b))
+        if (member(value(guardianSetSlot(pending) + 1n), GS.activatesAt) <= block.timestamp) return pending
+      }
+      return member(packed, L.settledGuardianSet)
+    },
+    /** `guardianIndex(set, guardian)`: 1-based share index, 0 when not a guardian of the set. */
+    guardianIndex(guardianSet: bigint, guardian: Address): number {
+      asked(`guardian ${guardian} of set ${guardianSet}`, (query.guardianIndexes ?? []).some((g) => g.guardianSet === guardianSet && sameHex(g.guardian, guardian)))
+      return Number(member(value(guardianIndexSlot(guardianSet, guardian)), { offset: 0, bytes: 1 }))
+    },
+    /** `recoveryRequest()`: the open recovery's request id, 0 when none. */
+    recoveryRequest(): bigint {
+      asked('the open recovery', query.guardians)
+      return value(L.recoveryRequestId.slot)
+    },
+    /** `releasedShares(requestId, generation)`: bit i set when share i was released. */
+    releasedShares(requestId: bigint, generation: bigint): bigint {
+      asked(`the released shares of ${requestId} for ${generation}`, (query.released ?? []).some((r) => r.requestId === requestId && r.generation === generation))
+      return value(releasedSharesSlot(requestId, generation))
     },
     /** `freshnessMarkedAt`: the block that first recorded `mark`, 0 when it was never sent. */
     markedAt(mark: Hex): bigint {
