@@ -27,6 +27,8 @@ commands:
                                  the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
   revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F
                                  revoke a member node or a generation
+  purge generation G --rpc URL --registry ADDR --owner-key-file F
+                                 purge a generation that no longer verifies: nodes erase it, pods get 410
   guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR
            (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G]
            release: --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...
@@ -96,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/policy.ts')).runPolicy(rest, out)
     case 'rotate':
     case 'revoke':
+    case 'purge':
       return (await import('./cli/generations.ts')).runGenerations(command, rest, out)
     case 'guardian':
       return (await import('./cli/guardian.ts')).runGuardian(rest, out)

@@ -8,7 +8,11 @@ import { after, before, describe, test } from 'node:test'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, hexToBytes, parseEventLogs, toBlobs, toHex, type Address, type Hex, type TransactionReceipt } from 'viem'
 import { foundry } from 'viem/chains'
-import type { PrivateKeyAccount } from 'viem/accounts'
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { runGenerations } from '../src/cli/generations.ts'
 import { sendBlobTransaction } from '../src/chain/blobs.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { createGenerationsClient, generationCalldata } from '../src/chain/generations.ts'
@@ -44,7 +48,9 @@ const hex = (bytes: Uint8Array) => bytesToHex(bytes)
 describe('generations on anvil', () => {
   test('rotation, overlap, escrow and recovery with the src/keys digests, aads and shares', async () => {
     const { publicClient, testClient, walletFor } = clientsFor(anvil.rpcUrl)
-    const owner = await fundedAccount(anvil.rpcUrl)
+    const ownerKey = generatePrivateKey()
+    const owner = privateKeyToAccount(ownerKey)
+    await testClient.setBalance({ address: owner.address, value: 10n ** 20n })
     const host = await fundedAccount(anvil.rpcUrl)
     const address = await deployKeyManager({ walletClient: walletFor(owner), publicClient, owner: owner.address, measurementDelay: 0n })
     const registry = createRegistryClient({ publicClient, address })
@@ -131,6 +137,18 @@ describe('generations on anvil', () => {
     await testClient.mine({ blocks: 1 })
     assert.equal(await attest(m1), false)
     assert.equal(await attest(m2), true)
+
+    // `keymanager purge generation G`: refused for the current generation (one line naming the revert), done for the
+    // retired one.
+    const ownerKeyFile = join(mkdtempSync(join(tmpdir(), 'km-purge-')), 'owner.key')
+    writeFileSync(ownerKeyFile, ownerKey, { mode: 0o600 })
+    const purgeFlags = ['--rpc', anvil.rpcUrl, '--registry', address, '--owner-key-file', ownerKeyFile]
+    const purgeErr: string[] = []
+    assert.equal(await runGenerations('purge', ['generation', '2', ...purgeFlags], () => {}, (l) => purgeErr.push(l)), 1)
+    assert.match(purgeErr.at(-1)!, /KeyManagerGenerationNotRetired/)
+    assert.equal(await runGenerations('purge', ['generation', '1', ...purgeFlags], () => {}, () => {}), 0)
+    assert.equal((await generations.generationInfo(1n)).purged, true)
+    rmSync(dirname(ownerKeyFile), { recursive: true, force: true })
 
     // Guardians 3 of 5 (delay 0 on this registry), and the escrow of generation 2 signed by M2.
     const guardianKeys = Array.from({ length: 5 }, newKey)

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { runGenerations } from './generations.ts'
 
-async function run(group: 'rotate' | 'revoke', argv: string[]) {
+async function run(group: 'rotate' | 'revoke' | 'purge', argv: string[]) {
   const out: string[] = []
   const err: string[] = []
   const code = await runGenerations(group, argv, (l) => out.push(l), (l) => err.push(l))
@@ -14,7 +14,7 @@ async function run(group: 'rotate' | 'revoke', argv: string[]) {
 const chain = ['--rpc', 'http://127.0.0.1:9', '--registry', '0x5FbDB2315678afecb367f032d93F642f64180aa3']
 
 test('error: bad verbs, flags and arguments exit 2 with a one-line reason', async () => {
-  const cases: [group: 'rotate' | 'revoke', argv: string[], reason: RegExp][] = [
+  const cases: [group: 'rotate' | 'revoke' | 'purge', argv: string[], reason: RegExp][] = [
     ['rotate', [], /rotate needs one of: start, status/],
     ['rotate', ['begin'], /rotate needs one of/],
     ['revoke', ['member', '1'], /revoke needs one of: node, generation/],
@@ -30,6 +30,10 @@ test('error: bad verbs, flags and arguments exit 2 with a one-line reason', asyn
     ['revoke', ['node', ...chain], /revoke node takes one argument, got 0/],
     ['revoke', ['node', '3', ...chain, '--owner-key-file', '/nonexistent'], /--owner-key-file: cannot read it/],
     ['revoke', ['generation', '1', '2', ...chain], /takes one argument, got 2/],
+    ['purge', ['node', '1', ...chain], /purge needs one of: generation/],
+    ['purge', ['generation', ...chain], /purge generation takes one argument, got 0/],
+    ['purge', ['generation', '0', ...chain], /G must be a decimal integer from 1/],
+    ['purge', ['generation', '2', ...chain], /give --owner-key-file F/],
     ['revoke', ['node', '1', '--overlap', '5', ...chain], /belong to rotate start/],
   ]
   for (const [group, argv, reason] of cases) {

@@ -6,6 +6,7 @@
 //   rotate status                                                            generation, rotation, pending proposal
 //   revoke node MEMBER_ID                                                    revokeNode(memberId)
 //   revoke generation G                                                      revokeGeneration(g)
+//   purge generation G                                                       purgeGeneration(g): nodes erase M_g, pods get 410
 // Exit 0; 1 when the chain refuses or cannot be reached (one line naming the revert); 2 on bad flags (one line).
 import { createGenerationsClient, type GenerationInfo } from '../chain/generations.ts'
 import { parseFlags, UsageError } from './args.ts'
@@ -13,7 +14,7 @@ import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { connect, PolicyError, readOwnerKey, send, short, type Connection } from './policy.ts'
 
 export const GENERATIONS_USAGE =
-  'usage: keymanager rotate start [--emergency] [--overlap SECONDS] [--force-delay SECONDS] | rotate status | revoke node MEMBER_ID | revoke generation G --rpc URL --registry ADDR [--owner-key-file F] [--json]'
+  'usage: keymanager rotate start [--emergency] [--overlap SECONDS] [--force-delay SECONDS] | rotate status | revoke node MEMBER_ID | revoke generation G | purge generation G --rpc URL --registry ADDR [--owner-key-file F] [--json]'
 
 const MAX_DELAY = 365 * 86_400
 
@@ -43,16 +44,16 @@ const currentGeneration = ({ publicClient, registry }: Connection) =>
 
 const iso = (s: bigint) => (s === 0n ? '-' : new Date(Number(s) * 1000).toISOString().replace('.000Z', 'Z'))
 
-async function command(group: 'rotate' | 'revoke', argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
+async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const [verb, ...rest] = argv
-  const verbs = group === 'rotate' ? ['start', 'status'] : ['node', 'generation']
+  const verbs = group === 'rotate' ? ['start', 'status'] : group === 'purge' ? ['generation'] : ['node', 'generation']
   if (verb === undefined || !verbs.includes(verb)) throw new UsageError(`${group} needs one of: ${verbs.join(', ')}`)
   const { values, positionals } = parseFlags(rest, FLAGS)
   const rotationFlags = values.emergency || values.overlap !== undefined || values['force-delay'] !== undefined
   if (rotationFlags && !(group === 'rotate' && verb === 'start')) throw new UsageError('--emergency, --overlap and --force-delay belong to rotate start')
-  const wantsId = group === 'revoke'
+  const wantsId = group !== 'rotate'
   if (positionals.length !== (wantsId ? 1 : 0))
-    throw new UsageError(wantsId ? `revoke ${verb} takes one argument, got ${positionals.length}` : `rotate ${verb} takes no arguments`)
+    throw new UsageError(wantsId ? `${group} ${verb} takes one argument, got ${positionals.length}` : `rotate ${verb} takes no arguments`)
   const emit = (json: unknown, lines: string[]) => {
     if (values.json) out(JSON.stringify(json, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2))
     else for (const line of lines) out(line)
@@ -77,8 +78,8 @@ async function command(group: 'rotate' | 'revoke', argv: string[], out: (line: s
   }
 
   // Arguments are checked before anything is asked of the chain.
-  const target = group === 'revoke' ? positiveId(positionals[0], verb === 'node' ? 'MEMBER_ID' : 'G', verb === 'node' ? 256 : 64) : 0n
-  const account = group === 'revoke' ? readOwnerKey(values['owner-key-file']) : undefined
+  const target = group !== 'rotate' ? positiveId(positionals[0], verb === 'node' ? 'MEMBER_ID' : 'G', verb === 'node' ? 256 : 64) : 0n
+  const account = group !== 'rotate' ? readOwnerKey(values['owner-key-file']) : undefined
   const connection = await connect(values)
   const generations = createGenerationsClient({ publicClient: connection.publicClient, address: connection.registry })
 
@@ -115,13 +116,21 @@ async function command(group: 'rotate' | 'revoke', argv: string[], out: (line: s
     return 0
   }
   const generation = target
+  if (group === 'purge') {
+    const txHash = await send(connection, account!, 'purgeGeneration', [generation], err)
+    emit({ action: 'generation_purged', generation, txHash }, [
+      `✓ generation ${generation} purged: nodes erase its secret, pods get 410 for it, newcomers no longer receive it and it can no longer be recovered`,
+      `  tx ${txHash}`,
+    ])
+    return 0
+  }
   const txHash = await send(connection, account!, 'revokeGeneration', [generation], err)
   emit({ action: 'generation_revoked', generation, txHash }, [`✓ generation ${generation} revoked: its signatures no longer verify`, `  tx ${txHash}`])
   return 0
 }
 
 export async function runGenerations(
-  group: 'rotate' | 'revoke',
+  group: 'rotate' | 'revoke' | 'purge',
   argv: string[],
   out: (line: string) => void,
   err: (line: string) => void = (line) => void process.stderr.write(line + '\n'),
