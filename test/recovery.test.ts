@@ -94,8 +94,9 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     nodes = devnet.nodes
     registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
     generations = createGenerationsClient({ publicClient: devnet.publicClient, address: devnet.registry })
+    // Guardians pay their own gas (the devnet funds accounts 0-12; nodes use 1, 2, …).
     gasKeyFile = join(dir, 'guardian-gas.key')
-    writeFileSync(gasKeyFile, bytesToHex(devAccount(20).getHdKey().privateKey!), { mode: 0o600 })
+    writeFileSync(gasKeyFile, bytesToHex(devAccount(12).getHdKey().privateKey!), { mode: 0o600 })
     // The guardian's own view of the chain: the light client from the same trust root a node measures (its chainView
     // setting) against the devnet beacon server, or, on a devnet whose nodes believe the RPC, the same.
     const measured = JSON.parse(readFileSync(nodes[0]!.measuredPath, 'utf8')) as { chainView?: { verification?: string } }
@@ -209,7 +210,32 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     }
     const lied = await release(2, proxy.url)
     assert.equal(lied.code, 1, lied.out)
-    assert.match(lied.err, /release refused \((event_mismatch|pubkey_mismatch)\)/)
+    assert.match(lied.err, /release refused \(event_mismatch\)/)
+    assert.equal(await generations.releasedShares(freshRequest, 1n), 0n)
+  })
+
+  test('host lies to a guardian: withheld beacon updates stall the release (stale_chain_view), nothing is released', async (t) => {
+    const beaconAt = viewFlags.indexOf('--beacon')
+    if (beaconAt < 0) return t.skip('this devnet believes the RPC (trusted-rpc): there are no light-client updates to withhold')
+    const proxy = await startRpcProxy({ upstream: viewFlags[beaconAt + 1]! })
+    proxies.push(proxy)
+    // The guardian's first look passes; from then on the host replays what it already served.
+    let served = 0
+    proxy.hooks.http = (_path, answer) => {
+      if (++served === 4) proxy.freeze()
+      return answer
+    }
+    const flags = [...viewFlags]
+    flags[beaconAt + 1] = proxy.url
+    const saved = viewFlags
+    viewFlags = flags
+    try {
+      const stalled = await release(2, devnet.anvil.rpcUrl, ['--freshness-timeout', '8'])
+      assert.equal(stalled.code, 1, stalled.out)
+      assert.match(stalled.err, /stale_chain_view/)
+    } finally {
+      viewFlags = saved
+    }
     assert.equal(await generations.releasedShares(freshRequest, 1n), 0n)
   })
 
