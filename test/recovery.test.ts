@@ -265,6 +265,10 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     assert.equal((await sealkey(fresh)).key, sealkeyBefore, 'the same sealkey as before the disaster')
     assert.equal((await registry.getRequest(freshRequest)).status, 'confirmed')
     assert.equal(await generations.recoveryRequest(), 0n)
+    // Asked again, the node re-sends its confirmation only while the request is pending: it is confirmed now.
+    const twice = await run((out, err) => runEscrow('recover', [freshKey, '--node', fresh.hostUrl, '--token-file', token], {}, out, err))
+    assert.equal(twice.code, 1)
+    assert.match(twice.err, /already_confirmed/)
     // A guardian asked again once the recovery ended has nothing to release to.
     const late = await release(2)
     assert.equal(late.code, 1)

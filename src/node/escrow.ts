@@ -231,5 +231,20 @@ export function createEscrow(deps: EscrowDeps) {
     return { state: 'recovered', requestId: request.requestId.toString(), xPub: master.xPub, generation: Number(master.generation), recovered: recovered.map((r) => r.generation), confirm }
   }
 
-  return { publish, recover }
+  /** The confirmation of a recovery that was reassembled before (its request still pending and the open recovery). */
+  async function reconfirm(request: { requestId: bigint; address: Address; secretKey: Uint8Array }, generation: number): Promise<RecoveryResult> {
+    const header = await deps.viewAt()
+    const state = await deps.view.read(header, { master: true, guardians: true, requests: [request.requestId] })
+    const proven = state.request(request.requestId)
+    const master = state.master()
+    if (proven.status === 'confirmed' && proven.key.toLowerCase() === request.address.toLowerCase())
+      throw new EscrowRefusal('already_confirmed', `request ${request.requestId} is confirmed: this node is a member`)
+    if (proven.status !== 'pending' || state.recoveryRequest() !== request.requestId)
+      throw new EscrowRefusal('not_recovery_request', `request ${request.requestId} is ${proven.status} and not the open recovery in the verified chain`)
+    const receipt = onboardReceiptDigest({ chainId: deps.chainId, registry: deps.registryAddress, requestId: request.requestId, xPub: master.xPub })
+    const confirm = await deps.submit('confirmOnboard', deps.confirmCalldata(request.requestId, bytesToHex(signDigest(receipt, request.secretKey))))
+    return { state: 'recovered', requestId: request.requestId.toString(), xPub: master.xPub, generation, recovered: keyring.held(), confirm }
+  }
+
+  return { publish, recover, reconfirm }
 }

@@ -943,9 +943,15 @@ export function createNode(ctx: NodeContext) {
    * and a helper for the next nodes. Pending (nothing kept) until k valid shares of each generation are on chain.
    */
   async function recover(enckey: Address): Promise<RecoveryResult> {
-    if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
     const registration = stores.registrations.get(enckey)
     if (!registration) throw new KeymanagerError('not_found', `no registration of this node has the key ${enckey}`)
+    if (state === 'ready') {
+      // Recovered before, and the confirmation did not land (a host that dropped it, a proposal pending then): the same
+      // receipt again, while the verified chain still shows the request pending and the open recovery.
+      const nodeKey = keyring.nodeKey
+      if (!master || !nodeKey || nodeKey.address.toLowerCase() !== registration.address.toLowerCase()) throw new KeymanagerError('conflict', 'node is already ready')
+      return escrow.reconfirm({ requestId: nodeKey.memberId, address: nodeKey.address, secretKey: nodeKey.secretKey }, generation)
+    }
     const secretKey = ephemeralKeys.get(enckey.toLowerCase()) ?? (registration.sealedKey ? ctx.seal.unseal(registration.sealedKey, sealLabel.ephemeral(registration.address)) : undefined)
     if (!secretKey) throw new KeymanagerError('conflict', 'the key of this registration is gone (node restarted with seal none); register again and ask the owner to recover that request')
     let requestId = registration.requestId
