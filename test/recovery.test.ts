@@ -98,13 +98,11 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     gasKeyFile = join(dir, 'guardian-gas.key')
     writeFileSync(gasKeyFile, bytesToHex(devAccount(12).getHdKey().privateKey!), { mode: 0o600 })
     // The guardian's own view of the chain: the light client from the same trust root a node measures (its chainView
-    // setting) against the devnet beacon server, or, on a devnet whose nodes believe the RPC, the same.
+    // setting), against the devnet beacon server (untrusted, as the RPC is).
     const measured = JSON.parse(readFileSync(nodes[0]!.measuredPath, 'utf8')) as { chainView?: { verification?: string } }
     const host = JSON.parse(readFileSync(nodes[0]!.configPath, 'utf8')) as { chain: { beaconUrl?: string } }
-    viewFlags =
-      measured.chainView && measured.chainView.verification !== 'trusted-rpc'
-        ? ['--view-settings', guardianViewFile(measured), '--beacon', host.chain.beaconUrl!]
-        : ['--insecure-trusted-rpc']
+    assert.equal(measured.chainView?.verification, 'light-client')
+    viewFlags = ['--view-settings', guardianViewFile(measured), '--beacon', host.chain.beaconUrl!]
   })
   after(async () => {
     for (const proxy of proxies) await proxy.close()
@@ -214,9 +212,9 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     assert.equal(await generations.releasedShares(freshRequest, 1n), 0n)
   })
 
-  test('host lies to a guardian: withheld beacon updates stall the release (stale_chain_view), nothing is released', async (t) => {
+  test('host lies to a guardian: withheld beacon updates stall the release (stale_chain_view), nothing is released', async () => {
     const beaconAt = viewFlags.indexOf('--beacon')
-    if (beaconAt < 0) return t.skip('this devnet believes the RPC (trusted-rpc): there are no light-client updates to withhold')
+    assert.ok(beaconAt >= 0, 'the devnet nodes verify the chain with the light client, and so does the guardian')
     const proxy = await startRpcProxy({ upstream: viewFlags[beaconAt + 1]! })
     proxies.push(proxy)
     // The guardian's first look passes; from then on the host replays what it already served.
