@@ -359,7 +359,6 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         rotate: auto.rotate,
         proposerSlotMs: auto.proposerSlotMs,
         supersedeAfterMs: auto.supersedeAfterMs,
-        selfId: walletClient?.account.address ?? '',
       })
     : undefined
   watcher = createChainWatcher({

@@ -10,12 +10,14 @@
 // itself (`stale_chain_view`, a lying RPC: src/chain/view/errors.ts), which say nothing about the request; those and
 // other failures are given up after `maxAttempts` rounds. The watcher's events are hints: it reads the RPC's logs.
 //
-// The wait is a random jitter plus `rank × slotMs`. Every helper computes its rank for the round from the oldest
-// pending request id and its own identity (keccak, modulo twice the number of nodes onboarded so far), so all helpers
-// agree on who goes first without talking: usually one helper answers the whole batch and the others, re-checking
-// after their slot, find nothing left. A dead first helper only costs one slot. Measured before this (random jitter
-// alone): 50 newcomers drew 500 fulfillOnboard transactions, most of them reverted, because the time from the
-// re-check to the mined transaction (KZG proofs, signing) outgrew the jitter window once many helpers were ready.
+// Who answers (docs/protocol.md#help-schedule, src/node/helperSchedule.ts): a batch is named by its oldest pending
+// request; the members (requests the verified view proves confirmed, with their node keys) take turns on it in an
+// order every helper computes alike, the designated one first. A helper waits, from when it first saw the batch, a
+// gathering window (requests sent together share one answer) plus one turn (`slotMs`) per rank ahead of it, then
+// re-checks: if the batch was answered, or the oldest pending request changed (a new batch, with its own order), it
+// does nothing. A dead designated helper costs one turn; a ready node that is not a proven member goes last. Measured
+// before (ranks from keccak(batch, gas address) modulo twice the helpers, which collide): 50 newcomers drew 52
+// fulfillOnboard transactions, 11 reverted.
 import type { Logger } from 'pino'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { ChainView } from '../chain/view/chainView.ts'
@@ -24,8 +26,8 @@ import type { RequestRecord } from '../store/requests.ts'
 import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
-import { keccak256, stringToHex } from 'viem'
 import { KeymanagerError } from '../errors.ts'
+import { helperRank, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
 import type { KeymanagerNode } from './node.ts'
 
 // Rotation, per step (docs/protocol.md#node-flows-what-the-sidecar-does), when `rotate` is on: a ready node without a node
@@ -51,9 +53,7 @@ export type AutoOptions = {
   jitterMs?: [number, number]
   /** Most requests answered in one blob. */
   maxBatch?: number
-  /** This helper's identity for the round order (its gas key address); nodes with no gas key do not help. */
-  selfId?: string
-  /** Time given to each rank before the next may act: longer than a re-check-to-mined round trip. */
+  /** Time given to each rank before the next may act: longer than a helper's whole round (mark, view, judge, mined answer). */
   slotMs?: number
   maxAttempts?: number
   random?: () => number
@@ -74,7 +74,6 @@ export function createAutoRunner(options: AutoOptions) {
   const maxBatch = options.maxBatch ?? 50
   const maxAttempts = options.maxAttempts ?? 5
   const slotMs = options.slotMs ?? 3000
-  const selfId = options.selfId ?? ''
   const random = options.random ?? Math.random
   const proposerSlotMs = options.proposerSlotMs ?? 10_000
   const supersedeAfterMs = options.supersedeAfterMs ?? 120_000
@@ -132,24 +131,51 @@ export function createAutoRunner(options: AutoOptions) {
     }
   }
 
-  /** This helper's place in the order of the current round (0 acts first); see the header. */
-  function roundRank(): number {
-    const pending = cursor.pendingRequests()
-    if (pending.length === 0) return 0
-    const oldest = pending.reduce((a, b) => (b.requestId < a.requestId ? b : a)).requestId
-    const onboarded = cursor.requests().filter((r) => r.onboardedBlock !== null).length
-    const places = BigInt(2 * (onboarded + 1))
-    return Number(BigInt(keccak256(stringToHex(`keymanager.helper-order.v1:${oldest}:${selfId.toLowerCase()}`))) % places)
+  /** When this node first saw each batch (its oldest pending request) and the gathering window it drew for it. */
+  const batchSeen = new Map<bigint, { at: number; gatherMs: number; rank?: number }>()
+  const oldest = (requests: { requestId: bigint }[]) => requests.reduce((a, b) => (b.requestId < a.requestId ? b : a)).requestId
+  /** Most answered requests proven per batch as possible members (the newest; every helper takes the same ones). */
+  const MAX_MEMBER_HINTS = 1024
+
+  /** This node's rank on `batch` (0 acts first), from the members the verified view proves confirmed. */
+  async function scheduleRank(batch: bigint): Promise<number> {
+    const self = node.memberId
+    // Hints: requests the watcher saw answered (the newest MAX_MEMBER_HINTS, so one proof stays bounded) and our own.
+    const hinted = cursor
+      .requests()
+      .filter((r) => r.onboardedBlock !== null)
+      .map((r) => r.requestId)
+      .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
+      .slice(0, MAX_MEMBER_HINTS)
+    const ids = [...new Set([...hinted, ...(self === null ? [] : [self])])]
+    if (ids.length === 0) return 0
+    const proven = await chainView.latest({ requests: ids })
+    const members: ScheduleMember[] = ids.flatMap((id) => {
+      const r = proven.request(id)
+      return r.status === 'confirmed' ? [{ memberId: id, key: r.key }] : []
+    })
+    return helperRank(batch, members, self)
   }
 
   /** One help round; returns how many requests were answered. */
   async function helpRound(): Promise<number> {
     // The contract refuses answers while a proposal is pending; requests wait (they are not given up on).
     if (proposalPending) return 0
-    if (candidates().length === 0) return 0
-    await sleep(jitterMin + random() * (jitterMax - jitterMin) + roundRank() * slotMs, 'jitter')
+    const first = candidates()
+    if (first.length === 0) return 0
+    const batch = oldest(first)
+    if (!batchSeen.has(batch)) {
+      if (batchSeen.size > 1000) batchSeen.clear()
+      batchSeen.set(batch, { at: clock(), gatherMs: jitterMin + random() * (jitterMax - jitterMin) })
+    }
+    const seen = batchSeen.get(batch)!
+    seen.rank ??= await scheduleRank(batch)
+    const wait = seen.at + turnDelayMs(seen.rank, { gatherMs: seen.gatherMs, turnMs: slotMs }) - clock()
+    if (wait > 0) await sleep(wait, 'jitter')
     if (stopped) return 0
     const waiting = candidates()
+    // Answered by the helper whose turn it was, or another batch now (its own order and turns): nothing to do yet.
+    if (waiting.length === 0 || oldest(waiting) !== batch) return 0
     const proven = await chainView.latest({ requests: waiting.map((r) => r.requestId) })
     const ready = []
     for (const request of waiting) {
@@ -167,7 +193,7 @@ export function createAutoRunner(options: AutoOptions) {
       const results = await node.help(ready)
       const fulfilled = results.filter((r) => r.decision === 'fulfilled').length
       failedRound(results.flatMap((r) => (r.decision === 'refused' && isChainViewReason(r.reason) ? [r.requestId] : [])))
-      logger.info({ requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
+      logger.info({ batch: batch.toString(), rank: seen.rank, requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
       return fulfilled
     } catch (error) {
       // Transient for the node, not the request's fault: a proposal became pending, or this node lacks a generation.

@@ -1,0 +1,129 @@
+// The auto runner's help schedule in process (docs/protocol.md#help-schedule): helpers share one fake chain read
+// through the chain view's real decoder (test/inProcessNode.ts); their `help` is a recording fake that answers on that
+// chain, since what is tested here is who acts and when, not the judgment (src/node/node.test.ts). Turns are short real
+// timers; the tests check who answered, never how long anything took.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import pino from 'pino'
+import type { Address } from 'viem'
+import { FakeChain, fakeChainView } from '../../test/inProcessNode.ts'
+import type { OnboardRequest } from '../chain/registry.ts'
+import type { CursorStore, WatchedRequest } from '../store/cursor.ts'
+import { createAutoRunner } from './auto.ts'
+import { helperOrder, type ScheduleMember } from './helperSchedule.ts'
+import type { KeymanagerNode } from './node.ts'
+
+const key = (n: number): Address => `0x${n.toString(16).padStart(40, '0')}`
+const TURN_MS = 150
+
+/** Members 1-3 (confirmed), request 4 answered but never confirmed (not a member), then pending request(s). */
+function network() {
+  const chain = new FakeChain()
+  const members: ScheduleMember[] = [
+    { memberId: 1n, key: key(0xc0) },
+    { memberId: 2n, key: key(0xa0) },
+    { memberId: 3n, key: key(0xb0) },
+  ]
+  for (const m of members) chain.requests.set(m.memberId, { key: m.key, expiresAt: 10_000n, status: 'confirmed', commitment: `0x${'11'.repeat(32)}` })
+  chain.requests.set(4n, { key: key(0xa8), expiresAt: 10_000n, status: 'fulfilled', commitment: `0x${'11'.repeat(32)}` })
+  const answeredBy = new Map<bigint, string>()
+  /** Every help call per request: more than one helper answering a request is what the schedule prevents. */
+  const calls = new Map<bigint, string[]>()
+  const addPending = (id: bigint) => chain.requests.set(id, { key: key(0x100 + Number(id)), expiresAt: 10_000n, status: 'pending', commitment: `0x${'22'.repeat(32)}` })
+  /** What a watcher would hold: every request, answered ones with their block. */
+  const cursor = {
+    pendingRequests: () => [...chain.requests].filter(([, r]) => r.status === 'pending').map(([id]) => watched(id, null)),
+    requests: () => [...chain.requests].map(([id, r]) => watched(id, r.status === 'pending' ? null : 90n)),
+  } as unknown as CursorStore
+  function watched(requestId: bigint, onboardedBlock: bigint | null): WatchedRequest {
+    return { requestId, onboardedBlock } as WatchedRequest
+  }
+  function helper(name: string, memberId: bigint | null, logs: object[] = []) {
+    const node = {
+      state: 'ready',
+      memberId,
+      async help(requests: OnboardRequest[]) {
+        for (const r of requests) calls.set(r.requestId, [...(calls.get(r.requestId) ?? []), name])
+        // The answer becomes visible half a turn later (mark, proofs, mined transaction), as on a chain.
+        await new Promise((resolve) => setTimeout(resolve, TURN_MS / 2))
+        for (const r of requests) {
+          chain.requests.get(r.requestId)!.status = 'fulfilled'
+          answeredBy.set(r.requestId, name)
+        }
+        return requests.map((r) => ({ requestId: r.requestId, decision: 'fulfilled' }))
+      },
+    } as unknown as KeymanagerNode
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as object) })
+    return createAutoRunner({
+      node,
+      registry: chain.registry,
+      chainView: fakeChainView(chain),
+      cursor,
+      stores: { requests: { get: () => undefined }, registrations: {} } as never,
+      logger,
+      register: false,
+      help: true,
+      jitterMs: [0, 0],
+      slotMs: TURN_MS,
+    })
+  }
+  return { chain, members, answeredBy, calls, addPending, helper }
+}
+
+const names = new Map([
+  [1n, 'm1'],
+  [2n, 'm2'],
+  [3n, 'm3'],
+])
+
+test('default: the designated member answers the batch, the others wait and find it answered', async () => {
+  const net = network()
+  net.addPending(10n)
+  net.addPending(11n)
+  const order = helperOrder(10n, net.members)
+  const runners = net.members.map((m) => net.helper(names.get(m.memberId)!, m.memberId))
+  const bootstrap = net.helper('bootstrap', null)
+  const answered = await Promise.all([...runners, bootstrap].map((r) => r.helpRound()))
+  assert.equal(net.answeredBy.get(10n), names.get(order[0]!.memberId))
+  assert.equal(net.answeredBy.get(11n), names.get(order[0]!.memberId), 'one answer for the whole batch')
+  assert.deepEqual(answered.toSorted(), [0, 0, 0, 2])
+  assert.deepEqual([...net.calls.values()], [[names.get(order[0]!.memberId)], [names.get(order[0]!.memberId)]], 'no other helper answered')
+})
+
+test('default: a dead designated member is covered by the next in the order; the one after it does not act', async () => {
+  const net = network()
+  net.addPending(10n)
+  const order = helperOrder(10n, net.members)
+  const alive = order.slice(1).map((m) => net.helper(names.get(m.memberId)!, m.memberId))
+  const answered = await Promise.all(alive.map((r) => r.helpRound()))
+  assert.equal(net.answeredBy.get(10n), names.get(order[1]!.memberId))
+  assert.deepEqual(answered, [1, 0])
+  assert.deepEqual(net.calls.get(10n), [names.get(order[1]!.memberId)])
+})
+
+test('default: a node that is not a proven member (answered, unconfirmed request; the bootstrap node) goes after every member', async () => {
+  const logs: object[] = []
+  const net = network()
+  net.addPending(10n)
+  // Member id 4 is hinted by the watcher (its request was answered) but the view proves it `fulfilled`, not confirmed.
+  const unconfirmed = net.helper('unconfirmed', 4n, logs)
+  const last = net.helper('bootstrap', null)
+  assert.equal(await unconfirmed.helpRound(), 1, 'alone, it still answers once every member had its turn')
+  assert.equal((logs.find((l) => (l as { msg: string }).msg === 'auto-help round') as { rank: number }).rank, 3, 'rank after the 3 proven members')
+  net.addPending(12n)
+  assert.equal(await last.helpRound(), 1)
+  assert.equal(net.answeredBy.get(12n), 'bootstrap')
+})
+
+test('default: a helper whose batch changed while it waited does not answer the new one out of turn', async () => {
+  const net = network()
+  net.addPending(10n)
+  const order = helperOrder(10n, net.members)
+  const second = net.helper(names.get(order[1]!.memberId)!, order[1]!.memberId)
+  const round = second.helpRound()
+  // Request 10 is answered by someone else (the designated helper) and request 20 arrives: a new batch.
+  net.chain.requests.get(10n)!.status = 'fulfilled'
+  net.addPending(20n)
+  assert.equal(await round, 0)
+  assert.equal(net.answeredBy.size, 0)
+})
