@@ -208,11 +208,16 @@ const autoSchema = z.strictObject({
   /** Blocks an event must be buried under before the watcher processes it. */
   confirmations: z.number().int().min(0).max(128).default(0),
   pollIntervalMs: z.number().int().min(50).max(60_000).default(500),
-  /** Random wait before a help round, [min, max] ms: helpers seldom race, and close requests share one blob. */
+  /** Gathering window before a batch's turns start, drawn in [min, max] ms per batch: requests sent together share one blob. */
   jitterMs: z.tuple([z.number().int().min(0), z.number().int().min(0)]).default([500, 2500]),
   maxBatch: z.number().int().min(1).max(200).default(50),
-  /** Time each helper rank gets before the next may act (src/node/auto.ts). */
-  slotMs: z.number().int().min(100).max(60_000).default(3000),
+  /**
+   * One helper's turn on a batch (docs/protocol.md#help-schedule): the next in the order acts this long after the one
+   * before. It must outlast a helper's whole round, freshness mark to mined answer, or two answer and one reverts
+   * (costing gas, never safety). With finalized headers on Ethereum the mark alone waits ~13 minutes, hence the default;
+   * a devnet finalizing in seconds uses seconds.
+   */
+  slotMs: z.number().int().min(100).max(3_600_000).default(1_200_000),
   /** Blocks a broadcast tx may wait before it is replaced with higher fees (same nonce). */
   bumpAfterBlocks: z.number().int().min(1).max(1000).default(3),
   /** Take part in rotations and become a member when ready (docs/protocol.md#node-flows-what-the-sidecar-does). */

@@ -73,7 +73,7 @@ export function createAutoRunner(options: AutoOptions) {
   const [jitterMin, jitterMax] = options.jitterMs ?? [500, 2500]
   const maxBatch = options.maxBatch ?? 50
   const maxAttempts = options.maxAttempts ?? 5
-  const slotMs = options.slotMs ?? 3000
+  const slotMs = options.slotMs ?? 1_200_000
   const random = options.random ?? Math.random
   const proposerSlotMs = options.proposerSlotMs ?? 10_000
   const supersedeAfterMs = options.supersedeAfterMs ?? 120_000
