@@ -4,7 +4,10 @@ declare module 'autocannon' {
   type Options = {
     url: string
     connections: number
-    duration: number
+    /** Seconds to run; ignored when `amount` is given. */
+    duration?: number
+    /** Total requests to make, then stop. */
+    amount?: number
     headers?: Record<string, string>
     pipelining?: number
     workers?: number

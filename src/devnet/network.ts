@@ -135,6 +135,7 @@ export async function runDevnet({
   anvilStateFile,
   logLevel = 'info',
   liveLike,
+  hardfork,
   verification: verificationOption,
 }: {
   nodes: number
@@ -155,6 +156,8 @@ export async function runDevnet({
    * that refuses what post-Osaka providers refuse, and read blobs from a beacon node simulator by slot.
    */
   liveLike?: { rpc?: Omit<StrictRpcOptions, 'upstream'>; beacon?: Omit<LiveBeaconOptions, 'anvilRpcUrl' | 'chainId'> }
+  /** anvil's hardfork (default Osaka, as startAnvil); the footprint bench runs Prague for cheaper blob proofs. */
+  hardfork?: 'cancun' | 'prague' | 'osaka'
   /**
    * How the nodes read the chain (docs/protocol.md#verified-chain-view). Default `light-client`: the devnet beacon
    * server signs light-client data for anvil's blocks and every node verifies it, as on mainnet. `trusted-rpc` only
@@ -190,7 +193,7 @@ export async function runDevnet({
 
   try {
     // Spare funded accounts for nodes added later (tests add rogue nodes).
-    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile })
+    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile, ...(hardfork ? { hardfork } : {}) })
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
     // What nodes and the owner call: anvil itself, or in live-like mode the strict proxy in front of it.
