@@ -12,6 +12,8 @@ import { attestationDigest } from '../src/keys/typedData.ts'
 import { load } from './bench/load.ts'
 import { alternate, rateRatioCell, timeRatioCell } from './bench/ratio.ts'
 import { benchOnboarding } from './bench-onboarding.ts'
+import { benchScale, scaleTable } from './bench-scale.ts'
+import { benchFootprint } from './bench-footprint.ts'
 import { benchLightClient } from './bench-lightClient.ts'
 import { benchKzg } from './bench-kzg.ts'
 import { benchDecision } from './bench-decision.ts'
@@ -19,8 +21,12 @@ import { benchQuoteVerification } from './bench-quote.ts'
 import { benchHelperRate } from './bench-helper.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
-// Onboarding sizes (newcomers, each its own sidecar process): BENCH_ONBOARDING="1,10,50".
-const ONBOARDING = (process.env.BENCH_ONBOARDING ?? '1,10,50').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0)
+// Onboarding at scale: waves of newcomers sent together, answered by helper sidecars (scripts/bench-scale.ts).
+const sizes = (value: string) => value.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0)
+const SCALE = sizes(process.env.BENCH_SCALE ?? '1,10,50,200')
+// Newcomers as their own sidecar processes, started one after another (scripts/bench-onboarding.ts): off unless
+// BENCH_ONBOARDING="1,10,50" is set (each process costs ~1.5 s of CPU to start, so it measures the machine).
+const ONBOARDING = sizes(process.env.BENCH_ONBOARDING ?? '')
 const CONCURRENCY = 32
 /** Alternating rounds per ratio (scripts/bench/ratio.ts). */
 const ROUNDS = 4
@@ -105,8 +111,12 @@ print(`| v1 (EIP-7594): 128 cell proofs | ${kzg.cellProofsMs.toFixed(0)} ms | ${
 print(`| v1 check of 128 cell proofs (verifyCellKzgProofBatch) | ${kzg.cellVerifyMs.toFixed(0)} ms | ${(kzg.cellVerifyMs / kzg.v0ProofMs).toFixed(1)} × the v0 proof |`)
 print(`| trusted setup load, once per process on its first blob | ${kzg.setupLoadMs.toFixed(0)} ms | |`)
 await benchDecision(print)
-print('')
-print('| onboarding (auto mode, newcomers started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
-print('|---|---|---|---|---|---|')
-for (const r of await benchOnboarding(() => {}, ONBOARDING))
-  print(`| ${r.newcomers} newcomers | ${r.wallSeconds.toFixed(1)} s | ${r.blobs} | ${r.txs.requestOnboard}/${r.txs.fulfillOnboard}/${r.txs.confirmOnboard} | ${r.reverted} | ${r.gasPerNode.toLocaleString('en')} |`)
+if (SCALE.length > 0) scaleTable(await benchScale(() => {}, SCALE), print)
+await benchFootprint(print, { decisions: Number(process.env.BENCH_DECISIONS ?? 1000) })
+if (ONBOARDING.length > 0) {
+  print('')
+  print('| onboarding (auto mode, newcomers as sidecar processes, started → all ready) | wall time | blobs | txs request/fulfill/confirm | reverted txs | gas per newcomer |')
+  print('|---|---|---|---|---|---|')
+  for (const r of await benchOnboarding(() => {}, ONBOARDING))
+    print(`| ${r.newcomers} newcomers | ${r.wallSeconds.toFixed(1)} s | ${r.blobs} | ${r.txs.requestOnboard}/${r.txs.fulfillOnboard}/${r.txs.confirmOnboard} | ${r.reverted} | ${r.gasPerNode.toLocaleString('en')} |`)
+}

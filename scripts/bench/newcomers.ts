@@ -40,6 +40,9 @@ export async function prepareNewcomers(options: { count: number; payer: LocalAcc
   const maxFeePerBlobGas = 10n * (await publicClient.getBlobBaseFee()) + 1_000_000_000n
   const out: Newcomer[] = []
   for (let i = 0; i < count; i++) {
+    // KZG proofs are synchronous: let the event loop breathe between newcomers (the devnet beacon server runs in this
+    // process and the nodes wait on it).
+    await new Promise((resolve) => setImmediate(resolve))
     const secretKey = secp256k1.utils.randomSecretKey()
     const pubkey64 = secp256k1.getPublicKey(secretKey, false).subarray(1)
     const quote = await provider.getQuote(
