@@ -93,9 +93,11 @@ export const DEVNET_AUTO: HostSettingsInput['auto'] = {
   confirmations: 0,
   pollIntervalMs: 250,
   jitterMs: [1500, 2500],
-  // A helper's round now includes its freshness mark (a transaction, then the view's finality): the next rank waits
-  // longer than that round takes, or both answer and one fulfillOnboard reverts.
-  slotMs: 4000,
+  // One helper's turn on a batch (docs/protocol.md#help-schedule): it must outlast a helper's whole round (freshness
+  // mark, the view's finality, proofs, judging, blob, mined answer), else the next helper answers too and one
+  // fulfillOnboard reverts. Measured on a loaded 2-core machine (load 14): rounds up to 20 s; 4 s turns drew a
+  // second answer for 10 newcomers. Only a dead or slow designated helper costs a turn.
+  slotMs: 25_000,
   maxBatch: 50,
   bumpAfterBlocks: 3,
   // Rotation is driven through the host API on the default devnet (the walk-through's request ids and fulfil counts
