@@ -406,8 +406,8 @@ export function parseMeasuredSettings(raw: unknown, where: string): MeasuredSett
   return parsed.data
 }
 
-/** The production entry's measured settings: MEASURED_SETTINGS_FILE, nowhere else. */
-export function loadBakedMeasuredSettings(path: string = MEASURED_SETTINGS_FILE): MeasuredSettings {
+/** The JSON of the baked MEASURED_SETTINGS_FILE, unparsed: measured settings, or a pointer to a launch source. */
+export function readBakedMeasuredFile(path: string = MEASURED_SETTINGS_FILE): unknown {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -417,13 +417,38 @@ export function loadBakedMeasuredSettings(path: string = MEASURED_SETTINGS_FILE)
       throw new Error(`no measured settings in this build: ${path} is missing (bake it into the image, docs/protocol.md#measured-settings)`)
     throw new Error(`measured settings ${path}: ${code ?? 'unreadable'}`)
   }
-  let raw: unknown
   try {
-    raw = parseSettingsJson(text)
+    return parseSettingsJson(text)
   } catch (error) {
     throw new Error(`measured settings ${path}: ${(error as Error).message}`)
   }
-  return parseMeasuredSettings(raw, `measured settings ${path}`)
+}
+
+/** The production entry's measured settings when the image bakes them in full: MEASURED_SETTINGS_FILE, nowhere else. */
+export function loadBakedMeasuredSettings(path: string = MEASURED_SETTINGS_FILE): MeasuredSettings {
+  return parseMeasuredSettings(readBakedMeasuredFile(path), `measured settings ${path}`)
+}
+
+/**
+ * A baked file that names, instead of holding, the measured settings: they come from the platform's measured launch
+ * config (docs/protocol.md#measured-settings, "launch config"). The image decides the source, never the host:
+ * - `dstack-app-compose`: the `x-keymanager` entry of the compose file in dstack's app-compose.json, whose SHA-256
+ *   the CVM's boot measured into RTMR3 (`compose-hash`); `socket` is the guest agent's;
+ * - `gramine-manifest`: the variable `KEYMANAGER_MEASURED_SETTINGS` set by the Gramine manifest (`loader.env`),
+ *   measured into MRENCLAVE; `attestationDir` is Gramine's attestation interface.
+ */
+export const launchSourceSchema = z.discriminatedUnion('source', [
+  z.strictObject({ version: z.literal(MEASURED_SETTINGS_VERSION), source: z.literal('dstack-app-compose'), socket: imagePath.optional() }),
+  z.strictObject({ version: z.literal(MEASURED_SETTINGS_VERSION), source: z.literal('gramine-manifest'), attestationDir: imagePath.optional() }),
+])
+export type LaunchSource = z.infer<typeof launchSourceSchema>
+
+/** A baked file with a `source` key is a launch-source pointer (measured settings have no such key). */
+export function parseLaunchSource(raw: unknown, where: string): LaunchSource | undefined {
+  if (!isObject(raw) || !Object.hasOwn(raw, 'source')) return undefined
+  const parsed = launchSourceSchema.safeParse(raw)
+  if (!parsed.success) throw new Error(`${where}: ${describeZodError(parsed.error)}`)
+  return parsed.data
 }
 
 /** Throws when a host file sets any measured key, naming each one. */

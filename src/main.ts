@@ -1,6 +1,9 @@
 // The only module that reads argv and the environment and installs signal handlers (STYLE.md, ponder model).
 import { onShutdown, parseFlags, UsageError } from './cli/args.ts'
 
+/** The variable a Gramine manifest sets to the measured settings (src/tee/launchSettings.ts). */
+const GRAMINE_SETTINGS_VARIABLE = 'KEYMANAGER_MEASURED_SETTINGS'
+
 const USAGE = `usage: keymanager <command> [options]
 
 commands:
@@ -61,7 +64,8 @@ const DEVNET_FLAGS: Record<string, string> = {
  * measured settings come from the image, host settings from `--config`. Each is refused with a one-line reason.
  */
 function refuseDevnetInputs(argv: string[], env: NodeJS.ProcessEnv): void {
-  const variable = Object.keys(env).find((name) => name.startsWith('KEYMANAGER_'))
+  // KEYMANAGER_MEASURED_SETTINGS is the one a Gramine manifest sets; serve refuses it unless the image names that source.
+  const variable = Object.keys(env).find((name) => name.startsWith('KEYMANAGER_') && name !== GRAMINE_SETTINGS_VARIABLE)
   if (variable !== undefined)
     throw new Error(
       `environment variable ${variable}: the production entry reads no KEYMANAGER_* variable (devnet settings and test hooks exist only in bin/keymanager-devnet.js)`,
@@ -80,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseFlags(rest, { config: { type: 'string' } })
       if (!values.config) throw new UsageError('serve needs --config FILE')
       const { serveProduction } = await import('./cli/serve.ts')
-      const running = await serveProduction(values.config)
+      const running = await serveProduction(values.config, process.env)
       onShutdown(() => running.close())
       return -1
     }

@@ -153,6 +153,16 @@ describe('the production image: no devnet code, measured settings baked in', () 
     })
     assert.equal(result.status, 1)
     assert.match(result.stderr, /^keymanager: measured settings .*image\/measured\.json: devnet is a devnet-only setting: devnet mode exists only in the devnet entry[^\n]*\n$/)
+    // The image bakes its settings: the one variable a Gramine manifest may set is refused, whatever it holds.
+    const viaEnv = spawnSync(process.execPath, [join(image, 'bin/keymanager.js'), 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
+      encoding: 'utf8',
+      env: { ...process.env, KEYMANAGER_MEASURED_SETTINGS: JSON.stringify({ version: 1, chain: { chainId: foundry.id, registry } }) },
+    })
+    assert.equal(viaEnv.status, 1)
+    assert.equal(
+      viaEnv.stderr,
+      'keymanager: environment variable KEYMANAGER_MEASURED_SETTINGS: this build takes its measured settings from the file baked into the image, never from the environment\n',
+    )
     const devnetVerb = spawnSync(process.execPath, [join(image, 'bin/keymanager.js'), 'devnet', '--once'], { encoding: 'utf8' })
     assert.equal(devnetVerb.status, 1)
     assert.equal(devnetVerb.stderr, 'keymanager: the devnet is not part of this build (production images leave out src/devnet)\n')

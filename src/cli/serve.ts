@@ -19,7 +19,6 @@ import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { networkOfChainId } from '../chain/networks.ts'
 import {
-  loadBakedMeasuredSettings,
   loadHostSettings,
   registryOf,
   resolveAlerts,
@@ -53,6 +52,7 @@ import { parseHex } from '../keys/bytes.ts'
 import { createAutoRunner } from '../node/auto.ts'
 import { createNode } from '../node/node.ts'
 import { killHookFromSpec } from '../node/killPoints.ts'
+import { loadProductionSettings } from '../tee/launchSettings.ts'
 import { dstackSealProvider } from '../secret/dstackSeal.ts'
 import { gramineSealProvider } from '../secret/gramineSeal.ts'
 import { noneSealProvider, type SealProvider } from '../secret/seal.ts'
@@ -79,6 +79,8 @@ export type NodeSetup = {
   measured: MeasuredCore
   /** settingsDigest of the entry's whole measured settings (docs/protocol.md#measured-settings). */
   settingsDigest: Hex
+  /** Where the measured settings came from (logged at start): `image`, `dstack-app-compose`, `gramine-manifest`, `devnet`. */
+  settingsSource?: string
   host: HostSettings
   quoteProvider: QuoteProvider
   /** Opens the seal provider once the data dir exists. */
@@ -125,11 +127,13 @@ export async function openHardwareSeal(seal: MeasuredSettings['seal'], dataDir: 
  * `keymanager serve --config FILE` in the production entry: the measured settings baked into this build, the host
  * file for everything else, hardware providers only.
  */
-export async function serveProduction(configPath: string): Promise<RunningNode> {
+export async function serveProduction(configPath: string, env: Record<string, string | undefined> = {}): Promise<RunningNode> {
   // The host file first: its refusals name the key the operator set, wherever the build stands.
   const host = loadHostSettings(configPath)
-  const measured = loadBakedMeasuredSettings()
+  // The baked file, or the measured launch config it names (dstack app-compose, Gramine manifest).
+  const { measured, source } = await loadProductionSettings({ dataDir: host.dataDir, env })
   return startNode({
+    settingsSource: source,
     measured,
     settingsDigest: settingsDigest(measured),
     host,
@@ -383,7 +387,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   refresher.unref()
 
   if (setup.devnet) logger.warn(`INSECURE devnet mode: pods may name themselves with the x-keymanager-pod header`)
-  logger.info({ settingsDigest: setup.settingsDigest, devnet: setup.devnet !== undefined }, 'measured settings')
+  logger.info({ settingsDigest: setup.settingsDigest, source: setup.settingsSource, devnet: setup.devnet !== undefined }, 'measured settings')
   const appIds = Object.fromEntries(
     Object.entries(measured.pods.appIds).map(([pod, id]) => [pod, parseHex(id, { name: `pods.appIds.${pod}`, length: 20, prefix: 'required' })]),
   )

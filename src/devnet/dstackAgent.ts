@@ -1,6 +1,6 @@
 // A simulated dstack guest agent (docs/protocol.md#tee-providers): the unix-socket API a dstack CVM gives the sidecar,
-// `POST /GetQuote {report_data}` (quote, event log in the agent's stripped form, vm_config), `POST /EmitEvent` and
-// `POST /GetKey {path, purpose}`, answered by the devnet's simulated TEE. It lets
+// `POST /GetQuote {report_data}` (quote, event log in the agent's stripped form, vm_config), `POST /EmitEvent`,
+// `POST /GetKey {path, purpose}` and `POST /Info` (`tcb_info.app_compose`, the CVM's app-compose.json), answered by the devnet's simulated TEE. It lets
 // a production build (the sidecar image, quote provider and seal `dstack`) run against a devnet outside a CVM: the
 // image cannot tell it from a real agent, and the devnet's nodes verify its quotes under the devnet root like any
 // other. Devnet only: its keys come from a seed the host holds.
@@ -25,16 +25,20 @@ class AgentRequestError extends Error {}
  * Serves the guest agent on `socketPath` (made connectable by any local user: the container runs as another uid).
  * GetQuote zero-pads `report_data` to 64 bytes, as dstack does, and quotes with `quoteProvider`; GetKey derives a
  * 32-byte key from `seed`, the path and the purpose (the same key for the same seed after a restart, as a real
- * agent gives an app the same key on the same KMS). Errors are answered as `{"error": message}`, as the agent does.
+ * agent gives an app the same key on the same KMS). Info answers `appCompose` as `tcb_info.app_compose` (dstack's
+ * agent gives the app-compose.json whose SHA-256 its boot measured into RTMR3 as the `compose-hash` event; the caller
+ * emits that event on `quoteProvider`, as dstack's boot does). Errors are answered as `{"error": message}`, as the agent does.
  */
 export async function serveSimulatedDstackAgent({
   socketPath,
   quoteProvider,
   seed,
+  appCompose = '',
 }: {
   socketPath: string
   quoteProvider: QuoteProvider
   seed: Uint8Array
+  appCompose?: string
 }): Promise<SimulatedDstackAgent> {
   if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new RangeError('seed: expected 32 bytes')
   const keySeed = Uint8Array.from(seed)
@@ -74,6 +78,8 @@ export async function serveSimulatedDstackAgent({
         const key = hkdf(sha256, keySeed, utf8ToBytes('keymanager.devnet.dstack-agent'), info, 32)
         return { key: bytesToHex(key), signature_chain: [] }
       }
+      case '/Info':
+        return { app_id: '', instance_id: '', device_id: '', tcb_info: JSON.stringify({ app_compose: appCompose }) }
       default:
         throw new AgentRequestError(`unknown method ${path}`)
     }

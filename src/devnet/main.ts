@@ -43,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
             bootEventLog: simulatedBootEventLog(q.measurementLabel),
           })
         : hardwareQuoteProvider(q),
+    settingsSource: 'devnet',
     openSeal: async (dataDir) => (seal.provider === 'dev-file' ? devFileSealProvider(dataDir) : openHardwareSeal(seal, dataDir)),
     ...(q.trustedRootCaFiles ? { trustedRootCaFiles: q.trustedRootCaFiles } : {}),
     devnet: killAt ? { killAt } : {},
