@@ -71,7 +71,7 @@ export async function benchDecision(print: (line: string) => void, { rounds = 6,
     const markToProofMs = performance.now() - t0
 
     const judgeWith = (view: ChainView) =>
-      createJudge({ chainId: devnet.chain.id, registryAddress: devnet.registry, chainView: view, quoteVerifier: verifier, maxReferenceAge: 64n, fetchEnvelope: async () => envelope })
+      createJudge({ chainId: devnet.chain.id, registryAddress: devnet.registry, chainView: view, quoteVerifier: verifier, maxReferenceAge: 64n, fetchEnvelope: async () => ({ envelope }) })
     /** One decision in each mode, each on a view of its own (the light-client one checks the block path anew). */
     const decide = {
       async lightClient() {

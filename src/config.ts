@@ -285,6 +285,11 @@ export const hostSettingsSchema = z.strictObject({
     url: z.url(),
     /** Peers' archives (their host listener's public `GET /blobs/:versionedHash`), tried when the beacon node has no blob. */
     peers: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }) })).default([]),
+    /**
+     * Most bytes of blob data the archive keeps (docs/protocol.md#limits); past it, new blobs are not archived and the
+     * node logs it. Only blobs the node acted on are archived. Default 4 GiB (about 32k blobs).
+     */
+    archiveMaxBytes: z.number().int().min(131_072).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
   }),
   pod: z.strictObject({ host: z.string().default('127.0.0.1'), port }),
   host: z.strictObject({

@@ -285,11 +285,11 @@ async function release(values: Values, out: (line: string) => void, err: (line: 
     chainView: view,
     quoteVerifier: verifier,
     maxReferenceAge: BigInt(values['max-reference-age']),
-    async fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope> {
+    async fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<{ envelope: Envelope }> {
       const block = await publicClient.getBlock({ blockNumber: at.blockNumber })
       const [blob] = await fetchVerifiedBlobsWithFallback([blobs], { blockNumber: at.blockNumber, blockHash: at.blockHash, blockTimestamp: block.timestamp, versionedHashes: [versionedHash] })
       if (!blob) throw new BlobHashMismatchError(versionedHash, [])
-      return blobsToEnvelope([bytesToHex(blob)])
+      return { envelope: blobsToEnvelope([bytesToHex(blob)]) }
     },
   })
   let judged

@@ -249,7 +249,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     sealedSecrets: createSealedSecretStore(db),
     registrations: createRegistrationStore(db),
     requests: instrumentRequestStore(createRequestStore(db), metrics),
-    blobs: createBlobArchive(db),
+    blobs: createBlobArchive(db, { maxBytes: config.blobs.archiveMaxBytes }),
     cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)

@@ -8,7 +8,12 @@
 // after the freshness mark settles it), then answer every request left in ONE blob and ONE `fulfillOnboard`
 // (node.help batches). Refusals are recorded by node.help and never retried, except refusals of the chain view
 // itself (`stale_chain_view`, a lying RPC: src/chain/view/errors.ts), which say nothing about the request; those and
-// other failures are given up after `maxAttempts` rounds. The watcher's events are hints: it reads the RPC's logs.
+// other failures are given up after `maxAttempts` rounds. Temporary refusals (`TEMPORARY_REFUSALS`: collateral the
+// PCCS could not give, a measurement added but not active yet, a requester over its budget) are judged again after a
+// backoff that doubles each time (`retryBaseMs` up to `retryMaxMs`) until the request expires. A round takes its
+// requests round-robin by requester (oldest first within each), so a flood from one requester never keeps another's
+// request out of the next batch, and leaves out requesters that spent their refusal budget until their window passes
+// (docs/protocol.md#limits). The watcher's events are hints: it reads the RPC's logs.
 //
 // Who answers (docs/protocol.md#help-schedule, src/node/helperSchedule.ts): a batch is named by its oldest pending
 // request; the members (requests the verified view proves confirmed, with their node keys) take turns on it in an
@@ -28,7 +33,7 @@ import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
 import { KeymanagerError } from '../errors.ts'
 import { helperRank, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
-import type { KeymanagerNode } from './node.ts'
+import { TEMPORARILY_UNAVAILABLE, type KeymanagerNode } from './node.ts'
 
 // Rotation, per step (docs/protocol.md#node-flows-what-the-sidecar-does), when `rotate` is on: a ready node without a node
 // key becomes a member (the bootstrap node); a member catches up with committed generations; with a proposal pending it
@@ -65,6 +70,37 @@ export type AutoOptions = {
   supersedeAfterMs?: number
   /** Monotonic clock (ms). */
   monotonicNow?: () => number
+  /** First wait before a temporarily refused request is judged again; doubles each time up to `retryMaxMs` (ms). */
+  retryBaseMs?: number
+  retryMaxMs?: number
+}
+
+/** Refusals that say "not now" rather than "no": the request is judged again after a backoff. */
+export const TEMPORARY_REFUSALS: ReadonlySet<string> = new Set(['collateral_unavailable', 'measurement_not_yet_active', 'rate_limited'])
+
+/** Round-robin over requesters, each one's requests in the given order (oldest first), at most `max`. */
+export function interleaveByRequester<T extends { requester: string }>(requests: readonly T[], max: number): T[] {
+  const queues = new Map<string, T[]>()
+  for (const r of requests) {
+    const key = r.requester.toLowerCase()
+    const queue = queues.get(key)
+    if (queue) queue.push(r)
+    else queues.set(key, [r])
+  }
+  const out: T[] = []
+  const lists = [...queues.values()]
+  for (let i = 0; out.length < max; i++) {
+    let any = false
+    for (const list of lists) {
+      if (i < list.length) {
+        any = true
+        out.push(list[i]!)
+        if (out.length >= max) break
+      }
+    }
+    if (!any) break
+  }
+  return out
 }
 
 export function createAutoRunner(options: AutoOptions) {
@@ -88,6 +124,10 @@ export function createAutoRunner(options: AutoOptions) {
     }
     return clock() - firstSeen.get(key)!
   }
+  const retryBaseMs = options.retryBaseMs ?? 30_000
+  const retryMaxMs = options.retryMaxMs ?? 30 * 60_000
+  /** Temporarily refused requests: how many times, and when (monotonic ms) they may be judged again. */
+  const retries = new Map<bigint, { times: number; at: number }>()
   const attempts = new Map<bigint, number>()
   const skipped = new Set<bigint>()
   let stopped = false
@@ -110,14 +150,38 @@ export function createAutoRunner(options: AutoOptions) {
     })
   }
 
-  /** Not judged yet, or refused only because the chain view could not be trusted at the time. */
-  const open = (record: RequestRecord | undefined) => record === undefined || (record.decision === 'refused' && isChainViewReason(record.reason))
+  /**
+   * Not judged yet, refused only because the chain view could not be trusted at the time, or refused for now
+   * (a temporary refusal) with its backoff run out.
+   */
+  function open(requestId: bigint, record: RequestRecord | undefined): boolean {
+    if (record === undefined) return true
+    if (record.decision !== 'refused') return false
+    if (isChainViewReason(record.reason)) return true
+    if (!TEMPORARY_REFUSALS.has(record.reason ?? '')) return false
+    const retry = retries.get(requestId)
+    return retry === undefined || clock() >= retry.at
+  }
 
   function candidates() {
-    return cursor
+    const open_ = cursor
       .pendingRequests()
-      .filter((r) => !skipped.has(r.requestId) && open(stores.requests.get(r.requestId)))
-      .slice(0, maxBatch)
+      .filter((r) => !skipped.has(r.requestId) && !node.overBudget(r.requester) && open(r.requestId, stores.requests.get(r.requestId)))
+    return interleaveByRequester(open_, maxBatch)
+  }
+
+  /** Schedules the next judgement of each temporarily refused request in `results`; forgets the others. */
+  function scheduleRetries(results: Awaited<ReturnType<KeymanagerNode['help']>>) {
+    for (const result of results) {
+      if (result.decision !== 'refused' || !TEMPORARY_REFUSALS.has(result.reason)) {
+        retries.delete(result.requestId)
+        continue
+      }
+      const times = (retries.get(result.requestId)?.times ?? 0) + 1
+      const wait = Math.min(retryMaxMs, retryBaseMs * 2 ** (times - 1))
+      retries.set(result.requestId, { times, at: clock() + wait })
+      logger.info({ requestId: result.requestId.toString(), reason: result.reason, retryInMs: wait }, 'temporary refusal: judged again later')
+    }
   }
 
   function failedRound(requestIds: bigint[]) {
@@ -192,7 +256,10 @@ export function createAutoRunner(options: AutoOptions) {
     try {
       const results = await node.help(ready)
       const fulfilled = results.filter((r) => r.decision === 'fulfilled').length
-      failedRound(results.flatMap((r) => (r.decision === 'refused' && isChainViewReason(r.reason) ? [r.requestId] : [])))
+      scheduleRetries(results)
+      failedRound(
+        results.flatMap((r) => (r.decision === 'refused' && (isChainViewReason(r.reason) || r.reason === TEMPORARILY_UNAVAILABLE) ? [r.requestId] : [])),
+      )
       logger.info({ batch: batch.toString(), rank: seen.rank, requests: ready.map((r) => r.requestId.toString()), fulfilled }, 'auto-help round')
       return fulfilled
     } catch (error) {

@@ -36,18 +36,64 @@ export type JudgeDeps = {
   chainView: ChainView
   quoteVerifier: QuoteVerifier
   maxReferenceAge: bigint
-  /** The request's register envelope from its blob, checked against the versioned hash. */
-  fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope>
+  /**
+   * The request's register envelope from its blob, checked against the versioned hash, and the blob itself when it
+   * was fetched (the node archives it only if it answers the request, docs/protocol.md#limits).
+   */
+  fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<{ envelope: Envelope; blob?: Uint8Array }>
+  /** Judgements per requester and window that may fetch a blob and verify a quote (docs/protocol.md#limits); none: unlimited. */
+  verifyLimit?: { count: number; windowSeconds: number }
+  /** The host clock (unix seconds), for the rate limit's windows only: a resource cap, never a security decision. */
+  hostNow?: () => number
+}
+
+/**
+ * Refusals per key in fixed windows; remembers at most `maxKeys` keys (the oldest windows go first). `allowed` asks,
+ * `spend` counts one refusal: a request that is served (or could not be judged) costs its requester nothing.
+ */
+export function createRefusalBudget(limit: { count: number; windowSeconds: number }, maxKeys = 10_000) {
+  const windows = new Map<string, { start: number; used: number }>()
+  function window(key: string, now: number) {
+    const id = key.toLowerCase()
+    let w = windows.get(id)
+    if (!w || now - w.start >= limit.windowSeconds) {
+      windows.delete(id)
+      if (windows.size >= maxKeys) windows.delete(windows.keys().next().value!)
+      w = { start: now, used: 0 }
+      windows.set(id, w)
+    }
+    return w
+  }
+  return {
+    allowed: (key: string, now: number): boolean => window(key, now).used < limit.count,
+    spend(key: string, now: number): void {
+      window(key, now).used++
+    },
+  }
 }
 
 export function createJudge(ctx: JudgeDeps) {
   const { fetchEnvelope } = ctx
+  const budget = ctx.verifyLimit ? createRefusalBudget(ctx.verifyLimit) : undefined
+  const hostNow = ctx.hostNow ?? (() => Math.floor(Date.now() / 1000))
   /**
    * Judges one request on a fresh verified view (docs/protocol.md#help, docs/protocol.md#verified-chain-view). The
    * event is a hint: the request's proven slot decides (status, expiry, and the commitment the event must match), the
    * policy, allow-list and FMSPC entries are proven, and "now" is the verified block's timestamp.
    */
-  return async function judge(request: OnboardRequest, fresh: FreshView): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }> {
+  return Object.assign(judge, {
+    /**
+     * Whether `requester` has spent its refusal budget for now. Auto mode leaves such a requester's requests out of its
+     * rounds (they are not judged, nor recorded) until the window passes: a flood from one key then costs a helper
+     * nothing between windows. The requester here is the watcher's hint; skipping is always safe.
+     */
+    overBudget: (requester: string): boolean => budget !== undefined && !budget.allowed(requester, hostNow()),
+  })
+
+  async function judge(
+    request: OnboardRequest,
+    fresh: FreshView,
+  ): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined }> {
     const { header } = fresh
     const now = Number(header.timestamp)
     const atRequest = await ctx.chainView.read(header, { requests: [request.requestId], policy: true })
@@ -63,9 +109,28 @@ export function createJudge(ctx: JudgeDeps) {
     const requestBlock = stored.expiresAt - atRequest.requestTtl()
     if (requestBlock - request.refBlockNumber > ctx.maxReferenceAge)
       throw new Refusal('stale_reference', `reference block ${request.refBlockNumber} is older than ${ctx.maxReferenceAge} blocks`)
-    let envelope: Envelope
+    // Fetching the blob and verifying the quote are what a requester can make a helper spend on: past its budget of
+    // refusals in the window the request waits (`rate_limited`, judged again later), before anything is fetched. The
+    // requester is the key the proven request stores (the address of the key it asks M for, docs/protocol.md#limits).
+    const requester = stored.key
+    if (budget && !budget.allowed(requester, hostNow()))
+      throw new Refusal('rate_limited', `requester ${requester} had ${ctx.verifyLimit!.count} requests refused in the last ${ctx.verifyLimit!.windowSeconds} s`)
     try {
-      envelope = await fetchEnvelope(request.quoteBlobHash, request)
+      return await judgeQuote(request, fresh, atRequest)
+    } catch (error) {
+      if (budget && error instanceof Refusal) budget.spend(requester, hostNow())
+      throw error
+    }
+  }
+
+  /** The part of a judgement past the proven request: the blob, the quote, the policy (docs/protocol.md#help). */
+  async function judgeQuote(request: OnboardRequest, fresh: FreshView, atRequest: Awaited<ReturnType<ChainView['read']>>) {
+    const { header } = fresh
+    const now = Number(header.timestamp)
+    let envelope: Envelope
+    let blob: Uint8Array | undefined
+    try {
+      ;({ envelope, blob } = await fetchEnvelope(request.quoteBlobHash, request))
     } catch (error) {
       if (error instanceof BlobHashMismatchError) throw new Refusal('blob_hash_mismatch', error.message)
       if (error instanceof EnvelopeError) throw new Refusal('bad_envelope', error.message)
@@ -116,7 +181,16 @@ export function createJudge(ctx: JudgeDeps) {
       },
       now,
     )
-    if (!decision.ok) throw refuse(decision.reason, decision.message, verified.measurementId)
-    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest }
+    if (!decision.ok) {
+      // A measurement the owner added whose delay has not run out at the verified block time is a wait, not a "no".
+      if (decision.reason === 'measurement_not_allowed' && atQuote.measurementActivatesAt(verified.measurementId) > 0n)
+        throw refuse(
+          'measurement_not_yet_active',
+          `measurement ${verified.measurementId} is added but active only from ${atQuote.measurementActivatesAt(verified.measurementId)} (verified block time ${now})`,
+          verified.measurementId,
+        )
+      throw refuse(decision.reason, decision.message, verified.measurementId)
+    }
+    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest, blob }
   }
 }

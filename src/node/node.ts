@@ -38,11 +38,17 @@ export type HelpResult =
 /** One generation as pods see it (`GET /generations`, docs/protocol.md#http-api). */
 export type GenerationView = { generation: number; xPub: Address; current: boolean; revoked: boolean; purged: boolean; retiresAt: number; held: boolean }
 
+/** The reason given (never recorded) for a request that could not be judged this round; it is judged again later. */
+export const TEMPORARILY_UNAVAILABLE = 'temporarily_unavailable'
+
+/** Refused judgements per requester and window before its requests wait (docs/protocol.md#limits). */
+export const VERIFY_LIMIT = { count: 6, windowSeconds: 600 }
+
 export function createNode(ctx: NodeContext) {
   const { registry, stores, logger } = ctx
   /** Test-only crash hook (src/node/killPoints.ts): a no-op in every normal run. */
   const kill = ctx.killPoint ?? noKill
-  const judge = createJudge({ ...ctx, fetchEnvelope: (hash, at) => fetchEnvelope(hash, at) })
+  const judge = createJudge({ ...ctx, verifyLimit: VERIFY_LIMIT, hostNow: ctx.now, fetchEnvelope: (hash, at) => fetchBlobEnvelope(hash, at) })
   let state: NodeState = 'uninitialized'
   let master: MasterSecret | undefined
   let generation = 0
@@ -173,17 +179,42 @@ export function createNode(ctx: NodeContext) {
     return found
   }
 
+  /**
+   * Archives a blob this node acted on (docs/protocol.md#limits): its own, a request it answered, the response it took
+   * its secrets from, a rotation it took part in. A refused request's blob is never kept, so spam costs the archive
+   * nothing. A full archive keeps what it has and says so: the blob is still on chain and at other archives.
+   */
+  function archive(versionedHash: Hex, bytes: Uint8Array): void {
+    if (stores.blobs.put(versionedHash, bytes, ctx.now()) === 'full')
+      logger.error(
+        { versionedHash, maxBytes: stores.blobs.maxBytes },
+        'blob archive full: blob not archived (raise blobs.archiveMaxBytes in the host settings, or serve it from another archive)',
+      )
+  }
+
   /** Keeps blobs this node made, so peers can fetch them from its archive once beacon nodes have pruned them. */
   function archiveOwn(blobs: readonly Hex[]): void {
     for (const blob of blobs) {
       const bytes = hexToBytes(blob)
-      stores.blobs.put(bytesToHex(commitmentToVersionedHash(blobToCommitment(bytes))), bytes, ctx.now())
+      archive(bytesToHex(commitmentToVersionedHash(blobToCommitment(bytes))), bytes)
     }
   }
 
+  /** A blob the node acts on (a rotation's): fetched, checked and archived. */
   async function fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope> {
-    let blob = stores.blobs.get(versionedHash)
-    if (!blob) {
+    const { envelope, blob } = await fetchBlobEnvelope(versionedHash, at)
+    if (blob) archive(versionedHash, blob)
+    return envelope
+  }
+
+  /**
+   * The envelope of a blob (archived, or fetched and checked against its versioned hash), and the blob when it was
+   * fetched: not archived here, the caller archives it once it acts on it.
+   */
+  async function fetchBlobEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<{ envelope: Envelope; blob?: Uint8Array }> {
+    const archived = stores.blobs.get(versionedHash)
+    if (archived) return { envelope: blobsToEnvelope([bytesToHex(archived)]) }
+    {
       const block = await ctx.publicClient.getBlock({ blockNumber: at.blockNumber })
       const [fetched] = await fetchVerifiedBlobsWithFallback([ctx.blobSource, ...(ctx.peerBlobSources ?? [])], {
         blockNumber: at.blockNumber,
@@ -192,10 +223,8 @@ export function createNode(ctx: NodeContext) {
         versionedHashes: [versionedHash],
       }, ctx.observeBlobFetch)
       if (!fetched) throw new KeymanagerError('upstream_failed', `blob ${versionedHash} not returned`)
-      blob = fetched
-      stores.blobs.put(versionedHash, blob, ctx.now())
+      return { envelope: blobsToEnvelope([bytesToHex(fetched)]), blob: fetched }
     }
-    return blobsToEnvelope([bytesToHex(blob)])
   }
 
   // ---- start-up -------------------------------------------------------------------------------------------
@@ -572,7 +601,7 @@ export function createNode(ctx: NodeContext) {
     // request in its answer window (request block to expiry: a bounded read) is tried in turn, so a node that was lied
     // to once completes when the real answer is shown. Each refusal is recorded in /status.
     const open = async (onboarded: OnboardedRecord) => {
-      const envelope = await fetchEnvelope(onboarded.responseBlobHash, onboarded)
+      const { envelope, blob } = await fetchBlobEnvelope(onboarded.responseBlobHash, onboarded)
       if (envelope.kind !== 'onboard') throw new KeymanagerError('upstream_failed', 'response blob is not an onboard envelope')
       const entry = envelope.entries[Number(onboarded.index)]
       if (!entry || entry.requestId !== request.requestId)
@@ -630,6 +659,8 @@ export function createNode(ctx: NodeContext) {
         dropAll()
         refuseResponse(request.requestId, 'not_master_key', `the newest decrypted secret (${secret.address}) is not the current master key of the verified chain (${proven.master.xPub})`)
       }
+      // The answer this node takes its secrets from is archived; an answer it refused (a host's own) never is.
+      if (blob) archive(onboarded.responseBlobHash, blob)
       return received
     }
     let received: Awaited<ReturnType<typeof open>> | undefined
@@ -728,6 +759,21 @@ export function createNode(ctx: NodeContext) {
     return { needsMark: { to: ctx.registryAddress, data: registry.calldata.markFresh(got.needsMark), chainId: ctx.chainId } }
   }
 
+  /**
+   * Decisions about requests that expired on chain (mined more than requestTtl blocks before the verified head) are
+   * dropped, fulfilled ones excepted, so a flood of bad requests leaves at most one TTL's worth of rows
+   * (docs/protocol.md#limits). Housekeeping only: a failure is logged, never a decision's.
+   */
+  async function pruneExpiredDecisions(header: ViewHeader): Promise<void> {
+    try {
+      const ttl = (await ctx.chainView.read(header, { policy: true })).requestTtl()
+      const pruned = stores.requests.pruneExpired(header.blockNumber - ttl)
+      if (pruned > 0) logger.info({ pruned }, 'dropped decisions about expired requests')
+    } catch (error) {
+      logger.warn({ error: (error as Error).message }, 'could not prune decisions about expired requests')
+    }
+  }
+
   function recordRefusal(request: OnboardRequest, refusal: Refusal): HelpResult {
     stores.requests.record({
       requestId: request.requestId,
@@ -794,14 +840,26 @@ export function createNode(ctx: NodeContext) {
       return [...resumed, ...requests.map((request) => recordRefusal(request, refusal))]
     }
     const results: HelpResult[] = [...resumed]
-    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex }[] = []
+    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined }[] = []
+    const failures: unknown[] = []
     for (const request of requests) {
       try {
         accepted.push({ request, ...(await judge(request, fresh)) })
       } catch (error) {
-        results.push(recordRefusal(request, asRefusal(error)))
+        if (error instanceof Refusal || error instanceof ChainViewError) {
+          results.push(recordRefusal(request, asRefusal(error)))
+          continue
+        }
+        // One request that cannot be judged now (an RPC or blob source failing) never fails the others: it is left
+        // undecided (nothing recorded), so a later round judges it again.
+        failures.push(error)
+        logger.warn({ requestId: request.requestId.toString(), error: (error as Error).message }, 'request not judged this round')
+        results.push({ requestId: request.requestId, decision: 'refused', reason: TEMPORARILY_UNAVAILABLE, message: (error as Error).message })
       }
     }
+    await pruneExpiredDecisions(fresh.header)
+    // A lone request that could not be judged keeps its error (the host API answers it as such).
+    if (failures.length > 0 && failures.length === requests.length) throw failures[0]
     // Not a decision about M: the RPC's newest state (a hint) spares a fulfillOnboard that would revert because another
     // helper answered while this one waited for its verified view, which trails the chain by finality. Skipping is
     // always safe; a lying RPC can only make this helper skip, which it could as well by not relaying its transaction.
@@ -829,7 +887,7 @@ export function createNode(ctx: NodeContext) {
     const blobs = envelopeToBlobs({ kind: 'onboard', generation: gen, entries })
     // The signature covers blobhash(0) of the fulfill tx, so it is computed from the blob before sending.
     const responseBlobHash = bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blobs[0]!))))
-    stores.blobs.put(responseBlobHash, hexToBytes(blobs[0]!), ctx.now())
+    archive(responseBlobHash, hexToBytes(blobs[0]!))
     if (blobs.length > 1) archiveOwn(blobs.slice(1))
     kill('help.response-archived')
     const requestIds = accepted.map(({ request }) => request.requestId)
@@ -837,7 +895,8 @@ export function createNode(ctx: NodeContext) {
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
     )
     const outcome = await submit('fulfillOnboard', registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
-    for (const { request, measurementId, settingsDigest } of accepted) {
+    for (const { request, measurementId, settingsDigest, blob } of accepted) {
+      if (blob) archive(request.quoteBlobHash, blob)
       stores.requests.record({
         requestId: request.requestId,
         requester: request.requester,
@@ -1023,6 +1082,8 @@ export function createNode(ctx: NodeContext) {
     /** Escrows every held generation to the active guardian set (POST /escrow). */
     publishEscrow: () => guarded(() => escrow.publish()),
     help,
+    /** The requester has spent its refusal budget for now (docs/protocol.md#limits): its requests wait. */
+    overBudget: (requester: Address) => judge.overBudget(requester),
     helpByRef,
     status,
     stop,

@@ -57,6 +57,8 @@ export function createRequestStore(db: Db) {
   )
   const get = db.prepare<[string], Row>('SELECT * FROM requests WHERE request_id = ?')
   const recent = db.prepare<[number], Row>('SELECT * FROM requests ORDER BY decided_at DESC, CAST(request_id AS INTEGER) DESC LIMIT ?')
+  const prune = db.prepare<[number]>("DELETE FROM requests WHERE decision <> 'fulfilled' AND block_number < ?")
+  const count = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM requests')
   return {
     record(r: RequestRecord): void {
       upsert.run({
@@ -78,6 +80,17 @@ export function createRequestStore(db: Db) {
     },
     recent(limit: number): RequestRecord[] {
       return recent.all(limit).map(fromRow)
+    },
+    /**
+     * Forgets every decision but `fulfilled` about requests mined before `beforeBlock` (the caller passes head −
+     * requestTtl: those requests have expired on chain, nobody can act on them any more). Returns how many went.
+     * Fulfilled ones stay: they are what `audit` and operators look back on, and each cost a helper a transaction.
+     */
+    pruneExpired(beforeBlock: bigint): number {
+      return prune.run(Number(beforeBlock)).changes
+    },
+    count(): number {
+      return count.get()!.n
     },
   }
 }
