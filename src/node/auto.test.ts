@@ -36,12 +36,13 @@ function network() {
     requests: () => [...chain.requests].map(([id, r]) => watched(id, r.status === 'pending' ? null : 90n)),
   } as unknown as CursorStore
   function watched(requestId: bigint, onboardedBlock: bigint | null): WatchedRequest {
-    return { requestId, onboardedBlock } as WatchedRequest
+    return { requestId, onboardedBlock, requester: `0x${requestId.toString(16).padStart(40, "0")}` } as WatchedRequest
   }
   function helper(name: string, memberId: bigint | null, logs: object[] = []) {
     const node = {
       state: 'ready',
       memberId,
+      overBudget: () => false,
       async help(requests: OnboardRequest[]) {
         for (const r of requests) calls.set(r.requestId, [...(calls.get(r.requestId) ?? []), name])
         // The answer becomes visible half a turn later (mark, proofs, mined transaction), as on a chain.
