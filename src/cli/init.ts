@@ -1,11 +1,12 @@
 // `keymanager init --network N --registry A` (docs/protocol.md#command-line): writes a node's two settings files
 // (docs/protocol.md#measured-settings), commented, for one network preset (src/chain/networks.ts):
-// - measured.json: what the image bakes in (chain id and registry, quote and seal providers, pods): every security
+// - measured.json: what the image bakes in (chain id and registry, quote and seal providers, pods, the chain view's
+//   trust roots: the registry's code hash and the light client's checkpoint, given as flags): every security
 //   decision rests on these, and their digest is bound into the node's quotes;
 // - host.json: what the operator runs it with (RPC and beacon URLs, ports, gas key and token files, fee caps).
 // Both are read back with the loaders `serve` uses before anything is written, so what init writes always loads.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { getAddress, isAddress } from 'viem'
 import { isNetworkName, NETWORK_NAMES, NETWORKS, type NetworkPreset } from '../chain/networks.ts'
@@ -13,7 +14,10 @@ import { hostSettingsSchema, MEASURED_SETTINGS_VERSION, parseMeasuredSettings, p
 import { parseFlags, UsageError } from './args.ts'
 
 export const INIT_USAGE =
-  'usage: keymanager init --network mainnet|sepolia|hoodi|devnet --registry ADDR [--from-block N] [--rpc URL] [--beacon URL] [--quote dstack|tdx|sgx-gramine] [--seal dstack|gramine|none] [--dir DIR] [--force]'
+  'usage: keymanager init --network mainnet|sepolia|hoodi|devnet --registry ADDR --registry-code-hash HASH --checkpoint ROOT [--devnet-chain FILE] [--from-block N] [--rpc URL] [--beacon URL] [--quote dstack|tdx|sgx-gramine] [--seal dstack|gramine|none] [--dir DIR] [--force]'
+
+/** The verified chain view's trust roots (docs/protocol.md#verified-chain-view): chosen and checked by the image builder. */
+export type ChainViewRoots = { registryCodeHash: string; checkpointRoot: string; devnetChain?: unknown }
 
 type Commented = { value: unknown; comment?: string }
 type Tree = { [key: string]: Tree | Commented }
@@ -33,7 +37,7 @@ function render(tree: Tree, indent = ''): string {
 
 const v = (value: unknown, comment?: string): Commented => (comment === undefined ? { value } : { value, comment })
 
-export function measuredTree(preset: NetworkPreset, registry: string, quote: string, seal: string): Tree {
+export function measuredTree(preset: NetworkPreset, registry: string, quote: string, seal: string, roots: ChainViewRoots): Tree {
   return {
     version: v(MEASURED_SETTINGS_VERSION, `Measured settings (docs/protocol.md#measured-settings) for ${preset.name}. Bake this file into the image as\nmeasured.json: its bytes are measured with the image, and every node checks a peer's settings digest in its quote.`),
     chain: {
@@ -44,6 +48,19 @@ export function measuredTree(preset: NetworkPreset, registry: string, quote: str
     seal: v({ provider: seal }, 'How the master secret is sealed at rest (docs/protocol.md#node-state); none: re-onboard after a restart.'),
     pods: v({ sockets: [], names: {}, appIds: {} }, 'Pod identity (docs/protocol.md#http-api): per-pod unix sockets, static names, pinned appIds.'),
     maxReferenceAge: v(64, 'A request\'s reference block may trail its inclusion by at most this many blocks (the contract allows 256).'),
+    chainView: {
+      verification: v('light-client', 'How the node believes the chain (docs/protocol.md#verified-chain-view): a light client and storage proofs, never the RPC.'),
+      registryCodeHash: v(roots.registryCodeHash.toLowerCase(), 'keccak256 of the registry\'s runtime code (cast keccak $(cast code ADDR)): every proof checks it; it pins the immutables.'),
+      lightClient: v(
+        {
+          network: preset.name,
+          checkpointRoot: roots.checkpointRoot.toLowerCase(),
+          ...(roots.devnetChain === undefined ? {} : { devnet: roots.devnetChain }),
+        },
+        'The light client\'s trust root: a finalized beacon block root the image builder checked against several sources\n(for example two beacon nodes\' /eth/v1/beacon/headers/finalized and a block explorer). It follows the chain from there.',
+      ),
+      freshness: v({ timeoutSeconds: 1800 }, 'Longest wait for a decision\'s own freshness mark to be proven (finality: about 13 minutes on Ethereum).'),
+    },
   }
 }
 
@@ -81,6 +98,9 @@ export async function runInit(argv: string[], out: (line: string) => void): Prom
     beacon: { type: 'string', default: 'http://127.0.0.1:5052' },
     quote: { type: 'string', default: 'dstack' },
     seal: { type: 'string' },
+    'registry-code-hash': { type: 'string' },
+    checkpoint: { type: 'string' },
+    'devnet-chain': { type: 'string' },
     dir: { type: 'string', default: '.' },
     force: { type: 'boolean', default: false },
   })
@@ -99,8 +119,21 @@ export async function runInit(argv: string[], out: (line: string) => void): Prom
   const seal = values.seal ?? quotes[values.quote as keyof typeof quotes]
   if (!['dstack', 'gramine', 'none'].includes(seal)) throw new UsageError('--seal must be dstack, gramine or none')
   const preset = NETWORKS[values.network]
+  // The chain view's trust roots are the image builder's choice, never a default: init cannot know them.
+  for (const flag of ['registry-code-hash', 'checkpoint'] as const)
+    if (!/^0x[0-9a-fA-F]{64}$/.test(values[flag] ?? '')) throw new UsageError(`--${flag} must be 32 bytes of 0x-hex\n${INIT_USAGE}`)
+  let devnetChain: unknown
+  if (preset.name === 'devnet') {
+    if (!values['devnet-chain']) throw new UsageError('--devnet-chain FILE is needed with --network devnet (the devnet beacon chain spec: genesisTime, genesisValidatorsRoot, electraForkEpoch, fuluForkEpoch)')
+    try {
+      devnetChain = JSON.parse(readFileSync(values['devnet-chain'], 'utf8'))
+    } catch (error) {
+      throw new UsageError(`--devnet-chain: ${(error as Error).message.split('\n')[0]}`)
+    }
+  } else if (values['devnet-chain']) throw new UsageError('--devnet-chain is only for --network devnet')
+  const roots: ChainViewRoots = { registryCodeHash: values['registry-code-hash']!, checkpointRoot: values.checkpoint!, ...(devnetChain === undefined ? {} : { devnetChain }) }
 
-  const measuredText = render(measuredTree(preset, getAddress(values.registry.toLowerCase()), values.quote!, seal)) + '\n'
+  const measuredText = render(measuredTree(preset, getAddress(values.registry.toLowerCase()), values.quote!, seal, roots)) + '\n'
   const hostText = render(hostTree(preset, { rpc: values.rpc!, beacon: values.beacon!, fromBlock: Number(values['from-block']) })) + '\n'
   // Read back with the loaders `serve` uses: a combination they refuse (a seal the quote provider cannot give) fails here.
   try {
