@@ -246,6 +246,7 @@ describe('trust and config', () => {
     chain: { chainId: 31337, registry: `0x${'11'.repeat(20)}` },
     quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
     seal: 'none',
+    chainView: { verification: 'trusted-rpc' },
   })
   const hostConfig = (collateral: Record<string, unknown>) => ({
     dataDir: 'data',
