@@ -217,18 +217,21 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     assert.ok(beaconAt >= 0, 'the devnet nodes verify the chain with the light client, and so does the guardian')
     const proxy = await startRpcProxy({ upstream: viewFlags[beaconAt + 1]! })
     proxies.push(proxy)
-    // The guardian's first look passes; from then on the host replays what it already served.
-    let served = 0
-    proxy.hooks.http = (_path, answer) => {
-      if (++served === 4) proxy.freeze()
-      return answer
+    // The host withholds from the moment the guardian sends its freshness mark (the first transaction it sends, seen on
+    // the guardian's RPC, also the host's): from then on the beacon URL replays what it already served, so no block
+    // at or after the mark is ever shown.
+    const rpc = await startRpcProxy({ upstream: devnet.anvil.rpcUrl })
+    proxies.push(rpc)
+    rpc.hooks.request = (call) => {
+      if (call.method === 'eth_sendRawTransaction') proxy.freeze()
+      return undefined
     }
     const flags = [...viewFlags]
     flags[beaconAt + 1] = proxy.url
     const saved = viewFlags
     viewFlags = flags
     try {
-      const stalled = await release(2, devnet.anvil.rpcUrl, ['--freshness-timeout', '8'])
+      const stalled = await release(2, rpc.url, ['--freshness-timeout', '8'])
       assert.equal(stalled.code, 1, stalled.out)
       assert.match(stalled.err, /stale_chain_view/)
     } finally {
