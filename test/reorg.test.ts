@@ -54,7 +54,11 @@ describe('reorg: requests and answers rewound with evm_revert', () => {
   const lines: string[] = []
 
   before(async () => {
-    devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-reorg-')), print: (l) => lines.push(l), auto: true })
+    // evm_revert rewinds below what the devnet beacon server finalized and mines its own empty blocks between the
+    // test's transactions, so these tests of the watcher and outbox read the chain with trusted-rpc (devnet only);
+    // a real chain never reorganises finalized blocks, and the light client's own reorg handling is tested in
+    // test/lightClientDevnet.test.ts.
+    devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-reorg-')), print: (l) => lines.push(l), auto: true, verification: 'trusted-rpc' })
   })
   after(async () => {
     await devnet?.stop()
