@@ -62,18 +62,28 @@ describe('spam: a flood of bad onboarding requests', () => {
     // One genuine devnet platform run by a malicious host: a quote that verifies, over another key than the request's.
     const victim = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
     const attacker = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), false).subarray(1)
-    const head = await devnet.publicClient.getBlock({ blockTag: 'latest' })
     const provider = simulatedQuoteProvider({ platform: devnet.pki.mintPlatform(), measurement: simulatedMeasurement(DEVNET_MEASUREMENT_LABEL) })
     const digest = new Uint8Array(32).fill(0x5e)
-    const quote = await provider.getQuote(
-      registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: attacker, refBlockNumber: head.number, refBlockHash: head.hash, settingsDigest: digest }),
-    )
-    const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: victim, refBlockNumber: head.number, refBlockHash: hexToBytes(head.hash), settingsDigest: digest })
     const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
     const spammer = wallet(40)
     await fund(devnet, spammer.account.address)
+    // A request lives requestTtl blocks from the block it is made in; a short one (set before the spam) lets the test
+    // mine past it below. Restored at the end.
+    const owner = wallet(0)
+    const setTtl = async (ttl: bigint) => {
+      const hash = await owner.writeContract({ address: devnet.registry, abi: keyManagerAbi, functionName: 'setRequestTtl', args: [ttl] } as never)
+      await devnet.publicClient.waitForTransactionReceipt({ hash })
+    }
+    await setTtl(400n)
     const spam: { requestId: bigint }[] = []
     for (let i = 0; i < SPAM; i++) {
+      // Each request references the newest block (the devnet beacon server mines blocks between them as nodes follow
+      // the chain), so each is judged on its quote, not refused as a stale reference.
+      const head = await devnet.publicClient.getBlock({ blockTag: 'latest' })
+      const quote = await provider.getQuote(
+        registerReportData({ chainId: foundry.id, registry: devnet.registry, pubkey64: attacker, refBlockNumber: head.number, refBlockHash: head.hash, settingsDigest: digest }),
+      )
+      const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: victim, refBlockNumber: head.number, refBlockHash: hexToBytes(head.hash), settingsDigest: digest })
       const sent = await sendBlobTransaction({ walletClient: spammer, publicClient: devnet.publicClient, to: devnet.registry, data: registry.calldata.requestOnboard(bytesToHex(victim), head.number), blobs })
       spam.push({ requestId: registry.requestIdFromReceipt(sent.receipt, addressOfPublicKey(victim))! })
     }
@@ -103,11 +113,8 @@ describe('spam: a flood of bad onboarding requests', () => {
     assert.equal(served.blobs, before.blobs + 2, 'the request the helper answered and its own response are archived')
 
     // Once the spam expires on chain, its refusals go; the fulfilled decisions stay.
-    const owner = wallet(0)
-    const ttlHash = await owner.writeContract({ address: devnet.registry, abi: keyManagerAbi, functionName: 'setRequestTtl', args: [16n] } as never)
-    await devnet.publicClient.waitForTransactionReceipt({ hash: ttlHash })
     try {
-      await rpc('anvil_mine', [numberToHex(32)])
+      await rpc('anvil_mine', [numberToHex(400)])
       const expired = await fetch(`${helper.hostUrl}/helper/${spam[0]!.requestId}`, { method: 'POST', headers: { authorization: `Bearer ${helper.hostToken}` } })
       assert.equal(((await expired.json()) as { error: { reason: string } }).error.reason, 'expired')
       const pruned = dbCounts(helperDir)
@@ -115,8 +122,7 @@ describe('spam: a flood of bad onboarding requests', () => {
       assert.equal(pruned.requests.fulfilled, served.requests.fulfilled)
       assert.ok(pruned.requests.fulfilled! >= 1)
     } finally {
-      const back = await owner.writeContract({ address: devnet.registry, abi: keyManagerAbi, functionName: 'setRequestTtl', args: [7200n] } as never)
-      await devnet.publicClient.waitForTransactionReceipt({ hash: back })
+      await setTtl(7200n)
     }
   })
 
