@@ -1,12 +1,12 @@
-import type { OnboardedRecord } from '../store/cursor.ts'
-import { getLogsBounded } from '../chain/logs.ts'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
 import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
+import { getLogsBounded } from '../chain/logs.ts'
 import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import type { OnboardRequest } from '../chain/registry.ts'
+import type { OnboardedRecord } from '../store/cursor.ts'
 import type { ViewHeader } from '../chain/view/chainView.ts'
 import { ChainViewError, isChainViewReason } from '../chain/view/errors.ts'
 import type { FreshView } from '../chain/view/freshness.ts'
@@ -680,7 +680,11 @@ export function createNode(ctx: NodeContext) {
     if (!received) {
       const head = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
       const until = head < proven.request.expiresAt ? head : proven.request.expiresAt
-      const logs = await getLogsBounded({ publicClient: ctx.publicClient, address: ctx.registryAddress, abi: keyManagerAbi, eventNames: ['Onboarded'], fromBlock: request.blockNumber, toBlock: until }).catch(() => [])
+      const logs = await getLogsBounded({ publicClient: ctx.publicClient, address: ctx.registryAddress, abi: keyManagerAbi, eventNames: ['Onboarded'], fromBlock: request.blockNumber, toBlock: until }).catch((error: unknown) => {
+        // The re-read is a hint like the recorded event: a failed read leaves the recorded answer's refusal standing.
+        logger.warn({ requestId: request.requestId.toString(), error: (error as Error).message.split('\n')[0] }, 'could not read the request\'s Onboarded logs again')
+        return []
+      })
       for (const log of logs) {
         if (received) break
         if (log.args.requestId !== request.requestId || !log.blockHash || !log.transactionHash) continue
