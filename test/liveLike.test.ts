@@ -193,5 +193,8 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
       dated.map((e) => [e.what, e.ok, e.judgedAt]),
       dated.map((e) => [e.what, true, e.what === 'bootstrap' ? 'now' : 'block time']),
     )
+    // Through the whole suite (onboarding, helping, the member-set and event-hint reads of auto mode), the only range the
+    // strict RPC refused is the test's own over-wide read above.
+    assert.equal(live.rpc.refused.logRange, 1, `widest range asked for: ${live.rpc.widestLogRange} blocks`)
   })
 })

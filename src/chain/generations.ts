@@ -5,6 +5,7 @@
 // envelope as blob 0.
 import { encodeFunctionData, getAddress, type Address, type Hex, type PublicClient } from 'viem'
 import { keyManagerAbi } from './keyManagerArtifact.ts'
+import { DEFAULT_MAX_LOG_RANGE, getLogsBounded } from './logs.ts'
 import type { OnboardRequest } from './registry.ts'
 
 export type GenerationInfo = {
@@ -81,13 +82,28 @@ export const generationCalldata = {
     encode('releaseShare', [requestId, generation, encryptedShare, signature]),
 } as const
 
-/** Typed `eth_call` reads of the generation state (for tools and status pages; decisions use the chain view). */
-export function createGenerationsClient({ publicClient, address, fromBlock = 0n }: { publicClient: PublicClient; address: Address; fromBlock?: bigint }) {
+/**
+ * Typed `eth_call` reads of the generation state (for tools and status pages; decisions use the chain view). Event
+ * hints are read from `fromBlock` (the registry's deployment block) to the head, at most `maxRange` blocks per
+ * `eth_getLogs` (docs/protocol.md#limits).
+ */
+export function createGenerationsClient({
+  publicClient,
+  address,
+  fromBlock = 0n,
+  maxRange = DEFAULT_MAX_LOG_RANGE,
+}: {
+  publicClient: PublicClient
+  address: Address
+  fromBlock?: bigint
+  maxRange?: number
+}) {
   const registry = getAddress(address)
   const read = <T>(functionName: string, args: readonly unknown[] = []) =>
     publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>
   async function events<T>(eventName: string, args?: Record<string, unknown>): Promise<(T & LogPlace)[]> {
-    const logs = await publicClient.getContractEvents({ address: registry, abi: keyManagerAbi, eventName, args, fromBlock, toBlock: 'latest', strict: true } as never)
+    const toBlock = await publicClient.getBlockNumber({ cacheTime: 0 })
+    const logs = await getLogsBounded({ publicClient, address: registry, abi: keyManagerAbi, eventNames: [eventName], args, fromBlock, toBlock, maxRange })
     return (logs as unknown as { args: T; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }[]).map((log) => ({
       ...log.args,
       blockNumber: log.blockNumber,

@@ -13,6 +13,8 @@ export type BoundedLogsParameters = {
   abi: Abi
   /** Only these events (all of the ABI's when omitted). */
   eventNames?: readonly string[]
+  /** Indexed-argument filter; only with exactly one event name (the provider filters on the topics). */
+  args?: Record<string, unknown>
   fromBlock: bigint
   toBlock: bigint
   /** Most blocks per request. Default 1,000. */
@@ -29,11 +31,13 @@ export async function getLogsBounded(parameters: BoundedLogsParameters): Promise
     (item): item is AbiEvent => item.type === 'event' && (parameters.eventNames === undefined || parameters.eventNames.includes(item.name)),
   )
   if (events.length === 0) throw new RangeError('no such event in the ABI')
+  if (parameters.args !== undefined && events.length !== 1) throw new RangeError('an argument filter needs exactly one event')
+  const filter = parameters.args === undefined ? { events } : { event: events[0], args: parameters.args }
   const out: (Log & { eventName: string; args: Record<string, unknown> })[] = []
   for (let from = parameters.fromBlock; from <= parameters.toBlock; from += maxRange) {
     const to = from + maxRange - 1n < parameters.toBlock ? from + maxRange - 1n : parameters.toBlock
     // The events' topics go in the filter (one OR-ed topic0), so the provider returns only those.
-    const logs = (await parameters.publicClient.getLogs({ address: parameters.address, events, fromBlock: from, toBlock: to, strict: true } as never)) as unknown as (Log & {
+    const logs = (await parameters.publicClient.getLogs({ address: parameters.address, ...filter, fromBlock: from, toBlock: to, strict: true } as never)) as unknown as (Log & {
       eventName: string
       args: Record<string, unknown>
     })[]

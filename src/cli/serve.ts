@@ -318,6 +318,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     logger,
     now,
     maxReferenceAge: BigInt(measured.maxReferenceAge),
+    logScan: { fromBlock: BigInt(config.chain.fromBlock), maxRange: config.chain.maxLogRange },
     killPoint,
     syncChain: () => (watcher ? watcher.sync() : Promise.reject(new KeymanagerError('not_ready', 'the chain watcher is not running'))),
   })

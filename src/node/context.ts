@@ -65,6 +65,11 @@ export type NodeContext = {
   now(): number
   /** Blocks a request's reference block may trail its inclusion block before a helper calls it stale. */
   maxReferenceAge: bigint
+  /**
+   * Where event hints outside the watcher's store are read from (the registry's deployment block, a host setting) and
+   * the widest `eth_getLogs` range (docs/protocol.md#limits). Default: block 0, 1,000 blocks.
+   */
+  logScan?: { fromBlock: bigint; maxRange: number }
   /** Test-only kill points of the crash tests (src/node/killPoints.ts); absent outside the devnet entry. */
   killPoint?: KillHook | undefined
 }

@@ -54,7 +54,7 @@ export function createNode(ctx: NodeContext) {
   let generation = 0
   let pendingMaster: MasterSecret | undefined
   const keyring = createKeyring({ seal: ctx.seal, sealedSecrets: stores.sealedSecrets, meta: stores.meta, logger, now: ctx.now })
-  const generationsClient = createGenerationsClient({ publicClient: ctx.publicClient, address: ctx.registryAddress })
+  const generationsClient = createGenerationsClient({ publicClient: ctx.publicClient, address: ctx.registryAddress, ...ctx.logScan })
   /** Ephemeral registration keys by address; the only copy when the seal provider is `none`. */
   const ephemeralKeys = new Map<string, Uint8Array>()
   /** Why this node, as a newcomer, last refused an onboarding response (shown in /status). */
@@ -680,7 +680,7 @@ export function createNode(ctx: NodeContext) {
     if (!received) {
       const head = await ctx.publicClient.getBlockNumber({ cacheTime: 0 })
       const until = head < proven.request.expiresAt ? head : proven.request.expiresAt
-      const logs = await getLogsBounded({ publicClient: ctx.publicClient, address: ctx.registryAddress, abi: keyManagerAbi, eventNames: ['Onboarded'], fromBlock: request.blockNumber, toBlock: until }).catch((error: unknown) => {
+      const logs = await getLogsBounded({ publicClient: ctx.publicClient, address: ctx.registryAddress, abi: keyManagerAbi, eventNames: ['Onboarded'], fromBlock: request.blockNumber, toBlock: until, ...(ctx.logScan ? { maxRange: ctx.logScan.maxRange } : {}) }).catch((error: unknown) => {
         // The re-read is a hint like the recorded event: a failed read leaves the recorded answer's refusal standing.
         logger.warn({ requestId: request.requestId.toString(), error: (error as Error).message.split('\n')[0] }, 'could not read the request\'s Onboarded logs again')
         return []
