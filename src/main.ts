@@ -1,4 +1,4 @@
-// The only module that reads argv and the environment and installs signal handlers (STYLE.md, ponder model).
+// The only module that reads argv and the environment and installs signal handlers (the ponder model).
 import { onShutdown, parseFlags, UsageError } from './cli/args.ts'
 
 /** The variable a Gramine manifest sets to the measured settings (src/tee/launchSettings.ts). */
@@ -9,7 +9,8 @@ const USAGE = `usage: keymanager <command> [options]
 commands:
   serve --config FILE            run one sidecar: measured settings from the image (measured.json at the package
                                  root), host settings from FILE (docs/protocol.md#measured-settings)
-  init --network N --registry ADDR [--from-block N] [--rpc URL] [--beacon URL] [--quote P] [--dir D]
+  init --network N --registry ADDR --registry-code-hash HASH --checkpoint ROOT [--devnet-chain FILE]
+       [--from-block N] [--rpc URL] [--beacon URL] [--quote P] [--seal S] [--dir D] [--force]
                                  write commented measured.json and host.json for mainnet|sepolia|hoodi|devnet
   devnet [--nodes N] [--once] [--auto] [--live-like]
                                  local chain, registry and N sidecars, onboarded end to end

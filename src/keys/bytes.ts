@@ -1,4 +1,4 @@
-// Strict input checks shared by the project, in the noble manner (STYLE.md): validate at the boundary, a
+// Strict input checks shared by the project, in the noble manner: validate at the boundary, a
 // TypeError for a value of the wrong type, a RangeError for a value of the right type but wrong content or length,
 // and always the argument's name in the message.
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
