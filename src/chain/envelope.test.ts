@@ -421,6 +421,30 @@ test('default: rotate envelope round trip, and onboard ciphertexts of every gene
   assert.deepEqual(decodeEnvelope(encodeEnvelope(onboard)), onboard)
 })
 
+test('default: onboard and rotate encode byte-exactly (docs/protocol.md#blob-envelope vectors)', () => {
+  const onboard: Envelope = { kind: 'onboard', generation: 1n, entries: [{ requestId: 7n, ciphertext: bytes(97, 0x66) }] }
+  // f876 list | 83 "kmb" | 02 | 87 "onboard" | 01 generation | f866 entries | f864 entry | 07 request id | b861 ciphertext
+  assert.equal(bytesToHex(encodeEnvelope(onboard)), `0xf876836b6d6202876f6e626f61726401f866f86407b861${'66'.repeat(97)}`)
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(onboard)), onboard)
+  const rotate: Envelope = {
+    kind: 'rotate',
+    generation: 2n,
+    proposal: 1n,
+    teeType: 'tdx',
+    quote: Uint8Array.of(0xaa),
+    masterPubkey64: bytes(64, 0x11),
+    settingsDigest: bytes(32, 0x22),
+    entries: [{ memberId: 3n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES, 0x77) }],
+  }
+  // f8d8 list | 83 "kmb" | 02 | 86 "rotate" | 02 generation | 01 proposal | 01 tdx | 81aa quote | b840 key | a0 digest
+  // | f862 entries | f860 entry | 03 member id | b85d ciphertext (93 bytes)
+  assert.equal(
+    bytesToHex(encodeEnvelope(rotate)),
+    `0xf8d8836b6d620286726f7461746502010181aab840${'11'.repeat(64)}a0${'22'.repeat(32)}f862f86003b85d${'77'.repeat(93)}`,
+  )
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(rotate)), rotate)
+})
+
 test('error: rotate envelope fields', () => {
   const good = {
     kind: 'rotate',

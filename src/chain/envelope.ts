@@ -7,8 +7,8 @@
 // data. Version 1 envelopes are refused (`unsupported_version`): no network ran them with report data v2.
 //
 // Encoding decisions (version 2):
-// - magic: the 3 ASCII bytes `kmb`; version: the RLP integer 1; kind: the ASCII string `bootstrap`, `register`
-//   or `onboard` (readable in a blob explorer; a few bytes are nothing next to a quote).
+// - magic: the 3 ASCII bytes `kmb`; version: the RLP integer 2; kind: the ASCII string `bootstrap`, `register`,
+//   `onboard` or `rotate` (readable in a blob explorer; a few bytes are nothing next to a quote).
 // - teeType: RLP integer 1 = tdx, 2 = sgx, the same numbers as the measurement-id prefix of docs/protocol.md#measurements-and-tcb-policy.
 // - integers: minimal big-endian byte strings (0 is the empty string, no leading zero byte); anything else is
 //   refused, so each envelope has one encoding. refBlockNumber and generation fit uint64 (their Solidity type),
