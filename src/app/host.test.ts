@@ -60,9 +60,18 @@ test('default: /blobs serves the node archive without the token; other routes ne
   for (const [method, path] of [
     ['POST', '/bootstrap'],
     ['POST', '/register'],
+    ['POST', `/register/0x${'11'.repeat(20)}`],
     ['GET', '/helper/1'],
+    ['POST', '/helper/1'],
     ['GET', '/status'],
     ['GET', '/metrics'],
+    ['POST', '/member'],
+    ['GET', '/rotation'],
+    ['POST', '/rotation/propose'],
+    ['POST', '/rotation/acknowledge'],
+    ['POST', '/rotation/commit'],
+    ['POST', '/escrow'],
+    ['POST', `/recover/0x${'11'.repeat(20)}`],
   ] as const) {
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }] as Record<string, string>[]) {
       const r = await helper.request(path, { method, headers })
