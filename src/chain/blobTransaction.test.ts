@@ -71,6 +71,9 @@ describe('blob transaction wrapper', () => {
     const ours = await signBlobTransaction(privateKeyToAccount(KEY), FIELDS, buildBlobSidecars(theirs.sidecars.blobs, 1))
     assert.equal(ours.raw, cast)
     assert.equal(ours.hash, theirs.hash)
+    // The vector of docs/protocol.md#blob-transactions: FIELDS, one blob of this payload, v1 (137,561 bytes).
+    assert.equal(ours.hash, '0x2f0a010e9307f93a32423172923a02fc63310dc1f35d36d6e9281ff8b87791c8')
+    assert.equal(keccak256(ours.raw), '0xad9c1aeab364e3999411df3ffbbf030d022bc488be474ed6f46b8ef4c7bb2095')
   })
 
   test('default: v0 is byte-identical to cast mktx --blob --eip4844', async () => {
@@ -79,6 +82,9 @@ describe('blob transaction wrapper', () => {
     assert.equal(theirs.sidecars.version, 0)
     const ours = await signBlobTransaction(privateKeyToAccount(KEY), FIELDS, buildBlobSidecars(theirs.sidecars.blobs, 0))
     assert.equal(ours.raw, cast)
+    // The same transaction (same hash as v1) in the v0 wrapper (131,335 bytes).
+    assert.equal(ours.hash, '0x2f0a010e9307f93a32423172923a02fc63310dc1f35d36d6e9281ff8b87791c8')
+    assert.equal(keccak256(ours.raw), '0xa2572682e782e7827c298e396f9ef5e1668197bd03a7d201937d233d90306490')
   })
 
   test('default: re-wrapping a signed v0 tx as v1 keeps its hash and needs no key', async () => {
