@@ -19,7 +19,12 @@ export type AnvilOptions = {
   port?: number
   /** Seconds between blocks; omitted = automine (a block per tx). */
   blockTime?: number
-  /** `--state FILE`: load from and dump to this file, so a restarted anvil keeps its chain. */
+  /**
+   * `--state FILE`: load from and dump to this file, so a restarted anvil keeps its chain. Historical states are kept
+   * too (`--preserve-historical-states`): without them a restarted anvil answers `eth_getProof` only at blocks from its
+   * restart on, and a node whose newest verified header is a block older than that cannot read the registry until
+   * someone mines past it (a real node keeps recent states; the outage test met this as a stall).
+   */
   stateFile?: string
   chainId?: number
   extraArgs?: string[]
@@ -43,7 +48,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
   const args = ['--hardfork', options.hardfork ?? 'osaka', '--port', String(options.port ?? 0), '--host', '127.0.0.1']
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId))
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
-  if (options.stateFile !== undefined) args.push('--state', options.stateFile)
+  if (options.stateFile !== undefined) args.push('--state', options.stateFile, '--preserve-historical-states')
   args.push(...(options.extraArgs ?? []))
   const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const port = await new Promise<number>((resolve, reject) => {
