@@ -196,7 +196,7 @@ describe('docs/apps.md examples against a devnet', () => {
 
   test('default: every sh and ts block of the page is a named example this test runs', () => {
     const checked = ['sealkey', 'sealkey-ts', 'sealkey-py', 'attest', 'attest-ts', 'attest-py', 'getkey', 'getkey-py', 'dstack-sdk', 'verify-chain']
-    checked.push('tls-sdk', 'verify-ca', 'sign-sdk', 'sign-py', 'emit-event')
+    checked.push('tls-sdk', 'verify-ca', 'sign-sdk', 'sign-py', 'emit-event', 'generations', 'migrate-ts')
     assert.deepEqual([...blocks.keys()].sort(), [...checked].sort())
   })
 
@@ -260,6 +260,21 @@ describe('docs/apps.md examples against a devnet', () => {
     const answer = await runJson('attest-ts')
     assert.equal(answer.hostname, POD)
     assert.equal(answer.valid, true)
+  })
+
+  test('default: curl /generations and /sealkey?generation=1 answer what every node holds', async () => {
+    const result = await runExample('generations')
+    assert.equal(result.code, 0, result.stderr)
+    const [listed, older] = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>)
+    assert.deepEqual(listed, await nodeOne('/generations'))
+    assert.equal(listed!.current, 1)
+    assert.deepEqual(older, await nodeOne('/sealkey?generation=1'))
+    assert.deepEqual(older, await nodeOne('/sealkey'), 'generation 1 is the current one on this devnet')
+  })
+
+  test('default: the TypeScript migration example seals under the oldest held generation and ends on the current one', async () => {
+    // A one-generation devnet: the record is current already; the rotation e2e (test/rotation.test.ts) serves older ones.
+    assert.deepEqual(await runJson('migrate-ts'), { current: 1, from: 1, to: 1, opened: 'account balances' })
   })
 
   test('default: the Python attest example gets a signature verifyAttestation accepts', async () => {
