@@ -1,4 +1,4 @@
-// Pod identity on the TCP pod listener (docs/protocol.md#http-api): forward-confirmed reverse DNS against a real DNS
+// Pod identity on the TCP pod listener (docs/protocol.md#pod-identity): forward-confirmed reverse DNS against a real DNS
 // server on loopback (dns2, test/dnsServer.ts), through the pod app as a pod calls it.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'

@@ -1,4 +1,4 @@
-// Which pod is calling the TCP pod listener (docs/protocol.md#http-api "Pod identity"). A pod gets the keys of its
+// Which pod is calling the TCP pod listener (docs/protocol.md#pod-identity). A pod gets the keys of its
 // name, so the name must come from something the pod cannot choose and the host cannot forge:
 //   1. the static map of the measured settings (caller IP → pod name);
 //   2. forward-confirmed reverse DNS through the resolver the measured settings name (never the host's resolv.conf):

@@ -46,7 +46,7 @@ export function measuredTree(preset: NetworkPreset, registry: string, quote: str
     },
     quote: v({ provider: quote }, 'Where quotes come from (docs/protocol.md#tee-providers); other nodes verify them against Intel\'s root only.'),
     seal: v({ provider: seal }, 'How the master secret is sealed at rest (docs/protocol.md#node-state); none: re-onboard after a restart.'),
-    pods: v({ sockets: [], names: {}, appIds: {} }, 'Pod identity (docs/protocol.md#http-api): per-pod unix sockets, static names, pinned appIds.'),
+    pods: v({ sockets: [], names: {}, appIds: {} }, 'Pod identity (docs/protocol.md#pod-identity): per-pod unix sockets, static names, pinned appIds.'),
     maxReferenceAge: v(64, 'A request\'s reference block may trail its inclusion by at most this many blocks (the contract allows 256).'),
     chainView: {
       verification: v('light-client', 'How the node believes the chain (docs/protocol.md#verified-chain-view): a light client and storage proofs, never the RPC.'),
