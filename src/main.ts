@@ -25,8 +25,8 @@ commands:
   quote verify FILE [--collateral F | --pccs URL] [--root-ca FILE]... [--now UNIX] [--json]
                                  verify a DCAP quote (binary or hex) with its collateral
   quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified
-  policy add|remove|list|tcb --rpc URL --registry ADDR [--owner-key-file F]
-                                 the registry's measurement allow-list and TCB policy
+  policy add|remove|list|tcb|bootstrapper --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
+                                 the registry's measurement allow-list, TCB policy and bootstrapper
   rotate start|status --rpc URL --registry ADDR [--owner-key-file F] [--emergency] [--overlap S] [--force-delay S]
                                  the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
   revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F

@@ -179,6 +179,37 @@ describe('policy', () => {
     assert.equal((await policy('add', quoteFile, ...on(), '--unsigned', '--owner-key-file', ownerKeyFile)).code, 2)
   })
 
+  test('default: bootstrapper: a multisig owner names it with --unsigned (the printed batch, sent, names it); shown, removed with none', async () => {
+    const host = devAccount(7).address
+    const shown = await policy('bootstrapper', ...on())
+    assert.deepEqual([shown.code, shown.out], [0, ['no bootstrapper: only the owner can send bootstrap']])
+    const unsigned = await policy('bootstrapper', host, ...on(), '--unsigned')
+    assert.equal(unsigned.code, 0, unsigned.err.join('\n'))
+    const batch = JSON.parse(unsigned.out.join('\n')) as { meta: { createdFromSafeAddress: Address }; transactions: { to: Address; value: string; data: Hex }[] }
+    assert.equal(batch.meta.createdFromSafeAddress, devAccount(0).address)
+    assert.equal(batch.transactions.length, 1)
+    assert.equal(await client.bootstrapper(), '0x0000000000000000000000000000000000000000', 'nothing was sent')
+    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    const owner = createWalletClient({ account: devAccount(0), chain, transport: http(anvil.rpcUrl) })
+    const tx = batch.transactions[0]!
+    const hash = await owner.sendTransaction({ to: tx.to, data: tx.data, value: BigInt(tx.value) })
+    await createPublicClient({ chain, transport: http(anvil.rpcUrl) }).waitForTransactionReceipt({ hash })
+    assert.equal(await client.bootstrapper(), host)
+    const json = await policy('bootstrapper', ...on(), '--json')
+    assert.deepEqual(JSON.parse(json.out.join('\n')), { bootstrapper: host })
+
+    const removed = await policy('bootstrapper', 'none', ...on(), '--owner-key-file', ownerKeyFile)
+    assert.equal(removed.code, 0, removed.err.join('\n'))
+    assert.equal(removed.out[0], '✓ bootstrapper removed: only the owner can send bootstrap')
+    assert.equal(await client.bootstrapper(), '0x0000000000000000000000000000000000000000')
+    // Only the owner names it; bad arguments are usage errors.
+    const stranger = await policy('bootstrapper', host, ...on(), '--owner-key-file', strangerKeyFile)
+    assert.deepEqual([stranger.code, stranger.err], [1, [`keymanager policy: setBootstrapper refused: KeyManagerUnauthorizedAccount(${devAccount(1).address})`]])
+    assert.equal((await policy('bootstrapper', 'nobody', ...on(), '--owner-key-file', ownerKeyFile)).code, 2)
+    assert.equal((await policy('bootstrapper', host, host, ...on(), '--owner-key-file', ownerKeyFile)).code, 2)
+    assert.equal((await policy('bootstrapper', ...on(), '--unsigned')).code, 2)
+  })
+
   test('error: the chain refuses: exit 1 with the revert named in one line', async () => {
     const again = await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)
     assert.equal(again.code, 1)

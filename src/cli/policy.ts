@@ -7,6 +7,9 @@
 //   tcb                          show the TCB policy; with --accept, --max-collateral-age, --fmspc-allowlist,
 //                                --allow-fmspc, --disallow-fmspc, --min-tcb-evaluation: setTcbPolicy / setFmspc /
 //                                setMinTcbEvaluationDataNumber, then show it
+//   bootstrapper [ADDR | none]   show the account that may send the bootstrap blob tx besides the owner; with an
+//                                argument setBootstrapper(ADDR or 0) (docs/protocol.md#bootstrap: a multisig owner
+//                                names one, with --unsigned, since it cannot send a blob tx itself)
 // Exit 0; 1 when the chain refuses or cannot be reached (one line naming the revert); 2 on bad flags (one line).
 import { existsSync, readFileSync } from 'node:fs'
 import {
@@ -19,6 +22,7 @@ import {
   isAddress,
   keccak256,
   encodeFunctionData,
+  zeroAddress,
   type Address,
   type Hex,
   type PublicClient,
@@ -35,7 +39,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--unsigned] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | bootstrapper [ADDR | none] | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--unsigned] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -306,14 +310,15 @@ async function unsignedBatch(connection: Connection, name: string, calls: { func
 
 async function policyCommand(verb: string | undefined, argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (verb === undefined) throw new UsageError(POLICY_USAGE.replace(/^usage: /, 'policy needs a command: '))
-  if (!['add', 'remove', 'list', 'tcb'].includes(verb)) throw new UsageError(`unknown policy command '${verb}' (add, remove, list or tcb)`)
+  if (!['add', 'remove', 'list', 'tcb', 'bootstrapper'].includes(verb)) throw new UsageError(`unknown policy command '${verb}' (add, remove, list, bootstrapper or tcb)`)
   const { values, positionals } = parseFlags(argv, FLAGS)
   if (verb !== 'tcb') {
     const stray = TCB_FLAGS.find((flag) => values[flag] !== undefined)
     if (stray) throw new UsageError(`--${stray} belongs to policy tcb`)
   }
   const wantsPositional = verb === 'add' || verb === 'remove'
-  if (positionals.length !== (wantsPositional ? 1 : 0)) {
+  if (verb === 'bootstrapper' && positionals.length > 1) throw new UsageError(`policy bootstrapper takes at most one argument, got ${positionals.length}`)
+  if (verb !== 'bootstrapper' && positionals.length !== (wantsPositional ? 1 : 0)) {
     throw new UsageError(wantsPositional ? `policy ${verb} takes one argument, got ${positionals.length}` : `policy ${verb} takes no arguments, got ${positionals.length}`)
   }
   const fromBlockText = values['from-block'] ?? '0'
@@ -352,6 +357,33 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
       const txHash = await send(connection, account, 'removeMeasurement', [id], err)
       emit({ action: 'removed', id, txHash }, [`✓ measurement ${id} removed`, `  tx ${txHash}`])
     }
+    return 0
+  }
+
+  if (verb === 'bootstrapper') {
+    const argument = positionals[0]
+    if (argument === undefined) {
+      if (values.unsigned) throw new UsageError('policy bootstrapper without an argument only reads: --unsigned does not apply')
+      const connection = await connect(values)
+      const current = await reader(connection)<Address>('bootstrapper')
+      const named = current !== zeroAddress
+      emit({ bootstrapper: named ? current : null }, [named ? `bootstrapper ${current}` : 'no bootstrapper: only the owner can send bootstrap'])
+      return 0
+    }
+    if (argument !== 'none' && !isAddress(argument, { strict: false })) throw new UsageError(`policy bootstrapper takes a 0x address or none, got '${argument}'`)
+    const address = argument === 'none' ? zeroAddress : getAddress(argument.toLowerCase())
+    if (values.unsigned) {
+      const connection = await connect(values)
+      out(JSON.stringify(await unsignedBatch(connection, `policy bootstrapper ${argument}`, [{ functionName: 'setBootstrapper', args: [address] }]), null, 2))
+      return 0
+    }
+    const account = readOwnerKey(values['owner-key-file'])
+    const connection = await connect(values)
+    const txHash = await send(connection, account, 'setBootstrapper', [address], err)
+    emit({ bootstrapper: address === zeroAddress ? null : address, txHash }, [
+      address === zeroAddress ? '✓ bootstrapper removed: only the owner can send bootstrap' : `✓ bootstrapper ${address} may send bootstrap`,
+      `  tx ${txHash}`,
+    ])
     return 0
   }
 
