@@ -122,6 +122,7 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
       keymanager_gas_used_total: 'COUNTER',
       keymanager_blob_gas_used_total: 'COUNTER',
       keymanager_fees_paid_wei_total: 'COUNTER',
+      keymanager_onboardings_paid_total: 'COUNTER',
       keymanager_gas_balance_wei: 'GAUGE',
       keymanager_collateral_expiry_seconds: 'GAUGE',
       keymanager_tcb_status: 'GAUGE',
@@ -168,6 +169,36 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
     const n2families = await eventually(n2, (f) => assert.ok((value(f, 'keymanager_gas_used_total', { label: 'confirmOnboard' }) ?? 0) > 21_000))
     assert.equal(value(n2families, 'keymanager_blob_gas_used_total', { label: 'requestOnboard' }), 131072)
     assert.equal(value(n2families, 'keymanager_onboarding_decisions_total', { decision: 'fulfilled', reason: 'none' }), undefined)
+
+    // Gas per onboarding: the metrics count the onboardings each role paid for, and /status divides the same receipts'
+    // gas by them (node 1 answered one request; node 2 made one and confirmed it).
+    const h1 = await eventually(n1, (f) => assert.equal(value(f, 'keymanager_onboardings_paid_total', { role: 'helper' }), 1))
+    assert.equal(value(h1, 'keymanager_onboardings_paid_total', { role: 'newcomer' }), undefined)
+    const h2 = await eventually(n2, (f) => assert.equal(value(f, 'keymanager_onboardings_paid_total', { role: 'newcomer' }), 1))
+    type Spent = { onboardings: number; gasUsed: string; blobGasUsed: string; feesWei: string }
+    type Status = { gasSpent: { byLabel: Record<string, { txs: number; gasUsed: string; blobGasUsed: string; feesWei: string }>; perOnboarding: { asNewcomer: Spent | null; asHelper: Spent | null } } }
+    const status = async (node: DevnetNodeInfo) =>
+      (await (await fetch(`${node.hostUrl}/status`, { headers: { authorization: `Bearer ${node.hostToken}` } })).json()) as Status
+    const s1 = (await status(n1)).gasSpent
+    // The helper's cost: its answer and the freshness mark its decision waited for (docs/protocol.md#verified-chain-view).
+    const markGas = value(h1, 'keymanager_gas_used_total', { label: 'markFresh' }) ?? 0
+    assert.deepEqual(s1.perOnboarding.asHelper, {
+      onboardings: 1,
+      gasUsed: String(value(h1, 'keymanager_gas_used_total', { label: 'fulfillOnboard' })! + markGas),
+      blobGasUsed: '131072',
+      feesWei: String(BigInt(s1.byLabel.fulfillOnboard!.feesWei) + BigInt(s1.byLabel.markFresh?.feesWei ?? '0')),
+    })
+    assert.ok(BigInt(s1.byLabel.fulfillOnboard!.feesWei) > 0n)
+    assert.equal(s1.perOnboarding.asNewcomer, null)
+    const s2 = (await status(n2)).gasSpent
+    const n2gas = ['requestOnboard', 'confirmOnboard'].map((label) => value(h2, 'keymanager_gas_used_total', { label })!)
+    assert.deepEqual(s2.perOnboarding.asNewcomer, {
+      onboardings: 1,
+      gasUsed: String(n2gas[0]! + n2gas[1]!),
+      blobGasUsed: '131072',
+      feesWei: String(BigInt(s2.byLabel.requestOnboard!.feesWei) + BigInt(s2.byLabel.confirmOnboard!.feesWei)),
+    })
+    assert.equal(s2.perOnboarding.asHelper, null)
   })
 
   test('metrics: outbox, chain, platform and gas gauges', async () => {

@@ -7,6 +7,7 @@ import { parseHex, toHex0x } from '../keys/bytes.ts'
 import { addressOfPublicKey } from '../keys/signature.ts'
 import type { HelpResult, KeymanagerNode } from '../node/node.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
+import type { GasSpent } from '../monitor/instrument.ts'
 import type { Metrics } from '../monitor/metrics.ts'
 import type { Monitor } from '../monitor/monitor.ts'
 import { createErrorHandler, errorJson, notFound, parseInput } from './errors.ts'
@@ -25,6 +26,8 @@ export type HostAppDeps = {
   metrics: Pick<Metrics, 'registry'>
   /** Rate of the public `/blobs` route (docs/protocol.md#limits); tests pass a clock. */
   blobsRate?: { perSecond: number; burst: number; now?: () => number }
+  /** Gas the node's own transactions used, per onboarding (src/monitor/instrument.ts); absent without a gas key. */
+  gasSpent?: (() => GasSpent) | undefined
 }
 
 /** `/blobs` answers at most this many blobs per second (6.5 MB/s), bursts up to `burst`, to all callers together. */
@@ -114,7 +117,7 @@ export function createHostApp(deps: HostAppDeps) {
   app.get('/helper/:addr', helper)
   app.post('/helper/:addr', helper)
 
-  app.get('/status', async (c) => c.json(await deps.node.status()))
+  app.get('/status', async (c) => c.json({ ...(await deps.node.status()), gasSpent: deps.gasSpent?.() ?? null }))
 
   // Generations (docs/protocol.md#node-flows-what-the-sidecar-does): the host drives what auto mode does by itself.
   app.post('/member', async (c) => c.json(await deps.node.joinAsMember()))

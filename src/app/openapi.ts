@@ -194,6 +194,16 @@ export const statusSchema = z.looseObject({
       fulfillTx: z.string().nullable(),
     }),
   ),
+  gasSpent: z
+    .looseObject({
+      byLabel: z.record(z.string(), z.looseObject({ txs: uint, gasUsed: decimal, blobGasUsed: decimal, feesWei: decimal })),
+      perOnboarding: z.looseObject({
+        asNewcomer: z.looseObject({ onboardings: uint, gasUsed: decimal, blobGasUsed: decimal, feesWei: decimal }).nullable(),
+        asHelper: z.looseObject({ onboardings: uint, gasUsed: decimal, blobGasUsed: decimal, feesWei: decimal }).nullable(),
+      }),
+    })
+    .nullable()
+    .describe('gas, blob gas and fees (wei) of the mined transactions this node sent since it started, by label and per onboarding; null without a gas key'),
 })
 
 // ---- document assembly -----------------------------------------------------------------------------------------
@@ -397,7 +407,7 @@ export function hostOpenApiDocument() {
       ),
       '/status': {
         get: {
-          summary: 'State, master address, generation, registration, and each request judged with its decision and reason',
+          summary: 'State, master address, generation, registration, each request judged with its decision and reason, and the gas spent per onboarding',
           security: readable,
           responses: { '200': { description: 'OK', content: json(statusSchema) }, ...errors([401]) },
         },

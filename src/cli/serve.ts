@@ -418,7 +418,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
       return serveUnixSocket(withPodMetrics(app, metrics), { path, ...(mode === undefined ? {} : { mode }) })
     }),
   )
-  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger, monitor, metrics })
+  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger, monitor, metrics, gasSpent: outbox?.gasSpent })
   const pod = await listen(podApp, config.pod.host, config.pod.port)
   const host = await listen(hostApp, config.host.host, config.host.port)
   monitor.start()

@@ -89,6 +89,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}) {
       labelNames: ['label'] as const,
       registers,
     }),
+    onboardingsPaid: new Counter({
+      name: `${p}onboardings_paid_total`,
+      help: 'onboardings this node paid for in mined transactions, by role: newcomer (its requestOnboard), helper (requests its fulfillOnboard answered); gas per onboarding = gas_used_total of requestOnboard + confirmOnboard, or fulfillOnboard + markFresh, / this',
+      labelNames: ['role'] as const,
+      registers,
+    }),
     feesPaid: new Counter({
       name: `${p}fees_paid_wei_total`,
       help: 'fees paid by mined transactions this node sent, in wei, by kind (execution, blob)',
