@@ -232,7 +232,7 @@ describe('policy', () => {
   test('error: bad flags and arguments exit 2 with one line', async () => {
     const cases: [string[], string | RegExp][] = [
       [[], /^keymanager policy: policy needs a command: /],
-      [['show'], "keymanager policy: unknown policy command 'show' (add, remove, list or tcb)"],
+      [['show'], "keymanager policy: unknown policy command 'show' (add, remove, list, bootstrapper or tcb)"],
       [['list'], 'keymanager policy: give --rpc URL'],
       [['list', '--rpc', 'ws://x', '--registry', registry], 'keymanager policy: --rpc must be an http(s) URL'],
       [['list', ...on('0x1234' as Address)], "keymanager policy: --registry must be a 0x address, got '0x1234'"],
