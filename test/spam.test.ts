@@ -40,7 +40,8 @@ describe('spam: a flood of bad onboarding requests', () => {
     try {
       const blobs = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM blobs').get() as { n: number; bytes: number }
       const requests = db.prepare('SELECT decision, COUNT(*) AS n FROM requests GROUP BY decision').all() as { decision: string; n: number }[]
-      return { blobs: blobs.n, blobBytes: blobs.bytes, requests: Object.fromEntries(requests.map((r) => [r.decision, r.n])) as Record<string, number> }
+      const unanswered = (db.prepare('SELECT COUNT(*) AS n FROM watched_requests WHERE onboarded_block IS NULL').get() as { n: number }).n
+      return { blobs: blobs.n, blobBytes: blobs.bytes, requests: Object.fromEntries(requests.map((r) => [r.decision, r.n])) as Record<string, number>, unanswered }
     } finally {
       db.close()
     }
@@ -119,6 +120,9 @@ describe('spam: a flood of bad onboarding requests', () => {
       assert.equal(((await expired.json()) as { error: { reason: string } }).error.reason, 'expired')
       const pruned = dbCounts(helperDir)
       assert.equal(pruned.requests.refused ?? 0, 0, JSON.stringify(pruned.requests))
+      // The watcher forgot the expired spam it had stored, all but the spamming key's latest request.
+      assert.ok(served.unanswered >= SPAM, `the watcher stored the spam (${served.unanswered} unanswered)`)
+      assert.equal(pruned.unanswered, 1, 'only the spamming key\'s latest request is left')
       assert.equal(pruned.requests.fulfilled, served.requests.fulfilled)
       assert.ok(pruned.requests.fulfilled! >= 1)
     } finally {

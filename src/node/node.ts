@@ -765,7 +765,8 @@ export function createNode(ctx: NodeContext) {
 
   /**
    * Decisions about requests that expired on chain (mined more than requestTtl blocks before the verified head) are
-   * dropped, fulfilled ones excepted, so a flood of bad requests leaves at most one TTL's worth of rows
+   * dropped, fulfilled ones excepted, and so are the watcher's rows of those never answered (each requester's latest
+   * kept), so a flood of bad requests leaves at most one TTL's worth of rows
    * (docs/protocol.md#limits). Housekeeping only: a failure is logged, never a decision's.
    */
   async function pruneExpiredDecisions(header: ViewHeader): Promise<void> {
@@ -773,6 +774,8 @@ export function createNode(ctx: NodeContext) {
       const ttl = (await ctx.chainView.read(header, { policy: true })).requestTtl()
       const pruned = stores.requests.pruneExpired(header.blockNumber - ttl)
       if (pruned > 0) logger.info({ pruned }, 'dropped decisions about expired requests')
+      const forgotten = stores.cursor.pruneExpired(header.blockNumber - ttl)
+      if (forgotten > 0) logger.info({ forgotten }, 'forgot expired requests nobody answered')
     } catch (error) {
       logger.warn({ error: (error as Error).message }, 'could not prune decisions about expired requests')
     }

@@ -81,6 +81,13 @@ export function createCursorStore(db: Db) {
   const pending = db.prepare<[], RequestRow>('SELECT * FROM watched_requests WHERE onboarded_block IS NULL ORDER BY CAST(request_id AS INTEGER)')
   const byId = db.prepare<[string], RequestRow>('SELECT * FROM watched_requests WHERE request_id = ?')
   const all = db.prepare<[], RequestRow>('SELECT * FROM watched_requests ORDER BY CAST(request_id AS INTEGER)')
+  // Unanswered requests mined before `?` (expired on chain), except each requester's latest: a newcomer finds its own
+  // request by its key (latestRequestBy), and that row stays until a newer one replaces it.
+  const pruneUnanswered = db.prepare<[number]>(
+    `DELETE FROM watched_requests AS w WHERE w.onboarded_block IS NULL AND w.block_number < ? AND EXISTS (
+       SELECT 1 FROM watched_requests AS n WHERE n.requester = w.requester
+         AND (n.block_number > w.block_number OR (n.block_number = w.block_number AND CAST(n.request_id AS INTEGER) > CAST(w.request_id AS INTEGER))))`,
+  )
 
   return {
     cursor(): { number: bigint; hash: Hex } | undefined {
@@ -135,6 +142,14 @@ export function createCursorStore(db: Db) {
     },
     requests(): WatchedRequest[] {
       return all.all().map(fromRow)
+    },
+    /**
+     * Forgets requests mined before `beforeBlock` that were never answered (they expired on chain: nobody can fulfil
+     * them), keeping each requester's latest, so a flood of requests leaves about one TTL's worth of rows
+     * (docs/protocol.md#limits). Returns how many went.
+     */
+    pruneExpired(beforeBlock: bigint): number {
+      return pruneUnanswered.run(Number(beforeBlock)).changes
     },
   }
 }
