@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
-import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
+import { createPublicClient, createWalletClient, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { chainFor } from '../chain/chain.ts'
+import { chainFor, rpcTransport } from '../chain/chain.ts'
 import { createHostApp } from '../app/host.ts'
 import { createDstackApp, fixedPodResolver } from '../app/dstack.ts'
 import { createPodApp, dstackDeps, podKeySource } from '../app/pod.ts'
@@ -211,7 +211,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   const preset = networkOfChainId(chainId)
   const osakaTime = config.chain.osakaTime ?? preset?.osakaTime
   const chain = chainFor(chainId, config.chain.rpcUrl)
-  const rpc = () => http(config.chain.rpcUrl, { retryCount: 2, timeout: config.chain.rpcTimeoutMs })
+  const rpc = () => rpcTransport(config.chain.rpcUrl, config.chain.rpcTimeoutMs)
   const publicClient = createPublicClient({ chain, transport: rpc(), pollingInterval: 250 })
   const rpcChainId = await publicClient.getChainId()
   if (rpcChainId !== chainId)
