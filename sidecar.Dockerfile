@@ -1,15 +1,18 @@
-# keymanager sidecar image. Multi-stage: native addons (better-sqlite3, c-kzg) are compiled in the builder
-# stage with the toolchain; the runtime stage carries only node, the app and its production node_modules.
+# keymanager sidecar image. Multi-stage: native addons (better-sqlite3, c-kzg) are compiled in the builder stage with
+# the toolchain, and the production entry is bundled there (`npm run build`, scripts/build.ts: dist/keymanager.js, run
+# with plain node, no tsx); the runtime stage carries only node, the bundle, and the node_modules it loads (the native
+# addons and the light client's @lodestar/@chainsafe family, with their dependencies).
 # Build: docker build -f sidecar.Dockerfile --build-arg MEASURED=measured/<build>.json -t keymanager .
 #
 # MEASURED is this build's measured settings (docs/protocol.md#measured-settings): trust root, quote and seal
 # providers, chain id and registry, pod identity and appId pins. It is copied to /app/measured.json, the only place
 # the production entry reads them from, so its bytes are part of the image and of every measurement of it. The
 # build fails without it. The file must be inside the build context and not excluded by .dockerignore, which admits
-# measured/ (and nothing else beyond package files, bin/ and src/). Host settings (ports, URLs, token and gas key
-# files) are mounted at run time.
-# The image holds the production entry only: the devnet entry (bin/keymanager-devnet.js), src/devnet (simulated TEE,
-# devnet PKI) and the tests are left out, so no setting or variable can turn devnet mode on in it.
+# measured/ (and nothing else beyond package files, src/ and scripts/build.ts). Host settings (ports, URLs, token and
+# gas key files) are mounted at run time.
+# The image holds the production entry only: the bundle leaves out src/devnet (simulated TEE, devnet PKI, the devnet
+# entry's main) and the tests, and the image has no src/ and no bin/keymanager-devnet.js, so no setting or variable can
+# turn devnet mode on in it.
 #
 #   docker build -f sidecar.Dockerfile --build-arg MEASURED=… -t keymanager .                                 # debian:trixie-slim
 #   docker build -f sidecar.Dockerfile --build-arg MEASURED=… --build-arg BASE_IMAGE=keymanager-base:trixie .
@@ -35,10 +38,12 @@ COPY package.json package-lock.json ./
 # node headers (libnode-dev).
 RUN npm_config_nodedir=/usr npm_config_cafile=/etc/ssl/certs/ca-certificates.crt npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
-COPY bin/keymanager.js ./bin/keymanager.js
-COPY src ./src
 COPY tsconfig.json ./
-RUN rm -rf src/devnet && find src -name '*.test.ts' -delete
+COPY scripts/build.ts ./scripts/build.ts
+COPY src ./src
+# The bundle (without src/devnet: the build fails if any devnet or test module gets in), then node_modules pruned to
+# what the bundle loads at run time.
+RUN node --import tsx scripts/build.ts --prune
 ARG MEASURED=measured.json
 COPY ${MEASURED} ./measured.json
 
@@ -50,7 +55,9 @@ RUN apt-get update \
  && groupadd --system --gid 10001 keymanager && useradd --system --uid 10001 --gid keymanager --home-dir /data keymanager \
  && mkdir -p /data /run/keymanager && chown keymanager:keymanager /data /run/keymanager
 WORKDIR /app
-COPY --from=builder /app /app
+COPY --from=builder /app/package.json /app/measured.json ./
+COPY --from=builder /app/node_modules ./node_modules
+COPY --from=builder /app/dist ./dist
 # Non-root, with a fixed uid/gid (10001) so a deployment can give it volumes it owns (deploy/compose.yaml's per-pod
 # socket volumes are tmpfs with uid=10001). Port 80 needs no capability: Docker ≥ 20.10 sets net.ipv4.ip_unprivileged_port_start=0 in a container's
 # network namespace (deploy/compose.yaml sets it explicitly for older engines).
@@ -60,6 +67,6 @@ VOLUME ["/data"]
 EXPOSE 80 8081
 HEALTHCHECK --interval=5s --timeout=10s --start-period=60s --retries=5 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:80/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "/app/bin/keymanager.js"]
+ENTRYPOINT ["node", "/app/dist/keymanager.js"]
 # The host settings file (docs/protocol.md#measured-settings); it may set no measured setting.
 CMD ["serve", "--config", "/data/host.json"]

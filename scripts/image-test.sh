@@ -135,7 +135,12 @@ app_build_s=$(elapsed "$t0")
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 docker inspect -f '{{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '^keymanager .*"80/tcp"' || fail "the image must run as keymanager and expose port 80"
 [ "$(docker run --rm --entrypoint id "$IMAGE" -u)" = "$SIDECAR_UID" ] || fail "the image's user must have uid $SIDECAR_UID (deploy/compose.yaml's socket volumes)"
-docker run --rm --entrypoint sh "$IMAGE" -c 'test ! -e /app/bin/keymanager-devnet.js && test ! -e /app/src/devnet' || fail "the image contains the devnet entry"
+docker run --rm --entrypoint sh "$IMAGE" -c 'test -f /app/dist/keymanager.js && test ! -e /app/bin && test ! -e /app/src && test ! -e /app/node_modules/tsx' \
+  || fail "the image must hold the production bundle only (no bin/, no src/, no tsx)"
+refusal=$(docker run --rm -e KEYMANAGER_KILL_AT=tx.fulfillOnboard.stored "$IMAGE" serve --config /nonexistent 2>&1 || true)
+[[ "$refusal" == *"reads no KEYMANAGER_* variable"* ]] || fail "the image does not refuse a KEYMANAGER_* variable: $refusal"
+refusal=$(docker run --rm "$IMAGE" devnet 2>&1 || true)
+[[ "$refusal" == *"the devnet is not part of this build"* ]] || fail "the image's devnet verb: $refusal"
 
 # 6. Host settings (compose.test.yaml mounts $WORK/etc at /etc/keymanager): the devnet's anvil and PCCS through the
 # bridge, the host token, a funded gas key, auto mode (the node registers by itself).

@@ -33,8 +33,13 @@ const podName = z.string().transform((value, ctx) => {
 
 // ---- measured settings ----------------------------------------------------------------------------------------
 
-/** Where the production entry reads its measured settings: `measured.json` at the package root (`/app` in the image). */
-export const MEASURED_SETTINGS_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'measured.json')
+/**
+ * The package root (`/app` in the image): one level above this module, and above the production bundle
+ * (dist/keymanager.js, scripts/build.ts), which sits at the same depth so that both resolve the same files.
+ */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+/** Where the production entry reads its measured settings: `measured.json` at the package root. */
+export const MEASURED_SETTINGS_FILE = resolve(PACKAGE_ROOT, 'measured.json')
 export const MEASURED_SETTINGS_VERSION = 1
 
 /** The chain this node serves; the RPC URL that reaches it is a host setting. */

@@ -2,8 +2,8 @@
 // The host controls the config file, the environment and the command line: each attack below is one of those trying
 // to set what only the image may (an attacker's root CA, a sealing key directory, devnet mode, an appId map), and
 // the production entry must refuse it at start with one line naming the key. Then the production image as
-// sidecar.Dockerfile lays it out (no src/devnet, no devnet entry, measured.json baked in) starts on a real anvil and
-// shows the digest of its baked settings.
+// sidecar.Dockerfile lays it out (the bundle of `npm run build` without src/devnet, no src/, no devnet entry,
+// measured.json baked in) refuses the same, starts on a real anvil and shows the digest of its baked settings.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { createPublicClient, createWalletClient, http, keccak256, type Address, type Hex } from 'viem'
 import { foundry } from 'viem/chains'
+import { buildProductionBundle } from '../scripts/build.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { parseMeasuredSettings } from '../src/config.ts'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
@@ -102,21 +103,20 @@ describe('the production image: no devnet code, measured settings baked in', () 
   let registryCodeHash: Hex
   const image = join(dir, 'image')
 
-  /** Lays out the image as sidecar.Dockerfile does: the production entry, src without src/devnet and tests. */
+  const entry = join(image, 'dist/keymanager.js')
+  let bundleInputs: string[] = []
+
+  /** Lays out the image as sidecar.Dockerfile does: package.json, the production bundle, node_modules, measured.json. */
   function buildImage(measured: unknown) {
-    rmSync(image, { recursive: true, force: true })
-    mkdirSync(join(image, 'bin'), { recursive: true })
-    cpSync(join(ROOT, 'bin/keymanager.js'), join(image, 'bin/keymanager.js'))
-    cpSync(join(ROOT, 'src'), join(image, 'src'), {
-      recursive: true,
-      filter: (source) => !relative(join(ROOT, 'src'), source).startsWith('devnet') && !source.endsWith('.test.ts'),
-    })
-    for (const name of ['package.json', 'tsconfig.json']) cpSync(join(ROOT, name), join(image, name))
+    for (const name of ['measured.json', 'node_modules']) rmSync(join(image, name), { recursive: true, force: true })
     symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'))
     writeFileSync(join(image, 'measured.json'), JSON.stringify(measured, null, 2))
   }
 
   before(async () => {
+    mkdirSync(image, { recursive: true })
+    cpSync(join(ROOT, 'package.json'), join(image, 'package.json'))
+    bundleInputs = (await buildProductionBundle(ROOT, entry)).inputs
     anvil = await startAnvil({ chainId: foundry.id })
     const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
     const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }), pollingInterval: 50 })
@@ -146,15 +146,42 @@ describe('the production image: no devnet code, measured settings baked in', () 
     assert.deepEqual(offenders, [])
   })
 
+  test('security: the production bundle holds no devnet module and no test', () => {
+    assert.ok(bundleInputs.includes('src/main.ts') && bundleInputs.includes('src/cli/serve.ts'), 'the bundle is the production entry')
+    assert.deepEqual(bundleInputs.filter((input) => /^src\/devnet\/|^test\/|\.test\.ts$/.test(input)), [])
+    // Names are kept in the bundle (scripts/build.ts): none of the devnet's providers and servers is in it.
+    const text = readFileSync(entry, 'utf8')
+    for (const name of ['simulatedQuoteProvider', 'devFileSealProvider', 'loadDevnetMeasuredSettings', 'serveSimulatedDstackAgent', 'runDevnet'])
+      assert.ok(!text.includes(name), `${name} is in the production bundle`)
+  })
+
+  test('security: the production bundle refuses KEYMANAGER_* variables and devnet-only flags', () => {
+    buildImage({ version: 1, chain: { chainId: foundry.id, registry }, quote: { provider: 'tdx' }, seal: 'none' })
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('KEYMANAGER_')))
+    const run = (args: string[], env: Record<string, string> = {}) => {
+      const result = spawnSync(process.execPath, [entry, 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl)), ...args], {
+        encoding: 'utf8',
+        env: { ...clean, ...env },
+      })
+      return { status: result.status, stderr: result.stderr }
+    }
+    assertRefused(
+      run([], { KEYMANAGER_KILL_AT: 'tx.fulfillOnboard.stored' }),
+      /^keymanager: environment variable KEYMANAGER_KILL_AT: the production entry reads no KEYMANAGER_\* variable/,
+    )
+    assertRefused(run(['--devnet']), /^keymanager: --devnet is a devnet-only flag/)
+    assertRefused(run([`--measured=${file('bundle-measured.json', {})}`]), /^keymanager: --measured is a devnet-only flag/)
+  })
+
   test('security: devnet-only settings baked into a production image are refused too', () => {
     buildImage({ version: 1, devnet: true, chain: { chainId: foundry.id, registry }, quote: { provider: 'tdx' }, seal: 'none' })
-    const result = spawnSync(process.execPath, [join(image, 'bin/keymanager.js'), 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
+    const result = spawnSync(process.execPath, [entry, 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
       encoding: 'utf8',
     })
     assert.equal(result.status, 1)
     assert.match(result.stderr, /^keymanager: measured settings .*image\/measured\.json: devnet is a devnet-only setting: devnet mode exists only in the devnet entry[^\n]*\n$/)
     // The image bakes its settings: the one variable a Gramine manifest may set is refused, whatever it holds.
-    const viaEnv = spawnSync(process.execPath, [join(image, 'bin/keymanager.js'), 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
+    const viaEnv = spawnSync(process.execPath, [entry, 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
       encoding: 'utf8',
       env: { ...process.env, KEYMANAGER_MEASURED_SETTINGS: JSON.stringify({ version: 1, chain: { chainId: foundry.id, registry } }) },
     })
@@ -163,7 +190,7 @@ describe('the production image: no devnet code, measured settings baked in', () 
       viaEnv.stderr,
       'keymanager: environment variable KEYMANAGER_MEASURED_SETTINGS: this build takes its measured settings from the file baked into the image, never from the environment\n',
     )
-    const devnetVerb = spawnSync(process.execPath, [join(image, 'bin/keymanager.js'), 'devnet', '--once'], { encoding: 'utf8' })
+    const devnetVerb = spawnSync(process.execPath, [entry, 'devnet', '--once'], { encoding: 'utf8' })
     assert.equal(devnetVerb.status, 1)
     assert.equal(devnetVerb.stderr, 'keymanager: the devnet is not part of this build (production images leave out src/devnet)\n')
   })
@@ -182,7 +209,7 @@ describe('the production image: no devnet code, measured settings baked in', () 
     }
     buildImage(measured)
     const expected = settingsDigest(parseMeasuredSettings(measured, 'test'))
-    const child = spawn(process.execPath, [join(image, 'bin/keymanager.js'), 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
+    const child = spawn(process.execPath, [entry, 'serve', '--config', file('image-host.json', hostFile(anvil.rpcUrl))], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     try {

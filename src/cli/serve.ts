@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { serve, type ServerType } from '@hono/node-server'
 import pino, { type Logger } from 'pino'
 import { createPublicClient, createWalletClient, type Hex } from 'viem'
@@ -20,6 +21,7 @@ import { createRegistryClient } from '../chain/registry.ts'
 import { networkOfChainId } from '../chain/networks.ts'
 import {
   loadHostSettings,
+  PACKAGE_ROOT,
   registryOf,
   resolveAlerts,
   resolveAuto,
@@ -97,7 +99,7 @@ export type NodeSetup = {
   }
 }
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
 /** The hardware quote provider the measured settings name (docs/protocol.md#tee-providers). */
 export function hardwareQuoteProvider(q: MeasuredSettings['quote']): QuoteProvider {
