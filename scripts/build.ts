@@ -8,19 +8,18 @@
 //   binaries relative to their own files, and the light client's family (@lodestar/*, @chainsafe/*): the light client
 //   loads one file of the pinned @lodestar/light-client by path (src/chain/lightClient/lightClient.ts), so a second,
 //   bundled copy of lodestar's types and ssz must not exist beside the one that file imports.
-// - The bundle sits one level under the package root, as src/*.ts do, so the paths our modules take relative to their
-//   own location (measured.json, package.json: src/config.ts `PACKAGE_ROOT`) resolve to the same files.
+// - The bundle (the entry and its chunks, all in dist/) sits one level under the package root, as src/*.ts do, so the
+//   paths our modules take relative to their own location (measured.json, package.json: src/config.ts `PACKAGE_ROOT`)
+//   resolve to the same files.
 // - The devnet stays out (docs/protocol.md#measured-settings): nothing under src/devnet/ goes into the bundle; the
 //   `devnet` verb of the production entry then says the devnet is not part of this build. The build fails if any
 //   devnet, test or tsx module is among the bundle's inputs.
 //
 // `--prune` (the image's builder stage) then deletes from node_modules every package the bundle does not load: what
 // stays is the closure of `EXTERNAL_PACKAGES` under their dependencies.
-import { build, type Plugin } from 'esbuild'
+import { build, type BuildOptions, type Plugin } from 'esbuild'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
-
-export const BUNDLE_PATH = join('dist', 'keymanager.js')
 
 /** Packages the bundle imports at run time from node_modules (see above). */
 export const EXTERNAL_PACKAGES = ['better-sqlite3', 'c-kzg', 'bigint-buffer', '@chainsafe/*', '@lodestar/*']
@@ -46,38 +45,51 @@ function leaveOutDevnet(srcDir: string): Plugin {
 }
 
 /**
- * Bundles the production entry of the repository at `root` into `outfile` (`<root>/dist/keymanager.js`; another
- * package root's `dist/keymanager.js` lays out an image elsewhere); returns its path and the files it holds.
+ * Bundles the production entry of the repository at `root` into `outdir` (`<root>/dist`; another package root's `dist`
+ * lays out an image elsewhere): `keymanager.js` and its `chunk-*.js`. Returns the entry's path and the files it holds.
  */
-export async function buildProductionBundle(root: string, outfile = join(root, BUNDLE_PATH)): Promise<{ outfile: string; inputs: string[] }> {
+export async function buildProductionBundle(root: string, outdir = join(root, 'dist')): Promise<{ outfile: string; inputs: string[] }> {
   const srcDir = join(root, 'src')
+  if (existsSync(outdir)) for (const name of readdirSync(outdir)) if (/^chunk-.*\.js$/.test(name)) rmSync(join(outdir, name))
   const result = await build({
-    entryPoints: [join(srcDir, 'main.ts')],
-    outfile,
+    ...bundleOptions(root),
+    entryPoints: { keymanager: join(srcDir, 'main.ts') },
+    outdir,
+    chunkNames: 'chunk-[hash]',
+    plugins: [leaveOutDevnet(srcDir)],
+    metafile: true,
+  })
+  const outfile = join(outdir, 'keymanager.js')
+  const inputs = Object.keys(result.metafile.inputs).sort()
+  const refused = inputs.filter((input) => /^src\/devnet\/|\.test\.ts$|^test\/|(^|\/)node_modules\/tsx\//.test(input))
+  if (refused.length > 0) throw new Error(`the production bundle must not contain ${refused.join(', ')}`)
+  return { outfile, inputs }
+}
+
+/** How the production entry is bundled; the footprint bench bundles the devnet entry the same way (scripts/bench/bundle.ts). */
+export function bundleOptions(root: string): BuildOptions {
+  return {
     bundle: true,
     platform: 'node',
     format: 'esm',
+    // What a verb imports dynamically is a chunk of its own, loaded when it runs: `serve` loads the light client's
+    // modules after it listens (src/cli/serve.ts), other verbs never load the node.
+    splitting: true,
     target: 'node20',
     external: EXTERNAL_PACKAGES,
     minify: true,
     keepNames: true,
     legalComments: 'none',
     tsconfig: join(root, 'tsconfig.json'),
-    plugins: [leaveOutDevnet(srcDir)],
-    metafile: true,
     logLevel: 'error',
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
     banner: {
       js: [
-        '// keymanager production entry, bundled by `npm run build` (scripts/build.ts) from src/main.ts.',
+        '// keymanager, bundled by scripts/build.ts.',
         "import { createRequire as __keymanagerCreateRequire } from 'node:module'; const require = __keymanagerCreateRequire(import.meta.url);",
       ].join('\n'),
     },
-  })
-  const inputs = Object.keys(result.metafile.inputs).sort()
-  const refused = inputs.filter((input) => /^src\/devnet\/|\.test\.ts$|^test\/|(^|\/)node_modules\/tsx\//.test(input))
-  if (refused.length > 0) throw new Error(`the production bundle must not contain ${refused.join(', ')}`)
-  return { outfile, inputs }
+  }
 }
 
 /** The package directory `name` resolves to from `fromDir`, as node looks it up (nearest node_modules first). */

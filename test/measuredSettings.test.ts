@@ -116,7 +116,7 @@ describe('the production image: no devnet code, measured settings baked in', () 
   before(async () => {
     mkdirSync(image, { recursive: true })
     cpSync(join(ROOT, 'package.json'), join(image, 'package.json'))
-    bundleInputs = (await buildProductionBundle(ROOT, entry)).inputs
+    bundleInputs = (await buildProductionBundle(ROOT, join(image, 'dist'))).inputs
     anvil = await startAnvil({ chainId: foundry.id })
     const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
     const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl, { timeout: 60_000 }), pollingInterval: 50 })

@@ -1,21 +1,23 @@
-// The devnet entry as one bundled ES module (esbuild, the compiler tsx itself runs on), for the footprint bench to
-// compare a sidecar's start without tsx's loader. Dependencies stay external (resolved from node_modules as usual);
-// the bundle sits two levels under the repository root so that the paths our modules take relative to their own
-// location (package.json, native addons) resolve as they do from src/.
+// The devnet entry (src/devnet/main.ts) bundled as the production entry is (scripts/build.ts `bundleOptions`: pure
+// JavaScript dependencies bundled and minified, native addons and the light client's family external), for the footprint
+// bench: a devnet node runs the simulated TEE, which the production entry refuses, so this is how a devnet node shows the
+// production bundle's start and memory. It sits in dist/ beside the production bundle, so the
+// paths our modules take relative to their own location (package.json, measured.json) resolve as they do from src/.
 import { build } from 'esbuild'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { bundleOptions } from '../build.ts'
 
-export async function bundleDevnetEntry(root: string): Promise<string> {
-  const outfile = join(root, 'dist', 'bench', 'keymanager-devnet.mjs')
-  await build({
-    entryPoints: [join(root, 'src', 'devnet', 'main.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'error',
+/** Bundles the devnet entry into `<root>/dist` (entry and chunks named `bench-*`); returns the entry and a cleanup. */
+export async function bundleDevnetEntry(root: string): Promise<{ entry: string; remove(): void }> {
+  const outdir = join(root, 'dist')
+  const result = await build({
+    ...bundleOptions(root),
+    entryPoints: { 'bench-keymanager-devnet': join(root, 'src', 'devnet', 'main.ts') },
+    outdir,
+    chunkNames: 'bench-chunk-[hash]',
+    metafile: true,
   })
-  return outfile
+  const files = Object.keys(result.metafile.outputs).map((output) => resolve(root, output))
+  return { entry: join(outdir, 'bench-keymanager-devnet.js'), remove: () => files.forEach((file) => rmSync(file, { force: true })) }
 }

@@ -44,8 +44,8 @@ import { createMetrics } from '../monitor/metrics.ts'
 import { createMonitor } from '../monitor/monitor.ts'
 import { collateralRecorder, createPlatformCheck } from '../monitor/platform.ts'
 import { KeymanagerError } from '../errors.ts'
-import { createLightClientHeaderSource } from '../chain/lightClient/lightClient.ts'
-import { chainOfSettings } from '../chain/lightClient/settings.ts'
+import type { LightClientHeaderSource } from '../chain/lightClient/lightClient.ts'
+import type { HeaderSource } from '../chain/lightClient/types.ts'
 import { createChainView, type ChainView, type Rpc } from '../chain/view/chainView.ts'
 import { createFreshness } from '../chain/view/freshness.ts'
 import { createLightClientStoreTable } from '../store/lightClientStore.ts'
@@ -148,41 +148,56 @@ export async function serveProduction(configPath: string, env: Record<string, st
  * The verified chain view the measured settings name (docs/protocol.md#verified-chain-view): a light client bootstrapped
  * from the measured checkpoint, its store sealed in the node database, following the host's (untrusted) beacon node;
  * or, in the devnet entry only, `trusted-rpc`: the RPC believed as is, said loudly at start.
+ *
+ * The light client's modules (@lodestar/*, about 0.5 s and 30 MB to load) are not needed to serve pods, only to decide,
+ * so they are imported by `load()`, which `startNode` calls once the node listens and awaits before it returns: a light
+ * client that cannot be built still stops the node at start. Until then a decision that needs a header waits for them
+ * (`latest()` loads them first), and the view's status says they are loading.
  */
 export function chainViewFromSettings(
   settings: ChainViewCore,
   deps: { rpc: Rpc; registry: Hex; beaconUrl: string | undefined; rpcUrl: string; db: Db; seal: SealProvider; logger: Logger },
-): ChainView {
+): { view: ChainView; load(): Promise<void> } {
   if (settings.verification === 'trusted-rpc') {
     deps.logger.warn(
       { rpc: new URL(deps.rpcUrl).host },
       'INSECURE chain view: trusted-rpc mode believes every answer of the RPC (devnet only); the host can make this node release the master secret',
     )
-    return createChainView({ mode: 'trusted-rpc', rpc: deps.rpc, registry: deps.registry, registryCodeHash: settings.registryCodeHash, logger: deps.logger })
+    const view = createChainView({ mode: 'trusted-rpc', rpc: deps.rpc, registry: deps.registry, registryCodeHash: settings.registryCodeHash, logger: deps.logger })
+    return { view, load: async () => {} }
   }
-  if (!deps.beaconUrl) throw new Error('chain.beaconUrl is missing from the host settings: the light client needs a beacon node (docs/protocol.md#verified-chain-view)')
+  const beaconUrl = deps.beaconUrl
+  if (!beaconUrl) throw new Error('chain.beaconUrl is missing from the host settings: the light client needs a beacon node (docs/protocol.md#verified-chain-view)')
   const lc = settings.lightClient
-  const headers = createLightClientHeaderSource({
-    chain: chainOfSettings(lc),
-    checkpointRoot: lc.checkpointRoot,
-    beaconUrl: deps.beaconUrl,
-    ...(lc.optimisticConfirmations === undefined ? {} : { optimisticConfirmations: lc.optimisticConfirmations }),
-    persistence: { table: createLightClientStoreTable(deps.db), seal: deps.seal },
-    logger: deps.logger,
-  })
+  let lightClient: LightClientHeaderSource | undefined
+  let loading: Promise<LightClientHeaderSource> | undefined
+  const loadLightClient = () =>
+    (loading ??= Promise.all([import('../chain/lightClient/lightClient.ts'), import('../chain/lightClient/chains.ts')]).then(
+      ([{ createLightClientHeaderSource }, { chainOfSettings }]) =>
+        (lightClient = createLightClientHeaderSource({
+          chain: chainOfSettings(lc),
+          checkpointRoot: lc.checkpointRoot,
+          beaconUrl,
+          ...(lc.optimisticConfirmations === undefined ? {} : { optimisticConfirmations: lc.optimisticConfirmations }),
+          persistence: { table: createLightClientStoreTable(deps.db), seal: deps.seal },
+          logger: deps.logger,
+        })),
+    ))
+  const headers: HeaderSource = { latest: async () => (await loadLightClient()).latest() }
   deps.logger.info(
-    { network: lc.network, checkpointRoot: lc.checkpointRoot, registryCodeHash: settings.registryCodeHash, beacon: new URL(deps.beaconUrl).host },
+    { network: lc.network, checkpointRoot: lc.checkpointRoot, registryCodeHash: settings.registryCodeHash, beacon: new URL(beaconUrl).host },
     'chain view: light-client verification (decisions read finalized headers and storage proofs)',
   )
-  return createChainView({
+  const view = createChainView({
     mode: 'light-client',
     headers,
     rpc: deps.rpc,
     registry: deps.registry,
     registryCodeHash: settings.registryCodeHash,
     logger: deps.logger,
-    headerStatus: () => headers.status(),
+    headerStatus: () => lightClient?.status() ?? { network: lc.network, checkpointRoot: lc.checkpointRoot, beaconUrl, loading: true },
   })
+  return { view, load: async () => void (await loadLightClient()) }
 }
 
 export type RunningNode = {
@@ -255,7 +270,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
-  const chainView = chainViewFromSettings(measured.chainView, {
+  const { view: chainView, load: loadChainView } = chainViewFromSettings(measured.chainView, {
     rpc: publicClient,
     registry: registryOf(measured),
     beaconUrl: config.chain.beaconUrl,
@@ -428,7 +443,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state, kzgLoaded: isKzgLoaded() }, 'listening')
 
   const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
-  return {
+  const running: RunningNode = {
     podUrl: pod.url,
     hostUrl: host.url,
     async close() {
@@ -446,4 +461,11 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
       db.close()
     },
   }
+  try {
+    await loadChainView()
+  } catch (error) {
+    await running.close()
+    throw error
+  }
+  return running
 }

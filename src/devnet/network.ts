@@ -49,13 +49,17 @@ export type DevnetNodeSettings = { measured: DevnetMeasuredInput; host: HostSett
 
 export type NodeProcess = DevnetNodeInfo & { child: ChildProcess; dir: string; configPath: string; measuredPath: string }
 
-/** Starts `keymanager-devnet serve` as its own process and waits for its `listening` log line. */
+/**
+ * Starts `keymanager-devnet serve` as its own process and waits for its `listening` log line. `entry` replaces
+ * bin/keymanager-devnet.js (the footprint bench runs the devnet entry bundled, scripts/bench/bundle.ts).
+ */
 export async function spawnNode(
   files: { measuredPath: string; configPath: string },
   logPath: string,
   env: Record<string, string> = {},
+  entry = BIN,
 ): Promise<{ child: ChildProcess; podUrl: string; hostUrl: string }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--measured', files.measuredPath, '--config', files.configPath], {
+  const child = spawn(process.execPath, [entry, 'serve', '--measured', files.measuredPath, '--config', files.configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   })
@@ -359,7 +363,7 @@ export async function runDevnet({
     /** Starts a stopped node again on its data dir (crash tests); its URLs change (ports are picked anew). */
     async function restartNode(
       node: NodeProcess,
-      options: { env?: Record<string, string>; configure?: (settings: DevnetNodeSettings) => void } = {},
+      options: { env?: Record<string, string>; configure?: (settings: DevnetNodeSettings) => void; entry?: string } = {},
     ) {
       if (node.child.exitCode === null && node.child.signalCode === null) throw new Error('node is still running')
       if (options.configure) {
@@ -371,7 +375,7 @@ export async function runDevnet({
         writeFileSync(node.measuredPath, JSON.stringify(settings.measured, null, 2))
         writeFileSync(node.configPath, JSON.stringify(settings.host, null, 2))
       }
-      const { child, podUrl, hostUrl } = await spawnNode(node, join(node.dir, 'node.log'), options.env)
+      const { child, podUrl, hostUrl } = await spawnNode(node, join(node.dir, 'node.log'), options.env, options.entry)
       Object.assign(node, { child, podUrl, hostUrl })
       const index = started.nodes.indexOf(node)
       if (info) info.nodes[index] = { podUrl, hostUrl, hostToken: node.hostToken }

@@ -12,6 +12,7 @@ import { createBeaconConfig, type BeaconConfig, type ChainConfig } from '@lodest
 import { genesisData, hoodiChainConfig, mainnetChainConfig, sepoliaChainConfig } from '@lodestar/config/networks'
 import { SLOTS_PER_EPOCH } from '@lodestar/params'
 import { hexToBytes, isHex, type Hex } from 'viem'
+import type { LightClientSettings } from './settings.ts'
 
 export type LightClientNetwork = 'mainnet' | 'sepolia' | 'hoodi' | 'devnet'
 
@@ -157,6 +158,11 @@ export function lightClientChain(network: LightClientNetwork, devnet?: DevnetCha
   const chain = LIGHT_CLIENT_CHAINS[network]
   if (!chain) throw new TypeError(`unknown light-client network ${JSON.stringify(network)} (mainnet, sepolia, hoodi or devnet)`)
   return chain
+}
+
+/** The chain a parsed light-client setting (settings.ts) names. */
+export function chainOfSettings(settings: LightClientSettings): LightClientChain {
+  return lightClientChain(settings.network, settings.devnet)
 }
 
 export function beaconConfigOf(chain: LightClientChain): BeaconConfig {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { LIGHT_CLIENT_CHAINS } from './chains.ts'
-import { chainOfSettings, lightClientSettingsSchema } from './settings.ts'
+import { chainOfSettings, LIGHT_CLIENT_CHAINS } from './chains.ts'
+import { lightClientSettingsSchema } from './settings.ts'
 
 const root = `0x${'AB'.repeat(32)}`
 

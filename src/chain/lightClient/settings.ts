@@ -1,8 +1,9 @@
 // The light client's measured settings (docs/protocol.md#verified-chain-view, docs/protocol.md#measured-settings), as a zod
 // schema the node's settings embed: which beacon chain (and, for a devnet, its whole chain spec), the checkpoint root
 // to bootstrap from, and the devnet-only optimistic option. The beacon node URL is a host setting and is not here.
+// It does not import chains.ts (and so @lodestar/config): every settings file is parsed at start, the light client's
+// modules load after the node listens (src/cli/serve.ts); `chainOfSettings` in chains.ts turns a setting into a chain.
 import { z } from 'zod'
-import { lightClientChain, type LightClientChain } from './chains.ts'
 
 const root = (what: string) =>
   z
@@ -37,8 +38,3 @@ export const lightClientSettingsSchema = z
     }
   })
 export type LightClientSettings = z.infer<typeof lightClientSettingsSchema>
-
-/** The chain a parsed setting names. */
-export function chainOfSettings(settings: LightClientSettings): LightClientChain {
-  return lightClientChain(settings.network, settings.devnet)
-}
