@@ -44,8 +44,8 @@ import { createMetrics } from '../monitor/metrics.ts'
 import { createMonitor } from '../monitor/monitor.ts'
 import { collateralRecorder, createPlatformCheck } from '../monitor/platform.ts'
 import { KeymanagerError } from '../errors.ts'
-import type { LightClientHeaderSource } from '../chain/lightClient/lightClient.ts'
-import type { HeaderSource } from '../chain/lightClient/types.ts'
+import { createLightClientHeaderSource } from '../chain/lightClient/lightClient.ts'
+import { chainOfSettings } from '../chain/lightClient/chains.ts'
 import { createChainView, type ChainView, type Rpc } from '../chain/view/chainView.ts'
 import { createFreshness } from '../chain/view/freshness.ts'
 import { createLightClientStoreTable } from '../store/lightClientStore.ts'
@@ -148,56 +148,41 @@ export async function serveProduction(configPath: string, env: Record<string, st
  * The verified chain view the measured settings name (docs/protocol.md#verified-chain-view): a light client bootstrapped
  * from the measured checkpoint, its store sealed in the node database, following the host's (untrusted) beacon node;
  * or, in the devnet entry only, `trusted-rpc`: the RPC believed as is, said loudly at start.
- *
- * The light client's modules (@lodestar/*, about 0.5 s and 30 MB to load) are not needed to serve pods, only to decide,
- * so they are imported by `load()`, which `startNode` calls once the node listens and awaits before it returns: a light
- * client that cannot be built still stops the node at start. Until then a decision that needs a header waits for them
- * (`latest()` loads them first), and the view's status says they are loading.
  */
 export function chainViewFromSettings(
   settings: ChainViewCore,
   deps: { rpc: Rpc; registry: Hex; beaconUrl: string | undefined; rpcUrl: string; db: Db; seal: SealProvider; logger: Logger },
-): { view: ChainView; load(): Promise<void> } {
+): ChainView {
   if (settings.verification === 'trusted-rpc') {
     deps.logger.warn(
       { rpc: new URL(deps.rpcUrl).host },
       'INSECURE chain view: trusted-rpc mode believes every answer of the RPC (devnet only); the host can make this node release the master secret',
     )
-    const view = createChainView({ mode: 'trusted-rpc', rpc: deps.rpc, registry: deps.registry, registryCodeHash: settings.registryCodeHash, logger: deps.logger })
-    return { view, load: async () => {} }
+    return createChainView({ mode: 'trusted-rpc', rpc: deps.rpc, registry: deps.registry, registryCodeHash: settings.registryCodeHash, logger: deps.logger })
   }
-  const beaconUrl = deps.beaconUrl
-  if (!beaconUrl) throw new Error('chain.beaconUrl is missing from the host settings: the light client needs a beacon node (docs/protocol.md#verified-chain-view)')
+  if (!deps.beaconUrl) throw new Error('chain.beaconUrl is missing from the host settings: the light client needs a beacon node (docs/protocol.md#verified-chain-view)')
   const lc = settings.lightClient
-  let lightClient: LightClientHeaderSource | undefined
-  let loading: Promise<LightClientHeaderSource> | undefined
-  const loadLightClient = () =>
-    (loading ??= Promise.all([import('../chain/lightClient/lightClient.ts'), import('../chain/lightClient/chains.ts')]).then(
-      ([{ createLightClientHeaderSource }, { chainOfSettings }]) =>
-        (lightClient = createLightClientHeaderSource({
-          chain: chainOfSettings(lc),
-          checkpointRoot: lc.checkpointRoot,
-          beaconUrl,
-          ...(lc.optimisticConfirmations === undefined ? {} : { optimisticConfirmations: lc.optimisticConfirmations }),
-          persistence: { table: createLightClientStoreTable(deps.db), seal: deps.seal },
-          logger: deps.logger,
-        })),
-    ))
-  const headers: HeaderSource = { latest: async () => (await loadLightClient()).latest() }
+  const headers = createLightClientHeaderSource({
+    chain: chainOfSettings(lc),
+    checkpointRoot: lc.checkpointRoot,
+    beaconUrl: deps.beaconUrl,
+    ...(lc.optimisticConfirmations === undefined ? {} : { optimisticConfirmations: lc.optimisticConfirmations }),
+    persistence: { table: createLightClientStoreTable(deps.db), seal: deps.seal },
+    logger: deps.logger,
+  })
   deps.logger.info(
-    { network: lc.network, checkpointRoot: lc.checkpointRoot, registryCodeHash: settings.registryCodeHash, beacon: new URL(beaconUrl).host },
+    { network: lc.network, checkpointRoot: lc.checkpointRoot, registryCodeHash: settings.registryCodeHash, beacon: new URL(deps.beaconUrl).host },
     'chain view: light-client verification (decisions read finalized headers and storage proofs)',
   )
-  const view = createChainView({
+  return createChainView({
     mode: 'light-client',
     headers,
     rpc: deps.rpc,
     registry: deps.registry,
     registryCodeHash: settings.registryCodeHash,
     logger: deps.logger,
-    headerStatus: () => lightClient?.status() ?? { network: lc.network, checkpointRoot: lc.checkpointRoot, beaconUrl, loading: true },
+    headerStatus: () => headers.status(),
   })
-  return { view, load: async () => void (await loadLightClient()) }
 }
 
 export type RunningNode = {
@@ -270,7 +255,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
-  const { view: chainView, load: loadChainView } = chainViewFromSettings(measured.chainView, {
+  const chainView = chainViewFromSettings(measured.chainView, {
     rpc: publicClient,
     registry: registryOf(measured),
     beaconUrl: config.chain.beaconUrl,
@@ -443,7 +428,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
   logger.info({ podUrl: pod.url, hostUrl: host.url, sockets: sockets.map((s) => s.path), state: node.state, kzgLoaded: isKzgLoaded() }, 'listening')
 
   const closeServer = (server: ServerType) => new Promise<void>((resolve) => server.close(() => resolve()))
-  const running: RunningNode = {
+  return {
     podUrl: pod.url,
     hostUrl: host.url,
     async close() {
@@ -461,11 +446,4 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
       db.close()
     },
   }
-  try {
-    await loadChainView()
-  } catch (error) {
-    await running.close()
-    throw error
-  }
-  return running
 }

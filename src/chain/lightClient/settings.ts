@@ -1,8 +1,8 @@
 // The light client's measured settings (docs/protocol.md#verified-chain-view, docs/protocol.md#measured-settings), as a zod
 // schema the node's settings embed: which beacon chain (and, for a devnet, its whole chain spec), the checkpoint root
 // to bootstrap from, and the devnet-only optimistic option. The beacon node URL is a host setting and is not here.
-// It does not import chains.ts (and so @lodestar/config): every settings file is parsed at start, the light client's
-// modules load after the node listens (src/cli/serve.ts); `chainOfSettings` in chains.ts turns a setting into a chain.
+// It does not import chains.ts (and so @lodestar/config, ~0.4 s to load): every verb parses settings, only `serve` and
+// `guardian` run a light client; `chainOfSettings` in chains.ts turns a setting into a chain.
 import { z } from 'zod'
 
 const root = (what: string) =>
