@@ -111,13 +111,16 @@ for _ in $(seq 1200); do [ -f "$WORK/image-test.json" ] && break; kill -0 "$DEVN
 info() { node -e "console.log(require('$WORK/image-test.json')$1)"; }
 
 # 4. The measured settings this build bakes in (docs/protocol.md#measured-settings): the devnet's registry, the dstack
-# quote and seal providers, the example app's socket, and the chain view's trust root: the devnet beacon chain's
-# checkpoint and spec, and the registry's code hash.
+# quote and seal providers, the example app's socket and its identity over HTTP (reverse DNS on deploy/compose.yaml's
+# pods network), and the chain view's trust root: the devnet beacon chain's checkpoint and spec, and the registry's
+# code hash.
 mkdir -p measured
 node -e "
   const i = require('$WORK/image-test.json')
   const m = { version: 1, chain: { chainId: i.chainId, registry: i.registry.toLowerCase() }, quote: { provider: 'dstack' },
-    seal: { provider: 'dstack' }, pods: { sockets: [{ path: '/run/keymanager/pods/app/dstack.sock', pod: 'app' }], names: {}, appIds: {} },
+    seal: { provider: 'dstack' },
+    pods: { sockets: [{ path: '/run/keymanager/pods/app/dstack.sock', pod: 'app' }], names: {}, appIds: {},
+      dns: { resolver: '127.0.0.11', sourceRanges: ['10.210.0.0/24'], rule: { domain: 'keymanager-pods' } } },
     maxReferenceAge: 64, chainView: i.chainView }
   require('fs').writeFileSync('$MEASURED', JSON.stringify(m, null, 2) + '\n')"
 

@@ -3,17 +3,23 @@
 //   - GET http://dstack-keymanager/attest/<32 bytes>: a signature a contract checks with verifyAttestation;
 //   - GetKey through @phala/dstack-sdk, unchanged, over the socket the sidecar serves for this pod only.
 // It prints what it got (never the keys themselves: a fingerprint, a public key) and keeps running.
+// A sidecar that has just started is healthy (it listens) before it holds the master secret (it onboards from its
+// peers first): it answers 503 `not_ready` until then, and the app waits for it, as any pod should.
 import { randomBytes, createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { secp256k1 } from '@noble/curves/secp256k1'
 import { DstackClient } from '@phala/dstack-sdk'
 
 const base = process.env.KEYMANAGER_URL ?? 'http://dstack-keymanager'
+const READY_WAIT_MS = 300_000
 
 async function getJson(path) {
-  const res = await fetch(base + path)
-  const body = await res.json()
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`)
-  return body
+  for (const deadline = Date.now() + READY_WAIT_MS; ; await sleep(1000)) {
+    const res = await fetch(base + path)
+    const body = await res.json()
+    if (res.ok) return body
+    if (res.status !== 503 || Date.now() > deadline) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`)
+  }
 }
 
 const fingerprint = (hex) => createHash('sha256').update(hex).digest('hex').slice(0, 16)
