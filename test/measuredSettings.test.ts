@@ -149,10 +149,13 @@ describe('the production image: no devnet code, measured settings baked in', () 
   test('security: the production bundle holds no devnet module and no test', () => {
     assert.ok(bundleInputs.includes('src/main.ts') && bundleInputs.includes('src/cli/serve.ts'), 'the bundle is the production entry')
     assert.deepEqual(bundleInputs.filter((input) => /^src\/devnet\/|^test\/|\.test\.ts$/.test(input)), [])
-    // Names are kept in the bundle (scripts/build.ts): none of the devnet's providers and servers is in it.
-    const text = readFileSync(entry, 'utf8')
-    for (const name of ['simulatedQuoteProvider', 'devFileSealProvider', 'loadDevnetMeasuredSettings', 'serveSimulatedDstackAgent', 'runDevnet'])
-      assert.ok(!text.includes(name), `${name} is in the production bundle`)
+    // Function names are kept in the bundle (scripts/build.ts: esbuild's keepNames writes each as a string): the devnet
+    // entry's simulated TEE, dev-file seal and settings loader, which the devnet entry bundled the same way holds, are
+    // not in any file of it.
+    const dist = join(image, 'dist')
+    const text = readdirSync(dist).filter((name) => name.endsWith('.js')).map((name) => readFileSync(join(dist, name), 'utf8')).join('\n')
+    for (const name of ['simulatedQuoteProvider', 'simulatedMeasurement', 'devFileSealProvider', 'loadDevnetMeasuredSettings'])
+      assert.ok(!text.includes(`"${name}"`), `${name} is in the production bundle`)
   })
 
   test('security: the production bundle refuses KEYMANAGER_* variables and devnet-only flags', () => {
