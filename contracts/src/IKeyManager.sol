@@ -449,6 +449,12 @@ interface IKeyManager {
     /// @param generation The generation.
     error KeyManagerNoEscrow(uint64 generation);
 
+    /// @notice The generation is already escrowed to this guardian set: one escrow per generation and set, so nodes
+    /// that publish at the same time leave one escrow, not one overwriting the other.
+    /// @param generation The generation.
+    /// @param guardianSet The set it is escrowed to.
+    error KeyManagerAlreadyEscrowed(uint64 generation, uint64 guardianSet);
+
     /// @notice The signer is not a guardian of the generation's escrow set.
     /// @param signer The recovered signer.
     error KeyManagerNotGuardian(address signer);
@@ -776,7 +782,7 @@ interface IKeyManager {
 
     /// @notice Publishes a generation's escrow to the active guardian set (anyone may send it; that generation's
     /// master key signs it). Calldata and the event keep it where blobs' pruning does not reach.
-    /// @param generation A generation neither revoked nor purged.
+    /// @param generation A generation neither revoked nor purged, not yet escrowed to this set.
     /// @param guardianSet The active guardian set.
     /// @param commitments k Feldman commitments (33-byte compressed points, concatenated); the first must be the
     /// generation's master public key.

@@ -776,6 +776,9 @@ contract KeyManager is IKeyManager {
         if (record.purged) revert KeyManagerGenerationPurged(generation_);
         GuardianSet storage set = _guardianSets[guardianSet];
         if (guardianSet != activeGuardianSet() || set.count == 0) revert KeyManagerGuardianSetNotActive(guardianSet);
+        // One escrow per generation and set: a second (two nodes publishing at once) would replace the first, whose
+        // shares the guardians may already have checked (docs/protocol.md#guardians).
+        if (record.escrowGuardianSet == guardianSet) revert KeyManagerAlreadyEscrowed(generation_, guardianSet);
         // Feldman commitments C_0..C_{k-1} with C_0 = M·G: the constant term is the generation's master key.
         if (
             commitments.length != 33 * uint256(set.threshold) || encryptedShares.length != set.count

@@ -199,6 +199,25 @@ contract GuardiansTest is KeyManagerFixture {
         km.publishEscrow(1, set, commitments, shares, signature);
     }
 
+    function test_RevertWhen_PublishEscrowTwiceToTheSameSet() public {
+        uint64 set = _activeGuardians();
+        _escrow(1, set, MASTER_PK);
+        bytes32 first = km.generationInfo(1).escrowHash;
+        // Another node's escrow of the same generation to the same set (another polynomial): refused, the first stays.
+        bytes memory commitments = abi.encodePacked(_pubkey33(MASTER_PK), _pubkey33(0xC2), _pubkey33(0xC3));
+        bytes[] memory shares = _shares(5);
+        bytes memory signature = _sign(MASTER_PK, _typed(_escrowStruct(1, set, commitments, shares)));
+        vm.expectRevert(abi.encodeWithSelector(IKeyManager.KeyManagerAlreadyEscrowed.selector, 1, set));
+        km.publishEscrow(1, set, commitments, shares, signature);
+        vm.assertEq(km.generationInfo(1).escrowHash, first, "the first escrow stays");
+        // A new active set takes a new escrow.
+        vm.prank(owner);
+        uint64 next = km.setGuardians(_guardianKeys(GUARDIAN_PK + 10, 5), 3);
+        vm.warp(block.timestamp + DELAY);
+        _escrow(1, next, MASTER_PK);
+        vm.assertEq(km.generationInfo(1).escrowGuardianSet, next, "escrowed to the new set");
+    }
+
     function test_RevertWhen_PublishEscrowForUnusableGeneration() public {
         uint64 set = _activeGuardians();
         bytes memory commitments = _commitments(MASTER_PK);
