@@ -231,6 +231,13 @@ const autoSchema = z.strictObject({
   proposerSlotMs: z.number().int().min(100).max(3_600_000).default(10_000),
   /** A member that refused the pending proposal proposes a replacement after this long. */
   supersedeAfterMs: z.number().int().min(1000).max(86_400_000).default(120_000),
+  /**
+   * Escrow by itself (docs/protocol.md#guardians): publish the escrow of each held generation that has none to the
+   * active guardian set, one node per network (the help schedule's order, src/node/auto.ts).
+   */
+  escrow: z.boolean().default(true),
+  /** How often a ready node checks, on its verified view, whether a generation waits for its escrow. */
+  escrowCheckMs: z.number().int().min(100).max(3_600_000).default(60_000),
 })
 export type AutoConfig = z.infer<typeof autoSchema> & { enabled: boolean }
 

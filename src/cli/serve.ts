@@ -366,6 +366,8 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
         rotate: auto.rotate,
         proposerSlotMs: auto.proposerSlotMs,
         supersedeAfterMs: auto.supersedeAfterMs,
+        escrow: auto.escrow,
+        escrowCheckMs: auto.escrowCheckMs,
       })
     : undefined
   watcher = createChainWatcher({

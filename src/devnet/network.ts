@@ -107,6 +107,8 @@ export const DEVNET_AUTO: HostSettingsInput['auto'] = {
   // Rotation is driven through the host API on the default devnet (the walk-through's request ids and fulfil counts
   // stay as they were); DEVNET_AUTO_ROTATE lets the nodes take part by themselves.
   rotate: false,
+  // A check of the guardian set (one proof) every few seconds: escrow follows a set change or a rotation quickly.
+  escrowCheckMs: 3000,
 }
 
 /** DEVNET_AUTO with rotation by the nodes themselves: members join, propose, acknowledge and commit. */

@@ -10,7 +10,7 @@ import { FakeChain, fakeChainView } from '../../test/inProcessNode.ts'
 import type { OnboardRequest } from '../chain/registry.ts'
 import type { CursorStore, WatchedRequest } from '../store/cursor.ts'
 import { createAutoRunner } from './auto.ts'
-import { helperOrder, type ScheduleMember } from './helperSchedule.ts'
+import { escrowBatch, helperOrder, type ScheduleMember } from './helperSchedule.ts'
 import type { KeymanagerNode } from './node.ts'
 
 const key = (n: number): Address => `0x${n.toString(16).padStart(40, '0')}`
@@ -131,4 +131,124 @@ test('default: a helper whose batch changed while it waited does not answer the 
   net.addPending(20n)
   assert.equal(await round, 0)
   assert.equal(net.answeredBy.size, 0)
+})
+
+/**
+ * Escrow (docs/protocol.md#guardians): members share one fake "generation → escrowed set" map; `publishEscrow` records
+ * who published. A clock the test moves decides whose turn it is.
+ */
+function escrowNetwork() {
+  const net = network()
+  const escrowedTo = new Map<number, bigint>([[1, 0n], [2, 0n]])
+  let activeSet = 1n
+  const published: { by: string; generation: number; guardianSet: bigint }[] = []
+  let now = 0
+  function member(name: string, memberId: bigint | null, options: { failing?: boolean } = {}) {
+    const node = {
+      state: 'ready',
+      memberId,
+      overBudget: () => false,
+      async help(requests: OnboardRequest[]) {
+        for (const r of requests) {
+          net.chain.requests.get(r.requestId)!.status = 'fulfilled'
+          net.answeredBy.set(r.requestId, name)
+        }
+        return requests.map((r) => ({ requestId: r.requestId, decision: 'fulfilled' }))
+      },
+      async escrowNeeded() {
+        return { guardianSet: activeSet, generations: [...escrowedTo].filter(([, set]) => set !== activeSet).map(([g]) => g) }
+      },
+      async publishEscrow() {
+        if (options.failing) throw new Error('guardian_keys_mismatch: the logged keys of guardian set 1 do not hash to the proven keys hash')
+        const generations = [...escrowedTo].map(([g, set]) => {
+          if (set === activeSet) return { generation: g, status: 'escrowed' }
+          escrowedTo.set(g, activeSet)
+          published.push({ by: name, generation: g, guardianSet: activeSet })
+          return { generation: g, status: 'published' }
+        })
+        return { guardianSet: activeSet.toString(), threshold: 3, count: 5, generations }
+      },
+    } as unknown as KeymanagerNode
+    return createAutoRunner({
+      node,
+      registry: net.chain.registry,
+      chainView: fakeChainView(net.chain),
+      cursor: {
+        requests: () => [...net.chain.requests].map(([requestId, r]) => ({ requestId, onboardedBlock: r.status === 'pending' ? null : 90n })),
+        pendingRequests: () =>
+          [...net.chain.requests].filter(([, r]) => r.status === 'pending').map(([requestId]) => ({ requestId, onboardedBlock: null, requester: `0x${requestId.toString(16).padStart(40, '0')}` })),
+      } as unknown as CursorStore,
+      stores: { requests: { get: () => undefined }, registrations: {} } as never,
+      logger: pino({ level: 'silent' }),
+      register: false,
+      help: true,
+      jitterMs: [0, 0],
+      slotMs: TURN_MS,
+      escrowCheckMs: 10,
+      monotonicNow: () => now,
+    })
+  }
+  return {
+    ...net,
+    escrowedTo,
+    published,
+    member,
+    at: (ms: number) => void (now = ms),
+    setActive: (set: bigint) => void (activeSet = set),
+  }
+}
+
+test('escrow: one member per generation and set publishes (the designated one); the others find it escrowed at their turn', async () => {
+  const net = escrowNetwork()
+  const order = helperOrder(escrowBatch(1n, 1n), net.members)
+  const runners = new Map(net.members.map((m) => [m.memberId, net.member(names.get(m.memberId)!, m.memberId)]))
+  const bootstrap = net.member('bootstrap', null)
+  for (const t of [0, TURN_MS, 2 * TURN_MS, 3 * TURN_MS, 4 * TURN_MS]) {
+    net.at(t)
+    for (const r of [...runners.values(), bootstrap]) await r.escrowStep()
+  }
+  const designated = names.get(order[0]!.memberId)!
+  assert.deepEqual(net.published, [
+    { by: designated, generation: 1, guardianSet: 1n },
+    { by: designated, generation: 2, guardianSet: 1n },
+  ])
+  // After the guardians change: every generation again, once, to the new set (its own designated member).
+  net.setActive(2n)
+  const order2 = helperOrder(escrowBatch(2n, 1n), net.members)
+  for (const t of [10 * TURN_MS, 11 * TURN_MS, 12 * TURN_MS, 13 * TURN_MS]) {
+    net.at(t)
+    for (const r of [...runners.values(), bootstrap]) await r.escrowStep()
+  }
+  assert.deepEqual(net.published.slice(2), [
+    { by: names.get(order2[0]!.memberId)!, generation: 1, guardianSet: 2n },
+    { by: names.get(order2[0]!.memberId)!, generation: 2, guardianSet: 2n },
+  ])
+})
+
+test('escrow: a dead designated member is covered one turn later by the next; nothing before that turn', async () => {
+  const net = escrowNetwork()
+  const order = helperOrder(escrowBatch(1n, 1n), net.members)
+  const [next, after] = order.slice(1).map((m) => net.member(names.get(m.memberId)!, m.memberId))
+  net.at(0)
+  assert.deepEqual(await next!.escrowStep(), [])
+  assert.deepEqual(await after!.escrowStep(), [])
+  net.at(TURN_MS - 1)
+  assert.deepEqual(await next!.escrowStep(), [], 'not before its turn')
+  net.at(TURN_MS)
+  assert.deepEqual(await next!.escrowStep(), [1, 2])
+  net.at(2 * TURN_MS)
+  assert.deepEqual(await after!.escrowStep(), [], 'found escrowed')
+  assert.deepEqual(net.published.map((p) => p.by), [names.get(order[1]!.memberId), names.get(order[1]!.memberId)])
+})
+
+test('error: an escrow that fails (a lying host, a reverted transaction) never stops helping', async () => {
+  const net = escrowNetwork()
+  net.addPending(10n)
+  const designated = helperOrder(escrowBatch(1n, 1n), net.members)[0]!
+  const failing = net.member(names.get(designated.memberId)!, designated.memberId, { failing: true })
+  net.at(0)
+  await failing.step()
+  assert.equal(net.published.length, 0)
+  assert.equal(failing.escrows, 0)
+  assert.equal(net.answeredBy.get(10n), names.get(designated.memberId), 'the same step answered the pending request')
 })

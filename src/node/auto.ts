@@ -32,7 +32,7 @@ import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
 import { KeymanagerError } from '../errors.ts'
-import { helperRank, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
+import { escrowBatch, helperRank, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
 import { TEMPORARILY_UNAVAILABLE, type KeymanagerNode } from './node.ts'
 
 // Rotation, per step (docs/protocol.md#node-flows-what-the-sidecar-does), when `rotate` is on: a ready node without a node
@@ -41,6 +41,15 @@ import { TEMPORARILY_UNAVAILABLE, type KeymanagerNode } from './node.ts'
 // just acknowledged, else each after its rank's slot); with a rotation open and nothing pending, members propose in
 // the order of their member ids, each `proposerSlotMs` after the one before (a dead first member costs one slot). A
 // member that refused the pending proposal proposes a replacement after `supersedeAfterMs`.
+
+// Escrow, per step when `escrow` is on (docs/protocol.md#guardians): every `escrowCheckMs` a ready node asks its
+// verified view whether a generation it holds is neither revoked nor purged and not escrowed to the active guardian
+// set (after a rotation commits, after a set change activates). Such an escrow is scheduled as a help batch is, named
+// by (set, oldest such generation) (src/node/helperSchedule.ts `escrowBatch`): the designated member publishes after
+// the gathering window, each other member one turn (`slotMs`) per rank later, and only if it is still needed. The
+// publish itself decides again on a view that proves its own freshness mark, skips what the RPC says was escrowed
+// meanwhile, and the contract keeps one escrow per generation and set (KeyManagerAlreadyEscrowed), so two nodes that
+// act at once leave one escrow, and the loser's revert is reported as `escrowed_meanwhile`.
 
 export type AutoOptions = {
   node: KeymanagerNode
@@ -70,6 +79,10 @@ export type AutoOptions = {
   supersedeAfterMs?: number
   /** Monotonic clock (ms). */
   monotonicNow?: () => number
+  /** Publish escrows by itself (see above); default on. */
+  escrow?: boolean
+  /** How often to check whether a generation waits for its escrow (ms). */
+  escrowCheckMs?: number
   /** First wait before a temporarily refused request is judged again; doubles each time up to `retryMaxMs` (ms). */
   retryBaseMs?: number
   retryMaxMs?: number
@@ -221,6 +234,50 @@ export function createAutoRunner(options: AutoOptions) {
     return helperRank(batch, members, self)
   }
 
+  const escrowOn = options.escrow ?? true
+  const escrowCheckMs = options.escrowCheckMs ?? 60_000
+  /** When (monotonic ms) this node next asks whether a generation waits for its escrow. */
+  let nextEscrowCheck = 0
+  /** The escrow batch this node waits on, when it first saw it, its gathering window and its rank. */
+  let escrowWait: { batch: bigint; at: number; gatherMs: number; rank: number } | undefined
+  let escrows = 0
+
+  /**
+   * One escrow action at most (see the header); returns the generations it published. A failure is logged and tried
+   * again at the next check: it never holds up helping or rotating (a host that lies about the guardians' keys stalls
+   * only the escrow, with its reason in the log).
+   */
+  async function escrowStep(): Promise<number[]> {
+    if (clock() < nextEscrowCheck) return []
+    nextEscrowCheck = clock() + escrowCheckMs
+    try {
+      const need = await node.escrowNeeded()
+      if (!need || need.generations.length === 0) {
+        escrowWait = undefined
+        return []
+      }
+      const batch = escrowBatch(need.guardianSet, BigInt(need.generations[0]!))
+      if (escrowWait?.batch !== batch) escrowWait = { batch, at: clock(), gatherMs: jitterMin + random() * (jitterMax - jitterMin), rank: await scheduleRank(batch) }
+      const turnAt = escrowWait.at + turnDelayMs(escrowWait.rank, { gatherMs: escrowWait.gatherMs, turnMs: slotMs })
+      if (clock() < turnAt) {
+        // Look again when this node's turn comes, not a whole check interval later.
+        nextEscrowCheck = Math.min(nextEscrowCheck, turnAt)
+        return []
+      }
+      const rank = escrowWait.rank
+      escrowWait = undefined
+      const result = await node.publishEscrow()
+      const published = result.generations.filter((g) => g.status === 'published').map((g) => g.generation)
+      const escrowed = result.generations.filter((g) => g.status === 'escrowed').map((g) => g.generation)
+      logger.info({ guardianSet: result.guardianSet, rank, published, escrowed }, 'auto-escrow round')
+      escrows += published.length
+      return published
+    } catch (error) {
+      logger.warn({ error: (error as Error).message.split('\n')[0] }, 'auto-escrow: not published this time')
+      return []
+    }
+  }
+
   /** One help round; returns how many requests were answered. */
   async function helpRound(): Promise<number> {
     // The contract refuses answers while a proposal is pending; requests wait (they are not given up on).
@@ -368,6 +425,7 @@ export function createAutoRunner(options: AutoOptions) {
       logger.info(joined, 'auto-register: confirmation finished after a restart')
     }
     if (options.rotate && node.state === 'ready') await rotateStep()
+    if (escrowOn && node.state === 'ready') await escrowStep()
     if (options.help && node.state === 'ready') await helpRound()
   }
 
@@ -394,6 +452,7 @@ export function createAutoRunner(options: AutoOptions) {
   return {
     step,
     helpRound,
+    escrowStep,
     start() {
       loop ??= run()
     },
@@ -410,6 +469,10 @@ export function createAutoRunner(options: AutoOptions) {
     },
     get rounds() {
       return rounds
+    },
+    /** Generations this node escrowed by itself. */
+    get escrows() {
+      return escrows
     },
   }
 }

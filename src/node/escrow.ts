@@ -121,6 +121,38 @@ export function createEscrow(deps: EscrowDeps) {
   const { keyring, logger } = deps
   const domain: EscrowDomain = { chainId: deps.chainId, registry: deps.registryAddress }
 
+  /** Whether the RPC says generation g is escrowed to `guardianSet` (a hint; a failed read says no). */
+  async function escrowedMeanwhile(g: bigint, guardianSet: bigint): Promise<boolean> {
+    return deps.generations.generationInfo(g).then(
+      (info) => info.escrowGuardianSet === guardianSet,
+      () => false,
+    )
+  }
+
+  /**
+   * What this node would escrow now (auto mode asks before it takes a freshness mark): the active guardian set and
+   * the generations it holds that are neither revoked nor purged and not escrowed to that set, proven at the view's
+   * newest header (undefined when no set with guardians is active). A hint for when to act: `publish` decides again on
+   * a view that proves its own freshness mark.
+   */
+  async function needed(): Promise<{ guardianSet: bigint; generations: number[] } | undefined> {
+    const header = await deps.viewAt()
+    const counters = (await deps.view.read(header, { guardians: true })).guardianCounters()
+    if (counters.settled === 0n && counters.pending === 0n) return undefined
+    const state = await deps.view.read(header, { master: true, guardians: true, guardianSets: counters.pending === 0n ? [] : [counters.pending] })
+    const active = state.activeGuardianSet()
+    if (active === 0n) return undefined
+    const current = state.master().generation
+    const all = Array.from({ length: Number(current) }, (_, i) => BigInt(i + 1))
+    const records = await deps.view.read(header, { guardianSets: [active], generations: all })
+    if (records.guardianSet(active).count === 0) return undefined
+    const generations = all
+      .map((g) => records.generation(g))
+      .filter((r) => !r.purged && !r.revoked && r.escrowGuardianSet !== active && keyring.get(Number(r.generation)) !== undefined)
+      .map((r) => Number(r.generation))
+    return { guardianSet: active, generations }
+  }
+
   /**
    * Escrows every generation this node holds that is neither revoked nor purged and not yet escrowed to the active
    * guardian set (all of them again after a set change, docs/protocol.md#guardians), each in its own `publishEscrow`.
@@ -151,13 +183,30 @@ export function createEscrow(deps: EscrowDeps) {
       }
       if (secret.address.toLowerCase() !== record.xPub.toLowerCase())
         throw new EscrowRefusal('not_master_key', `the secret this node holds for generation ${gen} is not that generation's key in the verified chain`)
+      // Not a decision about M (the fresh view above decided that): the RPC's newest state (a hint) spares a
+      // publishEscrow that would revert because another node escrowed meanwhile. Skipping is always safe; a lying RPC
+      // can only make this node skip, as it could by not relaying the transaction.
+      if (await escrowedMeanwhile(g, set.guardianSet)) {
+        results.push({ generation: gen, status: 'escrowed', reason: 'escrowed_meanwhile', guardianSet: set.guardianSet.toString() })
+        continue
+      }
       const escrow = secret.exportForSealing((bytes) =>
         makeEscrow(domain, { generation: g, guardianSet: set.guardianSet, guardianKeys: set.keys, threshold: set.threshold, secret: bytes }),
       )
-      const outcome = await deps.submit(
-        'publishEscrow',
-        generationCalldata.publishEscrow(g, set.guardianSet, bytesToHex(escrow.commitments), escrow.encryptedShares, escrow.signature),
-      )
+      let outcome: TxOutcome
+      try {
+        outcome = await deps.submit(
+          'publishEscrow',
+          generationCalldata.publishEscrow(g, set.guardianSet, bytesToHex(escrow.commitments), escrow.encryptedShares, escrow.signature),
+        )
+      } catch (error) {
+        // Two nodes that publish at once: the contract keeps the first escrow (KeyManagerAlreadyEscrowed) and the
+        // other's transaction reverts. That is the outcome wanted, not a failure.
+        if (!(await escrowedMeanwhile(g, set.guardianSet))) throw error
+        logger.info({ generation: gen, guardianSet: set.guardianSet.toString() }, 'another node escrowed this generation first; this escrow reverted')
+        results.push({ generation: gen, status: 'escrowed', reason: 'escrowed_meanwhile', guardianSet: set.guardianSet.toString() })
+        continue
+      }
       logger.info({ generation: gen, guardianSet: set.guardianSet.toString(), threshold: set.threshold, guardians: set.keys.length }, 'escrow published')
       results.push({ generation: gen, status: 'published', guardianSet: set.guardianSet.toString(), outcome })
     }
@@ -246,5 +295,5 @@ export function createEscrow(deps: EscrowDeps) {
     return { state: 'recovered', requestId: request.requestId.toString(), xPub: master.xPub, generation, recovered: keyring.held(), confirm }
   }
 
-  return { publish, recover, reconfirm }
+  return { publish, needed, recover, reconfirm }
 }

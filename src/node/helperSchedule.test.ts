@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { encodeAbiParameters, keccak256, type Address } from 'viem'
-import { designatedIndex, helperOrder, helperRank, orderMembers, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
+import { designatedIndex, escrowBatch, helperOrder, helperRank, orderMembers, turnDelayMs, type ScheduleMember } from './helperSchedule.ts'
 
 const address = (n: number): Address => `0x${n.toString(16).padStart(40, '0')}`
 /** Members whose address order differs from their id order. */
@@ -104,4 +104,17 @@ test('error: bad arguments', () => {
   assert.throws(() => designatedIndex(-1n, 3), /must not be negative/)
   assert.throws(() => turnDelayMs(-1, { gatherMs: 0, turnMs: 1 }), /rank must be a non-negative integer, got -1/)
   assert.throws(() => turnDelayMs(1.5, { gatherMs: 0, turnMs: 1 }), /rank must be a non-negative integer/)
+})
+
+test('default: an escrow batch is keccak256(abi.encode("keymanager.escrow-schedule.v1", set, generation)), one per generation and set', () => {
+  const byHand = BigInt(keccak256(encodeAbiParameters([{ type: 'string' }, { type: 'uint64' }, { type: 'uint64' }], ['keymanager.escrow-schedule.v1', 2n, 3n])))
+  assert.equal(escrowBatch(2n, 3n), byHand)
+  assert.notEqual(escrowBatch(2n, 3n), escrowBatch(3n, 2n))
+  assert.notEqual(escrowBatch(1n, 1n), escrowBatch(2n, 1n), 'a new guardian set has its own designated member')
+})
+
+test('error: an escrow batch of a zero or out-of-range set or generation', () => {
+  assert.throws(() => escrowBatch(0n, 1n), /guardian set and generation must be positive, got 0 and 1/)
+  assert.throws(() => escrowBatch(1n, 0n), /must be positive/)
+  assert.throws(() => escrowBatch(1n, 1n << 64n), /uint64|range/i)
 })

@@ -13,6 +13,7 @@
 import { encodeAbiParameters, keccak256, type Address } from 'viem'
 
 export const HELP_SCHEDULE_TAG = 'keymanager.help-schedule.v1'
+export const ESCROW_SCHEDULE_TAG = 'keymanager.escrow-schedule.v1'
 
 export type ScheduleMember = { memberId: bigint; key: Address }
 
@@ -64,4 +65,14 @@ export function helperOrder(batch: bigint, members: readonly ScheduleMember[]): 
 export function turnDelayMs(rank: number, { gatherMs, turnMs }: { gatherMs: number; turnMs: number }): number {
   if (!Number.isSafeInteger(rank) || rank < 0) throw new RangeError(`rank must be a non-negative integer, got ${rank}`)
   return gatherMs + rank * turnMs
+}
+
+/**
+ * The batch of an escrow (docs/protocol.md#guardians): generation g's escrow to guardian set s is scheduled like a batch
+ * of requests, named by `keccak256(abi.encode("keymanager.escrow-schedule.v1", s, g))`, so one member is designated
+ * per generation and set and the others wait their turns behind it.
+ */
+export function escrowBatch(guardianSet: bigint, generation: bigint): bigint {
+  if (guardianSet <= 0n || generation <= 0n) throw new RangeError(`guardian set and generation must be positive, got ${guardianSet} and ${generation}`)
+  return BigInt(keccak256(encodeAbiParameters([{ type: 'string' }, { type: 'uint64' }, { type: 'uint64' }], [ESCROW_SCHEDULE_TAG, guardianSet, generation])))
 }

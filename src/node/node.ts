@@ -1088,6 +1088,8 @@ export function createNode(ctx: NodeContext) {
     recover,
     /** Escrows every held generation to the active guardian set (POST /escrow). */
     publishEscrow: () => guarded(() => escrow.publish()),
+    /** The active guardian set and the held generations not escrowed to it, at the view's newest header (a hint). */
+    escrowNeeded: () => guarded(() => escrow.needed()),
     help,
     /** The requester has spent its refusal budget for now (docs/protocol.md#limits): its requests wait. */
     overBudget: (requester: Address) => judge.overBudget(requester),
