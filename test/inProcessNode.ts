@@ -59,7 +59,8 @@ export function removeNodeDirs() {
 export const versionedHash = (blob: Hex) => bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blob))))
 export const blockHash = (n: bigint) => keccak256(`0x${n.toString(16).padStart(64, '0')}`)
 
-type StoredRequest = { key: Address; expiresAt: bigint; status: 'pending' | 'fulfilled' | 'confirmed'; commitment: Hex }
+/** `generation`: the one it was answered under (default the chain's current one). */
+type StoredRequest = { key: Address; expiresAt: bigint; status: 'pending' | 'fulfilled' | 'confirmed'; commitment: Hex; generation?: bigint }
 
 /** What the contract and the beacon node would hold, and what the node is told about them. */
 export class FakeChain {
@@ -232,7 +233,7 @@ export function fakeChainView(chain: FakeChain): ChainView {
     for (let g = 1n; g <= chain.generation; g++) values.set(generationSlot(g), BigInt(chain.xPub))
     for (const [id, r] of chain.requests) {
       const status = BigInt(REQUEST_STATUS.indexOf(r.status))
-      const answered = r.status === 'pending' ? 0n : chain.generation
+      const answered = r.status === 'pending' ? 0n : (r.generation ?? chain.generation)
       values.set(requestSlot(id), BigInt(r.key) | (r.expiresAt << 160n) | (status << 200n) | (answered << 208n))
       values.set(requestSlot(id) + 1n, BigInt(r.commitment))
     }

@@ -1,7 +1,8 @@
 // Generations end to end on one devnet (docs/protocol.md#generations): three auto-mode nodes (node 1 becomes a member
 // itself) rotate while pods are served, a fourth joins after the rotation and receives both generations, a revoked
 // node gets no share of an emergency rotation that ends the older generations' signatures, and a proposer killed
-// with SIGKILL between its proposal and the commit finds the committed generation when it restarts.
+// with SIGKILL between its proposal and the commit finds the committed generation when it restarts, and a newcomer
+// answered under one generation while the next commits before its confirmation is answered again with every generation.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -12,7 +13,7 @@ import { type Address, type Hex } from 'viem'
 import { blobsToEnvelope } from '../src/chain/envelope.ts'
 import { createGenerationsClient, generationCalldata } from '../src/chain/generations.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { DEVNET_AUTO_ROTATE, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
+import { DEVNET_AUTO_ROTATE, hostCall, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
@@ -179,6 +180,41 @@ describe('generations on a devnet', () => {
     assert.equal((await sealkey(proposer)).key, (await sealkey(others[0]!)).key)
     assert.equal((await sealkey(proposer, 1)).key, before1)
     assert.equal((await generationInfoXPub(4n)).toLowerCase(), proposal.xPub.toLowerCase())
+  })
+
+  test('a newcomer answered under generation 4 while generation 5 commits before it confirms is answered again and serves every generation', async () => {
+    // A node driven through the host API: it takes its answer only when asked.
+    const late = await devnet.addNode()
+    const reg = await hostCall<{ enckey: Address; requestId: string }>(late, 'POST', '/register')
+    const requestId = BigInt(reg.requestId)
+    await waitFor('the members answer it', async () => (await registry.getRequest(requestId)).status === 'fulfilled')
+    assert.equal(await generations.requestGeneration(requestId), 4n)
+    await owner(generationCalldata.startRotation(false, 3600n, 0n))
+    await waitFor('a pending proposal', async () => (await generations.proposal()).id !== 0n || (await registry.generation()) === 5n, 120_000)
+    // It takes the generation-4 answer now. If the proposal is still pending, it becomes ready on generation 4 and the
+    // contract refuses its confirmation (KeyManagerProposalPending, then KeyManagerStaleResponse once 5 commits); if 5
+    // committed first, it refuses the answer itself (wrong_generations). Either way it is no recipient of generation 5.
+    const first = await hostCall(late, 'POST', `/register/${reg.enckey}`).then(
+      () => 'confirmed',
+      (error: Error) => error.message,
+    )
+    await waitFor('generation 5 committed', async () => (await registry.generation()) === 5n)
+    assert.notEqual(first, 'confirmed', 'its confirmation cannot land while the proposal is pending or after the commit')
+    // The members answer its request again, under generation 5, with every generation.
+    await waitFor('the request answered again under generation 5', async () => (await generations.requestGeneration(requestId)) === 5n)
+    const becameReady = (await fetch(`${late.podUrl}/healthz`).then((r) => r.json() as Promise<{ state: string }>)).state === 'ready'
+    // A node that became ready on generation 4 takes the new answer when it completes its membership; one that refused
+    // the old answer takes it when asked to complete again.
+    if (becameReady) await hostCall(late, 'POST', '/member')
+    else await hostCall(late, 'POST', `/register/${reg.enckey}`)
+    await waitUntilReady(late)
+    assert.equal((await registry.getRequest(requestId)).status, 'confirmed')
+    assert.equal(await currentGeneration(late), 5)
+    const reference = nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null && n !== newcomer)!
+    assert.equal((await sealkey(late)).key, (await sealkey(reference)).key)
+    assert.equal((await sealkey(late, 4)).key, (await sealkey(reference, 4)).key)
+    assert.equal((await sealkey(late, 1)).key, before1)
+    lines.push(`stale answer path: ${becameReady ? 'ready on generation 4, then the new answer' : 'old answer refused, then the new answer'} (${first})`)
   })
 
   async function generationInfoXPub(g: bigint): Promise<Address> {

@@ -38,9 +38,10 @@ function network() {
   function watched(requestId: bigint, onboardedBlock: bigint | null): WatchedRequest {
     return { requestId, onboardedBlock, requester: `0x${requestId.toString(16).padStart(40, "0")}` } as WatchedRequest
   }
-  function helper(name: string, memberId: bigint | null, logs: object[] = []) {
+  function helper(name: string, memberId: bigint | null, logs: object[] = [], generation = 1) {
     const node = {
       state: 'ready',
+      generation,
       memberId,
       overBudget: () => false,
       async help(requests: OnboardRequest[]) {
@@ -48,7 +49,7 @@ function network() {
         // The answer becomes visible half a turn later (mark, proofs, mined transaction), as on a chain.
         await new Promise((resolve) => setTimeout(resolve, TURN_MS / 2))
         for (const r of requests) {
-          chain.requests.get(r.requestId)!.status = 'fulfilled'
+          Object.assign(chain.requests.get(r.requestId)!, { status: 'fulfilled', generation: BigInt(generation) })
           answeredBy.set(r.requestId, name)
         }
         return requests.map((r) => ({ requestId: r.requestId, decision: 'fulfilled' }))
@@ -133,6 +134,38 @@ test('default: a helper whose batch changed while it waited does not answer the 
   assert.equal(net.answeredBy.size, 0)
 })
 
+test('default: a request answered under an older generation and not confirmed is answered again, once, after a rotation', async () => {
+  const net = network()
+  net.chain.generation = 2n
+  // 12: answered under generation 1 (a rotation committed before its confirmation); 13: answered under 2; 14: under 1
+  // but confirmed since; 15: under 1 and expired.
+  const answered = (id: bigint, generation: bigint, status: 'fulfilled' | 'confirmed' = 'fulfilled', expiresAt = 10_000n) =>
+    net.chain.requests.set(id, { key: key(0x200 + Number(id)), expiresAt, status, commitment: `0x${'33'.repeat(32)}`, generation })
+  answered(12n, 1n)
+  answered(13n, 2n)
+  answered(14n, 1n, 'confirmed')
+  answered(15n, 1n, 'fulfilled', 50n)
+  // Request 14 is a member too (confirmed); it runs no helper here, so the first running member in the order answers.
+  const order = helperOrder(12n, [...net.members, { memberId: 14n, key: key(0x20e) }]).filter((m) => names.has(m.memberId))
+  const runners = net.members.map((m) => net.helper(names.get(m.memberId)!, m.memberId, [], 2))
+  await Promise.all(runners.map((r) => r.step()))
+  assert.deepEqual([...net.calls.keys()], [12n], 'only the stale answer is answered again')
+  assert.deepEqual(net.calls.get(12n), [names.get(order[0]!.memberId)], 'by one member alone, the first in the order')
+  assert.equal(net.chain.requests.get(12n)!.generation, 2n)
+  // Answered under the current generation now: nobody takes it again.
+  await Promise.all(runners.map((r) => r.step()))
+  assert.deepEqual(net.calls.get(12n), [names.get(order[0]!.memberId)])
+})
+
+test('default: before any rotation (generation 1) no answered request is looked at again', async () => {
+  const net = network()
+  net.chain.generation = 1n
+  net.chain.requests.set(12n, { key: key(0x212), expiresAt: 10_000n, status: 'fulfilled', commitment: `0x${'33'.repeat(32)}`, generation: 1n })
+  const runner = net.helper('m1', 1n)
+  await runner.step()
+  assert.equal(net.calls.size, 0)
+})
+
 /**
  * Escrow (docs/protocol.md#guardians): members share one fake "generation → escrowed set" map; `publishEscrow` records
  * who published. A clock the test moves decides whose turn it is.
@@ -146,6 +179,7 @@ function escrowNetwork() {
   function member(name: string, memberId: bigint | null, options: { failing?: boolean } = {}) {
     const node = {
       state: 'ready',
+      generation: 1,
       memberId,
       overBudget: () => false,
       async help(requests: OnboardRequest[]) {

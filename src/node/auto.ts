@@ -28,6 +28,7 @@ import type { RegistryClient } from '../chain/registry.ts'
 import type { ChainView } from '../chain/view/chainView.ts'
 import { isChainViewReason } from '../chain/view/errors.ts'
 import type { RequestRecord } from '../store/requests.ts'
+import type { WatchedRequest } from '../store/cursor.ts'
 import type { CursorStore } from '../store/cursor.ts'
 import type { RegistrationStore } from '../store/registrations.ts'
 import type { RequestStore } from '../store/requests.ts'
@@ -176,11 +177,44 @@ export function createAutoRunner(options: AutoOptions) {
     return retry === undefined || clock() >= retry.at
   }
 
+  /**
+   * Requests answered under an older generation and not confirmed (docs/protocol.md#onboarding-across-generations): a
+   * rotation committed between the answer and the newcomer's confirmation, so the newcomer was no recipient of the new
+   * generation and the contract refuses its confirmation. The contract takes a new answer for them; they join the help
+   * rounds like pending requests (the schedule, the judgement and the answer are the same). Looked for each time this
+   * node sees a newer generation become current, among the newest answered requests its watcher saw, proven.
+   */
+  const staleAnswers = new Map<bigint, WatchedRequest>()
+  let staleCheckedFor = 0
+
+  async function findStaleAnswers(): Promise<void> {
+    const current = node.generation
+    if (current <= 1 || current <= staleCheckedFor) return
+    const answered = cursor
+      .requests()
+      .filter((r) => r.onboardedBlock !== null && r.requestId !== node.memberId)
+      .sort((a, b) => (a.requestId < b.requestId ? 1 : a.requestId > b.requestId ? -1 : 0))
+      .slice(0, MAX_MEMBER_HINTS)
+    if (answered.length > 0) {
+      const proven = await chainView.latest({ requests: answered.map((r) => r.requestId) })
+      for (const r of answered) {
+        const onChain = proven.request(r.requestId)
+        if (onChain.status === 'fulfilled' && onChain.generation < BigInt(current) && onChain.expiresAt > proven.block.blockNumber) {
+          staleAnswers.set(r.requestId, r)
+          logger.info({ requestId: r.requestId.toString(), answeredUnder: onChain.generation.toString(), current }, 'request answered under an older generation: it is answered again')
+        }
+      }
+    }
+    staleCheckedFor = current
+  }
+
   function candidates() {
     const open_ = cursor
       .pendingRequests()
       .filter((r) => !skipped.has(r.requestId) && !node.overBudget(r.requester) && open(r.requestId, stores.requests.get(r.requestId)))
-    return interleaveByRequester(open_, maxBatch)
+    // A stale answer is judged again even if this node made it (its record says fulfilled); a refusal still stands.
+    const stale = [...staleAnswers.values()].filter((r) => !skipped.has(r.requestId) && stores.requests.get(r.requestId)?.decision !== 'refused')
+    return interleaveByRequester([...open_, ...stale.filter((r) => !open_.some((p) => p.requestId === r.requestId))], maxBatch)
   }
 
   /** Schedules the next judgement of each temporarily refused request in `results`; forgets the others. */
@@ -301,9 +335,15 @@ export function createAutoRunner(options: AutoOptions) {
     const ready = []
     for (const request of waiting) {
       const onChain = proven.request(request.requestId)
-      if (onChain.status === 'fulfilled' || onChain.status === 'confirmed') continue // answered; the watcher will see `Onboarded`
-      if (onChain.status === 'pending' && onChain.expiresAt <= proven.block.blockNumber) {
+      // Answered (under the current generation; the watcher will see `Onboarded`), or confirmed.
+      const staleAnswer = onChain.status === 'fulfilled' && onChain.generation < BigInt(node.generation)
+      if (onChain.status === 'confirmed' || (onChain.status === 'fulfilled' && !staleAnswer)) {
+        staleAnswers.delete(request.requestId)
+        continue
+      }
+      if (onChain.expiresAt <= proven.block.blockNumber) {
         skipped.add(request.requestId)
+        staleAnswers.delete(request.requestId)
         continue
       }
       ready.push(request)
@@ -426,7 +466,10 @@ export function createAutoRunner(options: AutoOptions) {
     }
     if (options.rotate && node.state === 'ready') await rotateStep()
     if (escrowOn && node.state === 'ready') await escrowStep()
-    if (options.help && node.state === 'ready') await helpRound()
+    if (options.help && node.state === 'ready') {
+      await findStaleAnswers()
+      await helpRound()
+    }
   }
 
   async function run() {

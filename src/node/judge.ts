@@ -41,6 +41,12 @@ export type JudgeDeps = {
    * was fetched (the node archives it only if it answers the request, docs/protocol.md#limits).
    */
   fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<{ envelope: Envelope; blob?: Uint8Array }>
+  /**
+   * Also judge a request answered under an older generation and not confirmed (a helper answers it again with every
+   * generation, docs/protocol.md#onboarding-across-generations). Off for a guardian's release: a recovery's request is
+   * pending.
+   */
+  reanswerStale?: boolean
   /** Judgements per requester and window that may fetch a blob and verify a quote (docs/protocol.md#limits); none: unlimited. */
   verifyLimit?: { count: number; windowSeconds: number }
   /** The host clock (unix seconds), for the rate limit's windows only: a resource cap, never a security decision. */
@@ -96,10 +102,13 @@ export function createJudge(ctx: JudgeDeps) {
   ): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined }> {
     const { header } = fresh
     const now = Number(header.timestamp)
-    const atRequest = await ctx.chainView.read(header, { requests: [request.requestId], policy: true })
+    const atRequest = await ctx.chainView.read(header, { requests: [request.requestId], policy: true, master: true })
     const stored = atRequest.request(request.requestId)
     if (stored.status === 'none') throw new Refusal('unknown_request', `request ${request.requestId} is not in the verified chain (block ${header.blockNumber})`)
-    if (stored.status !== 'pending') throw new Refusal('already_fulfilled', `request ${request.requestId} is ${stored.status}`)
+    // Answered under an older generation and not confirmed: the contract takes a new answer (the newcomer was no
+    // recipient of the rotation that came after its answer, so it needs every generation again).
+    const stale = ctx.reanswerStale === true && stored.status === 'fulfilled' && stored.generation < atRequest.master().generation
+    if (stored.status !== 'pending' && !stale) throw new Refusal('already_fulfilled', `request ${request.requestId} is ${stored.status}`)
     // fulfillOnboard reverts once block.number > expiresAt; the next block is the earliest the answer can land in.
     if (stored.expiresAt <= header.blockNumber) throw new Refusal('expired', `request ${request.requestId} expired at block ${stored.expiresAt}`)
     if (stored.commitment !== requestCommitment(request))

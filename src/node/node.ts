@@ -48,7 +48,7 @@ export function createNode(ctx: NodeContext) {
   const { registry, stores, logger } = ctx
   /** Test-only crash hook (src/node/killPoints.ts): a no-op in every normal run. */
   const kill = ctx.killPoint ?? noKill
-  const judge = createJudge({ ...ctx, verifyLimit: VERIFY_LIMIT, hostNow: ctx.now, fetchEnvelope: (hash, at) => fetchBlobEnvelope(hash, at) })
+  const judge = createJudge({ ...ctx, verifyLimit: VERIFY_LIMIT, hostNow: ctx.now, reanswerStale: true, fetchEnvelope: (hash, at) => fetchBlobEnvelope(hash, at) })
   let state: NodeState = 'uninitialized'
   let master: MasterSecret | undefined
   let generation = 0
@@ -63,6 +63,8 @@ export function createNode(ctx: NodeContext) {
   function becomeReady(secret: MasterSecret, gen: number) {
     keyring.add(gen, secret)
     keyring.setCurrent(gen)
+    // The held copy: a node that takes a new answer while ready already holds some of its generations.
+    secret = keyring.get(gen)!
     master = secret
     generation = gen
     state = 'ready'
@@ -489,7 +491,20 @@ export function createNode(ctx: NodeContext) {
     if (!request) return { memberId: null, step: 'requested' }
     if (open.requestId === null) stores.registrations.markRequested(open.address, request.requestId, request.transactionHash, ctx.now())
     const onChain = await registry.getRequest(request.requestId)
-    if (onChain.status === 'pending') {
+    // Answered under an older generation, and a rotation committed before the confirmation (RPC hints: complete and
+    // help prove what they act on). A node that holds the current generation (the bootstrap node's own request) answers
+    // it again; a newcomer that became ready from the old answer takes the new one, which holds every generation.
+    const chainGeneration = onChain.status === 'fulfilled' ? await registry.generation() : 0n
+    if (onChain.status === 'fulfilled' && !keyring.get(Number(chainGeneration))) {
+      // Ready from an older answer, and the chain moved on: the answer made under the current generation (complete
+      // proves it and refuses while there is none yet).
+      await complete(open.address)
+      return { memberId: request.requestId.toString(), step: 'member' }
+    }
+    if (onChain.status === 'fulfilled' && (await generationsClient.requestGeneration(request.requestId)) < chainGeneration) {
+      const [again] = await help([request])
+      if (again?.decision !== 'fulfilled') throw new KeymanagerError('conflict', `own request ${request.requestId} answered under an older generation, not answered again: ${again?.decision === 'refused' ? again.reason : 'not sent'}`)
+    } else if (onChain.status === 'pending') {
       const [result] = await help([request])
       // A refusal by the chain view itself (stale or unverified view, src/chain/view/errors.ts) says nothing about the
       // request: the registration stays open and the next call tries again (expiring it would make a second request).
@@ -559,10 +574,17 @@ export function createNode(ctx: NodeContext) {
   }
 
   async function complete(enckey: Address) {
-    if (state === 'ready') throw new KeymanagerError('conflict', 'node is already ready')
     const registration = stores.registrations.get(enckey)
+    // A ready node takes an answer only while it is not a member and this registration is still open: it became ready
+    // from an answer made under an older generation, and a rotation committed before its confirmation (the contract
+    // then refuses it, KeyManagerStaleResponse): it was no recipient of the new generation, and a helper answers its
+    // request again with every generation (docs/protocol.md#onboarding-across-generations).
+    const openRegistration = stores.registrations.latestOpen()
+    if (state === 'ready' && (keyring.nodeKey || !openRegistration || openRegistration.address.toLowerCase() !== enckey.toLowerCase()))
+      throw new KeymanagerError('conflict', 'node is already ready')
     if (!registration) throw new KeymanagerError('not_found', `no registration of this node has the key ${enckey}`)
-    const secretKey = ephemeralKeys.get(enckey.toLowerCase())
+    const secretKey =
+      ephemeralKeys.get(enckey.toLowerCase()) ?? (state === 'ready' && registration.sealedKey ? ctx.seal.unseal(registration.sealedKey, sealLabel.ephemeral(registration.address)) : undefined)
     if (!secretKey) throw new KeymanagerError('conflict', 'the ephemeral key of this registration is gone (node restarted with seal none); register again')
     // This key's request and its answer, as the chain watcher recorded them (a reorg may have given the recorded id to
     // another requester: then the latest request of this key is the one).
@@ -870,7 +892,15 @@ export function createNode(ctx: NodeContext) {
     // Not a decision about M: the RPC's newest state (a hint) spares a fulfillOnboard that would revert because another
     // helper answered while this one waited for its verified view, which trails the chain by finality. Skipping is
     // always safe; a lying RPC can only make this helper skip, which it could as well by not relaying its transaction.
-    const unanswered = await Promise.all(accepted.map(({ request }) => registry.getRequest(request.requestId).then((r) => r.status === 'pending', () => true)))
+    // A request answered under an older generation counts as unanswered (it is answered again with every generation).
+    const unanswered = await Promise.all(
+      accepted.map(({ request }) =>
+        registry.getRequest(request.requestId).then(
+          async (r) => r.status === 'pending' || (r.status === 'fulfilled' && (await generationsClient.requestGeneration(request.requestId)) < BigInt(generation)),
+          () => true,
+        ),
+      ),
+    )
     for (const [i, { request }] of accepted.entries()) {
       if (unanswered[i]) continue
       logger.info({ requestId: request.requestId.toString() }, 'another helper answered meanwhile; not sending')
