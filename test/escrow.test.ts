@@ -23,7 +23,7 @@ import { runGuardian } from '../src/cli/guardian.ts'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
 import { startRpcProxy } from '../src/devnet/rpcProxy.ts'
 import { eciesEncrypt, escrowShareAad } from '../src/keys/ecies.ts'
-import { makeEscrow } from '../src/keys/escrow.ts'
+import { makeEscrow, openEscrowShare } from '../src/keys/escrow.ts'
 import { publicKey64, signDigest } from '../src/keys/signature.ts'
 import { guardianEscrowDigest } from '../src/keys/typedData.ts'
 import { provenActiveGuardianSet, provenEscrow, provenGuardianSet } from '../src/node/escrow.ts'
@@ -132,12 +132,22 @@ describe('guardian escrow on anvil', () => {
     assert.match(strangerOut.join('\n'), /generation 1: not_a_guardian/)
 
     // A tampered escrow (a dealer holding M_1 encrypts a wrong value to guardian 3): the contract cannot see it; guardian
-    // 3's verify does, and the others' still pass.
+    // 3's verify does, and the others' still pass. A generation takes one escrow per set, so the guardians are named
+    // again first (the same keys in a new set).
+    const again = await send(owner, generationCalldata.setGuardians(bytesToHex(new Uint8Array(pubkeys.flatMap((k) => [...k]))), 3))
+    const secondSet = (parseEventLogs({ abi: keyManagerAbi, logs: again.logs, eventName: 'GuardiansProposed' })[0]!.args as { guardianSet: bigint }).guardianSet
+    await testClient.increaseTime({ seconds: Number(DELAY) })
+    await testClient.mine({ blocks: 1 })
     const wrong = new Uint8Array(32).fill(9)
     const tampered = [...escrow.encryptedShares]
-    tampered[2] = bytesToHex(eciesEncrypt(Uint8Array.of(4, ...pubkeys[2]!), wrong, escrowShareAad({ ...domain, generation: 1n, guardianSet, index: 3 })))
-    const tamperedMessage = { ...domain, generation: 1n, guardianSet, commitments: escrow.commitments, encryptedShares: tampered }
-    await send(host, generationCalldata.publishEscrow(1n, guardianSet, bytesToHex(escrow.commitments), tampered, bytesToHex(signDigest(guardianEscrowDigest(tamperedMessage), m1))))
+    tampered[2] = bytesToHex(eciesEncrypt(Uint8Array.of(4, ...pubkeys[2]!), wrong, escrowShareAad({ ...domain, generation: 1n, guardianSet: secondSet, index: 3 })))
+    // The other guardians' shares are the honest ones, moved to the new set (each opened with its guardian's key).
+    for (const i of [0, 1, 3, 4]) {
+      const share = openEscrowShare(domain, escrow, { index: i + 1, guardianKey: hexToBytes(readFileSync(guardianFiles[i]!, 'utf8').trim() as Hex) })
+      tampered[i] = bytesToHex(eciesEncrypt(Uint8Array.of(4, ...pubkeys[i]!), share.value, escrowShareAad({ ...domain, generation: 1n, guardianSet: secondSet, index: i + 1 })))
+    }
+    const tamperedMessage = { ...domain, generation: 1n, guardianSet: secondSet, commitments: escrow.commitments, encryptedShares: tampered }
+    await send(host, generationCalldata.publishEscrow(1n, secondSet, bytesToHex(escrow.commitments), tampered, bytesToHex(signDigest(guardianEscrowDigest(tamperedMessage), m1))))
     const third: string[] = []
     assert.equal(await runGuardian(['verify', '--guardian-key-file', guardianFiles[2]!, ...flags, '--json'], (l) => third.push(l), () => {}), 1)
     const verdict = JSON.parse(third.join('\n')) as { ok: boolean; generations: { index: number; ok: boolean; reason: string }[] }
