@@ -5,8 +5,9 @@
 // bundled (scripts/bench/bundle.ts, scripts/build.ts `bundleOptions`) and measures that; the tsx entry of a clone is
 // measured beside it for comparison.
 // - Restart: node 1 of a one-node devnet (bootstrapped, auto mode, helping) is stopped and started again on its data
-//   dir, three times from each entry: spawn → `listening` (with the split: spawn → its first log line, which is module
-//   loading, and first log line → `listening`, which is opening the database, unsealing and starting), spawn →
+//   dir, three times from each entry: spawn → `listening` (with the split: spawn → its first log line, by which its
+//   modules are loaded, the RPC's chain id checked and the database and seal opened, and first log line → `listening`:
+//   the light client restored and synced, the sealed secret checked through the verified view, listeners up), spawn →
 //   `/healthz` ready (median), and whether the KZG setup was loaded by then. Baselines in the same run: spawn to first
 //   output of bare `node` and of `node --import tsx` on an empty module.
 // - RSS (VmRSS of the sidecar process, running from the bundle): after the restart, after 10k `GET /sealkey`, and after
@@ -194,7 +195,7 @@ export function footprintTable(f: Footprint, print: (line: string) => void) {
   const ms = (x: number) => `${(x / 1000).toFixed(2)} s`
   const restartRows = (what: string, r: Restart, target: boolean) => {
     print(`| ${what}: spawn → /healthz ready (median of 3) | ${ms(r.readyMs)} | ${target ? `≤ 1.5 s${r.readyMs > 1500 ? ' (MISSED)' : ' (met)'}` : ''} |`)
-    print(`| ${what}: spawn → first log line (module loading) / → listening | ${ms(r.firstLogMs)} / ${ms(r.listeningMs)} | |`)
+    print(`| ${what}: spawn → first log line (modules loaded, RPC chain id, database and seal opened) / → listening | ${ms(r.firstLogMs)} / ${ms(r.listeningMs)} | |`)
     print(`| ${what}: KZG setup loaded at start | ${r.kzgLoadedAtStart ? 'yes' : 'no (on first blob)'} | no |`)
   }
   print('')
