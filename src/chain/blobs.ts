@@ -36,7 +36,7 @@ import {
 import { z } from 'zod'
 import { BYTES_PER_BLOB, buildBlobSidecars, signBlobTransaction, type BlobSidecars, type SidecarVersion } from './blobTransaction.ts'
 import { envelopeToBlobs, MAX_BLOBS_PER_ENVELOPE, type Envelope } from './envelope.ts'
-import { BlobTransactionRevertedError, ChainError } from './errors.ts'
+import { BlobTransactionRevertedError, ChainError, describeRevert } from './errors.ts'
 import { sidecarVersionSource, type SidecarVersionSource } from './hardfork.ts'
 import { CELLS_PER_EXT_BLOB, commitmentToVersionedHash } from './kzg.ts'
 
@@ -443,6 +443,17 @@ async function pollReceipt(publicClient: PublicClient<Transport, Chain | undefin
 function revertedError(error: unknown, abi: Abi | undefined): BlobTransactionRevertedError | undefined {
   if (!(error instanceof BaseError) || !error.walk((e) => e instanceof ExecutionRevertedError)) return undefined
   return new BlobTransactionRevertedError({ ...decodeRevert(error, abi), cause: error })
+}
+
+/**
+ * A one-line reason for a viem error that is an execution revert, decoded with `abi` (`KeyManagerAlreadyEscrowed()`,
+ * `Error` strings, panics), else the raw revert data in hex; undefined when the error is no revert. Node messages of
+ * custom errors carry the revert bytes as raw characters: they never reach a client.
+ */
+export function revertReason(error: unknown, abi: Abi | undefined): string | undefined {
+  if (!(error instanceof BaseError) || !error.walk((e) => e instanceof ExecutionRevertedError)) return undefined
+  const { revertData, errorName, errorArgs } = decodeRevert(error, abi)
+  return describeRevert(errorName, errorArgs) ?? (revertData && revertData !== '0x' ? `undecoded revert data ${revertData}` : 'no reason given')
 }
 
 function decodeRevert(error: unknown, abi: Abi | undefined): { revertData?: Hex; errorName?: string; errorArgs?: readonly unknown[] } {

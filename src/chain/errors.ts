@@ -79,7 +79,7 @@ export class BlobTransactionRevertedError extends ChainError {
   }
 }
 
-function describeRevert(errorName: string | undefined, errorArgs: readonly unknown[] | undefined): string | undefined {
+export function describeRevert(errorName: string | undefined, errorArgs: readonly unknown[] | undefined): string | undefined {
   if (errorName === undefined) return undefined
   if (errorName === 'Error' && typeof errorArgs?.[0] === 'string') return errorArgs[0]
   const args = (errorArgs ?? []).map((arg) => (typeof arg === 'bigint' ? arg.toString() : JSON.stringify(arg)))

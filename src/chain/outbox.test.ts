@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import pino from 'pino'
-import { hexToBytes, parseEventLogs, parseGwei, TransactionReceiptNotFoundError, type Address, type Hex } from 'viem'
+import { encodeFunctionData, hexToBytes, parseEventLogs, parseGwei, TransactionReceiptNotFoundError, type Address, type Hex } from 'viem'
 import type { PrivateKeyAccount } from 'viem/accounts'
 import { foundry } from 'viem/chains'
 import { openDatabase, type Db } from '../store/database.ts'
@@ -244,6 +244,19 @@ describe('createOutbox', () => {
     })
     assert.deepEqual(outbox.entries(), [], 'nothing stored')
     assert.equal(await clients.publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }), 0, 'nothing sent')
+  })
+
+  test('error: a tx that would revert is refused before it is signed, its custom error named in one readable line', async () => {
+    const fixture = await deployRegistryFixture(anvil.rpcUrl)
+    const stranger = await fundedAccount(anvil.rpcUrl)
+    const { outbox } = outboxAt(dataDir(), stranger)
+    const data = encodeFunctionData({ abi: keyManagerAbi, functionName: 'setBootstrapper', args: [SINK] })
+    await assert.rejects(outbox.send({ label: 'setBootstrapper', to: fixture.address, data }), (error: Error) => {
+      // The node's own message carries the revert bytes as raw characters; the outbox names the decoded error instead.
+      assert.equal(error.message, `setBootstrapper would revert: KeyManagerUnauthorizedAccount("${stranger.address}")`)
+      return true
+    })
+    assert.deepEqual(outbox.entries(), [], 'nothing stored')
   })
 
   test('upgrade: a blob tx an older build stored as v0 is re-wrapped as v1 on start, same hash, and mined', async () => {

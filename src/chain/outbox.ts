@@ -39,6 +39,8 @@ import {
 import type { Logger } from 'pino'
 import { KeymanagerError } from '../errors.ts'
 import type { OutboxEntry, OutboxParams, OutboxStore } from '../store/outbox.ts'
+import { revertReason } from './blobs.ts'
+import { keyManagerAbi } from './keyManagerArtifact.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
 import { BYTES_PER_BLOB, buildBlobSidecars, signBlobTransaction, unwrapBlobTransaction, wrapBlobTransaction } from './blobTransaction.ts'
 import { sidecarVersionSource, type SidecarVersionSource } from './hardfork.ts'
@@ -226,7 +228,7 @@ export function createOutbox(options: OutboxOptions) {
         } as never)
       } catch (error) {
         if (isRevert(error))
-          throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${(error as BaseError).shortMessage}`, { cause: error })
+          throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${revertReason(error, keyManagerAbi)}`, { cause: error })
         // Nodes check the balance when they estimate: the same refusal as below, with what is known before the gas.
         if (error instanceof BaseError && error.walk((e) => e instanceof InsufficientFundsError)) {
           const balance = await publicClient.getBalance({ address: account.address })
