@@ -19,7 +19,11 @@ test('error: bad verbs, flags and arguments exit 2 with a one-line reason', asyn
     writeFileSync(badKey, `0x${'00'.repeat(32)}\n`)
     const settings = join(dir, 'view.json')
     writeFileSync(settings, JSON.stringify({ verification: 'light-client', registryCodeHash: `0x${'ab'.repeat(32)}`, lightClient: { network: 'mainnet', checkpointRoot: '0x12' } }))
+    // As `keymanager init` writes settings: with whole-line comments, read past them.
+    const commented = join(dir, 'view-commented.json')
+    writeFileSync(commented, `// The registry and the light client's trust root.\n${JSON.stringify({ chainView: { verification: 'light-client', registryCodeHash: `0x${'ab'.repeat(32)}`, lightClient: { network: 'mainnet', checkpointRoot: '0x12' } } }, null, 2).replace('{\n', '{\n  // measured\n')}\n`)
     const guardianCases: [argv: string[], reason: RegExp][] = [
+      [['verify', '--guardian-key-file', key, '--rpc', 'http://127.0.0.1:9', '--registry', `0x${'11'.repeat(20)}`, '--view-settings', commented, '--beacon', 'http://127.0.0.1:9'], /lightClient: checkpointRoot/],
       [[], /guardian needs one of: keygen, verify, release/],
       [['keygen'], /--key-file F is required/],
       [['keygen', '--key-file', key], /exists: a guardian key is never overwritten/],

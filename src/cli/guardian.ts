@@ -40,6 +40,7 @@ import { provenEscrow } from '../node/escrow.ts'
 import { parseFlags, UsageError } from './args.ts'
 import { short } from './policy.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
+import { parseSettingsJson } from '../config.ts'
 
 export const GUARDIAN_USAGE =
   'usage: keymanager guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G] [--json]; release also --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...'
@@ -139,7 +140,8 @@ async function openView(values: Values, err: (line: string) => void) {
 function parseViewSettings(file: string) {
   let json: unknown
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'))
+    // As `keymanager init` writes it: whole-line `//` comments are dropped.
+    json = parseSettingsJson(readFileSync(file, 'utf8'))
   } catch (error) {
     throw new UsageError(`--view-settings: cannot read it as JSON (${(error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0]})`)
   }
