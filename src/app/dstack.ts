@@ -474,8 +474,9 @@ export function createDstackApp(deps: DstackAppDeps) {
       }
       return { algorithm, data }
     })
-    const { appId } = await resolvePod(c)
-    const { key, signatureChain } = deps.master().getKey({ appId, path: SIGN_KEY_PATH, purpose: SIGN_KEY_PURPOSE, algorithm: signKeyAlgorithm(algorithm) })
+    // The pod's generation pin applies as in GetKey: Sign's key is GetKey(SIGN_KEY_PATH, SIGN_KEY_PURPOSE) of the pod.
+    const { pod, appId } = await resolvePod(c)
+    const { key, signatureChain } = deps.master(pod).getKey({ appId, path: SIGN_KEY_PATH, purpose: SIGN_KEY_PURPOSE, algorithm: signKeyAlgorithm(algorithm) })
     try {
       const { signature, publicKey } = dstackSign(algorithm, key, data)
       return send(c, 200, {

@@ -208,4 +208,18 @@ test('security: GetKey pinned to a generation stays byte-identical after a rotat
   assert.equal(closed.status, 403)
   assert.match(closed.body.error ?? '', /pinned for this pod, is revoked/)
   assert.equal(closed.body.key, undefined)
+
+  // Sign uses the same pinned key (GetKey of its path and purpose): the same public key across the rotation, closed on a revoked pin.
+  const sign = async (app: ReturnType<typeof appWith>, name: string) => {
+    const res = await app.request('/Sign', { method: 'POST', headers: { 'x-keymanager-pod': name, 'content-type': 'application/json' }, body: JSON.stringify({ algorithm: 'secp256k1', data: '0102' }) })
+    return { status: res.status, body: (await res.json()) as { public_key?: string; error?: string } }
+  }
+  const signedBefore = await sign(appWith({ pins: { wallet: 1 } }), 'wallet')
+  const signedAfter = await sign(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'wallet')
+  assert.equal(signedAfter.status, 200)
+  assert.equal(signedAfter.body.public_key, signedBefore.body.public_key)
+  assert.notEqual((await sign(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'other')).body.public_key, signedBefore.body.public_key)
+  const signClosed = await sign(appWith({ rotated: { gen1Revoked: true }, pins: { wallet: 1 } }), 'wallet')
+  assert.equal(signClosed.status, 403)
+  assert.equal(signClosed.body.public_key, undefined)
 })
