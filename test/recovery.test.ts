@@ -20,6 +20,7 @@ import { runGuardian } from '../src/cli/guardian.ts'
 import { DEVNET_AUTO_ROTATE, devAccount, hostCall, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { startRpcProxy, type RpcProxy } from '../src/devnet/rpcProxy.ts'
 import { rogueBuild } from './devnetNodes.ts'
+import { waitFor } from './wait.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
 const asPod = (name: string) => ({ headers: { 'x-keymanager-pod': name } })
@@ -30,20 +31,6 @@ async function sealkey(node: { podUrl: string }, generation?: number): Promise<{
   return (await res.json()) as { key: Hex; generation: number }
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value) return value
-    } catch (error) {
-      last = error
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, 300))
-  }
-}
 
 async function currentGeneration(node: { podUrl: string }): Promise<number> {
   const res = await fetch(`${node.podUrl}/generations`, asPod('app'))

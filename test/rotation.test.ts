@@ -15,23 +15,10 @@ import { createGenerationsClient, generationCalldata } from '../src/chain/genera
 import { createRegistryClient } from '../src/chain/registry.ts'
 import { DEVNET_AUTO_ROTATE, hostCall, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
+import { waitFor } from './wait.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 240_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value) return value
-    } catch (error) {
-      last = error
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, 300))
-  }
-}
 
 const asPod = (name: string) => ({ headers: { 'x-keymanager-pod': name } })
 
