@@ -1,7 +1,9 @@
 import type { Logger } from 'pino'
 import type { Account, Address, Chain, Hex, PublicClient, Transport, WalletClient } from 'viem'
 import type { BlobSource } from '../chain/beacon.ts'
-import type { ChainView } from '../chain/view/chainView.ts'
+import type { GenerationsClient } from '../chain/generations.ts'
+import type { ChainView, ViewHeader } from '../chain/view/chainView.ts'
+import type { Keyring } from './keyring.ts'
 import type { Freshness } from '../chain/view/freshness.ts'
 import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
@@ -78,3 +80,21 @@ export type NodeContext = {
 export type TxOutcome =
   | { sent: true; txHash: Hex; blockNumber: string }
   | { sent: false; tx: { to: Address; data: Hex; blobs?: Hex[]; chainId: number } }
+
+/**
+ * What a member's generation flows (rotation, escrow, recovery; src/node/rotation.ts, src/node/escrow.ts) read and
+ * send through: the verified view, the generation hints, the node's keys and its transactions.
+ */
+export type MemberFlowDeps = {
+  chainId: number
+  registryAddress: Address
+  view: ChainView
+  generations: GenerationsClient
+  keyring: Keyring
+  logger: Logger
+  /** A verified view proven to include a freshness mark made for this decision (docs/protocol.md#verified-chain-view). */
+  fresh(): Promise<ViewHeader>
+  /** The verified view once it reached `block` (an RPC hint), or its newest header. */
+  viewAt(block?: bigint): Promise<ViewHeader>
+  submit(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome>
+}

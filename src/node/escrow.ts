@@ -30,9 +30,7 @@ import { generationCalldata } from '../chain/generations.ts'
 import { onboardReceiptDigest } from '../keys/typedData.ts'
 import { signDigest } from '../keys/signature.ts'
 import { createMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
-import type { Logger } from 'pino'
-import type { TxOutcome } from './context.ts'
-import type { Keyring } from './keyring.ts'
+import type { MemberFlowDeps, TxOutcome } from './context.ts'
 
 /** Why an escrow or a recovery step did not happen: stable strings (docs/protocol.md#guardians). */
 export class EscrowRefusal extends KeymanagerError {
@@ -101,18 +99,7 @@ export type RecoveryResult =
   | { state: 'recovered'; requestId: string; xPub: Address; generation: number; recovered: number[]; confirm: TxOutcome }
   | { state: 'pending'; requestId: string; generations: { generation: number; valid: number[]; needed: number; rejected: { index: number; reason: string }[] }[] }
 
-export type EscrowDeps = {
-  chainId: number
-  registryAddress: Address
-  view: ChainView
-  generations: GenerationsClient
-  keyring: Keyring
-  logger: Logger
-  /** A verified view proven to include a freshness mark made for this decision. */
-  fresh(): Promise<ViewHeader>
-  /** The verified view once it reached the RPC's head (a hint), or its newest header. */
-  viewAt(block?: bigint): Promise<ViewHeader>
-  submit(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome>
+export type EscrowDeps = MemberFlowDeps & {
   /** `confirmOnboard` calldata (the registry client's). */
   confirmCalldata(requestId: bigint, signature: Hex): Hex
 }

@@ -19,11 +19,10 @@ import { bytesToHex, concatBytes, hexToBytes, type Address, type Hex } from 'vie
 import { BlobHashMismatchError } from '../chain/beacon.ts'
 import { envelopeToBlobs, type Envelope, type RotateEnvelope } from '../chain/envelope.ts'
 import { EnvelopeError } from '../chain/errors.ts'
-import type { GenerationsClient } from '../chain/generations.ts'
 import { blobToCommitment, commitmentToVersionedHash } from '../chain/kzg.ts'
 import { generationCalldata } from '../chain/generations.ts'
 import { requestCommitment, type OnboardRequest, type RegistryClient } from '../chain/registry.ts'
-import type { ChainView, ViewHeader } from '../chain/view/chainView.ts'
+import type { ViewHeader } from '../chain/view/chainView.ts'
 import type { ProvenRotation, RegistryState } from '../chain/view/registryState.ts'
 import { KeymanagerError } from '../errors.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
@@ -34,9 +33,7 @@ import { generationAckDigest, generationProposalDigest } from '../keys/typedData
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
 import { checkPolicy } from '../tee/policy.ts'
 import { QuoteVerificationError, type QuoteProvider, type QuoteVerifier } from '../tee/types.ts'
-import type { Logger } from 'pino'
-import type { TxOutcome } from './context.ts'
-import type { Keyring } from './keyring.ts'
+import type { MemberFlowDeps } from './context.ts'
 
 /** Why a member did not acknowledge a proposal, or could not propose: stable strings (docs/protocol.md#generations). */
 export const ROTATION_REFUSALS = [
@@ -68,24 +65,13 @@ export class RotationRefusal extends KeymanagerError {
   }
 }
 
-export type RotationDeps = {
-  chainId: number
-  registryAddress: Address
+export type RotationDeps = MemberFlowDeps & {
   settingsDigest: Hex
-  view: ChainView
   registry: RegistryClient
   /** The watcher's `OnboardRequested` record of a request (a hint, checked against the proven commitment). */
   requestEvent(requestId: bigint): OnboardRequest | undefined
-  generations: GenerationsClient
-  keyring: Keyring
   quoteProvider: QuoteProvider
   quoteVerifier: QuoteVerifier
-  logger: Logger
-  /** A verified view proven to include a freshness mark made for this decision (docs/protocol.md#verified-chain-view). */
-  fresh(): Promise<ViewHeader>
-  /** The verified view once it reached `block` (an RPC hint), or its newest header. */
-  viewAt(block?: bigint): Promise<ViewHeader>
-  submit(label: string, data: Hex, blobs?: Hex[]): Promise<TxOutcome>
   fetchEnvelope(versionedHash: Hex, at: { blockNumber: bigint; blockHash: Hex }): Promise<Envelope>
   archiveOwn(blobs: readonly Hex[]): void
   /** A generation became current on this node. */
