@@ -194,32 +194,23 @@ test('error: ?generation must be a decimal from 1 to 2^53-1', async () => {
 })
 
 test('security: GetKey pinned to a generation stays byte-identical after a rotation; a pin to a revoked generation fails closed', async () => {
-  const getKey = async (app: ReturnType<typeof appWith>, name: string) => {
-    const res = await app.request('/GetKey', { method: 'POST', headers: { 'x-keymanager-pod': name, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/wallet/0', purpose: 'ethereum' }) })
-    return { status: res.status, body: (await res.json()) as { key?: string; error?: string } }
+  type Answer = { key?: string; public_key?: string; error?: string }
+  const call = async (app: ReturnType<typeof appWith>, route: '/GetKey' | '/Sign', name: string) => {
+    const body = route === '/GetKey' ? { path: '/wallet/0', purpose: 'ethereum' } : { algorithm: 'secp256k1', data: '0102' }
+    const res = await app.request(route, { method: 'POST', headers: { 'x-keymanager-pod': name, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.status, body: (await res.json()) as Answer }
   }
-  const before = await getKey(appWith({ pins: { wallet: 1 } }), 'wallet')
-  const after = await getKey(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'wallet')
-  assert.equal(after.status, 200)
-  assert.equal(after.body.key, before.body.key)
-  const unpinned = await getKey(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'other')
-  assert.notEqual(unpinned.body.key, (await getKey(appWith(), 'other')).body.key)
-  const closed = await getKey(appWith({ rotated: { gen1Revoked: true }, pins: { wallet: 1 } }), 'wallet')
-  assert.equal(closed.status, 403)
-  assert.match(closed.body.error ?? '', /pinned for this pod, is revoked/)
-  assert.equal(closed.body.key, undefined)
-
-  // Sign uses the same pinned key (GetKey of its path and purpose): the same public key across the rotation, closed on a revoked pin.
-  const sign = async (app: ReturnType<typeof appWith>, name: string) => {
-    const res = await app.request('/Sign', { method: 'POST', headers: { 'x-keymanager-pod': name, 'content-type': 'application/json' }, body: JSON.stringify({ algorithm: 'secp256k1', data: '0102' }) })
-    return { status: res.status, body: (await res.json()) as { public_key?: string; error?: string } }
+  // Sign uses the same pinned key (GetKey of its path and purpose): its public key follows the pin as GetKey's key does.
+  for (const [route, field] of [['/GetKey', 'key'], ['/Sign', 'public_key']] as const) {
+    const before = await call(appWith({ pins: { wallet: 1 } }), route, 'wallet')
+    const after = await call(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), route, 'wallet')
+    assert.equal(after.status, 200, route)
+    assert.equal(after.body[field], before.body[field], route)
+    const unpinned = await call(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), route, 'other')
+    assert.notEqual(unpinned.body[field], (await call(appWith(), route, 'other')).body[field], `${route}: an unpinned pod follows the current generation`)
+    const closed = await call(appWith({ rotated: { gen1Revoked: true }, pins: { wallet: 1 } }), route, 'wallet')
+    assert.equal(closed.status, 403, route)
+    assert.match(closed.body.error ?? '', /pinned for this pod, is revoked/)
+    assert.equal(closed.body[field], undefined, route)
   }
-  const signedBefore = await sign(appWith({ pins: { wallet: 1 } }), 'wallet')
-  const signedAfter = await sign(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'wallet')
-  assert.equal(signedAfter.status, 200)
-  assert.equal(signedAfter.body.public_key, signedBefore.body.public_key)
-  assert.notEqual((await sign(appWith({ rotated: { gen1Revoked: false }, pins: { wallet: 1 } }), 'other')).body.public_key, signedBefore.body.public_key)
-  const signClosed = await sign(appWith({ rotated: { gen1Revoked: true }, pins: { wallet: 1 } }), 'wallet')
-  assert.equal(signClosed.status, 403)
-  assert.equal(signClosed.body.public_key, undefined)
 })
