@@ -446,15 +446,20 @@ function revertedError(error: unknown, abi: Abi | undefined): BlobTransactionRev
 }
 
 /**
- * A one-line reason for a viem error that is an execution revert, decoded with `abi` (`KeyManagerAlreadyEscrowed()`,
+ * A one-line reason for a viem error that is an execution revert, decoded with `abi` (`KeyManagerAlreadyEscrowed(2, 1)`,
  * `Error` strings, panics), else the raw revert data in hex; undefined when the error is no revert. Node messages of
  * custom errors carry the revert bytes as raw characters: they never reach a client.
  */
 export function revertReason(error: unknown, abi: Abi | undefined): string | undefined {
   if (!(error instanceof BaseError) || !error.walk((e) => e instanceof ExecutionRevertedError)) return undefined
   const { revertData, errorName, errorArgs } = decodeRevert(error, abi)
-  return describeRevert(errorName, errorArgs) ?? (revertData && revertData !== '0x' ? `undecoded revert data ${revertData}` : 'no reason given')
+  const reason = describeRevert(errorName, errorArgs) ?? (revertData && revertData !== '0x' ? `undecoded revert data ${revertData}` : 'no reason given')
+  // The revert data is the RPC's to say: a reason string reaches clients as printable ASCII on one line, capped.
+  const printable = reason.replace(/[^\x20-\x7e]/g, '?')
+  return printable.length > MAX_REVERT_REASON ? `${printable.slice(0, MAX_REVERT_REASON)}…` : printable
 }
+
+const MAX_REVERT_REASON = 300
 
 function decodeRevert(error: unknown, abi: Abi | undefined): { revertData?: Hex; errorName?: string; errorArgs?: readonly unknown[] } {
   const revertData = findRevertData(error)
