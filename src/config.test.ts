@@ -126,6 +126,9 @@ test('error: bad host values are refused with the field named, in one line', () 
     [{ ...host, blobs: { kind: 'ipfs', url: 'http://x' } }, /blobs\.kind/],
     [{ ...host, blobs: { kind: 'beacon', url: 'http://x', peers: [{ url: 'http://p', tokenFile: 'peer.token' }] } }, /blobs\.peers\.0: Unrecognized key.*tokenFile/],
     [{ ...host, collateral: { pccsUrl: 'https://p', file: 'c.json' } }, /collateral: give collateral\.pccsUrl or collateral\.file, not both/],
+    [{ ...host, auto: { escrow: 'yes' } }, /auto\.escrow/],
+    [{ ...host, auto: { escrowCheckMs: 50 } }, /auto\.escrowCheckMs/],
+    [{ ...host, auto: { escrowCheckMs: 1.5e9 } }, /auto\.escrowCheckMs/],
   ]
   for (const [value, expected] of cases) assert.throws(() => loadHostSettings(write(value)), oneLine(expected), JSON.stringify(value))
   assert.throws(() => loadHostSettings(join(dir, 'missing.json')), /ENOENT/)

@@ -361,7 +361,23 @@ export const MEASURED_KEYS = [
 
 /** One line naming every problem, for a non-zero exit. */
 export function describeZodError(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+  return error.issues
+    .flatMap((issue) => leafIssues(issue, []))
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ')
+}
+
+/**
+ * A union (`auto: true | false | {...}`) fails as a whole with "Invalid input"; when one branch took the value's type
+ * (its issues are inside the value, not about its type), that branch's issues name the field that is wrong.
+ */
+function leafIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  const path = [...prefix, ...issue.path]
+  if (issue.code === 'invalid_union') {
+    const branch = issue.errors.find((issues) => issues.length > 0 && !issues.some((i) => i.code === 'invalid_type' && i.path.length === 0))
+    if (branch) return branch.flatMap((inner) => leafIssues(inner, path))
+  }
+  return [{ path, message: issue.message }]
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
