@@ -84,9 +84,13 @@ export function createCursorStore(db: Db) {
   // Unanswered requests mined before `?` (expired on chain), except each requester's latest: a newcomer finds its own
   // request by its key (latestRequestBy), and that row stays until a newer one replaces it.
   const pruneUnanswered = db.prepare<[number]>(
-    `DELETE FROM watched_requests AS w WHERE w.onboarded_block IS NULL AND w.block_number < ? AND EXISTS (
-       SELECT 1 FROM watched_requests AS n WHERE n.requester = w.requester
-         AND (n.block_number > w.block_number OR (n.block_number = w.block_number AND CAST(n.request_id AS INTEGER) > CAST(w.request_id AS INTEGER))))`,
+    // Each requester's latest is found in one pass (a window function), not by a lookup per row: a correlated
+    // subquery took 4 s over one spammer's 10,000 rows, on the help path.
+    `DELETE FROM watched_requests WHERE onboarded_block IS NULL AND block_number < ? AND request_id NOT IN (
+       SELECT request_id FROM (
+         SELECT request_id, ROW_NUMBER() OVER (PARTITION BY requester ORDER BY block_number DESC, CAST(request_id AS INTEGER) DESC) AS rank
+         FROM watched_requests)
+       WHERE rank = 1)`,
   )
 
   return {
