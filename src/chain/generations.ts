@@ -58,6 +58,9 @@ export type ProposedEvent = LogPlace & {
 const encode = (functionName: string, args: readonly unknown[] = []): Hex =>
   encodeFunctionData({ abi: keyManagerAbi, functionName, args } as never)
 
+/** Blocks read again on each event query: a reorg shallower than this is seen. */
+const RESCAN_DEPTH = 64n
+
 /** Calldata of the generation functions, in the contract's argument order (contracts/src/IKeyManager.sol). */
 export const generationCalldata = {
   revokeNode: (memberId: bigint) => encode('revokeNode', [memberId]),
@@ -101,10 +104,25 @@ export function createGenerationsClient({
   const registry = getAddress(address)
   const read = <T>(functionName: string, args: readonly unknown[] = []) =>
     publicClient.readContract({ address: registry, abi: keyManagerAbi, functionName, args } as never) as Promise<T>
+  // Each query's logs are kept with the block they were read up to; a later call reads only from there on, less
+  // RESCAN_DEPTH blocks that a reorg may have replaced, so auto mode's periodic reads of a long-lived registry cost a
+  // few ranges each, not the whole history. These are hints: each user checks them against proven slots, so a log a
+  // deeper reorg removed can only be a candidate that the proof then drops.
+  const seen = new Map<string, { to: bigint; logs: { args: unknown; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }[] }>()
   async function events<T>(eventName: string, args?: Record<string, unknown>): Promise<(T & LogPlace)[]> {
     const toBlock = await publicClient.getBlockNumber({ cacheTime: 0 })
-    const logs = await getLogsBounded({ publicClient, address: registry, abi: keyManagerAbi, eventNames: [eventName], args, fromBlock, toBlock, maxRange })
-    return (logs as unknown as { args: T; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }[]).map((log) => ({
+    const key = JSON.stringify([eventName, args ?? null], (_, value: unknown) => (typeof value === 'bigint' ? value.toString() : value))
+    const cached = seen.get(key)
+    const from = cached && cached.to - RESCAN_DEPTH > fromBlock ? cached.to - RESCAN_DEPTH : fromBlock
+    const fresh = (await getLogsBounded({ publicClient, address: registry, abi: keyManagerAbi, eventNames: [eventName], args, fromBlock: from, toBlock, maxRange })) as unknown as {
+      args: unknown
+      blockNumber: bigint
+      blockHash: Hex
+      transactionHash: Hex
+    }[]
+    const logs = [...(cached?.logs.filter((log) => log.blockNumber < from) ?? []), ...fresh]
+    seen.set(key, { to: toBlock, logs })
+    return (logs as { args: T; blockNumber: bigint; blockHash: Hex; transactionHash: Hex }[]).map((log) => ({
       ...log.args,
       blockNumber: log.blockNumber,
       blockHash: log.blockHash,
