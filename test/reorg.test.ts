@@ -20,6 +20,10 @@ type Devnet = Awaited<ReturnType<typeof runDevnet>>
 // request in the same instant (one fulfillOnboard then reverts), which has nothing to do with reorgs; with a single
 // helper, every fulfillOnboard these tests find on chain is there because of how reorgs were handled.
 const NEWCOMER: HostSettingsInput['auto'] = { ...(DEVNET_AUTO as Exclude<HostSettingsInput['auto'], boolean>), help: false }
+// The helper's turns (docs/protocol.md#help-schedule) are shared with the members that never help, so with the devnet's
+// 25 s turns a request waits up to 25 s per newcomer an earlier test added. The turn is only there to keep two helpers
+// from answering one batch; with one helper, a short turn changes nothing else.
+const HELPER: HostSettingsInput['auto'] = { ...(DEVNET_AUTO as Exclude<HostSettingsInput['auto'], boolean>), slotMs: 3000 }
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs
@@ -49,6 +53,19 @@ function watchedRequestIds(node: NodeProcess): bigint[] {
   }
 }
 
+/** A node's `confirmOnboard` txs in its outbox, oldest first (its SQLite file, read-only beside the running node). */
+function confirmsIn(node: NodeProcess): { status: string; receiptStatus: string | null }[] {
+  const db = new Database(join(node.dir, 'keymanager.sqlite'), { readonly: true, fileMustExist: true })
+  try {
+    return db
+      .prepare<[], { status: string; receipt_status: string | null }>(`SELECT status, receipt_status FROM outbox WHERE label = 'confirmOnboard' ORDER BY nonce`)
+      .all()
+      .map((r) => ({ status: r.status, receiptStatus: r.receipt_status }))
+  } finally {
+    db.close()
+  }
+}
+
 describe('reorg: requests and answers rewound with evm_revert', () => {
   let devnet: Devnet
   const lines: string[] = []
@@ -58,7 +75,7 @@ describe('reorg: requests and answers rewound with evm_revert', () => {
     // test's transactions, so these tests of the watcher and outbox read the chain with trusted-rpc (devnet only);
     // a real chain never reorganises finalized blocks, and the light client's own reorg handling is tested in
     // test/lightClientDevnet.test.ts.
-    devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-reorg-')), print: (l) => lines.push(l), auto: true, verification: 'trusted-rpc' })
+    devnet = await runDevnet({ nodes: 1, dir: mkdtempSync(join(tmpdir(), 'km-reorg-')), print: (l) => lines.push(l), auto: true, autoSettings: HELPER, verification: 'trusted-rpc' })
   })
   after(async () => {
     await devnet?.stop()
@@ -157,6 +174,45 @@ describe('reorg: requests and answers rewound with evm_revert', () => {
     assert.equal(again.transactionHash, answer.transactionHash, 'by the same signed fulfillOnboard, replayed by its helper')
     for (const [i, node] of devnet.nodes.entries()) assert.ok(rollbacks(node) > rolledBack[i]!, `node ${i + 1}'s watcher rolled back`)
     await assertProcessedOnce()
+  })
+
+  test('default: a confirmation replayed before its answer came back reverts; the newcomer confirms again once the answer is back', async () => {
+    await settled()
+    const snapshot = await testClient().snapshot()
+    const newcomer = await devnet.addNode({ auto: NEWCOMER })
+    await waitUntilReady(newcomer)
+    await settled()
+    const request = (await events('OnboardRequested')).at(-1)!
+    const answer = (await events('Onboarded')).find((log) => idOf(log) === idOf(request))!
+    // The only helper is down while the chain is rewound, so its answer cannot come back before the newcomer's hold ends.
+    const helper = devnet.nodes[0]!
+    helper.child.kill('SIGTERM')
+    if (helper.child.exitCode === null && helper.child.signalCode === null) await new Promise((r) => helper.child.once('exit', r))
+    await reorg(snapshot, [request, answer])
+    const newcomerConfirms = () => confirmsIn(newcomer)
+    // Blocks keep coming (the test mines them) while no answer does: the held confirmation is sent anyway and reverts.
+    await until(async () => {
+      await testClient().mine({ blocks: 1 })
+      return newcomerConfirms().some((e) => e.receiptStatus === 'reverted')
+    }, 'the held confirmation sent anyway')
+    assert.equal((await events('OnboardConfirmed')).filter((log) => idOf(log) === idOf(request)).length, 0)
+
+    await devnet.restartNode(helper)
+    await waitUntilReady(helper)
+    await until(async () => (await events('OnboardConfirmed')).some((log) => idOf(log) === idOf(request)), 'the newcomer confirmed again', 90_000)
+    const again = (await events('Onboarded')).filter((log) => idOf(log) === idOf(request))
+    assert.equal(again.length, 1, 'answered once on the new chain')
+    assert.equal(again[0]!.transactionHash, answer.transactionHash, 'by the same signed fulfillOnboard, replayed by its helper')
+    assert.deepEqual(
+      newcomerConfirms().map((e) => [e.status, e.receiptStatus]),
+      [
+        ['mined', 'reverted'],
+        ['mined', 'success'],
+      ],
+      'one lost confirmation, then one that is mined',
+    )
+    assert.ok(readFileSync(join(newcomer.dir, 'node.log'), 'utf8').includes("confirmation was lost (reorged away, then reverted or dropped); confirming again"))
+    await settled()
   })
 
   // Last: it leaves a refused request on chain, which the checks of the tests above do not expect.

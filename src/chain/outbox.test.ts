@@ -419,7 +419,8 @@ describe('createOutbox', () => {
     assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 1, 'one fulfil transaction on the canonical chain')
   })
 
-  test('reorg: a replayed tx whose precondition never comes back is sent after bumpAfterBlocks blocks, so its nonce is not blocked forever', async () => {
+  /** A helper's fulfil mined and then reorged away with the request it answers, whose sender never replays it. */
+  async function orphanedFulfil() {
     const fx = await deployRegistryFixture(anvil.rpcUrl)
     const [newcomerGas, helperGas] = await Promise.all([fundedAccount(anvil.rpcUrl), fundedAccount(anvil.rpcUrl)])
     const newcomer = outboxAt(dataDir(), newcomerGas)
@@ -430,15 +431,18 @@ describe('createOutbox', () => {
     const [event] = parseEventLogs({ abi: keyManagerAbi, logs: requested.logs, eventName: 'OnboardRequested', strict: true })
     const fulfil = await helper.outbox.send({ label: 'fulfillOnboard', to: fx.address, ...fx.fulfillCall([(event!.args as { requestId: bigint }).requestId]) })
     await helper.outbox.waitForReceipt(fulfil.id)
-
     await clients.testClient.revert({ id: snapshot })
     await clients.testClient.mine({ blocks: 2 })
+    const sent = () => clients.publicClient.getTransactionCount({ address: helperGas.address })
     await helper.outbox.tick() // held: the newcomer's node is gone, its request never comes back
-    assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 0)
-    await clients.testClient.mine({ blocks: 3 })
-    await helper.outbox.tick()
+    assert.equal(await sent(), 0)
+    return { helper, fulfil, sent }
+  }
+
+  /** The held fulfil went out (and reverted), and the key is free for the next tx. */
+  async function assertSentAnyway({ helper, fulfil, sent }: Awaited<ReturnType<typeof orphanedFulfil>>) {
     assert.equal((await helper.outbox.waitForReceipt(fulfil.id)).status, 'reverted')
-    assert.equal(await clients.publicClient.getTransactionCount({ address: helperGas.address }), 1, 'the nonce is used')
+    assert.equal(await sent(), 1, 'the nonce is used')
     const next = await helper.outbox.send({ label: 'next', to: SINK, data: '0x' })
     assert.equal((await helper.outbox.waitForReceipt(next.id, 10_000)).status, 'success', 'later txs of the key are not stuck behind it')
     assert.deepEqual(
@@ -452,5 +456,24 @@ describe('createOutbox', () => {
       helper.lines.some((l) => l.level >= 40 && /would still revert/.test(l.msg)),
       'the revert is announced',
     )
+  }
+
+  test('reorg: a replayed tx whose precondition never comes back is sent after reorgDepth blocks, so its nonce is not blocked forever', async () => {
+    const orphan = await orphanedFulfil()
+    for (let i = 0; i < 4; i++) await orphan.helper.outbox.tick()
+    assert.equal(await orphan.sent(), 0, 'polls alone do not end the hold: too few blocks for the other senders to replay in')
+    await clients.testClient.mine({ blocks: 12 }) // reorgDepth (default)
+    await orphan.helper.outbox.tick()
+    await assertSentAnyway(orphan)
+  })
+
+  test('reorg: a burst of blocks within one poll does not end the hold; it ends after bumpAfterBlocks polls', async () => {
+    const orphan = await orphanedFulfil()
+    await clients.testClient.mine({ blocks: 12 })
+    await orphan.helper.outbox.tick()
+    await orphan.helper.outbox.tick()
+    assert.equal(await orphan.sent(), 0, 'the other senders had no poll of their own to replay in yet')
+    await orphan.helper.outbox.tick()
+    await assertSentAnyway(orphan)
   })
 })

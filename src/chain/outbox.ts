@@ -12,8 +12,9 @@
 // rechecked however deep it lies). A tx put back by a reorg, or forgotten by the node, is simulated before it is
 // broadcast again: the txs it depended on (another node's request that a fulfil answers, the fulfil a confirm
 // follows) are being replayed by their own senders, in no set order, and replaying it first would only make it
-// revert. It is held (with every later nonce of the key) until it would succeed, for at most `bumpAfterBlocks`
-// blocks; then it is sent anyway, so that a precondition that never comes back does not block the key for good.
+// revert. It is held (with every later nonce of the key) until it would succeed, for at most `reorgDepth` blocks (and
+// `bumpAfterBlocks` polls); then it is sent anyway, so that a precondition that never comes back does not block the key
+// for good. A confirmation lost that way is sent again by its node once the answer is back (node.confirmAgainIfLost).
 // Blob txs are stored in the network wrapper the mempool takes (v1 with cell proofs since Osaka, v0 before;
 // docs/protocol.md#blob-transactions) with its version; an open one whose version the network no longer takes is
 // re-wrapped in place before it is broadcast again (same canonical tx, same hash, no key needed).
@@ -108,8 +109,15 @@ export function createOutbox(options: OutboxOptions) {
   /** Entries whose fee bump the caps stopped (logged once each). */
   const capped = new Set<number>()
   let lock: Promise<unknown> = Promise.resolve()
-  /** Txs to send again that are held back because they would revert now: outbox id → the head when the hold began. */
-  const held = new Map<number, bigint>()
+  /**
+   * Txs to send again that are held back because they would revert now: outbox id → the head when the hold began and
+   * the ticks since. A hold ends after `holdBlocks` blocks *and* `bumpAfter` ticks: a block count alone can pass in one
+   * tick (a devnet mining a burst of blocks, a node polling after a pause), before the senders of the txs it follows
+   * had a poll of their own to replay them in.
+   */
+  const held = new Map<number, { since: bigint; ticks: number }>()
+  /** Blocks a replayed tx waits for the txs it follows: as deep as mined txs are rechecked, never less than a fee bump. */
+  const holdBlocks = reorgDepth > bumpAfter ? reorgDepth : bumpAfter
   /** Sent txs whose nonce the chain shows used with no receipt of ours: outbox id → the head when first seen so. */
   const nonceUsedAt = new Map<number, bigint>()
 
@@ -348,15 +356,16 @@ export function createOutbox(options: OutboxOptions) {
     } catch (error) {
       // Only a revert says the tx is early; anything else (funds, an RPC hiccup) is for the broadcast to report.
       if (!isRevert(error)) return true
-      const since = held.get(entry.id)
+      const hold = held.get(entry.id)
       const fields = { outboxId: entry.id, nonce: entry.nonce, label: entry.label }
-      if (since === undefined) {
-        held.set(entry.id, head)
+      if (hold === undefined) {
+        held.set(entry.id, { since: head, ticks: 0 })
         logger.info(fields, 'a transaction to send again would revert now; holding it until the transactions it follows are mined again')
         return false
       }
-      if (head - since < bumpAfter) return false
-      logger.warn(fields, `a transaction to send again would still revert after ${head - since} blocks; sending it anyway to free its nonce`)
+      hold.ticks += 1
+      if (head - hold.since < holdBlocks || hold.ticks < bumpAfter) return false
+      logger.warn(fields, `a transaction to send again would still revert after ${head - hold.since} blocks; sending it anyway to free its nonce`)
     }
     held.delete(entry.id)
     return true

@@ -44,6 +44,7 @@ function network() {
       generation,
       memberId,
       overBudget: () => false,
+      confirmAgainIfLost: async () => false, // its confirmation is on chain
       async help(requests: OnboardRequest[]) {
         for (const r of requests) calls.set(r.requestId, [...(calls.get(r.requestId) ?? []), name])
         // The answer becomes visible half a turn later (mark, proofs, mined transaction), as on a chain.
@@ -182,6 +183,7 @@ function escrowNetwork() {
       generation: 1,
       memberId,
       overBudget: () => false,
+      confirmAgainIfLost: async () => false, // its confirmation is on chain
       async help(requests: OnboardRequest[]) {
         for (const r of requests) {
           net.chain.requests.get(r.requestId)!.status = 'fulfilled'

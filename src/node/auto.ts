@@ -456,6 +456,9 @@ export function createAutoRunner(options: AutoOptions) {
     }
   }
 
+  /** Wall-clock time before which a failed re-confirmation is not tried again (liveness only). */
+  let reconfirmAfter = 0
+
   async function step(): Promise<void> {
     if (options.register && (node.state === 'uninitialized' || node.state === 'registering')) await registerStep()
     // A node that stopped after sealing its secret and before its confirmation was mined is ready with its registration
@@ -464,6 +467,16 @@ export function createAutoRunner(options: AutoOptions) {
       const joined = await node.joinAsMember()
       logger.info(joined, 'auto-register: confirmation finished after a restart')
     }
+    // A member whose confirmation a reorg took and whose replay reverted confirms again (the check is local first). A
+    // failure (the call would still revert) is logged and tried again a minute later; it never holds up help.
+    if (node.state === 'ready' && node.memberId !== null && Date.now() >= reconfirmAfter)
+      await node.confirmAgainIfLost().then(
+        (sent) => sent && logger.info({ memberId: node.memberId }, 'auto: confirmation sent again'),
+        (error: unknown) => {
+          reconfirmAfter = Date.now() + 60_000
+          logger.warn({ memberId: node.memberId, error: (error as Error).message.split('\n')[0] }, 'auto: confirming again failed; trying again in a minute')
+        },
+      )
     if (options.rotate && node.state === 'ready') await rotateStep()
     if (escrowOn && node.state === 'ready') await escrowStep()
     if (options.help && node.state === 'ready') {

@@ -530,6 +530,28 @@ export function createNode(ctx: NodeContext) {
     return { memberId: request.requestId.toString(), step: 'member' }
   }
 
+  /**
+   * A member whose `confirmOnboard` a reorg took away, and whose replay the outbox then sent before the answer it
+   * follows was mined again (so it reverted), or dropped, is onboarded but not confirmed: outside the member set. Once
+   * the chain shows its request fulfilled again, the same stored call (RFC 6979: the same bytes) is sent once more.
+   * The outbox is checked first; the chain is read only when it holds such a lost confirmation. Returns whether it sent.
+   */
+  async function confirmAgainIfLost(): Promise<boolean> {
+    const key = keyring.nodeKey
+    if (!key || !ctx.outbox || !ctx.walletClient) return false
+    const ours = ctx.outbox.entries().filter((entry) => {
+      if (entry.label !== 'confirmOnboard') return false
+      const call = decodeFunctionData({ abi: keyManagerAbi, data: entry.params.data })
+      return call.functionName === 'confirmOnboard' && call.args[0] === key.memberId
+    })
+    const last = ours.at(-1)
+    if (!last || !(last.status === 'dropped' || (last.status === 'mined' && last.receiptStatus === 'reverted'))) return false
+    if ((await registry.getRequest(key.memberId)).status !== 'fulfilled') return false
+    logger.warn({ memberId: key.memberId.toString(), outboxId: last.id }, 'this node\'s confirmation was lost (reorged away, then reverted or dropped); confirming again')
+    await submit('confirmOnboard', last.params.data)
+    return true
+  }
+
   /** Every generation the verified chain has, as this node last proved it, and whether it holds each (pods). */
   function generations(): GenerationView[] {
     const out: GenerationView[] = []
@@ -1101,6 +1123,7 @@ export function createNode(ctx: NodeContext) {
     bootstrap,
     register,
     joinAsMember,
+    confirmAgainIfLost,
     generations,
     masterOf,
     get memberId() {
