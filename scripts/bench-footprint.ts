@@ -26,6 +26,7 @@ import autocannon from 'autocannon'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { devAccount, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { bundleDevnetEntry } from './bench/bundle.ts'
+import { PRODUCTION_RUNTIME } from './build.ts'
 import { prepareNewcomers, sendTogether } from './bench/newcomers.ts'
 
 type Restart = { listeningMs: number; readyMs: number; firstLogMs: number; kzgLoadedAtStart: boolean }
@@ -115,7 +116,8 @@ export async function benchFootprint(
         await stopNode(node)
         const spawnedAt = Date.now()
         const started = performance.now()
-        await devnet.restartNode(node, entry ? { entry } : {})
+        // The bundle as production runs it (node flags and environment of sidecar.Dockerfile).
+        await devnet.restartNode(node, entry ? { entry, env: { NODE_OPTIONS: PRODUCTION_RUNTIME.nodeFlags.join(' '), ...PRODUCTION_RUNTIME.env } } : {})
         const listeningMs = performance.now() - started
         await waitUntilReady(node, 60_000)
         const readyMs = performance.now() - started

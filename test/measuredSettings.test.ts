@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { createPublicClient, createWalletClient, http, keccak256, type Address, type Hex } from 'viem'
 import { foundry } from 'viem/chains'
-import { buildProductionBundle } from '../scripts/build.ts'
+import { buildProductionBundle, PRODUCTION_RUNTIME } from '../scripts/build.ts'
 import { deployKeyManager } from '../src/chain/deploy.ts'
 import { parseMeasuredSettings } from '../src/config.ts'
 import { startAnvil, type Anvil } from '../src/devnet/anvil.ts'
@@ -126,6 +126,16 @@ describe('the production image: no devnet code, measured settings baked in', () 
   })
   after(async () => {
     await anvil?.stop()
+  })
+
+  test('default: the image runs the bundle with the runtime settings the footprint bench measures (scripts/build.ts PRODUCTION_RUNTIME)', () => {
+    const dockerfile = readFileSync(join(ROOT, 'sidecar.Dockerfile'), 'utf8')
+    const runtime = dockerfile.slice(dockerfile.indexOf(' AS runtime'))
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)
+    assert.ok(entrypoint, 'the runtime stage has an exec-form ENTRYPOINT')
+    assert.deepEqual(JSON.parse(entrypoint[1]!), ['node', ...PRODUCTION_RUNTIME.nodeFlags, '/app/dist/keymanager.js'])
+    const env = runtime.split('\n').filter((line) => line.startsWith('ENV ')).flatMap((line) => line.slice(4).trim().split(/\s+/))
+    for (const [name, value] of Object.entries(PRODUCTION_RUNTIME.env)) assert.ok(env.includes(`${name}=${value}`), `the runtime stage sets ${name}=${value}`)
   })
 
   test('security: no production module imports src/devnet', () => {

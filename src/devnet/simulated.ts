@@ -192,7 +192,9 @@ export function simulatedQuoteProvider({
   const bootLog = bootEventLog.map((e) => ({ ...e }))
   const { pckChainPem, pckKeyPem } = platform ?? throwawayPlatform()
   const pckKey = createPrivateKey(pckKeyPem)
-  const attestation = attestationKey(attestationSecretKey)
+  if (attestationSecretKey !== undefined && (!(attestationSecretKey instanceof Uint8Array) || attestationSecretKey.length !== 32))
+    throw new RangeError('attestationSecretKey: expected 32 bytes')
+  const attestationSecret = attestationSecretKey && Uint8Array.from(attestationSecretKey)
 
   // Header and TD report without the report data: fixed for this provider.
   const template = Buffer.alloc(SIGNED_LENGTH)
@@ -207,27 +209,35 @@ export function simulatedQuoteProvider({
   template.set(DEVNET_TD.seamAttributes, OFFSET.seamAttributes)
   for (const name of Object.keys(FIELD_LENGTH) as (keyof TdxMeasurementFields)[]) template.set(measurement[name], OFFSET[name])
 
-  // The QE report binds the attestation key: report data = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
-  const qeReport = Buffer.alloc(SGX_REPORT_LENGTH)
-  qeReport.set(DEVNET_QE.attributes, SGX_REPORT.attributes.offset)
-  qeReport.set(DEVNET_QE.mrEnclave, SGX_REPORT.mrEnclave.offset)
-  qeReport.set(DEVNET_QE.mrSigner, SGX_REPORT.mrSigner.offset)
-  qeReport.writeUInt16LE(DEVNET_QE.isvProdId, SGX_REPORT.isvProdId.offset)
-  qeReport.writeUInt16LE(DEVNET_QE.isvSvn, SGX_REPORT.isvSvn.offset)
-  createHash('sha256').update(attestation.publicKey).update(QE_AUTH_DATA).digest().copy(qeReport, SGX_REPORT.reportData.offset)
-  const qeReportSignature = sign('sha256', qeReport, { key: pckKey, dsaEncoding: 'ieee-p1363' })
-  const chain = Buffer.from(pckChainPem, 'latin1')
-  const qeCertification = Buffer.concat([
-    qeReport,
-    qeReportSignature,
-    u16(QE_AUTH_DATA.length),
-    QE_AUTH_DATA,
-    u16(CERTIFICATION_DATA_TYPE.pckCertChain),
-    u32(chain.length),
-    chain,
-  ])
-  const certification = Buffer.concat([u16(CERTIFICATION_DATA_TYPE.qeReportCertificationData), u32(qeCertification.length), qeCertification])
-  const attestationPublicKey = Buffer.from(attestation.publicKey)
+  // The attestation key and the QE certification that binds it are made on the first quote: a P-256 public key costs the
+  // curve's base-point table (about 70 ms), which a node restarting from sealed state, that quotes nothing, need not pay.
+  let signing: { secretKey: Uint8Array; publicKey: Buffer; certification: Buffer } | undefined
+  function signer() {
+    if (signing) return signing
+    const attestation = attestationKey(attestationSecret)
+    // The QE report binds the attestation key: report data = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
+    const qeReport = Buffer.alloc(SGX_REPORT_LENGTH)
+    qeReport.set(DEVNET_QE.attributes, SGX_REPORT.attributes.offset)
+    qeReport.set(DEVNET_QE.mrEnclave, SGX_REPORT.mrEnclave.offset)
+    qeReport.set(DEVNET_QE.mrSigner, SGX_REPORT.mrSigner.offset)
+    qeReport.writeUInt16LE(DEVNET_QE.isvProdId, SGX_REPORT.isvProdId.offset)
+    qeReport.writeUInt16LE(DEVNET_QE.isvSvn, SGX_REPORT.isvSvn.offset)
+    createHash('sha256').update(attestation.publicKey).update(QE_AUTH_DATA).digest().copy(qeReport, SGX_REPORT.reportData.offset)
+    const qeReportSignature = sign('sha256', qeReport, { key: pckKey, dsaEncoding: 'ieee-p1363' })
+    const chain = Buffer.from(pckChainPem, 'latin1')
+    const qeCertification = Buffer.concat([
+      qeReport,
+      qeReportSignature,
+      u16(QE_AUTH_DATA.length),
+      QE_AUTH_DATA,
+      u16(CERTIFICATION_DATA_TYPE.pckCertChain),
+      u32(chain.length),
+      chain,
+    ])
+    const certification = Buffer.concat([u16(CERTIFICATION_DATA_TYPE.qeReportCertificationData), u32(qeCertification.length), qeCertification])
+    signing = { secretKey: attestation.secretKey, publicKey: Buffer.from(attestation.publicKey), certification }
+    return signing
+  }
   const runtimeLog: TdxEvent[] = []
 
   // Synchronous from the copy of the template to the signature, so a quote and the log read with it never straddle
@@ -237,8 +247,9 @@ export function simulatedQuoteProvider({
     const signed = Buffer.from(template)
     signed.set(reportData, OFFSET.reportData)
     // RFC 6979 (deterministic): the same report data and RTMR3 give the same quote for the provider's lifetime.
-    const signature = p256.sign(signed, attestation.secretKey)
-    const authData = Buffer.concat([signature, attestationPublicKey, certification])
+    const { secretKey, publicKey, certification } = signer()
+    const signature = p256.sign(signed, secretKey)
+    const authData = Buffer.concat([signature, publicKey, certification])
     return new Uint8Array(Buffer.concat([signed, u32(authData.length), authData]))
   }
 

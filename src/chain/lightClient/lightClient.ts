@@ -26,11 +26,7 @@ import { decodeSealedStore, encodeSealedStore, LIGHT_CLIENT_STORE_SEAL_LABEL } f
 import { createLightClientTransport, MAX_PERIODS_PER_REQUEST, type LightClientFork, type Versioned } from './transport.ts'
 import type { HeaderSource, VerifiedHeader } from './types.ts'
 
-// The bootstrap check (header root = trusted root, committee branch, execution branch) is the library's own; its
-// package exports it only through the `Lightclient` class we avoid, so it is loaded from the pinned file directly.
-const { validateLightClientBootstrap } = (await import(new URL('./spec/validateLightClientBootstrap.js', import.meta.resolve('@lodestar/light-client')).href)) as {
-  validateLightClientBootstrap(config: BeaconConfig, trustedBlockRoot: Uint8Array, bootstrap: LightClientBootstrap): void
-}
+import { validateLightClientBootstrap } from './lodestarBootstrap.ts'
 
 /** Tolerance of the wall clock, as lodestar's `MAX_CLOCK_DISPARITY_SEC`: a beacon node a few seconds ahead still syncs. */
 const MAX_CLOCK_DISPARITY_SECONDS = 10
