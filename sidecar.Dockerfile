@@ -48,7 +48,7 @@ ARG MEASURED=measured.json
 COPY ${MEASURED} ./measured.json
 
 FROM ${BASE_IMAGE} AS runtime
-# MALLOC_ARENA_MAX and the node flag of the ENTRYPOINT: scripts/build.ts PRODUCTION_RUNTIME (measured there).
+# MALLOC_ARENA_MAX and the node flags of the ENTRYPOINT: scripts/build.ts PRODUCTION_RUNTIME (measured there).
 ENV DEBIAN_FRONTEND=noninteractive NODE_ENV=production MALLOC_ARENA_MAX=2
 RUN apt-get update \
  && apt-get install -y --no-install-recommends -o Acquire::Retries=3 nodejs ca-certificates \
@@ -68,6 +68,6 @@ VOLUME ["/data"]
 EXPOSE 80 8081
 HEALTHCHECK --interval=5s --timeout=10s --start-period=60s --retries=5 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:80/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/dist/keymanager.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--max-old-space-size=128", "/app/dist/keymanager.js"]
 # The host settings file (docs/protocol.md#measured-settings); it may set no measured setting.
 CMD ["serve", "--config", "/data/host.json"]
