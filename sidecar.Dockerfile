@@ -1,7 +1,8 @@
 # keymanager sidecar image. Multi-stage: native addons (better-sqlite3, c-kzg) are compiled in the builder stage with
 # the toolchain, and the production entry is bundled there (`npm run build`, scripts/build.ts: dist/keymanager.js, run
-# with plain node, no tsx); the runtime stage carries only node, the bundle, and the node_modules it loads (the native
-# addons and the light client's @lodestar/@chainsafe family, with their dependencies).
+# with node and the flags of scripts/build.ts PRODUCTION_RUNTIME, no tsx); the runtime stage carries only node, the
+# bundle, and the node_modules it loads (the native addons: better-sqlite3, c-kzg, @chainsafe/blst and /hashtree,
+# bigint-buffer, with their dependencies).
 # Build: docker build -f sidecar.Dockerfile --build-arg MEASURED=measured/<build>.json -t keymanager .
 #
 # MEASURED is this build's measured settings (docs/protocol.md#measured-settings): trust root, quote and seal
