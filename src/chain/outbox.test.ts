@@ -82,6 +82,8 @@ describe('createOutbox', () => {
       sent.map((s, i) => [i, 'mined', s.hash]),
     )
     for (const [i, { hash }] of sent.entries()) assert.equal((await clients.publicClient.getTransaction({ hash })).nonce, i)
+    assert.deepEqual(outbox.entriesLabelled('t1').map((e) => e.nonce), [1], 'one label’s entries only')
+    assert.deepEqual(outbox.openEntries(), [], 'nothing open once all are mined')
   })
 
   test('crash: a tx stored but never broadcast is broadcast on start; no nonce reused or skipped', async () => {

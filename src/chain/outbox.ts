@@ -441,14 +441,18 @@ export function createOutbox(options: OutboxOptions) {
     /** Start-up: rebroadcast every stored tx that has no receipt yet (signed before a crash, or lost by the node). */
     start: () => tick(),
     entries: () => store.all(account.address),
+    /** The txs with this label, oldest first (a long-lived helper's outbox holds thousands of blob txs: read one label). */
+    entriesLabelled: (label: string) => store.labelled(account.address, label),
+    /** The txs not mined yet, by nonce. */
+    openEntries: () => store.open(account.address),
     /**
      * The newest stored tx with this label and exactly this calldata that is still open or was mined successfully
      * (not dropped, not reverted): a flow resumed after a crash waits for it instead of sending the same call again.
      */
     findSame: (label: string, data: Hex): OutboxEntry | undefined =>
       store
-        .all(account.address)
-        .filter((e) => e.label === label && e.params.data === data && e.status !== 'dropped' && e.receiptStatus !== 'reverted')
+        .labelled(account.address, label)
+        .filter((e) => e.params.data === data && e.status !== 'dropped' && e.receiptStatus !== 'reverted')
         .at(-1),
   }
 }

@@ -172,8 +172,8 @@ export function createNode(ctx: NodeContext) {
   function fulfilsInFlight(): Map<bigint, number> {
     const found = new Map<bigint, number>()
     if (!ctx.outbox) return found
-    for (const entry of ctx.outbox.entries()) {
-      if (entry.label !== 'fulfillOnboard' || (entry.status !== 'signed' && entry.status !== 'sent')) continue
+    for (const entry of ctx.outbox.openEntries()) {
+      if (entry.label !== 'fulfillOnboard') continue
       const call = decodeFunctionData({ abi: keyManagerAbi, data: entry.params.data })
       if (call.functionName !== 'fulfillOnboard') continue
       for (const id of call.args[0]) found.set(id, entry.id)
@@ -539,8 +539,8 @@ export function createNode(ctx: NodeContext) {
   async function confirmAgainIfLost(): Promise<boolean> {
     const key = keyring.nodeKey
     if (!key || !ctx.outbox || !ctx.walletClient) return false
-    const ours = ctx.outbox.entries().filter((entry) => {
-      if (entry.label !== 'confirmOnboard') return false
+    // One label's rows, not the whole outbox: this runs on every auto step.
+    const ours = ctx.outbox.entriesLabelled('confirmOnboard').filter((entry) => {
       const call = decodeFunctionData({ abi: keyManagerAbi, data: entry.params.data })
       return call.functionName === 'confirmOnboard' && call.args[0] === key.memberId
     })

@@ -90,6 +90,7 @@ export function createOutboxStore(db: Db) {
     `SELECT * FROM outbox WHERE account = ? AND status = 'mined' AND (mined_block >= ? OR nonce >= ?) ORDER BY nonce`,
   )
   const all = db.prepare<[string], Row>('SELECT * FROM outbox WHERE account = ? ORDER BY nonce')
+  const labelled = db.prepare<[string, string], Row>('SELECT * FROM outbox WHERE account = ? AND label = ? ORDER BY nonce')
   const setSent = db.prepare<[number, number, number]>(`UPDATE outbox SET status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`)
   const replace = db.prepare<[string, string, number | null, string, number, number, number]>(
     `UPDATE outbox SET params = ?, raw_tx = ?, sidecar_version = ?, tx_hashes = ?, status = 'sent', broadcast_block = ?, updated_at = ? WHERE id = ?`,
@@ -150,6 +151,10 @@ export function createOutboxStore(db: Db) {
     },
     all(account: Address): OutboxEntry[] {
       return all.all(account.toLowerCase()).map(fromRow)
+    },
+    /** One label's entries: what a flow looks up in its own history without reading every stored tx and its blobs. */
+    labelled(account: Address, label: string): OutboxEntry[] {
+      return labelled.all(account.toLowerCase(), label).map(fromRow)
     },
     markSent(id: number, block: bigint, now: number) {
       setSent.run(Number(block), now, id)
