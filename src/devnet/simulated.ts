@@ -144,11 +144,10 @@ export function loadSimulatedPlatform({ pckChainFile, pckKeyFile }: { pckChainFi
   return { pckChainPem, pckKeyPem }
 }
 
+/** The provider's attestation key: the given secret (checked, and copied, when the provider is made) or a fresh one. */
 function attestationKey(secretKey: Uint8Array | undefined): { secretKey: Uint8Array; publicKey: Uint8Array } {
   if (secretKey === undefined) return generateSimulatedAttestationKey()
-  if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) throw new RangeError('attestationSecretKey: expected 32 bytes')
-  const copy = Uint8Array.from(secretKey)
-  return { secretKey: copy, publicKey: p256.getPublicKey(copy, false).subarray(1) }
+  return { secretKey, publicKey: p256.getPublicKey(secretKey, false).subarray(1) }
 }
 
 const u16 = (n: number) => {
