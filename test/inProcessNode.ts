@@ -35,6 +35,7 @@ import { createDcapVerifier } from '../src/tee/dcap.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import type { QuoteProvider } from '../src/tee/types.ts'
 import { createNode, type HelpResult } from '../src/node/node.ts'
+import type { NodeContext } from '../src/node/context.ts'
 import type { ChainView, ViewHeader } from '../src/chain/view/chainView.ts'
 import { KEY_MANAGER_LAYOUT, generationSlot, measurementSlot, requestSlot } from '../src/chain/view/layout.ts'
 import { querySlots, registryState } from '../src/chain/view/registryState.ts'
@@ -258,7 +259,10 @@ export function persistentSeal(): SealProvider {
   return Object.freeze({ name: 'dev-file' as const, persistent: true, insecure: true, ...createAesGcmSealer(randomBytes(32)) })
 }
 
-export function nodeOn(chain: FakeChain, options: { seal?: SealProvider; dataDir?: string; quoteProvider?: QuoteProvider } = {}) {
+export function nodeOn(
+  chain: FakeChain,
+  options: { seal?: SealProvider; dataDir?: string; quoteProvider?: QuoteProvider; context?: Partial<NodeContext> } = {},
+) {
   const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'km-node-'))
   if (!options.dataDir) dirs.push(dir)
   const db = openDatabase(join(dir, 'keymanager.sqlite'))
@@ -291,6 +295,7 @@ export function nodeOn(chain: FakeChain, options: { seal?: SealProvider; dataDir
     logger: silent,
     now: () => Math.floor(Date.now() / 1000),
     maxReferenceAge: 50n,
+    ...options.context,
   })
   return { node, stores, db, dir }
 }

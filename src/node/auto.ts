@@ -385,7 +385,11 @@ export function createAutoRunner(options: AutoOptions) {
     if (requestId === null || (recorded && !ours(recorded.requester))) {
       // The watcher's store, not a log scan (docs/protocol.md#limits): the request shows up once the watcher has seen it.
       const request = cursor.latestRequestBy(registration.address)
-      if (!request) return
+      if (!request) {
+        // Not seen yet. Its tx may still be open (sent, or replayed after a reorg): wait. Reverted or dropped: register again.
+        if (node.dropLostRegistration()) await node.register()
+        return
+      }
       requestId = request.requestId
       stores.registrations.markRequested(registration.address, requestId, request.transactionHash, Math.floor(Date.now() / 1000))
     }

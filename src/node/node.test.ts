@@ -200,3 +200,59 @@ test('error: help before the node is ready, complete of an unknown key, bootstra
   await assert.rejects(other.node.bootstrap(), { code: 'conflict', message: 'the registry is already bootstrapped; use /register' })
   await assert.rejects(other.node.complete('0x000000000000000000000000000000000000bEEF'), { code: 'not_found' })
 })
+
+test('reorg: a request whose receipt a reorg took away leaves the node registering, never registering twice', async () => {
+  const { chain } = await bootstrapped()
+  // The node's view of its outbox: the request was mined (the outbox saw its receipt), then a reorg took the block,
+  // so the receipt read that follows finds nothing. `replay` is what the outbox later makes of the replayed tx.
+  const sent: { label: string; data: Hex; blobs?: Hex[] }[] = []
+  let replay: 'open' | 'reverted' = 'open'
+  let waitFails = false
+  const entry = (i: number) => ({ id: i + 1, nonce: i, label: sent[i]!.label, params: { data: sent[i]!.data } })
+  const outbox = {
+    send: async (tx: { label: string; data: Hex; blobs?: Hex[] }) => ({ id: sent.push(tx), hash: keccak256(tx.data) }),
+    waitForReceipt: async (id: number) => {
+      if (waitFails) throw new Error(`transaction ${id} not mined within 120000 ms; it stays in the outbox`)
+      return { id, hash: keccak256(sent[id - 1]!.data), blockNumber: chain.head, status: 'success' as const }
+    },
+    findSame: (label: string, data: Hex) => {
+      const i = sent.findIndex((tx) => tx.label === label && tx.data === data)
+      return i < 0 || replay === 'reverted' ? undefined : entry(i)
+    },
+    openEntries: () => [],
+    entriesLabelled: (label: string) => sent.flatMap((tx, i) => (tx.label === label ? [entry(i)] : [])),
+  }
+  const publicClient = {
+    ...chain.publicClient,
+    getTransactionReceipt: async ({ hash }: { hash: Hex }) => {
+      throw new Error(`Transaction receipt with hash "${hash}" could not be found. The Transaction may not be processed on a block yet.`)
+    },
+  }
+  const walletClient = { account: { address: '0x00000000000000000000000000000000000000Aa' } }
+  const newcomer = nodeOn(chain, { context: { outbox: outbox as never, walletClient: walletClient as never, publicClient: publicClient as never } })
+  await newcomer.node.start()
+
+  const registration = await newcomer.node.register()
+  assert.equal(registration.requestId, null, 'no id without a receipt')
+  assert.equal(newcomer.node.state, 'registering')
+  assert.equal(newcomer.stores.registrations.latestOpen()!.address.toLowerCase(), registration.enckey.toLowerCase())
+  assert.equal(newcomer.node.dropLostRegistration(), false, 'its tx is still in the outbox: the node waits for the replay')
+
+  // The replay is mined: the watcher's record gives the id, and the registration goes on as usual.
+  const request = chain.mineRequest(sent[0]!)
+  assert.equal(newcomer.stores.cursor.latestRequestBy(registration.enckey)!.requestId, request.requestId)
+
+  // A wait that fails outright (the receipt timed out) leaves the node registering too, with one registration.
+  waitFails = true
+  const second = nodeOn(chain, { context: { outbox: outbox as never, walletClient: walletClient as never, publicClient: publicClient as never } })
+  await second.node.start()
+  await assert.rejects(second.node.register(), /not mined within/)
+  assert.equal(second.node.state, 'registering')
+  const open = second.stores.registrations.latestOpen()!
+  assert.equal(newcomer.node.dropLostRegistration(), false)
+  // Its replay reverted: the registration is given up, once, and a new one may be made.
+  replay = 'reverted'
+  assert.equal(second.node.dropLostRegistration(), true)
+  assert.equal(second.stores.registrations.latestOpen(), undefined, `${open.address} expired`)
+  assert.equal(second.node.dropLostRegistration(), false)
+})

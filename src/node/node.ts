@@ -279,7 +279,7 @@ export function createNode(ctx: NodeContext) {
       keyring.loadProposed()
       // A crash after the bootstrap's generation was sealed and before the pending copy was cleared leaves both.
       if (stores.meta.get('pending_master')) stores.meta.put('pending_master', '')
-      abandonUnsentRegistration()
+      dropLostRegistration()
       const newest = sealedRows.at(-1)!
       keyring.setCurrent(newest.generation)
       master = newest.secret
@@ -298,7 +298,7 @@ export function createNode(ctx: NodeContext) {
       await finishBootstrapIfOnChain()
       return
     }
-    abandonUnsentRegistration()
+    dropLostRegistration()
     const open = stores.registrations.latestOpen()
     if (open && open.sealedKey) {
       ephemeralKeys.set(open.address.toLowerCase(), ctx.seal.unseal(open.sealedKey, sealLabel.ephemeral(open.address)))
@@ -307,17 +307,19 @@ export function createNode(ctx: NodeContext) {
   }
 
   /**
-   * A registration stored before its `requestOnboard` was (the node died in between, kill point register.key-sealed)
-   * can never reach the chain: no node signed its tx. It is expired so the node registers afresh, once. Only a node
-   * that sends its own txs knows this; a registration handed to the host stays open.
+   * A registration whose `requestOnboard` can never be mined is given up, so the node registers afresh, once: one stored
+   * before its tx was (the node died in between, kill point register.key-sealed: no node signed its tx), or one whose tx
+   * reverted or was dropped (a reorg took the mined request away and its replay failed). Only a node that sends its own
+   * txs knows this; a registration handed to the host stays open. Returns whether it gave one up.
    */
-  function abandonUnsentRegistration() {
+  function dropLostRegistration(): boolean {
     const open = stores.registrations.latestOpen()
-    if (!open || open.status !== 'prepared' || !ctx.walletClient || !ctx.outbox) return
+    if (!open || open.status !== 'prepared' || !ctx.walletClient || !ctx.outbox || requesting > 0) return false
     const data = registry.calldata.requestOnboard(open.pubkey64, open.refBlockNumber)
-    if (ctx.outbox.findSame('requestOnboard', data)) return
+    if (ctx.outbox.findSame('requestOnboard', data)) return false
     stores.registrations.setStatus(open.address, 'expired', ctx.now())
-    logger.warn({ enckey: open.address }, 'a registration whose request was never signed (the node stopped in between) is dropped; the node registers again')
+    logger.warn({ enckey: open.address }, 'a registration whose request never reached the chain (never signed, reverted or dropped) is dropped; the node registers again')
+    return true
   }
 
   /** The node key: the key of the registration this node became a member with (docs/protocol.md#members-and-node-keys). */
@@ -407,13 +409,33 @@ export function createNode(ctx: NodeContext) {
     // Not a decision about M (the request reveals nothing, and the contract refuses it before bootstrap): the RPC's
     // answer is enough to spare a useless quote.
     if ((await registry.generation()) === 0n) throw new KeymanagerError('conflict', 'the registry is not bootstrapped yet')
-    const result = await requestOnboarding()
-    state = 'registering'
-    return { state, ...result }
+    try {
+      const result = await requestOnboarding()
+      state = 'registering'
+      return { state, ...result }
+    } finally {
+      // Once the registration is stored the node is registering, even when waiting for its request failed: a reorg can
+      // take a mined request away (its receipt is gone), the outbox then replays the same tx, and a fresh registration
+      // would put a second request of this node on chain. A request that reverted or was dropped is given up by
+      // `dropLostRegistration`, and only then does the node register again.
+      if (state === 'uninitialized' && stores.registrations.latestOpen()) state = 'registering'
+    }
   }
 
   /** A new key pair, a quote binding it, and `requestOnboard` (docs/protocol.md#register). */
   async function requestOnboarding() {
+    requesting++
+    try {
+      return await requestOnboardingNow()
+    } finally {
+      requesting--
+    }
+  }
+
+  /** Registrations being made now: one between its store and its outbox row is not lost (`dropLostRegistration`). */
+  let requesting = 0
+
+  async function requestOnboardingNow() {
     const secretKey = secp256k1.utils.randomSecretKey()
     const pubkey64 = secp256k1.getPublicKey(secretKey, false).subarray(1)
     const address = addressOfPublicKey(pubkey64)
@@ -454,9 +476,17 @@ export function createNode(ctx: NodeContext) {
     let requestId: bigint | null = null
     if (outcome.sent) {
       // The id comes from the receipt's own OnboardRequested event, not from a log scan (docs/protocol.md#limits).
-      requestId = registry.requestIdFromReceipt(await ctx.publicClient.getTransactionReceipt({ hash: outcome.txHash }), address) ?? null
-      stores.registrations.markRequested(address, requestId, outcome.txHash, ctx.now())
-      kill('register.requested')
+      // A reorg between the outbox's receipt and this read takes the receipt away: the id is then left to the watcher's
+      // record of the replayed request (auto mode's register step reads it there).
+      const receipt = await ctx.publicClient.getTransactionReceipt({ hash: outcome.txHash }).catch((error: unknown) => {
+        logger.warn({ txHash: outcome.txHash, error: (error as Error).message.split('\n')[0] }, 'the receipt of the request is gone (reorged away?); its id is taken from the watcher later')
+        return undefined
+      })
+      if (receipt) {
+        requestId = registry.requestIdFromReceipt(receipt, address) ?? null
+        stores.registrations.markRequested(address, requestId, outcome.txHash, ctx.now())
+        kill('register.requested')
+      }
     }
     logger.info({ address, requestId: requestId?.toString(), refBlock: ref.number.toString() }, 'registration prepared')
     return {
@@ -1124,6 +1154,7 @@ export function createNode(ctx: NodeContext) {
     register,
     joinAsMember,
     confirmAgainIfLost,
+    dropLostRegistration,
     generations,
     masterOf,
     get memberId() {
