@@ -200,16 +200,45 @@ function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uin
   return { pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
 }
 
+/**
+ * Parsed certificates by their PEM text. A helper sees the same Intel intermediates, TCB signing certificate and root
+ * in every quote and collateral, and the same PCK leaf for every newcomer of a machine; parsing them was a fifth of a
+ * verification's time. Keyed by the bytes themselves, so a cached entry is exactly what parsing those bytes gives (an
+ * attacker can only add entries, and the bound keeps those few); only parsing is cached: every check runs each time.
+ */
+const parsedCertificates = new Map<string, X509Certificate>()
+const PARSED_CERTIFICATES_MAX = 256
+
 function pemCertificates(text: string, what: string): X509Certificate[] {
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
   if (blocks.length < 2) fail('bad_certificate_chain', `${what} has ${blocks.length} certificate(s), expected at least 2`)
   return blocks.map((block, i) => {
+    const cached = parsedCertificates.get(block)
+    if (cached) return cached
+    let cert: X509Certificate
     try {
-      return new X509Certificate(block)
+      cert = new X509Certificate(block)
     } catch {
       return fail('bad_certificate_chain', `${what}: certificate ${i} cannot be parsed`)
     }
+    if (parsedCertificates.size >= PARSED_CERTIFICATES_MAX) parsedCertificates.delete(parsedCertificates.keys().next().value!)
+    parsedCertificates.set(block, cert)
+    return cert
   })
+}
+
+/**
+ * Whether `cert` names `issuer` as its issuer and carries its valid signature. A signature that verified once is
+ * remembered for that pair of (cached, immutable) certificate objects; a failure is never remembered.
+ */
+const signedPairs = new WeakMap<X509Certificate, WeakSet<X509Certificate>>()
+function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  if (signedPairs.get(cert)?.has(issuer)) return true
+  if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return false
+  let issuers = signedPairs.get(cert)
+  if (!issuers) signedPairs.set(cert, (issuers = new WeakSet()))
+  issuers.add(issuer)
+  return true
 }
 
 const SGX_EXTENSION = Buffer.from(oidBytes('1.2.840.113741.1.13.1')).toString('hex')
@@ -274,7 +303,7 @@ function checkWindow(body: Record<string, unknown>, what: string, now: number): 
 
 function anchorFor(anchors: Anchor[], chain: X509Certificate[]): Anchor {
   const top = chain[chain.length - 1]!
-  const anchor = anchors.find((a) => top.checkIssued(a.cert) && top.verify(a.cert.publicKey))
+  const anchor = anchors.find((a) => signedBy(top, a.cert))
   return anchor ?? fail('untrusted_root', `PCK certificate chain ends at "${commonName(top.issuer)}", not a trusted root CA`)
 }
 
@@ -296,7 +325,7 @@ function verifyChain(chain: X509Certificate[], anchor: Anchor, now: number, what
   })
   chain.forEach((cert, i) => {
     const issuer = chain[i + 1] ?? anchor.cert
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+    if (!signedBy(cert, issuer)) {
       if (i === chain.length - 1) fail('untrusted_root', `${what} does not lead to a trusted root CA`)
       fail('bad_certificate_chain', `${what}: "${commonName(cert.subject)}" is not signed by "${commonName(issuer.subject)}"`)
     }
