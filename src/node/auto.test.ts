@@ -29,6 +29,9 @@ function network() {
   const answeredBy = new Map<bigint, string>()
   /** Every help call per request: more than one helper answering a request is what the schedule prevents. */
   const calls = new Map<bigint, string[]>()
+  /** Who sent a freshness mark ahead, for which batch (`name:batch`), and whose help call named that batch. */
+  const marksAhead: string[] = []
+  const tookMark: string[] = []
   const addPending = (id: bigint) => chain.requests.set(id, { key: key(0x100 + Number(id)), expiresAt: 10_000n, status: 'pending', commitment: `0x${'22'.repeat(32)}` })
   /** What a watcher would hold: every request, answered ones with their block. */
   const cursor = {
@@ -45,7 +48,12 @@ function network() {
       memberId,
       overBudget: () => false,
       confirmAgainIfLost: async () => false, // its confirmation is on chain
-      async help(requests: OnboardRequest[]) {
+      async markAhead(batch: bigint) {
+        marksAhead.push(`${name}:${batch}`)
+        return true
+      },
+      async help(requests: OnboardRequest[], options: { batch?: bigint } = {}) {
+        if (marksAhead.includes(`${name}:${options.batch}`)) tookMark.push(`${name}:${options.batch}`)
         for (const r of requests) calls.set(r.requestId, [...(calls.get(r.requestId) ?? []), name])
         // The answer becomes visible half a turn later (mark, proofs, mined transaction), as on a chain.
         await new Promise((resolve) => setTimeout(resolve, TURN_MS / 2))
@@ -73,7 +81,7 @@ function network() {
       monotonicNow: () => 0,
     })
   }
-  return { chain, members, answeredBy, calls, addPending, helper }
+  return { chain, members, answeredBy, calls, marksAhead, tookMark, addPending, helper }
 }
 
 const names = new Map([
@@ -94,6 +102,20 @@ test('default: the designated member answers the batch, the others wait and find
   assert.equal(net.answeredBy.get(11n), names.get(order[0]!.memberId), 'one answer for the whole batch')
   assert.deepEqual(answered.toSorted(), [0, 0, 0, 2])
   assert.deepEqual([...net.calls.values()], [[names.get(order[0]!.memberId)], [names.get(order[0]!.memberId)]], 'no other helper answered')
+})
+
+test('default: the designated member by the member set it proved last sends its freshness mark when it first sees a batch', async () => {
+  const net = network()
+  const runners = new Map(net.members.map((m) => [m.memberId, net.helper(names.get(m.memberId)!, m.memberId)]))
+  net.addPending(10n)
+  await Promise.all([...runners.values()].map((r) => r.helpRound()))
+  assert.deepEqual(net.marksAhead, [], 'the first batch: no member set proven yet, so no prediction')
+  net.addPending(20n)
+  const designated = names.get(helperOrder(20n, net.members)[0]!.memberId)!
+  await Promise.all([...runners.values()].map((r) => r.helpRound()))
+  assert.deepEqual(net.marksAhead, [`${designated}:20`], 'only the designated member, once, for batch 20')
+  assert.equal(net.answeredBy.get(20n), designated)
+  assert.deepEqual(net.tookMark, [`${designated}:20`], 'its decision on batch 20 names the batch, so it takes that mark')
 })
 
 test('default: a dead designated member is covered by the next in the order; the one after it then finds nothing', async () => {
@@ -184,6 +206,7 @@ function escrowNetwork() {
       memberId,
       overBudget: () => false,
       confirmAgainIfLost: async () => false, // its confirmation is on chain
+      markAhead: async () => false,
       async help(requests: OnboardRequest[]) {
         for (const r of requests) {
           net.chain.requests.get(r.requestId)!.status = 'fulfilled'

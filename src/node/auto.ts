@@ -20,7 +20,10 @@
 // order every helper computes alike, the designated one first. A helper waits, from when it first saw the batch, a
 // gathering window (requests sent together share one answer) plus one turn (`slotMs`) per rank ahead of it, then
 // re-checks: if the batch was answered, or the oldest pending request changed (a new batch, with its own order), it
-// does nothing. A dead designated helper costs one turn; a ready node that is not a proven member goes last. Measured
+// does nothing. A dead designated helper costs one turn; a ready node that is not a proven member goes last. The
+// helper that the member set proven last designates sends its freshness mark when it first sees the batch, so the
+// mark's finality passes while the batch gathers; the proof of the member set itself is read after the gathering
+// window, by every helper. Measured
 // before (ranks from keccak(batch, gas address) modulo twice the helpers, which collide): 50 newcomers drew 52
 // fulfillOnboard transactions, 11 reverted.
 import type { Logger } from 'pino'
@@ -265,8 +268,12 @@ export function createAutoRunner(options: AutoOptions) {
       const r = proven.request(id)
       return r.status === 'confirmed' ? [{ memberId: id, key: r.key }] : []
     })
+    lastMembers = members
     return helperRank(batch, members, self)
   }
+
+  /** The member set the last `scheduleRank` proved: it predicts, without a read, who is designated on a new batch. */
+  let lastMembers: ScheduleMember[] | undefined
 
   const escrowOn = options.escrow ?? true
   const escrowCheckMs = options.escrowCheckMs ?? 60_000
@@ -324,7 +331,21 @@ export function createAutoRunner(options: AutoOptions) {
       batchSeen.set(batch, { at: clock(), gatherMs: jitterMin + random() * (jitterMax - jitterMin) })
     }
     const seen = batchSeen.get(batch)!
-    seen.rank ??= await scheduleRank(batch)
+    if (seen.rank === undefined) {
+      // The helper the last proven member set designates sends its freshness mark now, so that the mark's block and
+      // its finality pass while the batch gathers (src/chain/view/freshness.ts `markAhead`). A wrong prediction (the
+      // set changed) costs one unused mark, or none made ahead. A failure only means the mark is made later.
+      if (lastMembers && node.memberId !== null && helperRank(batch, lastMembers, node.memberId) === 0) {
+        await node.markAhead(batch).catch((error: unknown) => logger.warn({ error: (error as Error).message.split('\n')[0] }, 'auto-help: freshness mark not sent ahead'))
+      }
+      // Every rank waits out the gathering window first, so the proof of the member set is read after it: on the devnet
+      // a read of the view makes the beacon simulator mine the blocks that finalize the newest one, and read at once
+      // by every helper they would come before the designated helper's mark.
+      const gathering = seen.at + seen.gatherMs - clock()
+      if (gathering > 0) await sleep(gathering, 'jitter')
+      if (stopped) return 0
+      seen.rank = await scheduleRank(batch)
+    }
     const wait = seen.at + turnDelayMs(seen.rank, { gatherMs: seen.gatherMs, turnMs: slotMs }) - clock()
     if (wait > 0) await sleep(wait, 'jitter')
     if (stopped) return 0
@@ -351,7 +372,7 @@ export function createAutoRunner(options: AutoOptions) {
     if (ready.length === 0) return 0
     rounds++
     try {
-      const results = await node.help(ready)
+      const results = await node.help(ready, { batch })
       const fulfilled = results.filter((r) => r.decision === 'fulfilled').length
       scheduleRetries(results)
       failedRound(

@@ -821,17 +821,27 @@ export function createNode(ctx: NodeContext) {
     if (generation !== Number(r.generation)) throw new KeymanagerError('conflict', `this node serves generation ${generation}, the verified chain is at ${r.generation}`)
   }
 
+  /** The freshness purpose of the decision on one batch: only it takes a mark made ahead for that batch. */
+  const helpPurpose = (batch: bigint) => `help:${batch}`
+
   /**
    * A verified view this decision may use: the freshness rule (src/chain/view/freshness.ts). With a gas key the node
    * sends its mark and waits; without one it hands the mark to the host and decides on a later call, once the view
    * proves it (each mark serves one decision).
    */
-  async function freshView(purpose: string): Promise<FreshView | { needsMark: { to: Address; data: Hex; chainId: number } }> {
+  async function freshView(
+    purpose: string,
+    options: { minBlock?: bigint; batch?: bigint } = {},
+  ): Promise<FreshView | { needsMark: { to: Address; data: Hex; chainId: number } }> {
     if (ctx.walletClient && ctx.outbox)
-      return ctx.freshness.requireFreshView(async (mark) => {
-        const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
-        return outcome.sent ? BigInt(outcome.blockNumber) : undefined
-      })
+      return ctx.freshness.requireFreshView(
+        async (mark) => {
+          const outcome = await submit('markFresh', registry.calldata.markFresh(mark))
+          return outcome.sent ? BigInt(outcome.blockNumber) : undefined
+        },
+        // A mark made ahead for this batch (markAhead) is taken; any other decision makes its own.
+        { purpose: options.batch === undefined ? purpose : helpPurpose(options.batch), ...(options.minBlock === undefined ? {} : { minBlock: options.minBlock }) },
+      )
     const got = await ctx.freshness.hostMark(purpose)
     if (!('needsMark' in got)) return got
     return { needsMark: { to: ctx.registryAddress, data: registry.calldata.markFresh(got.needsMark), chainId: ctx.chainId } }
@@ -880,10 +890,27 @@ export function createNode(ctx: NodeContext) {
   }
 
   /**
+   * Sends the freshness mark of this node's decision on `batch` now (auto mode: the designated helper, when it first sees
+   * the batch; src/chain/view/freshness.ts `markAhead`): only `help(…, { batch })` takes it. Resolves once it is
+   * broadcast; false when there is nothing to do (not ready, no gas key, a mark for this batch still pending). Never a
+   * decision by itself: `help` still waits for the view to prove it.
+   */
+  async function markAhead(batch: bigint): Promise<boolean> {
+    if (state !== 'ready' || !ctx.walletClient || !ctx.outbox) return false
+    let sent = false
+    await ctx.freshness.markAhead(helpPurpose(batch), async (mark) => {
+      const { id } = await ctx.outbox!.send({ label: 'markFresh', to: ctx.registryAddress, data: registry.calldata.markFresh(mark) })
+      sent = true
+      return { mined: ctx.outbox!.waitForReceipt(id).then((r) => (r.status === 'success' ? r.blockNumber : undefined)) }
+    })
+    return sent
+  }
+
+  /**
    * Judges requests on one fresh verified view and fulfils every accepted one in a single blob and `fulfillOnboard`
    * transaction. Nothing is encrypted to a request before the view proves this decision's freshness mark.
    */
-  async function help(asked: OnboardRequest[]): Promise<HelpResult[]> {
+  async function help(asked: OnboardRequest[], options: { batch?: bigint } = {}): Promise<HelpResult[]> {
     if (state !== 'ready' || !master) throw new KeymanagerError('not_ready', 'node is not ready')
     // A request this node already answered in a stored, unmined fulfillOnboard is not judged again: its answer is
     // waited for (docs/protocol.md#node-state, crash safety). One that reverted is judged like any other.
@@ -899,7 +926,9 @@ export function createNode(ctx: NodeContext) {
     if (requests.length === 0) return resumed
     let fresh: FreshView
     try {
-      const got = await freshView('help')
+      // Every request judged must be in the view (a mark made ahead can precede some of them: markAhead).
+      const newest = requests.reduce((max, r) => (r.blockNumber > max ? r.blockNumber : max), 0n)
+      const got = await freshView('help', { minBlock: newest, ...(options.batch === undefined ? {} : { batch: options.batch }) })
       if ('needsMark' in got) {
         const message = 'send this freshness mark transaction, then ask again once it is mined'
         return [...resumed, ...requests.map((r) => ({ requestId: r.requestId, decision: 'needs_mark' as const, tx: got.needsMark, message }))]
@@ -1155,6 +1184,7 @@ export function createNode(ctx: NodeContext) {
     joinAsMember,
     confirmAgainIfLost,
     dropLostRegistration,
+    markAhead,
     generations,
     masterOf,
     get memberId() {

@@ -114,4 +114,55 @@ describe('freshness marks', () => {
     const next = await freshness.hostMark('help')
     assert.ok('needsMark' in next && next.needsMark !== first.needsMark)
   })
+
+  test('default: a mark made ahead serves its purpose\'s next decision once; a failed or expired one is replaced; minBlock holds the view back', async () => {
+    const sentNow: Hex[] = []
+    const sendNow = async (mark: Hex) => {
+      sentNow.push(mark)
+      return send(mark)
+    }
+    let ahead: Hex | undefined
+    await freshness.markAhead('help', async (mark) => {
+      ahead = mark
+      return { mined: send(mark) }
+    })
+    // A second call while it is pending makes no other mark.
+    await freshness.markAhead('help', async () => assert.fail('a mark is already pending'))
+    // Another purpose does not take it.
+    const rotate = await freshness.requireFreshView(sendNow, { purpose: 'rotate' })
+    assert.notEqual(rotate.mark, ahead)
+    assert.equal(sentNow.length, 1)
+    const fresh = await freshness.requireFreshView(sendNow, { purpose: 'help' })
+    assert.equal(fresh.mark, ahead, 'the mark made ahead')
+    assert.equal(sentNow.length, 1, 'no new mark sent')
+    // Single use: the next decision makes its own.
+    const next = await freshness.requireFreshView(sendNow, { purpose: 'help' })
+    assert.notEqual(next.mark, ahead)
+    assert.equal(sentNow.length, 2)
+    // Its transaction failed: a new mark at decision time.
+    await freshness.markAhead('help', async () => ({ mined: Promise.reject(new Error('dropped')) }))
+    const afterFailure = await freshness.requireFreshView(sendNow, { purpose: 'help' })
+    assert.equal(sentNow.length, 3)
+    assert.equal(afterFailure.mark, sentNow[2])
+    // Made ahead and never proven within timeoutMs (the host never sent it): dropped for a new one.
+    let unsent: Hex | undefined
+    await freshness.markAhead('help', async (mark) => {
+      unsent = mark
+      return { mined: Promise.resolve(1n) }
+    })
+    await new Promise((r) => setTimeout(r, 1600))
+    const afterExpiry = await freshness.requireFreshView(sendNow, { purpose: 'help' })
+    assert.notEqual(afterExpiry.mark, unsent)
+    assert.equal(sentNow.length, 4)
+    // A decision that also reads a fact the RPC places at a later block waits until the view reaches it.
+    const head = await clientsFor(anvil.rpcUrl).publicClient.getBlockNumber({ cacheTime: 0 })
+    const later = freshness.requireFreshView(sendNow, { minBlock: head + 3n })
+    await new Promise((r) => setTimeout(r, 200))
+    await clientsFor(anvil.rpcUrl).testClient.mine({ blocks: 3 })
+    assert.ok((await later).header.blockNumber >= head + 3n)
+    await assert.rejects(
+      freshness.requireFreshView(sendNow, { minBlock: head + 1000n }),
+      (error: unknown) => error instanceof ChainViewError && error.reason === 'stale_chain_view',
+    )
+  })
 })

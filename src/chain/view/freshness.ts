@@ -79,7 +79,10 @@ export function createFreshness(options: FreshnessOptions) {
    * Waits until the view proves `pending`'s mark. `hintBlock` (where the RPC says the mark was mined) only saves
    * proof requests before then: a lie makes the wait longer or time out, never shorter.
    */
-  async function await_(pending: PendingMark, hintBlock?: bigint): Promise<FreshView> {
+  async function await_(pending: PendingMark, hintBlock?: bigint, minBlock?: bigint): Promise<FreshView> {
+    // `minBlock`: the decision also reads facts the RPC says were mined there (a batch's newest request): the view must
+    // reach it too. A lie makes the wait longer or time out, or leaves such a fact unproven, never a staler view.
+    const from = [hintBlock, minBlock].reduce<bigint | undefined>((a, b) => (b === undefined ? a : a === undefined || b > a ? b : a), undefined)
     let lastError: unknown
     let lastLooked: Hex | undefined
     for (;;) {
@@ -92,7 +95,7 @@ export function createFreshness(options: FreshnessOptions) {
       }
       try {
         const header = await view.head()
-        if (header.blockHash !== lastLooked && (hintBlock === undefined || header.blockNumber >= hintBlock)) {
+        if (header.blockHash !== lastLooked && (from === undefined || header.blockNumber >= from)) {
           lastLooked = header.blockHash
           const state = await view.read(header, { marks: [pending.mark] })
           const markedAt = state.markedAt(pending.mark)
@@ -113,10 +116,47 @@ export function createFreshness(options: FreshnessOptions) {
    * for a verified view that proves it. Resolves to the view the decision must use, and nothing older; throws
    * `ChainViewError('stale_chain_view')` when the view does not get there within `timeoutMs` of the mark.
    */
-  async function requireFreshView(send: (mark: Hex) => Promise<bigint | undefined>): Promise<FreshView> {
+  async function requireFreshView(
+    send: (mark: Hex) => Promise<bigint | undefined>,
+    options: { purpose?: string; minBlock?: bigint } = {},
+  ): Promise<FreshView> {
+    const prepared = options.purpose === undefined ? undefined : ahead.get(options.purpose)
+    if (options.purpose !== undefined) ahead.delete(options.purpose)
+    if (prepared && !expired(prepared.pending)) {
+      const hint = await prepared.mined.catch(() => undefined)
+      // Its transaction failed (reverted, dropped, not mined in time): a new mark, as if none had been made ahead.
+      if (hint !== undefined) return await_(prepared.pending, hint, options.minBlock)
+    }
     const pending = newMark()
     const hint = await send(pending.mark)
-    return await_(pending, hint)
+    return await_(pending, hint, options.minBlock)
+  }
+
+  /**
+   * Marks made ahead of a decision, one per purpose, each taken (single use) by that purpose's next `requireFreshView`.
+   * A decision may begin before it has all its inputs: a helper's begins when it first sees a batch of requests, and
+   * the requests that join the batch while it gathers are judged in the same decision. Its mark is then made at that
+   * moment, so that the mark's block and its finality run while the batch gathers instead of after it. The rule is
+   * the same: the mark is random, made inside the enclave after the decision began, used once, and proven by the view
+   * the decision reads, within `timeoutMs` of its making (an older one is dropped and a new one made). What the batch
+   * adds later is read at or after the block the RPC says it was mined in (`minBlock`).
+   */
+  const ahead = new Map<string, { pending: PendingMark; mined: Promise<bigint | undefined> }>()
+
+  /**
+   * Makes the mark for `purpose`'s next decision now. `send(mark)` resolves once the transaction is broadcast, with a
+   * promise of the block the RPC says it was mined in (undefined, or a rejection, when it failed).
+   */
+  async function markAhead(purpose: string, send: (mark: Hex) => Promise<{ mined: Promise<bigint | undefined> }>): Promise<void> {
+    const held = ahead.get(purpose)
+    if (held && !expired(held.pending)) return
+    // Marks no decision took (their batch was answered by another helper): dropped once expired, and at most 16 kept.
+    for (const [key, entry] of ahead) if (expired(entry.pending)) ahead.delete(key)
+    while (ahead.size >= 16) ahead.delete(ahead.keys().next().value!)
+    const pending = newMark()
+    const { mined } = await send(pending.mark)
+    mined.catch(() => undefined)
+    ahead.set(purpose, { pending, mined })
   }
 
   /** Marks handed to the host, one per purpose (a node without a gas key), each good for one decision. */
@@ -143,6 +183,6 @@ export function createFreshness(options: FreshnessOptions) {
     return { needsMark: made.mark }
   }
 
-  return { newMark, expired, check, await: await_, requireFreshView, hostMark, timeoutMs: options.timeoutMs }
+  return { newMark, expired, check, await: await_, requireFreshView, markAhead, hostMark, timeoutMs: options.timeoutMs }
 }
 export type Freshness = ReturnType<typeof createFreshness>
