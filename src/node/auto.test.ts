@@ -41,7 +41,7 @@ function network() {
   function watched(requestId: bigint, onboardedBlock: bigint | null): WatchedRequest {
     return { requestId, onboardedBlock, requester: `0x${requestId.toString(16).padStart(40, "0")}` } as WatchedRequest
   }
-  function helper(name: string, memberId: bigint | null, logs: object[] = [], generation = 1) {
+  function helper(name: string, memberId: bigint | null, logs: object[] = [], generation = 1, pollIntervalMs?: number) {
     const node = {
       state: 'ready',
       generation,
@@ -76,6 +76,7 @@ function network() {
       help: true,
       jitterMs: [0, 0],
       slotMs: TURN_MS,
+      ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
       // A clock that stands still: each helper waits exactly its turns from when it knows its rank, however long the
       // (CPU-bound) reads before took on a loaded machine. The order of the waits is what is tested.
       monotonicNow: () => 0,
@@ -154,6 +155,19 @@ test('default: a helper whose batch changed while it waited does not answer the 
   net.chain.requests.get(10n)!.status = 'fulfilled'
   net.addPending(20n)
   assert.equal(await round, 0)
+  assert.equal(net.answeredBy.size, 0)
+})
+
+test('default: a helper waiting for a later turn stops waiting once the batch is answered, so it sees the next batch', async () => {
+  const net = network()
+  net.addPending(10n)
+  const order = helperOrder(10n, net.members)
+  // The last in the order would act two turns from now; it looks at its watcher's store every 50 ms meanwhile.
+  const last = net.helper(names.get(order[2]!.memberId)!, order[2]!.memberId, [], 1, 50)
+  const round = last.helpRound()
+  net.chain.requests.get(10n)!.status = 'fulfilled'
+  const outcome = await Promise.race([round, new Promise((resolve) => setTimeout(() => resolve('still waiting after one turn'), TURN_MS))])
+  assert.equal(outcome, 0, 'it returned before the first turn was over, without answering')
   assert.equal(net.answeredBy.size, 0)
 })
 

@@ -335,7 +335,9 @@ export function createAutoRunner(options: AutoOptions) {
       // The helper the last proven member set designates sends its freshness mark now, so that the mark's block and
       // its finality pass while the batch gathers (src/chain/view/freshness.ts `markAhead`). A wrong prediction (the
       // set changed) costs one unused mark, or none made ahead. A failure only means the mark is made later.
-      if (lastMembers && node.memberId !== null && helperRank(batch, lastMembers, node.memberId) === 0) {
+      const designated = lastMembers !== undefined && node.memberId !== null && helperRank(batch, lastMembers, node.memberId) === 0
+      logger.debug({ batch: batch.toString(), requests: first.length, designated }, 'auto-help: batch seen')
+      if (designated) {
         await node.markAhead(batch).catch((error: unknown) => logger.warn({ error: (error as Error).message.split('\n')[0] }, 'auto-help: freshness mark not sent ahead'))
       }
       // Every rank waits out the gathering window first, so the proof of the member set is read after it: on the devnet
@@ -346,8 +348,19 @@ export function createAutoRunner(options: AutoOptions) {
       if (stopped) return 0
       seen.rank = await scheduleRank(batch)
     }
-    const wait = seen.at + turnDelayMs(seen.rank, { gatherMs: seen.gatherMs, turnMs: slotMs }) - clock()
-    if (wait > 0) await sleep(wait, 'jitter')
+    // The wait for this node's turn, in steps of one poll with a look at the watcher's store after each: a batch answered
+    // or replaced before then ends it, so that a helper of a later rank does not sleep through the next batch (it may be
+    // the designated one there). The countdown also ends it under a clock that stands still (tests).
+    const turnAt = seen.at + turnDelayMs(seen.rank, { gatherMs: seen.gatherMs, turnMs: slotMs })
+    let remaining = turnAt - clock()
+    while (remaining > 0) {
+      const step = Math.min(remaining, pollMs)
+      await sleep(step, 'jitter')
+      if (stopped) return 0
+      const now = candidates()
+      if (now.length === 0 || oldest(now) !== batch) return 0
+      remaining = Math.min(remaining - step, turnAt - clock())
+    }
     if (stopped) return 0
     const waiting = candidates()
     // Answered by the helper whose turn it was, or another batch now (its own order and turns): nothing to do yet.
