@@ -218,12 +218,19 @@ export function createOutbox(options: OutboxOptions) {
   async function send(request: { label: string; to: Address; data: Hex; blobs?: readonly Hex[] | undefined }): Promise<{ id: number; hash: Hex }> {
     const blobs = request.blobs ? [...request.blobs] : undefined
     const signed = await locked(async () => {
-      const chainNonce = await publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' })
+      // The reads that do not depend on each other go out together: a send is a few round trips to the RPC, not one
+      // per read (a helper's freshness mark races the chain's next blocks). The head is read before broadcasting.
+      const [chainNonce, estimated, blobBaseFee, balance, head] = await Promise.all([
+        publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }),
+        publicClient.estimateFeesPerGas(),
+        blobs ? publicClient.getBlobBaseFee() : undefined,
+        publicClient.getBalance({ address: account.address }),
+        publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => 0n),
+      ])
       const nonce = store.nextNonce(account.address, chainNonce)
-      const estimated = await publicClient.estimateFeesPerGas()
       const maxFeePerGas = min(estimated.maxFeePerGas, caps.maxFeePerGas)
       const fees = { maxFeePerGas, maxPriorityFeePerGas: min(estimated.maxPriorityFeePerGas, maxFeePerGas) }
-      const maxFeePerBlobGas = blobs ? min(2n * (await publicClient.getBlobBaseFee()), caps.maxFeePerBlobGas) : undefined
+      const maxFeePerBlobGas = blobBaseFee === undefined ? undefined : min(2n * blobBaseFee, caps.maxFeePerBlobGas)
       // Gas estimation needs only the versioned hashes (commitments); proofs are made once, when signing.
       const blobVersionedHashes = blobs?.map((blob) => bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blob)))))
       let gas: bigint
@@ -239,7 +246,6 @@ export function createOutbox(options: OutboxOptions) {
           throw new KeymanagerError('upstream_failed', `${request.label} would revert: ${revertReason(error, keyManagerAbi)}`, { cause: error })
         // Nodes check the balance when they estimate: the same refusal as below, with what is known before the gas.
         if (error instanceof BaseError && error.walk((e) => e instanceof InsufficientFundsError)) {
-          const balance = await publicClient.getBalance({ address: account.address })
           throw new KeymanagerError(
             'conflict',
             `the gas key ${account.address} holds ${balance} wei; ${request.label} cannot pay its gas at max fee ${fees.maxFeePerGas}${blobs ? ` and blob gas ${BigInt(blobs.length) * GAS_PER_BLOB} × max blob fee ${maxFeePerBlobGas}` : ''} (the RPC refused to estimate it): fund it, nothing was sent`,
@@ -250,7 +256,6 @@ export function createOutbox(options: OutboxOptions) {
       }
       // Before anything is signed: a key that cannot pay the worst case of this tx says so (docs/protocol.md#blob-transactions).
       const worstCase = ceilMul(gas, 6n, 5n) * fees.maxFeePerGas + (blobs ? BigInt(blobs.length) * GAS_PER_BLOB * maxFeePerBlobGas! : 0n)
-      const balance = await publicClient.getBalance({ address: account.address })
       if (balance < worstCase)
         throw new KeymanagerError(
           'conflict',
@@ -277,13 +282,12 @@ export function createOutbox(options: OutboxOptions) {
         txHash: hash,
         now: options.now(),
       })
-      return { id, nonce, rawTx, hash }
+      return { id, nonce, rawTx, hash, head }
     })
     options.afterPersist?.({ id: signed.id, nonce: signed.nonce, label: request.label })
     options.killPoint?.(`tx.${request.label}.stored`, { outboxId: signed.id, nonce: signed.nonce })
-    const head = await publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)
     if (await broadcast({ id: signed.id, rawTx: signed.rawTx, nonce: signed.nonce, label: request.label })) {
-      store.markSent(signed.id, head, options.now())
+      store.markSent(signed.id, signed.head, options.now())
       options.killPoint?.(`tx.${request.label}.sent`, { outboxId: signed.id, nonce: signed.nonce })
     }
     logger.info({ outboxId: signed.id, nonce: signed.nonce, label: request.label, hash: signed.hash }, 'transaction sent')
