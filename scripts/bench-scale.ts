@@ -26,6 +26,8 @@ export type ScaleWave = {
   decrypted: number
   seconds: number
   load: number
+  /** The devnet's finality depth in this run (blocks from a block to its finality). */
+  finalityDepth: number
 }
 
 const median = (xs: number[]) => {
@@ -33,11 +35,22 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
-export async function benchScale(print: (line: string) => void, sizes = [1, 10, 50, 200], helpers = Number(process.env.BENCH_HELPERS ?? 4)): Promise<ScaleWave[]> {
+export async function benchScale(
+  print: (line: string) => void,
+  sizes = [1, 10, 50, 200],
+  helpers = Number(process.env.BENCH_HELPERS ?? 4),
+  // The devnet's own depth by default (the one the tests use); BENCH_FINALITY_DEPTH=1 measures a chain whose blocks
+  // finalize at the next one (docs/performance.md#onboarding-at-scale says what each gives).
+  finalityDepth = Number(process.env.BENCH_FINALITY_DEPTH ?? 2),
+): Promise<ScaleWave[]> {
+  if (!Number.isSafeInteger(helpers) || helpers < 1) throw new Error(`BENCH_HELPERS must be an integer ≥ 1, got ${process.env.BENCH_HELPERS}`)
+  if (!Number.isSafeInteger(finalityDepth) || finalityDepth < 1) throw new Error(`BENCH_FINALITY_DEPTH must be an integer ≥ 1, got ${process.env.BENCH_FINALITY_DEPTH}`)
   const dir = mkdtempSync(join(tmpdir(), 'km-bench-scale-'))
   const started = performance.now()
-  const devnet = await runDevnet({ nodes: helpers, dir, auto: true, print: () => {} })
-  print(`scale bench: ${helpers} helper sidecars in auto mode (node 1 bootstrapped, ${helpers - 1} joined by themselves) in ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  const devnet = await runDevnet({ nodes: helpers, dir, auto: true, print: () => {}, finalityDepth })
+  print(
+    `scale bench: ${helpers} helper sidecars in auto mode (node 1 bootstrapped, ${helpers - 1} joined by themselves), devnet finality depth ${finalityDepth}, in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  )
   const waves: ScaleWave[] = []
   try {
     const payer = devAccount(helpers + 3)
@@ -83,6 +96,7 @@ export async function benchScale(print: (line: string) => void, sizes = [1, 10, 
         decrypted,
         seconds,
         load,
+        finalityDepth,
       }
       waves.push(wave)
       print(
@@ -101,6 +115,10 @@ export async function benchScale(print: (line: string) => void, sizes = [1, 10, 
 /** The markdown table `scripts/bench.ts` prints. */
 export function scaleTable(waves: ScaleWave[], print: (line: string) => void) {
   print('')
+  if (waves.length > 0) {
+    print(`Devnet finality depth ${waves[0]!.finalityDepth} (BENCH_FINALITY_DEPTH; the tests' devnet uses 2).`)
+    print('')
+  }
   print('| newcomers (sent together) | request blocks | blocks request → fulfilled (median / max) | last fulfilled after last request | fulfillOnboard (reverted) | markFresh (reverted) | txs per newcomer | answers decrypt | wall | load avg |')
   print('|---|---|---|---|---|---|---|---|---|---|')
   for (const w of waves) {

@@ -145,6 +145,7 @@ export async function runDevnet({
   liveLike,
   hardfork,
   verification: verificationOption,
+  finalityDepth,
 }: {
   nodes: number
   dir: string
@@ -166,6 +167,8 @@ export async function runDevnet({
   liveLike?: { rpc?: Omit<StrictRpcOptions, 'upstream'>; beacon?: Omit<LiveBeaconOptions, 'anvilRpcUrl' | 'chainId'> }
   /** anvil's hardfork (default Osaka, as startAnvil); the footprint bench runs Prague for cheaper blob proofs. */
   hardfork?: 'cancun' | 'prague' | 'osaka'
+  /** The beacon simulator's finality depth (src/devnet/beaconServer.ts; default 2): blocks from a block to its finality. */
+  finalityDepth?: number
   /**
    * How the nodes read the chain (docs/protocol.md#verified-chain-view). Default `light-client`: the devnet beacon
    * server signs light-client data for anvil's blocks and every node verifies it, as on mainnet. `trusted-rpc` only
@@ -254,7 +257,7 @@ export async function runDevnet({
     const verification = verificationOption ?? 'light-client'
     let beacon: DevnetBeacon | undefined
     if (verification === 'light-client') {
-      beacon = await startDevnetBeacon({ rpcUrl: anvil.rpcUrl })
+      beacon = await startDevnetBeacon({ rpcUrl: anvil.rpcUrl, ...(finalityDepth === undefined ? {} : { finalityDepth }) })
       started.beacon = beacon
       print(`✓ devnet beacon server on ${beacon.url}: light-client data for anvil, signed by a DEVNET sync committee`)
       print(`  ⚠ DEVNET TRUST ROOT: nodes bootstrap from checkpoint ${beacon.checkpointRoot} (validators root ${beacon.chainSpec.genesisValidatorsRoot}), not Ethereum`)
