@@ -124,7 +124,8 @@ describe('freshness marks', () => {
     let ahead: Hex | undefined
     await freshness.markAhead('help', async (mark) => {
       ahead = mark
-      return { mined: send(mark) }
+      // Mined before the next send: one wallet, one nonce at a time.
+      return { mined: Promise.resolve(await send(mark)) }
     })
     // A second call while it is pending makes no other mark.
     await freshness.markAhead('help', async () => assert.fail('a mark is already pending'))
