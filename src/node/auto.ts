@@ -354,12 +354,12 @@ export function createAutoRunner(options: AutoOptions) {
     const turnAt = seen.at + turnDelayMs(seen.rank, { gatherMs: seen.gatherMs, turnMs: slotMs })
     let remaining = turnAt - clock()
     while (remaining > 0) {
-      const step = Math.min(remaining, pollMs)
-      await sleep(step, 'jitter')
+      const slice = Math.min(remaining, pollMs)
+      await sleep(slice, 'jitter')
       if (stopped) return 0
       const now = candidates()
       if (now.length === 0 || oldest(now) !== batch) return 0
-      remaining = Math.min(remaining - step, turnAt - clock())
+      remaining = Math.min(remaining - slice, turnAt - clock())
     }
     if (stopped) return 0
     const waiting = candidates()

@@ -82,7 +82,7 @@ export function createFreshness(options: FreshnessOptions) {
   async function await_(pending: PendingMark, hintBlock?: bigint, minBlock?: bigint): Promise<FreshView> {
     // `minBlock`: the decision also reads facts the RPC says were mined there (a batch's newest request): the view must
     // reach it too. A lie makes the wait longer or time out, or leaves such a fact unproven, never a staler view.
-    const from = [hintBlock, minBlock].reduce<bigint | undefined>((a, b) => (b === undefined ? a : a === undefined || b > a ? b : a), undefined)
+    const from = hintBlock === undefined ? minBlock : minBlock === undefined || hintBlock > minBlock ? hintBlock : minBlock
     let lastError: unknown
     let lastLooked: Hex | undefined
     for (;;) {
