@@ -43,8 +43,9 @@ export async function benchScale(
   // finalize at the next one (docs/performance.md#onboarding-at-scale says what each gives).
   finalityDepth = Number(process.env.BENCH_FINALITY_DEPTH ?? 2),
 ): Promise<ScaleWave[]> {
-  if (!Number.isSafeInteger(helpers) || helpers < 1) throw new Error(`BENCH_HELPERS must be an integer ≥ 1, got ${process.env.BENCH_HELPERS}`)
-  if (!Number.isSafeInteger(finalityDepth) || finalityDepth < 1) throw new Error(`BENCH_FINALITY_DEPTH must be an integer ≥ 1, got ${process.env.BENCH_FINALITY_DEPTH}`)
+  if (!Number.isSafeInteger(helpers) || helpers < 1) throw new Error(`BENCH_HELPERS must be an integer ≥ 1, got ${process.env.BENCH_HELPERS ?? helpers}`)
+  if (!Number.isSafeInteger(finalityDepth) || finalityDepth < 1)
+    throw new Error(`BENCH_FINALITY_DEPTH must be an integer ≥ 1, got ${process.env.BENCH_FINALITY_DEPTH ?? finalityDepth}`)
   const dir = mkdtempSync(join(tmpdir(), 'km-bench-scale-'))
   const started = performance.now()
   const devnet = await runDevnet({ nodes: helpers, dir, auto: true, print: () => {}, finalityDepth })

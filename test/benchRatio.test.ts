@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { alternate, rateRatioCell, timeRatioCell } from '../scripts/bench/ratio.ts'
+import { benchScale } from '../scripts/bench-scale.ts'
 
 test('default: rounds alternate which side goes first, and the ratio is the median of per-round ratios', async () => {
   const order: string[] = []
@@ -25,4 +26,14 @@ test('error: a rate ratio above 1 or a time ratio below 1 is printed as a measur
   assert.match(rateRatioCell(Number.NaN, 'x'), /^MEASUREMENT ERROR/)
   assert.equal(timeRatioCell(3.5, '× the v0 proof'), '3.50 × the v0 proof')
   assert.match(timeRatioCell(0.8), /^MEASUREMENT ERROR: 0\.80 < 1\.00/)
+})
+
+test('error: the scale bench refuses a helper count or finality depth that is not a positive integer, before any devnet starts', async () => {
+  for (const [helpers, depth, message] of [
+    [4, 0, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got 0$/],
+    [4, Number.NaN, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got NaN$/],
+    [0, 2, /^BENCH_HELPERS must be an integer ≥ 1, got 0$/],
+  ] as const) {
+    await assert.rejects(benchScale(() => assert.fail('nothing is printed'), [1], helpers, depth), { message })
+  }
 })
