@@ -4,6 +4,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, sign, X509Certificat
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
+import fc from 'fast-check'
 import { parseCollateral, type Collateral, type CollateralSource } from '../src/tee/collateral.ts'
 import { createDcapVerifier, INTEL_SGX_ROOT_CA_DER } from '../src/tee/dcap.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
@@ -361,6 +362,10 @@ type DevnetCollateralOptions = {
   moduleLevels?: { tcb: { isvsvn: number }; tcbDate: string; tcbStatus: string; advisoryIDs?: string[] }[]
   tcbInfoEvaluationNumber?: unknown
   qeIdentityEvaluationNumber?: unknown
+  /** Replace the platform TCB levels (the reference tests vary them). */
+  platformLevels?: unknown[]
+  /** Replace fields of the QE identity (the reference tests vary them). */
+  qeIdentity?: Record<string, unknown>
 }
 
 function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
@@ -385,7 +390,7 @@ function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
         tcbLevels: options.moduleLevels ?? [{ tcb: { isvsvn: 6 }, tcbDate, tcbStatus: 'UpToDate' }],
       },
     ],
-    tcbLevels: [
+    tcbLevels: options.platformLevels ?? [
       {
         tcb: { sgxtcbcomponents: svns(Array(16).fill(3)), pcesvn: 13, tdxtcbcomponents: svns([6, 1, 3]) },
         tcbDate,
@@ -406,6 +411,7 @@ function devnetCollateral(options: DevnetCollateralOptions = {}): Collateral {
     mrsigner: QE_MRSIGNER.toUpperCase(),
     isvprodid: 2,
     tcbLevels: [{ tcb: { isvsvn: 4 }, tcbDate, tcbStatus: 'UpToDate' }],
+    ...options.qeIdentity,
   })
   const signingChain = `${devnetFile('tcb-signing.pem')}${devnetFile('root.pem')}`
   return {
@@ -549,4 +555,108 @@ test('error: a TCB evaluation data number that is not a uint32', async () => {
   }
   const qe = devnetVerifier(devnetCollateral({ qeIdentityEvaluationNumber: 'x' }))
   await rejects(qe.verify(devnetQuote(), { now: devnetNow }), 'collateral_invalid', 'QE identity tcbEvaluationDataNumber is not a uint32')
+})
+
+// The reference: src/tee/dcapQuote.ts does the quote's own DCAP steps that @phala/dcap-qvl 0.3.9's `verify` did before
+// (dcapQuote.ts says why). Its verdicts must be dcap-qvl's: never accept what dcap-qvl refuses, the same status and
+// advisories when both accept, and refuse what dcap-qvl accepts only for a check dcap-qvl leaves out (above).
+const CHECKS_DCAP_QVL_LEAVES_OUT = new Set(['qe_vendor_mismatch', 'revoked', 'crl_invalid', 'crl_expired', 'crl_not_yet_valid', 'tdx_module_mismatch'])
+const leftOutByDcapQvl = (reason: string, message: string) =>
+  CHECKS_DCAP_QVL_LEAVES_OUT.has(reason) ||
+  (reason === 'malformed_quote' && /non-zero bytes after its \d+ bytes/.test(message)) || // the zero padding after a quote
+  (reason === 'malformed_quote' && /^certification data type \d+, expected 6/.test(message)) || // v4's outer certification data type
+  (reason === 'bad_certificate_chain' && /cannot be parsed$/.test(message)) // a PEM block with a character that is not base64
+
+type Verdict = { accepted: true; status: string; advisoryIds: string[] } | { accepted: false; why: string; reason?: string }
+
+async function verdicts(quote: Uint8Array, collateral: Collateral, at: number, root: Uint8Array): Promise<{ ours: Verdict; reference: Verdict }> {
+  let reference: Verdict
+  try {
+    const r = dcapQvlVerify(quote, collateral, at, root)
+    reference = { accepted: true, status: r.status, advisoryIds: [...r.advisory_ids] }
+  } catch (error) {
+    reference = { accepted: false, why: (error as Error).message }
+  }
+  let ours: Verdict
+  try {
+    const v = await verifierWith(collateral, [root]).verify(quote, { now: at })
+    ours = { accepted: true, status: v.status, advisoryIds: v.advisoryIds }
+  } catch (error) {
+    if (!(error instanceof QuoteVerificationError)) throw error // a crash, not a verdict
+    ours = { accepted: false, why: error.message, reason: error.reason }
+  }
+  return { ours, reference }
+}
+
+function assertSameVerdict({ ours, reference }: { ours: Verdict; reference: Verdict }, what: string, { strictly = false } = {}) {
+  if (!reference.accepted) return assert.equal(ours.accepted, false, `${what}: dcap-qvl refuses (${reference.why}), this verifier accepts`)
+  if (ours.accepted) return assert.deepEqual([ours.status, ours.advisoryIds], [reference.status, reference.advisoryIds], what)
+  assert.ok(!strictly && leftOutByDcapQvl(ours.reason!, ours.why), `${what}: this verifier refuses (${ours.reason}: ${ours.why}) what dcap-qvl accepts`)
+}
+
+test('reference: the same verdicts as dcap-qvl 0.3.9 on the Intel fixtures and a devnet quote, and on 600 one-bit changes of them (seed 15)', async () => {
+  const cases = [
+    { name: 'TDX v4 (Intel)', quote: tdxQuote, collateral: tdxCollateral, root: INTEL_SGX_ROOT_CA_DER },
+    { name: 'SGX v3 (Intel)', quote: sgxQuote, collateral: sgxCollateral, root: INTEL_SGX_ROOT_CA_DER },
+    { name: 'TDX v4 (devnet)', quote: devnetQuote(), collateral: devnetCollateral(), root: devnetRoot },
+  ]
+  let bothAccepted = 0
+  let bothRefused = 0
+  for (const c of cases) {
+    const untouched = await verdicts(c.quote, c.collateral, now, c.root)
+    assert.equal(untouched.ours.accepted && untouched.reference.accepted, true, c.name)
+    assertSameVerdict(untouched, c.name, { strictly: true })
+    await fc.assert(
+      fc.asyncProperty(fc.nat(c.quote.length - 1), fc.nat(7), async (at, bit) => {
+        const v = await verdicts(flip(c.quote, at, 1 << bit), c.collateral, now, c.root)
+        assertSameVerdict(v, `${c.name}, bit ${bit} of byte ${at} flipped`)
+        if (v.ours.accepted) bothAccepted++
+        else if (!v.reference.accepted) bothRefused++
+      }),
+      { numRuns: 200, seed: 15 },
+    )
+  }
+  // Most flips break a signature or a structure; a few land in bytes no step reads (padding, say) and leave the quote
+  // valid for both. The rest are refused by this verifier alone, each for a check dcap-qvl leaves out (above).
+  assert.ok(bothRefused > 450, `${bothRefused} of 600 changed quotes refused by both`)
+  assert.ok(bothAccepted > 0, `no changed quote accepted by both`)
+})
+
+test('reference: the same verdicts as dcap-qvl 0.3.9 over 300 signed collateral variants: TCB levels, QE identity policy and levels (seed 15)', async () => {
+  const quote = devnetQuote()
+  const svns = (first: number[], rest: number) => Array.from({ length: 16 }, (_, i) => ({ svn: first[i] ?? rest }))
+  const status = fc.oneof(fc.constant('UpToDate'), fc.constantFrom('UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded', 'OutOfDate', 'OutOfDateConfigurationNeeded', 'Revoked', 'Bogus'))
+  const advisories = fc.option(fc.subarray(['INTEL-SA-00001', 'INTEL-SA-00002', 'INTEL-SA-00003']), { nil: undefined })
+  const platformLevel = fc.record({
+    tcb: fc.record({
+      sgxtcbcomponents: fc.tuple(fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 4 })).map(([a, b]) => svns([a], b)),
+      pcesvn: fc.integer({ min: 12, max: 14 }),
+      tdxtcbcomponents: fc.tuple(fc.integer({ min: 5, max: 7 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 2, max: 4 })).map((t) => svns(t, 0)),
+    }),
+    tcbDate: fc.constant('2025-01-01T00:00:00Z'),
+    tcbStatus: status,
+    advisoryIDs: advisories,
+  })
+  const qeIdentity = fc.record({
+    miscselect: fc.constantFrom('00000000', '00000001'),
+    miscselectMask: fc.constantFrom('FFFFFFFF', '00000000'),
+    attributes: fc.constantFrom(`11${'00'.repeat(15)}`, `13${'00'.repeat(15)}`, `01${'00'.repeat(15)}`),
+    attributesMask: fc.constantFrom(`FBFFFFFFFFFFFFFF${'00'.repeat(8)}`, `FFFFFFFFFFFFFFFF${'00'.repeat(8)}`, '00'.repeat(16)),
+    mrsigner: fc.constantFrom(QE_MRSIGNER.toUpperCase(), 'BB'.repeat(32)),
+    isvprodid: fc.constantFrom(2, 1),
+    tcbLevels: fc.array(fc.record({ tcb: fc.record({ isvsvn: fc.integer({ min: 3, max: 5 }) }), tcbDate: fc.constant('2025-01-01T00:00:00Z'), tcbStatus: status, advisoryIDs: advisories }), { minLength: 1, maxLength: 3 }),
+  })
+  const seen = new Set<string>()
+  await fc.assert(
+    fc.asyncProperty(fc.array(platformLevel, { minLength: 1, maxLength: 3 }), qeIdentity, async (platformLevels, qe) => {
+      const v = await verdicts(quote, devnetCollateral({ platformLevels, qeIdentity: qe }), devnetNow, devnetRoot)
+      assertSameVerdict(v, JSON.stringify({ platformLevels, qe }), { strictly: true })
+      seen.add(v.ours.accepted ? v.ours.status : `refused: ${v.reference.accepted ? '' : v.reference.why.split(':')[0]}`)
+    }),
+    { numRuns: 300, seed: 15 },
+  )
+  // The variants reach accepted statuses and the refusals of each step, not one verdict 300 times.
+  for (const expected of ['UpToDate', 'OutOfDate', 'refused: No matching TCB level found', 'refused: QE MRSIGNER mismatch', 'refused: TCB status is invalid']) {
+    assert.ok([...seen].some((s) => s.startsWith(expected)), `no variant gave "${expected}" (${[...seen].join('; ')})`)
+  }
 })

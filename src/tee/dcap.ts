@@ -1,10 +1,13 @@
-// DCAP quote verification (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#tee-providers, docs/protocol.md#command-line `quote verify`): @phala/dcap-qvl does the Intel-specified quote
-// checks (quote and QE report signatures, QE identity, platform TCB level); this module adds what its JS build leaves
-// out (CRL signatures and validity, strict CRL parsing, issuer-scoped revocation, CA flags on intermediates, the TDX
-// module identity, the QE report data's zero half, collateral ↔ quote matching) and turns every failure into a
-// `QuoteVerificationError` with a short reason code.
+// DCAP quote verification (docs/protocol.md#measurements-and-tcb-policy, docs/protocol.md#tee-providers, docs/protocol.md#command-line `quote verify`): Intel's quote
+// verification, in two parts. This module verifies what a quote shares with its collateral: the PCK chain, the TCB
+// info and QE identity chains, the CRLs (their signatures and validity, strictly parsed, revocation scoped by
+// issuer), CA flags, validity windows, collateral ↔ quote matching, the TDX module identity and the QE report data's
+// zero half. dcapQuote.ts does the quote's own steps (signatures, the QE identity policy, the TCB level), in
+// @phala/dcap-qvl 0.3.9's order and semantics; dcap-qvl parses the quote and is the reference both are tested
+// against (dcapQuote.ts says why its `verify` is not in the path). Every failure is a `QuoteVerificationError` with a
+// short reason code.
 import { X509Certificate } from 'node:crypto'
-import { constants as dcapConstants, Quote, QuoteVerifier as DcapQvlVerifier } from '@phala/dcap-qvl'
+import { constants as dcapConstants, Quote } from '@phala/dcap-qvl'
 import { bytesToHex, type Hex } from 'viem'
 import { collateralTime, parseCollateral, type Collateral, type CollateralSource } from './collateral.ts'
 import {
@@ -23,6 +26,7 @@ import {
   oidBytes,
   parseCrl,
 } from './crl.ts'
+import { checkQuote, parseQeIdentityBody, parseTcbInfoBody } from './dcapQuote.ts'
 import { measurementOf } from './measurement.ts'
 import { ATTESTATION_KEY_TYPE_ECDSA_P256, CERTIFICATION_DATA_TYPE, INTEL_QE_VENDOR_ID, readField, SGX_REPORT } from './quoteLayout.ts'
 import { QuoteVerificationError, type QuoteVerifier, type TcbStatus, type TeeType, type VerifiedQuote } from './types.ts'
@@ -52,7 +56,6 @@ export const DCAP_REJECTION_REASONS = [
   'tcb_revoked',
   'debug_enabled',
   'bad_td_attributes',
-  'verification_failed',
 ] as const
 export type DcapRejectionReason = (typeof DCAP_REJECTION_REASONS)[number]
 
@@ -68,7 +71,7 @@ export type DcapVerifierOptions = {
   trustedRootCaDer?: readonly Uint8Array[]
 }
 
-type Anchor = { der: Buffer; cert: X509Certificate; verifier: DcapQvlVerifier }
+type Anchor = { der: Buffer; cert: X509Certificate }
 
 const fail = (reason: DcapRejectionReason, message: string): never => {
   throw new QuoteVerificationError(reason, message)
@@ -89,8 +92,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
     if (!cert.ca || !cert.checkIssued(cert) || !cert.verify(cert.publicKey)) {
       throw new TypeError(`trustedRootCaDer[${i}] is not a self-signed CA certificate`)
     }
-    const buffer = Buffer.from(der)
-    return { der: buffer, cert, verifier: new DcapQvlVerifier(buffer) }
+    return { der: Buffer.from(der), cert }
   })
 
   return {
@@ -137,12 +139,24 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
       checkCrl(pckCrl, pckChain[1]!, now)
       checkNotRevoked([rootCrl, pckCrl], [...pckChain, ...tcbChain, ...qeChain])
 
-      const report = runDcapQvl(anchor.verifier, quote.subarray(0, measurement.usedLength), collateral, now)
+      const { status: quoteStatus, advisoryIds } = checkQuote({
+        quote: parsed.quote,
+        raw: quote.subarray(0, measurement.usedLength),
+        teeType,
+        pck: pckLeaf,
+        tcbSigner: tcbChain[0]!,
+        qeIdentitySigner: qeChain[0]!,
+        tcbInfoText: collateral.tcb_info,
+        tcbInfoSignature: collateral.tcb_info_signature,
+        tcbInfo: parseTcbInfoBody(tcbInfo),
+        qeIdentityText: collateral.qe_identity,
+        qeIdentitySignature: collateral.qe_identity_signature,
+        qeIdentity: parseQeIdentityBody(qeIdentity),
+      })
 
-      let status = report.status as TcbStatus
-      const advisoryIds = [...report.advisory_ids]
+      let status = quoteStatus
       if (teeType === 'tdx') {
-        const td = report.report.asTd10()!
+        const td = parsed.quote.report.asTd10()!
         const module = tdxModuleStatus(td, tcbInfo)
         status = convergeWithTdxModule(status, module.status)
         for (const id of module.advisoryIds) if (!advisoryIds.includes(id)) advisoryIds.push(id)
@@ -169,7 +183,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
   }
 }
 
-function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uint8Array } {
+function parseQuote(bytes: Uint8Array): { quote: Quote; pckChainPem: string; qeReportData: Uint8Array } {
   let quote: Quote
   try {
     quote = Quote.parse(Buffer.from(bytes))
@@ -197,7 +211,7 @@ function parseQuote(bytes: Uint8Array): { pckChainPem: string; qeReportData: Uin
     )
   }
   const qeReportData = readField(new Uint8Array(auth.qeReport), SGX_REPORT.reportData)
-  return { pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
+  return { quote, pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
 }
 
 /**
@@ -332,36 +346,6 @@ function verifyChain(chain: X509Certificate[], anchor: Anchor, now: number, what
     checkValidity(cert)
   })
   checkValidity(anchor.cert)
-}
-
-/** dcap-qvl throws plain `Error`s; their messages (0.3.9, pinned) map to reason codes. */
-const DCAP_QVL_ERRORS: [RegExp, DcapRejectionReason][] = [
-  [/^Failed to decode quote|Key length is invalid/, 'malformed_quote'],
-  [/^Unsupported DCAP|must have version|^Unsupported (auth data|cert type)/, 'unsupported_quote'],
-  [/^Failed to decode (TcbInfo|QeIdentity)/, 'collateral_invalid'],
-  [/issue date is in the future/, 'collateral_not_yet_valid'],
-  [/^(TCBInfo|QE Identity) expired/, 'collateral_expired'],
-  [/^Certificate is revoked/, 'revoked'],
-  [/^Certificate is expired or not yet valid/, 'certificate_expired'],
-  [/^Failed to verify certificate chain|^CaUsedAsEndEntity|too short|^Failed to extract PCK|Intel extension|length mismatch|OID .* is missing/, 'bad_certificate_chain'],
-  [/^Signature is invalid for (tcb_info|qe_identity)/, 'bad_collateral_signature'],
-  [/^Signature is invalid for qe_report|^QE report hash mismatch|^ISV enclave report signature is invalid/, 'bad_signature'],
-  [/^Unsupported QE Identity|^Fmspc mismatch|with non-(TDX|SGX) TCB info/, 'collateral_mismatch'],
-  [/^QE (MRSIGNER|ISVPRODID|MISCSELECT|ATTRIBUTES) mismatch/, 'qe_identity_mismatch'],
-  [/^QE ISVSVN|^No matching TCB level|^No (SGX|TDX) components|^No TCB levels/, 'tcb_not_supported'],
-  [/^TCB status is invalid: Revoked/, 'tcb_revoked'],
-  [/^Debug mode is enabled/, 'debug_enabled'],
-  [/^Reserved bits in TD attributes|^SEPT_VE_DISABLE|^Invalid mr service td/, 'bad_td_attributes'],
-]
-
-function runDcapQvl(verifier: DcapQvlVerifier, quote: Uint8Array, collateral: Collateral, now: number) {
-  try {
-    return verifier.verify(Buffer.from(quote), collateral, now)
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
-    const reason = DCAP_QVL_ERRORS.find(([pattern]) => pattern.test(message))?.[1] ?? 'verification_failed'
-    return fail(reason, message)
-  }
 }
 
 type TdModuleFields = { teeTcbSvn: Uint8Array; mrSignerSeam: Uint8Array; seamAttributes: Uint8Array }
