@@ -33,13 +33,21 @@ function network() {
   const marksAhead: string[] = []
   const tookMark: string[] = []
   const addPending = (id: bigint) => chain.requests.set(id, { key: key(0x100 + Number(id)), expiresAt: 10_000n, status: 'pending', commitment: `0x${'22'.repeat(32)}` })
+  /**
+   * Requests the RPC reports at a block (request id → block) that the view may not have yet: the view's chain holds a
+   * request only once the test puts it in `chain.requests` (its block final).
+   */
+  const reported = new Map<bigint, bigint>()
   /** What a watcher would hold: every request, answered ones with their block. */
   const cursor = {
-    pendingRequests: () => [...chain.requests].filter(([, r]) => r.status === 'pending').map(([id]) => watched(id, null)),
+    pendingRequests: () => [
+      ...[...chain.requests].filter(([, r]) => r.status === 'pending').map(([id]) => watched(id, null)),
+      ...[...reported.keys()].filter((id) => !chain.requests.has(id)).map((id) => watched(id, null)),
+    ],
     requests: () => [...chain.requests].map(([id, r]) => watched(id, r.status === 'pending' ? null : 90n)),
   } as unknown as CursorStore
   function watched(requestId: bigint, onboardedBlock: bigint | null): WatchedRequest {
-    return { requestId, onboardedBlock, requester: `0x${requestId.toString(16).padStart(40, "0")}` } as WatchedRequest
+    return { requestId, onboardedBlock, requester: `0x${requestId.toString(16).padStart(40, "0")}`, blockNumber: reported.get(requestId) ?? 90n } as WatchedRequest
   }
   function helper(name: string, memberId: bigint | null, logs: object[] = [], generation = 1, pollIntervalMs?: number) {
     const node = {
@@ -82,7 +90,7 @@ function network() {
       monotonicNow: () => 0,
     })
   }
-  return { chain, members, answeredBy, calls, marksAhead, tookMark, addPending, helper }
+  return { chain, members, answeredBy, calls, marksAhead, tookMark, addPending, reported, helper }
 }
 
 const names = new Map([
@@ -117,6 +125,28 @@ test('default: the designated member by the member set it proved last sends its 
   assert.deepEqual(net.marksAhead, [`${designated}:20`], 'only the designated member, once, for batch 20')
   assert.equal(net.answeredBy.get(20n), designated)
   assert.deepEqual(net.tookMark, [`${designated}:20`], 'its decision on batch 20 names the batch, so it takes that mark')
+})
+
+test('default: a request reported before its block is final waits for the verified view and is answered once it is in it; one the view passed without is left', async () => {
+  const net = network()
+  const [m1] = net.members
+  const runner = net.helper('m1', m1!.memberId)
+  // The RPC reports request 10 at block 102; the view's head is 100 (its block not final yet).
+  net.reported.set(10n, net.chain.head + 2n)
+  assert.equal(await runner.helpRound(), 0)
+  assert.equal(await runner.helpRound(), 0, 'still waiting, not given up')
+  assert.deepEqual([...net.calls.keys()], [])
+  // Final: the view reaches block 102 and holds the request.
+  net.chain.head += 2n
+  net.addPending(10n)
+  assert.equal(await runner.helpRound(), 1)
+  assert.equal(net.answeredBy.get(10n), 'm1')
+  // Request 11: the RPC puts it at block 101, the view is at 102 and has no such request (a lie, or reorged out).
+  net.reported.set(11n, 101n)
+  assert.equal(await runner.helpRound(), 0)
+  net.addPending(12n) // a genuine request after it is not held up by it
+  assert.equal(await runner.helpRound(), 1)
+  assert.deepEqual([...net.calls.keys()], [10n, 12n])
 })
 
 test('default: a dead designated member is covered by the next in the order; the one after it then finds nothing', async () => {

@@ -365,10 +365,19 @@ export function createAutoRunner(options: AutoOptions) {
     const waiting = candidates()
     // Answered by the helper whose turn it was, or another batch now (its own order and turns): nothing to do yet.
     if (waiting.length === 0 || oldest(waiting) !== batch) return 0
-    const proven = await chainView.latest({ requests: waiting.map((r) => r.requestId) })
+    // The RPC reports a request as soon as it is mined; the verified view has it once its block is final (two devnet
+    // blocks, about 13 minutes on Ethereum). Until the view reaches the newest request's block the batch waits; a
+    // request still unknown to a view past its block never existed there (a lying RPC, a reorg) and is left.
+    const header = await chainView.head()
+    if (waiting.some((r) => r.blockNumber > header.blockNumber)) return 0
+    const proven = await chainView.read(header, { requests: waiting.map((r) => r.requestId) })
     const ready = []
     for (const request of waiting) {
       const onChain = proven.request(request.requestId)
+      if (onChain.status === 'none') {
+        skipped.add(request.requestId)
+        continue
+      }
       // Answered (under the current generation; the watcher will see `Onboarded`), or confirmed.
       const staleAnswer = onChain.status === 'fulfilled' && onChain.generation < BigInt(node.generation)
       if (onChain.status === 'confirmed' || (onChain.status === 'fulfilled' && !staleAnswer)) {
