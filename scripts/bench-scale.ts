@@ -28,6 +28,8 @@ export type ScaleWave = {
   load: number
   /** The devnet's finality depth in this run (blocks from a block to its finality). */
   finalityDepth: number
+  /** Seconds between blocks (interval mining), or undefined for automine (a block per transaction). */
+  blockTime: number | undefined
 }
 
 const median = (xs: number[]) => {
@@ -42,25 +44,37 @@ export async function benchScale(
   // The devnet's own depth by default (the one the tests use); BENCH_FINALITY_DEPTH=1 measures a chain whose blocks
   // finalize at the next one (docs/performance.md#onboarding-at-scale says what each gives).
   finalityDepth = Number(process.env.BENCH_FINALITY_DEPTH ?? 2),
+  // Automine by default (a block per transaction, and the beacon simulator mines the empties that finalize a block
+  // someone waits for). BENCH_BLOCK_TIME=s mines a block every s seconds, as a real chain does, whoever asks.
+  blockTime: number | undefined = process.env.BENCH_BLOCK_TIME === undefined ? undefined : Number(process.env.BENCH_BLOCK_TIME),
 ): Promise<ScaleWave[]> {
   if (!Number.isSafeInteger(helpers) || helpers < 1) throw new Error(`BENCH_HELPERS must be an integer ≥ 1, got ${process.env.BENCH_HELPERS ?? helpers}`)
   if (!Number.isSafeInteger(finalityDepth) || finalityDepth < 1)
     throw new Error(`BENCH_FINALITY_DEPTH must be an integer ≥ 1, got ${process.env.BENCH_FINALITY_DEPTH ?? finalityDepth}`)
+  if (blockTime !== undefined && (!Number.isSafeInteger(blockTime) || blockTime < 1))
+    throw new Error(`BENCH_BLOCK_TIME must be an integer ≥ 1 (seconds), got ${process.env.BENCH_BLOCK_TIME ?? blockTime}`)
   const dir = mkdtempSync(join(tmpdir(), 'km-bench-scale-'))
   const started = performance.now()
-  const devnet = await runDevnet({ nodes: helpers, dir, auto: true, print: () => {}, finalityDepth })
+  const devnet = await runDevnet({ nodes: helpers, dir, auto: true, print: () => {}, finalityDepth, ...(blockTime === undefined ? {} : { blockTime }) })
   print(
-    `scale bench: ${helpers} helper sidecars in auto mode (node 1 bootstrapped, ${helpers - 1} joined by themselves), devnet finality depth ${finalityDepth}, in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    `scale bench: ${helpers} helper sidecars in auto mode (node 1 bootstrapped, ${helpers - 1} joined by themselves), devnet finality depth ${finalityDepth}, ${blockTime === undefined ? 'automine' : `a block every ${blockTime} s`}, in ${((performance.now() - started) / 1000).toFixed(0)} s`,
   )
   const waves: ScaleWave[] = []
   try {
+    if (blockTime !== undefined) {
+      // The helpers' confirmations (their membership) must be final before the first wave, as on a network that has
+      // run a while: until a helper's view proves the members, every node ranks them alike and all answer the batch.
+      // With automine the beacon simulator finalizes at once; with interval mining it takes `finalityDepth` blocks.
+      const setUp = await devnet.publicClient.getBlockNumber({ cacheTime: 0 })
+      while ((await devnet.publicClient.getBlockNumber({ cacheTime: 0 })) <= setUp + BigInt(finalityDepth) + 1n) await new Promise((r) => setTimeout(r, blockTime * 500))
+    }
     const payer = devAccount(helpers + 3)
     const { publicClient, registry } = devnet
     for (const n of sizes) {
       const newcomers = await prepareNewcomers({ count: n, payer, publicClient, registry, pki: devnet.pki })
       const before = await publicClient.getBlockNumber({ cacheTime: 0 })
       const t0 = performance.now()
-      const sent = await sendTogether(publicClient, newcomers)
+      const sent = await sendTogether(publicClient, newcomers, { intervalMining: blockTime !== undefined })
       const ids = new Set(sent.map((s) => s.requestId))
       const fulfilledAt = new Map<bigint, bigint>()
       const deadline = performance.now() + 15 * 60_000
@@ -98,6 +112,7 @@ export async function benchScale(
         seconds,
         load,
         finalityDepth,
+        blockTime,
       }
       waves.push(wave)
       print(
@@ -117,7 +132,8 @@ export async function benchScale(
 export function scaleTable(waves: ScaleWave[], print: (line: string) => void) {
   print('')
   if (waves.length > 0) {
-    print(`Devnet finality depth ${waves[0]!.finalityDepth} (BENCH_FINALITY_DEPTH; the tests' devnet uses 2).`)
+    const mining = waves[0]!.blockTime === undefined ? 'automine: a block per transaction, the beacon simulator mines the empties that finalize' : `interval mining: a block every ${waves[0]!.blockTime} s (BENCH_BLOCK_TIME)`
+    print(`Devnet finality depth ${waves[0]!.finalityDepth} (BENCH_FINALITY_DEPTH; the tests' devnet uses 2), ${mining}.`)
     print('')
   }
   print('| newcomers (sent together) | request blocks | blocks request → fulfilled (median / max) | last fulfilled after last request | fulfillOnboard (reverted) | markFresh (reverted) | txs per newcomer | answers decrypt | wall | load avg |')

@@ -70,21 +70,27 @@ export async function prepareNewcomers(options: { count: number; payer: LocalAcc
 }
 
 /**
- * Sends the prepared requests so that they land together: mining is paused while they enter the pool, then blocks
- * are mined until the pool holds none of them (a block carries at most the fork's blob limit), then automine resumes.
+ * Sends the prepared requests so that they land together. Automine: mining is paused while they enter the pool, then
+ * blocks are mined until the pool holds none of them (a block carries at most the fork's blob limit), then automine
+ * resumes. Interval mining (`intervalMining`): they enter the pool at once and the chain's own blocks take them, each
+ * up to the blob limit (switching automine on would end interval mining).
  */
-export async function sendTogether(publicClient: Rpc, newcomers: Newcomer[]): Promise<SentRequest[]> {
+export async function sendTogether(publicClient: Rpc, newcomers: Newcomer[], { intervalMining = false }: { intervalMining?: boolean } = {}): Promise<SentRequest[]> {
   const rpc = (method: string, params: unknown[] = []) => publicClient.request({ method, params } as never) as Promise<unknown>
-  await rpc('evm_setAutomine', [false])
-  try {
-    for (const n of newcomers) await rpc('eth_sendRawTransaction', [n.rawTx])
-    for (let i = 0; i < 10_000; i++) {
-      const receipt = await publicClient.getTransactionReceipt({ hash: newcomers.at(-1)!.hash }).catch(() => undefined)
-      if (receipt) break
-      await rpc('evm_mine')
+  if (intervalMining) {
+    await Promise.all(newcomers.map((n) => rpc('eth_sendRawTransaction', [n.rawTx])))
+  } else {
+    await rpc('evm_setAutomine', [false])
+    try {
+      for (const n of newcomers) await rpc('eth_sendRawTransaction', [n.rawTx])
+      for (let i = 0; i < 10_000; i++) {
+        const receipt = await publicClient.getTransactionReceipt({ hash: newcomers.at(-1)!.hash }).catch(() => undefined)
+        if (receipt) break
+        await rpc('evm_mine')
+      }
+    } finally {
+      await rpc('evm_setAutomine', [true])
     }
-  } finally {
-    await rpc('evm_setAutomine', [true])
   }
   const sent: SentRequest[] = []
   for (const newcomer of newcomers) {

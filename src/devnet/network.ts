@@ -146,6 +146,7 @@ export async function runDevnet({
   hardfork,
   verification: verificationOption,
   finalityDepth,
+  blockTime,
 }: {
   nodes: number
   dir: string
@@ -169,6 +170,13 @@ export async function runDevnet({
   hardfork?: 'cancun' | 'prague' | 'osaka'
   /** The beacon simulator's finality depth (src/devnet/beaconServer.ts; default 2): blocks from a block to its finality. */
   finalityDepth?: number
+  /**
+   * Seconds between anvil's blocks (interval mining, as every real chain has a slot time); default: automine, a block
+   * per transaction. With it the beacon simulator mines nothing itself: blocks come at the slot rate whoever asks, so
+   * "blocks from a request to its answer" measures the nodes' delay, not how many transactions and light-client
+   * requests happened in between (scripts/bench-scale.ts `BENCH_BLOCK_TIME`).
+   */
+  blockTime?: number
   /**
    * How the nodes read the chain (docs/protocol.md#verified-chain-view). Default `light-client`: the devnet beacon
    * server signs light-client data for anvil's blocks and every node verifies it, as on mainnet. `trusted-rpc` only
@@ -204,7 +212,7 @@ export async function runDevnet({
 
   try {
     // Spare funded accounts for nodes added later (tests add rogue nodes).
-    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile, ...(hardfork ? { hardfork } : {}) })
+    const anvil = await startAnvil({ chainId: foundry.id, extraArgs: ['--accounts', String(count + 11)], stateFile: anvilStateFile, ...(hardfork ? { hardfork } : {}), ...(blockTime === undefined ? {} : { blockTime }) })
     started.anvil = anvil
     print(`✓ anvil listening on ${anvil.rpcUrl} (chain ${foundry.id})`)
     // What nodes and the owner call: anvil itself, or in live-like mode the strict proxy in front of it.
@@ -257,7 +265,11 @@ export async function runDevnet({
     const verification = verificationOption ?? 'light-client'
     let beacon: DevnetBeacon | undefined
     if (verification === 'light-client') {
-      beacon = await startDevnetBeacon({ rpcUrl: anvil.rpcUrl, ...(finalityDepth === undefined ? {} : { finalityDepth }) })
+      beacon = await startDevnetBeacon({
+        rpcUrl: anvil.rpcUrl,
+        ...(finalityDepth === undefined ? {} : { finalityDepth }),
+        ...(blockTime === undefined ? {} : { mineToFinalize: false }),
+      })
       started.beacon = beacon
       print(`✓ devnet beacon server on ${beacon.url}: light-client data for anvil, signed by a DEVNET sync committee`)
       print(`  ⚠ DEVNET TRUST ROOT: nodes bootstrap from checkpoint ${beacon.checkpointRoot} (validators root ${beacon.chainSpec.genesisValidatorsRoot}), not Ethereum`)
@@ -403,7 +415,13 @@ export async function runDevnet({
     if (prepared.tx) {
       const sent = await sendBlobTransaction({ walletClient: owner, publicClient, to: prepared.tx.to, data: prepared.tx.data, blobs: prepared.tx.blobs })
       print(`  owner sent bootstrap() with node 1's blob: ${sent.hash}`)
-      await hostCall(first, 'POST', '/bootstrap')
+      // The node is ready once its verified view shows the bootstrap: at once where the beacon simulator mines the
+      // blocks that finalize it (automine), after `finalityDepth` more blocks with interval mining. Asked again until then.
+      const deadline = Date.now() + 120_000
+      while ((await hostCall<{ state: string }>(first, 'POST', '/bootstrap')).state !== 'ready') {
+        if (Date.now() > deadline) throw new Error('node 1 did not see its bootstrap in its verified view within 120 s')
+        await new Promise((r) => setTimeout(r, 500))
+      }
     }
     print(`✓ node 1 bootstrapped the network: master key ${prepared.xPub}`)
 
