@@ -28,12 +28,14 @@ test('error: a rate ratio above 1 or a time ratio below 1 is printed as a measur
   assert.match(timeRatioCell(0.8), /^MEASUREMENT ERROR: 0\.80 < 1\.00/)
 })
 
-test('error: the scale bench refuses a helper count or finality depth that is not a positive integer, before any devnet starts', async () => {
-  for (const [helpers, depth, message] of [
-    [4, 0, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got 0$/],
-    [4, Number.NaN, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got NaN$/],
-    [0, 2, /^BENCH_HELPERS must be an integer ≥ 1, got 0$/],
+test('error: the scale bench refuses a helper count, finality depth or block time out of range, before any devnet starts', async () => {
+  for (const [helpers, depth, blockTime, message] of [
+    [4, 0, 2, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got 0$/],
+    [4, Number.NaN, 2, /^BENCH_FINALITY_DEPTH must be an integer ≥ 1, got NaN$/],
+    [0, 2, 2, /^BENCH_HELPERS must be an integer ≥ 1, got 0$/],
+    [4, 2, -1, /^BENCH_BLOCK_TIME must be an integer ≥ 0 \(seconds; 0: automine\), got -1$/],
+    [4, 2, 1.5, /^BENCH_BLOCK_TIME must be an integer ≥ 0 \(seconds; 0: automine\), got 1.5$/],
   ] as const) {
-    await assert.rejects(benchScale(() => assert.fail('nothing is printed'), [1], helpers, depth), { message })
+    await assert.rejects(benchScale(() => assert.fail('nothing is printed'), [1], helpers, depth, blockTime), { message })
   }
 })
