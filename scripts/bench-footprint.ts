@@ -37,7 +37,7 @@ export type Footprint = {
   /** From the tsx entry of a clone. */
   tsxRestart: Restart
   baselines: { nodeMs: number; tsxMs: number; tsxIdleRssMb: number }
-  rssMb: { tsxAfterRestart: number; afterRestart: number; afterSealkey: number; afterDecisions: number; peak: number }
+  rssMb: { tsxAfterRestart: number; afterRestart: number; afterSealkey: number; afterDecisions: number; peak: number; anonAfterDecisions: number; fileAfterDecisions: number }
   decisions: number
   sealkeyCalls: number
   load: number
@@ -45,7 +45,7 @@ export type Footprint = {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   if (!m) throw new Error(`no ${field} for process ${pid}`)
   return Number(m[1]) / 1024
@@ -173,13 +173,15 @@ export async function benchFootprint(
     }
     const afterDecisions = procStatus(pid, 'VmRSS')
     const peak = procStatus(pid, 'VmHWM')
+    const anonAfterDecisions = procStatus(pid, 'RssAnon')
+    const fileAfterDecisions = procStatus(pid, 'RssFile')
     const load = loadavg()[0]!
 
     const footprint: Footprint = {
       bundledRestart,
       tsxRestart,
       baselines: { nodeMs: median(nodeStarts), tsxMs: median(tsxStarts), tsxIdleRssMb },
-      rssMb: { tsxAfterRestart, afterRestart, afterSealkey, afterDecisions, peak },
+      rssMb: { tsxAfterRestart, afterRestart, afterSealkey, afterDecisions, peak, anonAfterDecisions, fileAfterDecisions },
       decisions: decided,
       sealkeyCalls,
       load,
@@ -210,6 +212,7 @@ export function footprintTable(f: Footprint, print: (line: string) => void) {
   print(`| RSS after restart, bundle / tsx entry | ${mb(f.rssMb.afterRestart)} / ${mb(f.rssMb.tsxAfterRestart)} | |`)
   print(`| RSS after ${f.sealkeyCalls.toLocaleString('en')} GET /sealkey (bundle) | ${mb(f.rssMb.afterSealkey)} | |`)
   print(`| RSS after ${f.decisions.toLocaleString('en')} onboarding decisions (bundle) | ${mb(f.rssMb.afterDecisions)} | ≤ 150 MB${f.rssMb.afterDecisions > 150 ? ' (MISSED)' : ' (met)'} |`)
+  print(`| … of which anonymous (V8 heap, native allocations) / file-backed (code, mapped files) | ${mb(f.rssMb.anonAfterDecisions)} / ${mb(f.rssMb.fileAfterDecisions)} | |`)
   print(`| RSS peak (VmHWM, bundle) | ${mb(f.rssMb.peak)} | |`)
   print(`| baseline: RSS of an idle node --import tsx | ${mb(f.baselines.tsxIdleRssMb)} | |`)
 }

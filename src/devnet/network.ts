@@ -416,7 +416,13 @@ export async function runDevnet({
       const sent = await sendBlobTransaction({ walletClient: owner, publicClient, to: prepared.tx.to, data: prepared.tx.data, blobs: prepared.tx.blobs })
       print(`  owner sent bootstrap() with node 1's blob: ${sent.hash}`)
       // The node is ready once its verified view shows the bootstrap: at once where the beacon simulator mines the
-      // blocks that finalize it (automine), after `finalityDepth` more blocks with interval mining. Asked again until then.
+      // blocks that finalize it (automine), after `finalityDepth` more blocks with interval mining (waited for first:
+      // each early call makes the quote and blob again). Asked again until then.
+      if (blockTime !== undefined) {
+        const { blockNumber } = await publicClient.waitForTransactionReceipt({ hash: sent.hash })
+        const final = blockNumber + BigInt(finalityDepth ?? 2) + 1n
+        while ((await publicClient.getBlockNumber({ cacheTime: 0 })) < final) await new Promise((r) => setTimeout(r, blockTime * 250))
+      }
       const deadline = Date.now() + 120_000
       while ((await hostCall<{ state: string }>(first, 'POST', '/bootstrap')).state !== 'ready') {
         if (Date.now() > deadline) throw new Error('node 1 did not see its bootstrap in its verified view within 120 s')
