@@ -5,11 +5,12 @@
 //
 // Why these steps are written here rather than left to @phala/dcap-qvl's `verify` (a decision, measured): dcap-qvl
 // 0.3.9 verifies a quote and its collateral as one, every time. Per quote it parses 14 certificates, verifies the
-// TCB info and QE identity chains again and decodes both CRLs with asn1.js: 6.8 ms of one core per quote, 80% of it
-// on work that depends on the collateral alone, which a helper holds unchanged for every newcomer of a batch. dcap.ts
-// already verified all of it, more strictly (CRL signatures, issuer-scoped revocation, CA flags), from certificates
-// parsed once. A helper's target is 100 newcomers/s on one core (docs/performance.md#footprint); with dcap-qvl's
-// `verify` in the path it measured 75-121/s. What is left per quote is this file: four ECDSA verifications, a hash
+// TCB info and QE identity chains again and decodes both CRLs with asn1.js, all of it work on the collateral alone,
+// which a helper holds unchanged for every newcomer of a batch: 6.8 ms of one core per quote. dcap.ts already verified
+// all of it, more strictly (CRL signatures, issuer-scoped revocation, CA flags), from certificates parsed once. A
+// helper's target is 100 newcomers/s on one core (docs/performance.md#footprint); with dcap-qvl's `verify` in the path
+// it measured 75-121/s, and the whole verification now takes about 0.9 ms (scripts/bench-quote.ts). What is left per
+// quote is this file: four ECDSA verifications, a hash
 // and comparisons, in dcap-qvl's order and with its semantics (its `verifyImpl`, a port of Phala's Rust dcap-qvl), so
 // that a verdict is the same. dcap-qvl still parses the quote (`Quote.parse`) and stays the reference:
 // test/dcap.test.ts runs both on every Intel fixture and on mutated quotes and collateral, and compares verdicts.
