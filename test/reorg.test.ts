@@ -203,6 +203,8 @@ describe('reorg: requests and answers rewound with evm_revert', () => {
     const again = (await events('Onboarded')).filter((log) => idOf(log) === idOf(request))
     assert.equal(again.length, 1, 'answered once on the new chain')
     assert.equal(again[0]!.transactionHash, answer.transactionHash, 'by the same signed fulfillOnboard, replayed by its helper')
+    // The event is on chain before the newcomer's outbox has read its receipt (its next poll): wait for that record.
+    await until(() => newcomerConfirms().every((e) => e.status === 'mined'), "the newcomer's outbox recorded the confirmation mined")
     assert.deepEqual(
       newcomerConfirms().map((e) => [e.status, e.receiptStatus]),
       [
