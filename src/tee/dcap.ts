@@ -7,29 +7,16 @@
 // against (dcapQuote.ts says why its `verify` is not in the path). Every failure is a `QuoteVerificationError` with a
 // short reason code.
 import { X509Certificate } from 'node:crypto'
-import { constants as dcapConstants, Quote } from '@phala/dcap-qvl'
-import { bytesToHex, type Hex } from 'viem'
+import { constants as dcapConstants, Quote, type AuthDataV3 } from '@phala/dcap-qvl'
+import type { Hex } from 'viem'
 import { collateralTime, parseCollateral, type Collateral, type CollateralSource } from './collateral.ts'
-import {
-  bytesEqual,
-  certificateFields,
-  checkCrl,
-  checkNotRevoked,
-  commonName,
-  derChildren,
-  derContent,
-  derRoot,
-  DER_TAG,
-  DerError,
-  expectTag,
-  isoTime,
-  oidBytes,
-  parseCrl,
-} from './crl.ts'
-import { checkQuote, parseQeIdentityBody, parseTcbInfoBody } from './dcapQuote.ts'
+import { checkCrl, checkNotRevoked, commonName, isoTime, parseCrl } from './crl.ts'
+import { checkQuote, parseQeIdentityBody, parseTcbInfoBody, pckFmspc } from './dcapQuote.ts'
 import { measurementOf } from './measurement.ts'
 import { ATTESTATION_KEY_TYPE_ECDSA_P256, CERTIFICATION_DATA_TYPE, INTEL_QE_VENDOR_ID, readField, SGX_REPORT } from './quoteLayout.ts'
 import { QuoteVerificationError, type QuoteVerifier, type TcbStatus, type TeeType, type VerifiedQuote } from './types.ts'
+
+export { pckFmspc }
 
 /** Every reason code `createDcapVerifier(...).verify` can throw. */
 export const DCAP_REJECTION_REASONS = [
@@ -141,6 +128,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
 
       const { status: quoteStatus, advisoryIds } = checkQuote({
         quote: parsed.quote,
+        auth: parsed.auth,
         raw: quote.subarray(0, measurement.usedLength),
         teeType,
         pck: pckLeaf,
@@ -183,7 +171,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
   }
 }
 
-function parseQuote(bytes: Uint8Array): { quote: Quote; pckChainPem: string; qeReportData: Uint8Array } {
+function parseQuote(bytes: Uint8Array): { quote: Quote; auth: AuthDataV3; pckChainPem: string; qeReportData: Uint8Array } {
   let quote: Quote
   try {
     quote = Quote.parse(Buffer.from(bytes))
@@ -211,7 +199,7 @@ function parseQuote(bytes: Uint8Array): { quote: Quote; pckChainPem: string; qeR
     )
   }
   const qeReportData = readField(new Uint8Array(auth.qeReport), SGX_REPORT.reportData)
-  return { quote, pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
+  return { quote, auth, pckChainPem: Buffer.from(auth.certificationData.body).toString('latin1'), qeReportData }
 }
 
 /**
@@ -253,28 +241,6 @@ function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   if (!issuers) signedPairs.set(cert, (issuers = new WeakSet()))
   issuers.add(issuer)
   return true
-}
-
-const SGX_EXTENSION = Buffer.from(oidBytes('1.2.840.113741.1.13.1')).toString('hex')
-const SGX_FMSPC = oidBytes('1.2.840.113741.1.13.1.4')
-
-/** FMSPC from the PCK certificate's Intel SGX extension (OID 1.2.840.113741.1.13.1.4). */
-export function pckFmspc(pck: X509Certificate): Hex {
-  try {
-    const extension = certificateFields(pck.raw).extensions.get(SGX_EXTENSION)
-    if (!extension) throw new DerError('no Intel SGX extension')
-    for (const item of derChildren(extension, derRoot(extension, DER_TAG.sequence))) {
-      const [oid, value] = derChildren(extension, expectTag(item, DER_TAG.sequence))
-      if (!bytesEqual(derContent(extension, expectTag(oid, DER_TAG.oid)), SGX_FMSPC)) continue
-      const fmspc = derContent(extension, expectTag(value, DER_TAG.octetString))
-      if (fmspc.length !== 6) throw new DerError(`FMSPC is ${fmspc.length} bytes`)
-      return bytesToHex(fmspc)
-    }
-    throw new DerError('no FMSPC in the Intel SGX extension')
-  } catch (error) {
-    if (error instanceof DerError) return fail('bad_certificate_chain', `PCK certificate: ${error.message}`)
-    throw error
-  }
 }
 
 function jsonObject(json: string, what: string): Record<string, unknown> {

@@ -15,7 +15,8 @@
 // that a verdict is the same. dcap-qvl still parses the quote (`Quote.parse`) and stays the reference:
 // test/dcap.test.ts runs both on every Intel fixture and on mutated quotes and collateral, and compares verdicts.
 import { createHash, createPublicKey, timingSafeEqual, verify as verifySignature, type KeyObject, type X509Certificate } from 'node:crypto'
-import type { Quote } from '@phala/dcap-qvl'
+import type { AuthDataV3, Quote } from '@phala/dcap-qvl'
+import { bytesToHex, type Hex } from 'viem'
 import { z } from 'zod'
 import { bytesEqual, certificateFields, derChildren, derContent, derRoot, DER_TAG, DerError, expectTag, oidBytes } from './crl.ts'
 import { readField, SGX_REPORT } from './quoteLayout.ts'
@@ -97,15 +98,46 @@ function attestationKey(raw: Uint8Array): KeyObject {
 
 const SGX_EXTENSION = Buffer.from(oidBytes('1.2.840.113741.1.13.1')).toString('hex')
 const SGX_TCB = oidBytes('1.2.840.113741.1.13.1.2')
+const SGX_FMSPC = oidBytes('1.2.840.113741.1.13.1.4')
 const SGX_PCESVN = oidBytes('1.2.840.113741.1.13.1.2.17')
 const SGX_CPUSVN = oidBytes('1.2.840.113741.1.13.1.2.18')
 
+type OidItem = { oid: Uint8Array; value: ReturnType<typeof derRoot> }
+
 /** The (OID, value) items of a SEQUENCE OF SEQUENCE { OID, ANY }, as the Intel SGX extension nests them. */
-function oidItems(der: Uint8Array, sequence: ReturnType<typeof derRoot>) {
+function oidItems(der: Uint8Array, sequence: ReturnType<typeof derRoot>): OidItem[] {
   return derChildren(der, sequence).map((item) => {
     const [oid, value] = derChildren(der, expectTag(item, DER_TAG.sequence))
     if (!value) throw new DerError('an extension item without a value')
     return { oid: derContent(der, expectTag(oid, DER_TAG.oid)), value }
+  })
+}
+
+/** The item named `oid` among `items`; none is a DER fault. */
+function findItem(items: OidItem[], oid: Uint8Array, name: string): OidItem {
+  const found = items.find((item) => bytesEqual(item.oid, oid))
+  if (!found) throw new DerError(`no ${name} in the Intel SGX extension`)
+  return found
+}
+
+/** `read` over the items of the PCK certificate's Intel SGX extension; a DER fault is `bad_certificate_chain`. */
+function readSgxExtension<T>(pck: X509Certificate, read: (extension: Uint8Array, items: OidItem[]) => T): T {
+  try {
+    const extension = certificateFields(pck.raw).extensions.get(SGX_EXTENSION)
+    if (!extension) throw new DerError('no Intel SGX extension')
+    return read(extension, oidItems(extension, derRoot(extension, DER_TAG.sequence)))
+  } catch (error) {
+    if (error instanceof DerError) return fail('bad_certificate_chain', `PCK certificate: ${error.message}`)
+    throw error
+  }
+}
+
+/** FMSPC from the PCK certificate's Intel SGX extension (OID 1.2.840.113741.1.13.1.4). */
+export function pckFmspc(pck: X509Certificate): Hex {
+  return readSgxExtension(pck, (extension, items) => {
+    const fmspc = derContent(extension, expectTag(findItem(items, SGX_FMSPC, 'FMSPC').value, DER_TAG.octetString))
+    if (fmspc.length !== 6) throw new DerError(`FMSPC is ${fmspc.length} bytes`)
+    return bytesToHex(fmspc)
   })
 }
 
@@ -114,27 +146,17 @@ const pckTcbs = new WeakMap<X509Certificate, { cpuSvn: Uint8Array; pceSvn: numbe
 export function pckTcb(pck: X509Certificate): { cpuSvn: Uint8Array; pceSvn: number } {
   const cached = pckTcbs.get(pck)
   if (cached) return cached
-  try {
-    const extension = certificateFields(pck.raw).extensions.get(SGX_EXTENSION)
-    if (!extension) throw new DerError('no Intel SGX extension')
-    const tcb = oidItems(extension, derRoot(extension, DER_TAG.sequence)).find((item) => bytesEqual(item.oid, SGX_TCB))
-    if (!tcb) throw new DerError('no TCB in the Intel SGX extension')
-    const items = oidItems(extension, expectTag(tcb.value, DER_TAG.sequence))
-    const cpu = items.find((item) => bytesEqual(item.oid, SGX_CPUSVN))
-    const pce = items.find((item) => bytesEqual(item.oid, SGX_PCESVN))
-    if (!cpu || !pce) throw new DerError('no CPUSVN or PCESVN in the Intel SGX extension')
-    const cpuSvn = derContent(extension, expectTag(cpu.value, DER_TAG.octetString))
+  const result = readSgxExtension(pck, (extension, items) => {
+    const tcb = oidItems(extension, expectTag(findItem(items, SGX_TCB, 'TCB').value, DER_TAG.sequence))
+    const cpuSvn = derContent(extension, expectTag(findItem(tcb, SGX_CPUSVN, 'CPUSVN').value, DER_TAG.octetString))
     if (cpuSvn.length !== 16) throw new DerError(`CPUSVN is ${cpuSvn.length} bytes`)
     // PCESVN is a DER INTEGER of one or two content bytes, read unsigned (as dcap-qvl reads it).
-    const pceBytes = derContent(extension, expectTag(pce.value, DER_TAG.integer))
+    const pceBytes = derContent(extension, expectTag(findItem(tcb, SGX_PCESVN, 'PCESVN').value, DER_TAG.integer))
     if (pceBytes.length < 1 || pceBytes.length > 2) throw new DerError(`PCESVN is ${pceBytes.length} bytes`)
-    const result = { cpuSvn: cpuSvn.slice(), pceSvn: pceBytes.length === 1 ? pceBytes[0]! : (pceBytes[0]! << 8) | pceBytes[1]! }
-    pckTcbs.set(pck, result)
-    return result
-  } catch (error) {
-    if (error instanceof DerError) return fail('bad_certificate_chain', `PCK certificate: ${error.message}`)
-    throw error
-  }
+    return { cpuSvn: cpuSvn.slice(), pceSvn: pceBytes.length === 1 ? pceBytes[0]! : (pceBytes[0]! << 8) | pceBytes[1]! }
+  })
+  pckTcbs.set(pck, result)
+  return result
 }
 
 /** Intel's order of TCB statuses, best first; anything else is unknown and never valid. */
@@ -193,6 +215,8 @@ function checkTdAttributes(td: Uint8Array) {
 
 export type QuoteCheckInput = {
   quote: Quote
+  /** The quote's auth data in its v3 view (dcap.ts has read it already). */
+  auth: AuthDataV3
   /** The quote's bytes (header and body are signed). */
   raw: Uint8Array
   teeType: TeeType
@@ -221,7 +245,7 @@ export function checkQuote(input: QuoteCheckInput): { status: TcbStatus; advisor
   const qeVersions = teeType === 'tdx' ? [2, 3] : [2]
   if (!qeVersions.includes(qeIdentity.version)) fail('collateral_mismatch', `QE identity version ${qeIdentity.version} is not supported for ${teeType.toUpperCase()}`)
 
-  const auth = quote.authData.intoV3()
+  const { auth } = input
   const qeReport = new Uint8Array(auth.qeReport)
   if (qeReport.length !== SGX_REPORT.reportData.offset + SGX_REPORT.reportData.length) fail('malformed_quote', `QE report is ${qeReport.length} bytes`)
   if (!validSignature(input.pck.publicKey, qeReport, auth.qeReportSignature)) fail('bad_signature', 'Signature is invalid for qe_report in quote')
