@@ -260,7 +260,10 @@ export function createRotation(deps: RotationDeps) {
     }
     const secret = createMasterSecret(bytes)
     bytes.fill(0)
-    if (!sameAddress(secret.address, p.xPub)) {
+    // Tied directly to the key the verified quote binds (envelope.masterPubkey64, checked above against the proven
+    // proposal key), and to the proven xPub the acknowledgement signs: neither check leans on the contract deriving
+    // one from the other.
+    if (!constantTimeEqual(secret.publicKey64, envelope.masterPubkey64) || !sameAddress(secret.address, p.xPub)) {
       secret.expire()
       throw new RotationRefusal('not_proposed_key', 'the decrypted secret is not the proposed master key')
     }
