@@ -68,6 +68,15 @@ export function createMetrics(options: { processMetrics?: boolean } = {}) {
     chainHead: stateGauge({ name: `${p}chain_head_block`, help: 'latest block number the RPC reported to the watcher (unverified)' }),
     watcherCursor: stateGauge({ name: `${p}watcher_cursor_block`, help: 'last block whose registry events the watcher processed' }),
     watcherLag: stateGauge({ name: `${p}watcher_lag_blocks`, help: 'chain head minus watcher cursor' }),
+    verifiedHead: stateGauge({
+      name: `${p}verified_head_block`,
+      help: 'newest block the verified chain view vouches for (light-client mode: finalized, hash-checked)',
+    }),
+    finalityLag: stateGauge({ name: `${p}finality_lag_blocks`, help: 'chain head (RPC) minus the verified head block (0 when the view is ahead of the last head seen)' }),
+    finalityLagSeconds: stateGauge({
+      name: `${p}finality_lag_seconds`,
+      help: "host clock minus the verified head's block timestamp: how old the newest verified block is",
+    }),
     pendingRequests: stateGauge({ name: `${p}pending_requests`, help: 'onboarding requests seen on chain and not yet onboarded' }),
     blobFetches: new Counter({
       name: `${p}blob_fetches_total`,

@@ -45,8 +45,12 @@ export type StatusSnapshot = {
     head: string | null
     watcherCursor: string | null
     watcherLagBlocks: number | null
-    /** Blocks between the head and the newest header the node verified itself; null until the node has a verified chain view. */
+    /** Newest block the node's chain view vouches for (docs/protocol.md#verified-chain-view): finalized and verified in light-client mode. */
+    verifiedHead: string | null
+    /** Blocks between the RPC's head and the verified head (0 when the watcher's last head is older); null until both are known. */
     finalityLagBlocks: number | null
+    /** Host clock minus the verified head's timestamp (seconds): how old the newest verified block is; null until there is one. */
+    finalityLagSeconds: number | null
   }
   peers: { url: string }[]
   pending: { count: number; listed: { requestId: string; requester: Address; blockNumber: string }[] }
@@ -117,6 +121,9 @@ export function createMonitor(deps: MonitorDeps) {
     if (snapshot.chain.head !== null) metrics.chainHead.set(Number(snapshot.chain.head))
     if (snapshot.chain.watcherCursor !== null) metrics.watcherCursor.set(Number(snapshot.chain.watcherCursor))
     if (snapshot.chain.watcherLagBlocks !== null) metrics.watcherLag.set(snapshot.chain.watcherLagBlocks)
+    if (snapshot.chain.verifiedHead !== null) metrics.verifiedHead.set(Number(snapshot.chain.verifiedHead))
+    if (snapshot.chain.finalityLagBlocks !== null) metrics.finalityLag.set(snapshot.chain.finalityLagBlocks)
+    if (snapshot.chain.finalityLagSeconds !== null) metrics.finalityLagSeconds.set(snapshot.chain.finalityLagSeconds)
     metrics.pendingRequests.set(snapshot.pending.count)
     metrics.blobArchiveBlobs.set(snapshot.blobArchive.blobs)
     metrics.blobArchiveBytes.set(snapshot.blobArchive.bytes)
@@ -134,14 +141,22 @@ export function createMonitor(deps: MonitorDeps) {
     const node = await deps.node.status()
     const cursor = deps.cursor.cursor()?.number ?? null
     const pending = deps.cursor.pendingRequests()
+    const takenAt = deps.now()
+    // The chain view's status: null head until its first verified header (the serve loop refreshes it periodically).
+    const verified = node.chainView.head
+    const verifiedHead = verified ? BigInt(verified.blockNumber) : null
     return {
-      takenAt: deps.now(),
+      takenAt,
       node,
       chain: {
         head: head?.toString() ?? null,
         watcherCursor: cursor?.toString() ?? null,
         watcherLagBlocks: head !== null && cursor !== null ? Math.max(0, Number(head - cursor)) : null,
-        finalityLagBlocks: null,
+        verifiedHead: verifiedHead?.toString() ?? null,
+        // The watcher's head and the view's header are read at different moments: the view can be a block past the
+        // last head the watcher saw, which is no lag at all.
+        finalityLagBlocks: head !== null && verifiedHead !== null ? Math.max(0, Number(head - verifiedHead)) : null,
+        finalityLagSeconds: verified ? Math.max(0, takenAt - verified.timestamp) : null,
       },
       peers: deps.peers,
       pending: {

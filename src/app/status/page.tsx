@@ -84,7 +84,18 @@ const NODE_FIELDS: Field[] = [
 
 const CHAIN_FIELDS: Field[] = [
   { label: 'Chain head', value: (s) => s.chain.head, hint: 'as the RPC reports it (unverified)' },
-  { label: 'Finality lag', value: (s) => s.chain.finalityLagBlocks !== null && `${s.chain.finalityLagBlocks} blocks`, hint: 'head minus the newest header this node verified' },
+  { label: 'Verified head', value: (s) => s.chain.verifiedHead, hint: 'newest block this node verified itself (light client: finalized)' },
+  {
+    label: 'Finality lag',
+    value: (s) =>
+      s.chain.finalityLagBlocks !== null && (
+        <span data-testid="finality-lag" title="chain head minus verified head; the age of the verified head by the host clock">
+          {`${s.chain.finalityLagBlocks} blocks`}
+          {s.chain.finalityLagSeconds !== null && `, ${formatDuration(s.chain.finalityLagSeconds)}`}
+        </span>
+      ),
+    hint: 'chain head minus the newest header this node verified',
+  },
   { label: 'Watcher cursor', value: (s) => s.chain.watcherCursor },
   { label: 'Watcher lag', value: (s) => s.chain.watcherLagBlocks !== null && `${s.chain.watcherLagBlocks} blocks` },
   { label: 'Peers', value: (s) => (s.peers.length === 0 ? 'none configured' : s.peers.map((p) => <div><Mono>{p.url}</Mono></div>)) },
