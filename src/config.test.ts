@@ -42,13 +42,12 @@ test('default: measured settings load with defaults filled, seal shorthand expan
   const settings = loadBakedMeasuredSettings(write(measured))
   assert.deepEqual(settings, {
     version: 1,
-    chain: { chainId: 1, registry: '0x5fbdb2315678afecb367f032d93f642f64180aa3' },
+    chain: { chainId: 1, registry: '0x5fbdb2315678afecb367f032d93f642f64180aa3', verification: 'light-client' },
     quote: { provider: 'tdx' },
     seal: { provider: 'dstack' },
     pods: { sockets: [{ path: '/var/run/keymanager/app/dstack.sock', pod: 'app' }], names: {}, appIds: {} },
     maxReferenceAge: 64,
     chainView: {
-      verification: 'light-client',
       registryCodeHash: `0x${'ab'.repeat(32)}`,
       lightClient: { network: 'mainnet', checkpointRoot: `0x${'cd'.repeat(32)}` },
       freshness: { timeoutSeconds: 1800 },
@@ -91,7 +90,8 @@ test('error: bad measured values are refused with the field named, in one line',
     [{ ...measured, chainView: { ...measured.chainView, lightClient: { network: 'mainnet', checkpointRoot: '0x00' } } }, /chainView\.lightClient\.checkpointRoot/],
     [{ ...measured, chainView: { ...measured.chainView, lightClient: { network: 'goerli', checkpointRoot: `0x${'cd'.repeat(32)}` } } }, /chainView\.lightClient\.network/],
     [{ ...measured, chainView: { ...measured.chainView, freshness: { timeoutSeconds: 0 } } }, /chainView\.freshness\.timeoutSeconds/],
-    [{ ...measured, chainView: { ...measured.chainView, verification: 'rpc' } }, /chainView\.verification/],
+    [{ ...measured, chain: { ...measured.chain, verification: 'rpc' } }, /chain\.verification/],
+    [{ ...measured, chainView: { ...measured.chainView, verification: 'light-client' } }, /chainView: Unrecognized key: "verification"/],
   ]
   for (const [value, expected] of cases) assert.throws(() => parseMeasuredSettings(value, 'measured'), oneLine(expected), JSON.stringify(value))
   assert.throws(() => loadBakedMeasuredSettings(write('{not json')), oneLine(/^measured settings .*JSON/))
@@ -107,7 +107,7 @@ test('security: a production build refuses every devnet-only measured setting', 
     [{ ...measured, seal: 'dev-file' }, /seal is a devnet-only setting/],
     [{ ...measured, seal: { provider: 'dev-file' } }, /seal is a devnet-only setting/],
     // A chain view that believes the host's RPC, or a committee the host runs.
-    [{ ...measured, chainView: { ...measured.chainView, verification: 'trusted-rpc' } }, /chainView\.verification is a devnet-only setting: production builds verify the chain/],
+    [{ ...measured, chain: { ...measured.chain, verification: 'trusted-rpc' } }, /chain\.verification is a devnet-only setting: production builds verify the chain/],
     [
       { ...measured, chainView: { ...measured.chainView, lightClient: { ...measured.chainView.lightClient, optimisticConfirmations: 2 } } },
       /chainView\.lightClient\.optimisticConfirmations is a devnet-only setting: production builds decide on finalized headers only/,

@@ -47,6 +47,12 @@ export const measuredChainSchema = z.strictObject({
   chainId: z.number().int().positive(),
   /** Lowercased, so the digest names the address and not its spelling. */
   registry: hex(20, 'chain.registry').transform((a) => a.toLowerCase() as Address),
+  /**
+   * How the node believes the chain (docs/protocol.md#verified-chain-view): `light-client`, finalized light-client
+   * headers and storage proofs, the default and the only mode of a production build. The devnet entry also takes
+   * `trusted-rpc` (src/devnet/settings.ts), which believes the RPC and says so at start.
+   */
+  verification: z.literal('light-client').default('light-client'),
 })
 
 /** Quote providers of production builds (docs/protocol.md#tee-providers); their verifiers trust Intel's SGX Root CA only. */
@@ -148,8 +154,6 @@ export const freshnessSchema = z
 // measurement binds it, and the light client names it loudly at start (TRUSTING A DEVNET SYNC COMMITTEE). The image
 // test runs a production image against the devnet beacon chain this way. The optimistic option is devnet-only.
 export const chainViewSchema = z.strictObject({
-  /** The only mode of a production build: finalized light-client headers and storage proofs. */
-  verification: z.literal('light-client').default('light-client'),
   /** keccak256 of the registry's runtime code: every proof checks that the account carries it (it pins the immutables). */
   registryCodeHash: hex(32, 'chainView.registryCodeHash').transform((h) => h.toLowerCase() as `0x${string}`),
   /** The light client's trust root: network (or devnet chain spec) and checkpoint (src/chain/lightClient/settings.ts). */
@@ -170,16 +174,29 @@ export const measuredSettingsSchema = z.strictObject({
 })
 export type MeasuredSettings = z.infer<typeof measuredSettingsSchema>
 
+/** The `chainView` section of the devnet entry's `trusted-rpc` mode: no light client, the code hash optional. */
+export type TrustedRpcChainView = { registryCodeHash?: `0x${string}` | undefined; freshness: z.infer<typeof freshnessSchema> }
+
 /**
- * The verified chain view as `startNode` takes it: a production build always has `light-client`; only the devnet
- * entry may name `trusted-rpc` (src/devnet/settings.ts), which believes the RPC and says so at start.
+ * The verified chain view as `startNode` takes it (`chain.verification` with the `chainView` section): a production
+ * build always has `light-client`; only the devnet entry may name `trusted-rpc` (src/devnet/settings.ts).
  */
-export type ChainViewCore =
-  | ChainViewSettings
-  | { verification: 'trusted-rpc'; registryCodeHash?: `0x${string}` | undefined; freshness: z.infer<typeof freshnessSchema> }
+export type ChainViewCore = ({ verification: 'light-client' } & ChainViewSettings) | ({ verification: 'trusted-rpc' } & TrustedRpcChainView)
 
 /** What every entry's measured settings share, and all that `startNode` reads from them. */
-export type MeasuredCore = Pick<MeasuredSettings, 'chain' | 'pods' | 'maxReferenceAge'> & { chainView: ChainViewCore }
+export type MeasuredCore = Pick<MeasuredSettings, 'pods' | 'maxReferenceAge'> & {
+  chain: Omit<MeasuredSettings['chain'], 'verification'> & { verification: 'light-client' | 'trusted-rpc' }
+  chainView: ChainViewSettings | TrustedRpcChainView
+}
+
+/** `chain.verification` and the `chainView` section as one value; a light-client view without its trust root is refused. */
+export function chainViewCore(measured: Pick<MeasuredCore, 'chain' | 'chainView'>): ChainViewCore {
+  if (measured.chain.verification === 'trusted-rpc') return { verification: 'trusted-rpc', registryCodeHash: measured.chainView.registryCodeHash, freshness: measured.chainView.freshness }
+  if (!('lightClient' in measured.chainView) || measured.chainView.registryCodeHash === undefined) {
+    throw new Error('chainView: light-client verification needs registryCodeHash and lightClient (docs/protocol.md#verified-chain-view)')
+  }
+  return { verification: 'light-client', ...(measured.chainView as ChainViewSettings) }
+}
 
 /**
  * Settings that exist only in the devnet entry (`bin/keymanager-devnet.js`, src/devnet/settings.ts): the production
@@ -191,7 +208,7 @@ const DEVNET_ONLY: { path: string; applies: (value: unknown) => boolean; why: st
   { path: 'quote.trustedRootCaFiles', applies: () => true, why: "production builds trust Intel's SGX Root CA only" },
   { path: 'seal', applies: (v) => v === 'dev-file' || (isObject(v) && v.provider === 'dev-file'), why: 'the dev-file seal exists only in the devnet entry' },
   {
-    path: 'chainView.verification',
+    path: 'chain.verification',
     applies: (v) => v === 'trusted-rpc',
     why: 'production builds verify the chain with the light client and storage proofs (trusted-rpc believes the host\'s RPC)',
   },
@@ -349,6 +366,7 @@ export const MEASURED_KEYS = [
   'devnet',
   'chain.chainId',
   'chain.registry',
+  'chain.verification',
   'quote',
   'seal',
   'pods',
@@ -517,4 +535,4 @@ export function loadHostSettings(path: string): HostSettings {
 }
 
 /** The registry address as viem wants it (checksummed). */
-export const registryOf = (measured: Pick<MeasuredSettings, 'chain'>): Address => getAddress(measured.chain.registry)
+export const registryOf = (measured: { chain: { registry: Address } }): Address => getAddress(measured.chain.registry)

@@ -243,10 +243,10 @@ describe('trust and config', () => {
   const devnetMeasured = (quote: Record<string, unknown>) => ({
     version: 1,
     devnet: true,
-    chain: { chainId: 31337, registry: `0x${'11'.repeat(20)}` },
+    chain: { chainId: 31337, registry: `0x${'11'.repeat(20)}`, verification: 'trusted-rpc' },
     quote: { provider: 'simulated', pckChainFile: 'platform/pck-chain.pem', pckKeyFile: 'platform/pck.key', measurementLabel: 'x', ...quote },
     seal: 'none',
-    chainView: { verification: 'trusted-rpc' },
+    chainView: {},
   })
   const hostConfig = (collateral: Record<string, unknown>) => ({
     dataDir: 'data',

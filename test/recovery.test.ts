@@ -114,9 +114,9 @@ describe('disaster recovery with 3 of 5 guardians on a devnet', () => {
     writeFileSync(gasKeyFile, bytesToHex(devAccount(12).getHdKey().privateKey!), { mode: 0o600 })
     // The guardian's own view of the chain: the light client from the same trust root a node measures (its chainView
     // setting), against the devnet beacon server (untrusted, as the RPC is).
-    const measured = JSON.parse(readFileSync(nodes[0]!.measuredPath, 'utf8')) as { chainView?: { verification?: string } }
+    const measured = JSON.parse(readFileSync(nodes[0]!.measuredPath, 'utf8')) as { chain?: { verification?: string } }
     const host = JSON.parse(readFileSync(nodes[0]!.configPath, 'utf8')) as { chain: { beaconUrl?: string } }
-    assert.equal(measured.chainView?.verification, 'light-client')
+    assert.equal(measured.chain?.verification, 'light-client')
     viewFlags = ['--view-settings', guardianViewFile(measured), '--beacon', host.chain.beaconUrl!]
   })
   after(async () => {

@@ -129,6 +129,18 @@ describe('reorg: requests and answers rewound with evm_revert', () => {
     }
   }
 
+  test('security: a node in trusted-rpc mode says at start, as a warning, that the host can make it release the master secret', () => {
+    const logged = readFileSync(join(devnet.nodes[0]!.dir, 'node.log'), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+    const warning = logged.find((l) => l.msg.startsWith('INSECURE chain view: trusted-rpc mode'))
+    assert.ok(warning, 'the start-up warning is in the node log')
+    assert.equal(warning.level, 40, 'logged at warn level')
+    assert.match(warning.msg, /the host can make this node release the master secret/)
+    assert.ok(!logged.some((l) => l.msg.startsWith('chain view: light-client verification')), 'and it does not claim light-client verification')
+  })
+
   test('default: a request mined and seen, then reorged away before anyone answers it, is answered once on the new chain', async () => {
     await settled()
     const snapshot = await testClient().snapshot()

@@ -147,7 +147,8 @@ function parseViewSettings(file: string) {
   }
   const object = (json ?? {}) as Record<string, unknown>
   const view = (object.chainView ?? object) as Record<string, unknown>
-  if (view.verification !== undefined && view.verification !== 'light-client') throw new UsageError('--view-settings: only light-client verification is read from a file (devnets: --insecure-trusted-rpc)')
+  const verification = (object.chain as Record<string, unknown> | undefined)?.verification
+  if (verification !== undefined && verification !== 'light-client') throw new UsageError('--view-settings: only light-client verification is read from a file (devnets: --insecure-trusted-rpc)')
   if (typeof view.registryCodeHash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(view.registryCodeHash)) throw new UsageError('--view-settings: registryCodeHash must be 0x and 64 hex digits')
   const parsed = lightClientSettingsSchema.safeParse(view.lightClient)
   if (!parsed.success) throw new UsageError(`--view-settings: lightClient: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)

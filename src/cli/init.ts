@@ -43,13 +43,13 @@ export function measuredTree(preset: NetworkPreset, registry: string, quote: str
     chain: {
       chainId: v(preset.chainId, `The chain this node serves (${preset.name}); the RPC that reaches it is a host setting.`),
       registry: v(registry.toLowerCase(), 'The KeyManager registry contract.'),
+      verification: v('light-client', 'How the node believes the chain (docs/protocol.md#verified-chain-view): a light client and storage proofs, never the RPC.'),
     },
     quote: v({ provider: quote }, 'Where quotes come from (docs/protocol.md#tee-providers); other nodes verify them against Intel\'s root only.'),
     seal: v({ provider: seal }, 'How the master secret is sealed at rest (docs/protocol.md#node-state); none: re-onboard after a restart.'),
     pods: v({ sockets: [], names: {}, appIds: {} }, 'Pod identity (docs/protocol.md#pod-identity): per-pod unix sockets, static names, pinned appIds.'),
     maxReferenceAge: v(64, 'A request\'s reference block may trail its inclusion by at most this many blocks (the contract allows 256).'),
     chainView: {
-      verification: v('light-client', 'How the node believes the chain (docs/protocol.md#verified-chain-view): a light client and storage proofs, never the RPC.'),
       registryCodeHash: v(roots.registryCodeHash.toLowerCase(), 'keccak256 of the registry\'s runtime code (cast keccak $(cast code ADDR)): every proof checks it; it pins the immutables.'),
       lightClient: v(
         {

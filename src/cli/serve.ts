@@ -20,6 +20,7 @@ import { isKzgLoaded } from '../chain/kzg.ts'
 import { createRegistryClient } from '../chain/registry.ts'
 import { networkOfChainId } from '../chain/networks.ts'
 import {
+  chainViewCore,
   loadHostSettings,
   PACKAGE_ROOT,
   registryOf,
@@ -255,7 +256,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     cursor: createCursorStore(db),
   }
   const now = () => Math.floor(Date.now() / 1000)
-  const chainView = chainViewFromSettings(measured.chainView, {
+  const chainView = chainViewFromSettings(chainViewCore(measured), {
     rpc: publicClient,
     registry: registryOf(measured),
     beaconUrl: config.chain.beaconUrl,

@@ -304,7 +304,7 @@ export async function runDevnet({
         measured: {
           version: 1,
           devnet: true,
-          chain: { chainId: foundry.id, registry },
+          chain: { chainId: foundry.id, registry, verification },
           quote: {
             provider: 'simulated',
             ...saveDevnetPlatform(pki.mintPlatform(), join(nodeDir, 'platform')),
@@ -317,13 +317,12 @@ export async function runDevnet({
           chainView:
             verification === 'light-client'
               ? {
-                  verification,
                   registryCodeHash,
                   lightClient: { network: 'devnet', checkpointRoot: beacon!.checkpointRoot, devnet: beacon!.chainSpec },
                   // A devnet finalizes in a few blocks: a decision waits seconds for its mark, not Ethereum's minutes.
                   freshness: { timeoutSeconds: 60 },
                 }
-              : { verification, registryCodeHash, freshness: { timeoutSeconds: 60 } },
+              : { registryCodeHash, freshness: { timeoutSeconds: 60 } },
         },
         host: {
           dataDir: '.',

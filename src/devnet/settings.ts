@@ -31,7 +31,10 @@ const trustedRootCaFiles = z.array(filePath).min(1).optional()
 export const devnetMeasuredSettingsSchema = z.strictObject({
   version: z.literal(MEASURED_SETTINGS_VERSION),
   devnet: z.literal(true),
-  chain: measuredChainSchema,
+  chain: measuredChainSchema.extend({
+    /** `trusted-rpc` believes the RPC (INSECURE, said at start): for devnet tests that rewind the chain below finality. */
+    verification: z.enum(['light-client', 'trusted-rpc']).default('light-client'),
+  }),
   quote: z.discriminatedUnion('provider', [
     z.strictObject({
       provider: z.literal('simulated'),
@@ -51,11 +54,17 @@ export const devnetMeasuredSettingsSchema = z.strictObject({
   chainView: z.union([
     chainViewSchema,
     z.strictObject({
-      verification: z.literal('trusted-rpc'),
       registryCodeHash: chainViewSchema.shape.registryCodeHash.optional(),
       freshness: freshnessSchema,
     }),
   ]),
+}).superRefine((settings, ctx) => {
+  if (settings.chain.verification === 'light-client' && !('lightClient' in settings.chainView)) {
+    ctx.addIssue({ code: 'custom', path: ['chainView', 'lightClient'], message: 'required: chain.verification is light-client (the default)' })
+  }
+  if (settings.chain.verification === 'trusted-rpc' && 'lightClient' in settings.chainView) {
+    ctx.addIssue({ code: 'custom', path: ['chainView', 'lightClient'], message: 'not used: chain.verification is trusted-rpc' })
+  }
 })
 export type DevnetMeasuredSettings = z.infer<typeof devnetMeasuredSettingsSchema>
 /** What a devnet harness writes (defaults may be left out). */

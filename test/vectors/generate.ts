@@ -328,12 +328,11 @@ function settingsDigests() {
     },
     {
       version: 1,
-      chain: { chainId: 1, registry: '0x0000000000000000000000000000000000000001' },
+      chain: { chainId: 1, registry: '0x0000000000000000000000000000000000000001', verification: 'light-client' },
       quote: { provider: 'tdx', tsmDir: '/sys/kernel/config/tsm/report' },
       seal: { provider: 'none' },
       maxReferenceAge: 32,
       chainView: {
-        verification: 'light-client',
         registryCodeHash: '0x0000000000000000000000000000000000000000000000000000000000000001',
         lightClient: { network: 'mainnet', checkpointRoot: '0x0000000000000000000000000000000000000000000000000000000000000002' },
         freshness: { timeoutSeconds: 900 },
