@@ -8,10 +8,12 @@ import {
   MAX_ONBOARD_ENTRIES,
   MAX_SECRETS_LIST_BYTES,
   MAX_QUOTE_BYTES,
+  ONE_BLOB_ENVELOPE_BYTES,
   blobsToEnvelope,
   decodeEnvelope,
   encodeEnvelope,
   envelopeToBlobs,
+  onboardEntriesInOneBlob,
   type Envelope,
   type OnboardEnvelope,
   type RegisterEnvelope,
@@ -149,6 +151,27 @@ test('default: MAX_ONBOARD_ENTRIES worst-case entries fit in 6 blobs, one more d
     () => encodeEnvelope({ ...worst, entries: [...entries, { requestId: 1n, ciphertext: bytes(ECIES_CIPHERTEXT_BYTES) }] }),
     { name: 'EnvelopeError', reason: 'field_count' },
   )
+})
+
+test('limit: an onboard answer is one blob; onboardEntriesInOneBlob is the most entries that fit, one more takes a second blob', () => {
+  // A helper's answer to newcomers holding one generation: the plaintext rlp([[1, M_1]]) is 37 bytes.
+  const entry = (i: number) => ({ requestId: 1_000_000n + BigInt(i), ciphertext: bytes(ECIES_CIPHERTEXT_BYTES - 32 + 37, i & 0xff) })
+  const entries = Array.from({ length: 2000 }, (_, i) => entry(i))
+  const fit = onboardEntriesInOneBlob(1n, entries)
+  assert.ok(fit > 500 && fit < 2000, `${fit}`)
+  const answer: OnboardEnvelope = { kind: 'onboard', generation: 1n, entries: entries.slice(0, fit) }
+  assert.ok(encodeEnvelope(answer).length <= ONE_BLOB_ENVELOPE_BYTES)
+  assert.equal(envelopeToBlobs(answer).length, 1)
+  assert.deepEqual(blobsToEnvelope(envelopeToBlobs(answer).slice(0, 1)), answer, 'blob 0 alone holds the whole answer')
+  assert.equal(envelopeToBlobs({ ...answer, entries: entries.slice(0, fit + 1) }).length, 2)
+  // Fewer entries than fit: all of them; none: none.
+  assert.equal(onboardEntriesInOneBlob(1n, entries.slice(0, 10)), 10)
+  assert.equal(onboardEntriesInOneBlob(1n, []), 0)
+  // Bigger entries (many generations in each secrets list) fit fewer, found the same way.
+  const big = Array.from({ length: 200 }, (_, i) => ({ requestId: BigInt(i + 1), ciphertext: bytes(ECIES_CIPHERTEXT_BYTES - 32 + MAX_SECRETS_LIST_BYTES) }))
+  const bigFit = onboardEntriesInOneBlob(2n, big)
+  assert.equal(envelopeToBlobs({ kind: 'onboard', generation: 2n, entries: big.slice(0, bigFit) }).length, 1)
+  assert.equal(envelopeToBlobs({ kind: 'onboard', generation: 2n, entries: big.slice(0, bigFit + 1) }).length, 2)
 })
 
 test('error: encode validates like decode', () => {

@@ -297,6 +297,27 @@ export function envelopeToBlobs(envelope: Envelope): Hex[] {
   return [...toBlobs({ data: bytes, to: 'hex' })]
 }
 
+/** Bytes one blob carries (`toBlobs`: 4096 field elements of 31 bytes, less the 0x80 terminator). */
+export const ONE_BLOB_ENVELOPE_BYTES = 4096 * 31 - 1
+
+/**
+ * How many of `entries`, from the first, an onboard answer of `generation` can carry in one blob. An answer is one
+ * blob (docs/protocol.md#blob-envelope): the helper's signature binds `blobhash(0)` and the newcomer reads blob 0, so a
+ * helper answers the requests that fit and leaves the rest to a later round. 0 when not even the first fits.
+ */
+export function onboardEntriesInOneBlob(generation: bigint, entries: readonly OnboardEntry[]): number {
+  const fits = (n: number) => n === 0 || encodeEnvelope({ kind: 'onboard', generation, entries: entries.slice(0, n) }).length <= ONE_BLOB_ENVELOPE_BYTES
+  let lo = 0
+  let hi = entries.length
+  // Largest n that fits: the encoding grows with every entry, so fitting is monotone in n.
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2)
+    if (fits(mid)) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
 /**
  * Decodes the envelope carried by a transaction's blobs (in transaction order). The blobs must be exactly what
  * `toBlobs` makes of the envelope bytes: a zero high byte in every field element, data then one 0x80

@@ -172,6 +172,21 @@ describe('onboardAad', () => {
     )
   })
 
+  test('security: an onboard ciphertext moved to another request, registry, chain or generation does not decrypt', () => {
+    const recipient = secp256k1.utils.randomSecretKey()
+    const bound: Parameters<typeof onboardAad>[0] = { chainId: 1, registry, requestId: 7n, generation: 2 }
+    const secret = new Uint8Array(32).fill(9)
+    const ciphertext = eciesEncrypt(publicKey33(recipient), secret, onboardAad(bound))
+    assert.deepEqual(eciesDecrypt(recipient, ciphertext, onboardAad(bound)), secret)
+    const moved = [
+      { ...bound, requestId: 8n },
+      { ...bound, registry: '0x5fbdb2315678afecb367f032d93f642f64180aa4' as const },
+      { ...bound, chainId: 11155111 },
+      { ...bound, generation: 3 },
+    ]
+    for (const other of moved) assert.throws(() => eciesDecrypt(recipient, ciphertext, onboardAad(other)), EciesDecryptionError, JSON.stringify(other, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
+  })
+
   test('error: bad arguments', () => {
     assert.throws(() => onboardAad({ chainId: 1, registry, requestId: -1n, generation: 1 }), {
       name: 'RangeError',

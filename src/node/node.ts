@@ -1,6 +1,6 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { bytesToHex, concatBytes, decodeFunctionData, hexToBytes, type Address, type Hex } from 'viem'
-import { envelopeToBlobs, blobsToEnvelope, type Envelope } from '../chain/envelope.ts'
+import { envelopeToBlobs, blobsToEnvelope, onboardEntriesInOneBlob, type Envelope } from '../chain/envelope.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { getLogsBounded } from '../chain/logs.ts'
 import { fetchVerifiedBlobsWithFallback } from '../chain/peerBlobs.ts'
@@ -1002,11 +1002,21 @@ export function createNode(ctx: NodeContext) {
       ),
     }))
     plaintext.fill(0)
+    // An answer is one blob (docs/protocol.md#blob-envelope): the signature binds blobhash(0) and the newcomer reads
+    // blob 0. Requests whose entries do not fit are left undecided, for a later round.
+    const fit = onboardEntriesInOneBlob(gen, entries)
+    for (const { request } of accepted.slice(fit)) {
+      logger.info({ requestId: request.requestId.toString() }, 'the answer is full (one blob); this request waits for a later round')
+      results.push({ requestId: request.requestId, decision: 'refused', reason: TEMPORARILY_UNAVAILABLE, message: 'the answer is full (one blob per answer): answered in a later round' })
+    }
+    accepted.splice(fit)
+    entries.splice(fit)
+    if (accepted.length === 0) return results
     const blobs = envelopeToBlobs({ kind: 'onboard', generation: gen, entries })
+    if (blobs.length !== 1) throw new Error(`an onboard answer must be one blob, got ${blobs.length}`)
     // The signature covers blobhash(0) of the fulfill tx, so it is computed from the blob before sending.
     const responseBlobHash = bytesToHex(commitmentToVersionedHash(blobToCommitment(hexToBytes(blobs[0]!))))
     archive(responseBlobHash, hexToBytes(blobs[0]!))
-    if (blobs.length > 1) archiveOwn(blobs.slice(1))
     kill('help.response-archived')
     const requestIds = accepted.map(({ request }) => request.requestId)
     const signature = master.signDigest(
