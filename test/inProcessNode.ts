@@ -70,6 +70,8 @@ export class FakeChain {
   readonly genesisTime = BigInt(Math.floor(Date.now() / 1000)) - 100n * 12n
   generation = 0n
   xPub: Address = '0x0000000000000000000000000000000000000000'
+  /** Lets a test make the master-key slot disagree with the generation's record (the helper's last check before encrypting). */
+  masterSlotXPub: Address | undefined
   allowed = new Set<Hex>()
   blobs = new Map<Hex, Uint8Array>()
   requests = new Map<bigint, StoredRequest>()
@@ -227,7 +229,7 @@ export function fakeChainView(chain: FakeChain): ChainView {
   })
   function slots(): Map<bigint, bigint> {
     const values = new Map<bigint, bigint>()
-    values.set(KEY_MANAGER_LAYOUT.xPub.slot, BigInt(chain.xPub) | (chain.generation << 160n))
+    values.set(KEY_MANAGER_LAYOUT.xPub.slot, BigInt(chain.masterSlotXPub ?? chain.xPub) | (chain.generation << 160n))
     // requestCount, requestTtl, acceptedTcbStatuses (UpToDate only), no collateral age, allow-list off, no minimum.
     values.set(KEY_MANAGER_LAYOUT.requestCount.slot, BigInt(chain.requests.size) | (TTL << 64n) | (1n << 128n))
     for (const id of chain.allowed) values.set(measurementSlot(id), 1n)

@@ -256,3 +256,40 @@ test('reorg: a request whose receipt a reorg took away leaves the node registeri
   assert.equal(second.stores.registrations.latestOpen(), undefined, `${open.address} expired`)
   assert.equal(second.node.dropLostRegistration(), false)
 })
+
+test('security: a helper whose master key is no longer the verified chain\'s encrypts nothing (master_key_changed)', async () => {
+  const { chain, helper } = await bootstrapped()
+  const newcomer = nodeOn(chain)
+  await newcomer.node.start()
+  const request = chain.mineRequest(unsigned(await newcomer.node.register()))
+  // The proven master-key slot names another key than this helper's M (its generation's record still matches, so
+  // only the last check before encrypting sees it).
+  chain.masterSlotXPub = '0x00000000000000000000000000000000000b0b00'
+  const result = await refusal(helper.node, request)
+  assert.equal(result.reason, 'master_key_changed', result.message)
+  assert.match(result.message, /not this node's/)
+  assert.equal(helper.stores.requests.get(request.requestId)!.reason, 'master_key_changed', 'recorded for /status')
+  // Back to the node's own key, the same request is answered.
+  chain.masterSlotXPub = undefined
+  const [again] = await helper.node.help([request])
+  assert.equal(again!.decision, 'fulfilled')
+})
+
+test('security: a newcomer refuses an answer when the verified chain gives its request to another key (not_our_request)', async () => {
+  const { chain, helper } = await bootstrapped()
+  const newcomer = nodeOn(chain)
+  await newcomer.node.start()
+  const registration = await newcomer.node.register()
+  const request = chain.mineRequest(unsigned(registration))
+  const [result] = await helper.node.help([request])
+  chain.mineFulfill(fulfillTx(result))
+  // The proven request slot names another key than this registration's (the event the host showed said ours).
+  const stored = chain.requests.get(request.requestId)!
+  const ours = stored.key
+  stored.key = '0x00000000000000000000000000000000000b0b00'
+  await assert.rejects(newcomer.node.complete(registration.enckey), /onboarding response refused \(not_our_request\)/)
+  assert.notEqual(newcomer.node.state, 'ready', 'no secret taken')
+  stored.key = ours
+  const done = await newcomer.node.complete(registration.enckey)
+  assert.equal(done.xPub, chain.xPub, 'the real answer is taken once the chain shows the request as ours')
+})
