@@ -5,7 +5,11 @@
 // on a request it must refuse), 100 requests per blob transaction through a small spam contract; a second newcomer
 // registers right after. Printed: the newcomer's time to ready under the flood against the baseline's, the helper's CPU
 // over the flood window against an idle window of the same length, its archive and database, and what it decided.
-// Not a test: nothing here asserts wall time (the figures go to docs/performance.md).
+// Then the caps are checked (docs/protocol.md#limits): archive bytes ≤ blobs.archiveMaxBytes, unanswered requests
+// stored ≤ watcher.maxOpenRequests and ≤ watcher.maxOpenPerRequester per requester, and the database file (with its
+// WAL) grown by no more than maxOpenRequests rows of 1 KiB plus one WAL of SQLite's auto-checkpoint size (4 MiB);
+// a cap exceeded exits 1 with one line naming it. Wall time is printed, never checked (the figures go to
+// docs/performance.md).
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,6 +23,7 @@ import { envelopeToBlobs } from '../src/chain/envelope.ts'
 import { DEVNET_AUTO, DEVNET_MEASUREMENT_LABEL, devAccount, runDevnet, waitUntilReady } from '../src/devnet/network.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
+import { DEFAULT_MAX_OPEN_PER_REQUESTER, DEFAULT_MAX_OPEN_REQUESTS, type HostSettingsInput } from '../src/config.ts'
 
 const SPAM = Number(process.env.BENCH_SPAM ?? 10_000)
 const PER_TX = Number(process.env.BENCH_SPAM_PER_TX ?? 100)
@@ -67,7 +72,11 @@ function dbCounts(dir: string) {
   try {
     const blobs = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM blobs').get() as { n: number; bytes: number }
     const rows = db.prepare('SELECT decision, reason, COUNT(*) AS n FROM requests GROUP BY decision, reason').all() as { decision: string; reason: string | null; n: number }[]
-    return { blobs: blobs.n, blobBytes: blobs.bytes, decisions: rows }
+    const open = (db.prepare('SELECT COUNT(*) AS n FROM watched_requests WHERE onboarded_block IS NULL').get() as { n: number }).n
+    const openPerRequester = (
+      db.prepare('SELECT COALESCE(MAX(n), 0) AS n FROM (SELECT COUNT(*) AS n FROM watched_requests WHERE onboarded_block IS NULL GROUP BY requester)').get() as { n: number }
+    ).n
+    return { blobs: blobs.n, blobBytes: blobs.bytes, decisions: rows, open, openPerRequester }
   } finally {
     db.close()
   }
@@ -75,10 +84,23 @@ function dbCounts(dir: string) {
 
 const dbBytes = (dir: string) => ['keymanager.sqlite', 'keymanager.sqlite-wal'].reduce((sum, f) => sum + (statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0), 0)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** The caps the helper runs with: its host file, defaults filled as src/config.ts fills them. */
+function capsOf(configPath: string) {
+  const host = JSON.parse(readFileSync(configPath, 'utf8')) as HostSettingsInput
+  return {
+    archiveMaxBytes: host.blobs.archiveMaxBytes ?? 4 * 1024 ** 3,
+    maxOpenRequests: host.watcher?.maxOpenRequests ?? DEFAULT_MAX_OPEN_REQUESTS,
+    maxOpenPerRequester: host.watcher?.maxOpenPerRequester ?? DEFAULT_MAX_OPEN_PER_REQUESTER,
+  }
+}
+/** One WAL at SQLite's default auto-checkpoint (1,000 pages of 4 KiB), which the file may hold between checkpoints. */
+const WAL_BYTES = 1000 * 4096
+
 /** Newcomers join by themselves but do not help: node 1 is the one helper measured. */
 const NEWCOMER = { ...(DEVNET_AUTO as object), help: false }
 
-export async function benchSpam(print: (line: string) => void, spam = SPAM): Promise<void> {
+/** Runs the bench; resolves to the caps exceeded (empty: all held). */
+export async function benchSpam(print: (line: string) => void, spam = SPAM): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'km-bench-spam-'))
   const devnet = await runDevnet({ nodes: 1, dir, auto: true, print: () => {} })
   try {
@@ -152,6 +174,19 @@ export async function benchSpam(print: (line: string) => void, spam = SPAM): Pro
     )
     print(`helper archive: ${before.blobs} → ${after.blobs} blobs (${before.blobBytes} → ${after.blobBytes} bytes); database ${(beforeDb / 1024).toFixed(0)} → ${(afterDb / 1024).toFixed(0)} KiB; RSS ${rssMiB(pid).toFixed(0)} MiB`)
     print(`helper decisions: ${JSON.stringify(decided)}`)
+
+    const caps = capsOf(helper.configPath)
+    const dbBound = beforeDb + caps.maxOpenRequests * 1024 + WAL_BYTES
+    print(
+      `caps: archive ${after.blobBytes} of ${caps.archiveMaxBytes} bytes; unanswered requests stored ${after.open} of ${caps.maxOpenRequests}, ` +
+        `at most ${after.openPerRequester} per requester of ${caps.maxOpenPerRequester}; database ${afterDb} of ${dbBound} bytes`,
+    )
+    const exceeded: string[] = []
+    if (after.blobBytes > caps.archiveMaxBytes) exceeded.push(`archive holds ${after.blobBytes} bytes, over blobs.archiveMaxBytes ${caps.archiveMaxBytes}`)
+    if (after.open > caps.maxOpenRequests) exceeded.push(`${after.open} unanswered requests stored, over watcher.maxOpenRequests ${caps.maxOpenRequests}`)
+    if (after.openPerRequester > caps.maxOpenPerRequester) exceeded.push(`${after.openPerRequester} unanswered requests of one requester stored, over watcher.maxOpenPerRequester ${caps.maxOpenPerRequester}`)
+    if (afterDb > dbBound) exceeded.push(`database is ${afterDb} bytes, over ${dbBound} (${beforeDb} before the flood + ${caps.maxOpenRequests} rows of 1 KiB + one WAL)`)
+    return exceeded
   } finally {
     await devnet.stop()
     rmSync(dir, { recursive: true, force: true })
@@ -159,5 +194,14 @@ export async function benchSpam(print: (line: string) => void, spam = SPAM): Pro
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await benchSpam((line) => process.stdout.write(line + '\n'))
+  const exceeded = await benchSpam((line) => process.stdout.write(line + '\n')).catch((error: Error) => {
+    process.stderr.write(`bench:spam: failed: ${error.message.split('\n')[0]}\n`)
+    process.exit(1)
+  })
+  if (exceeded.length > 0) {
+    process.stderr.write(`bench:spam: cap exceeded: ${exceeded.join('; ')}\n`)
+    process.exitCode = 1
+  } else {
+    process.stdout.write('caps held\n')
+  }
 }

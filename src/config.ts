@@ -282,6 +282,11 @@ export function resolveAlerts(alerts: HostSettings['alerts']): AlertsConfig {
 }
 
 /** Host settings (`keymanager serve --config FILE`): operations only; relative paths are relative to the file. */
+/** Defaults of `watcher` (docs/protocol.md#limits): a real requester has one open request, rarely a few. */
+export const DEFAULT_MAX_OPEN_PER_REQUESTER = 64
+/** About 20 MB of rows at most (a stored request is under 1 KiB with its index entries). */
+export const DEFAULT_MAX_OPEN_REQUESTS = 20_000
+
 export const hostSettingsSchema = z.strictObject({
   dataDir: z.string().min(1),
   chain: z.strictObject({
@@ -320,6 +325,18 @@ export const hostSettingsSchema = z.strictObject({
      */
     archiveMaxBytes: z.number().int().min(131_072).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
   }),
+  /**
+   * Bounds on the registry requests the chain watcher stores (docs/protocol.md#limits): anyone can post onboarding
+   * requests, each naming any key, so the rows they leave in the node's database are capped, per requester and in all.
+   */
+  watcher: z
+    .strictObject({
+      /** Most unanswered requests kept per requester (the address of the request's key): its latest ones. */
+      maxOpenPerRequester: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_OPEN_PER_REQUESTER),
+      /** Most unanswered requests kept in all; past it, what is evicted follows docs/protocol.md#limits. */
+      maxOpenRequests: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_OPEN_REQUESTS),
+    })
+    .default({ maxOpenPerRequester: DEFAULT_MAX_OPEN_PER_REQUESTER, maxOpenRequests: DEFAULT_MAX_OPEN_REQUESTS }),
   pod: z.strictObject({ host: z.string().default('127.0.0.1'), port }),
   host: z.strictObject({
     host: z.string().default('127.0.0.1'),

@@ -3,8 +3,9 @@
 // and one blob. The helper refuses each, archives none of their blobs, stops fetching and verifying after the
 // requester's budget of refusals, forgets the refusals once the requests expire, and keeps serving a real newcomer.
 // Each judgement goes through the verified chain view (light client on the devnet beacon chain, a freshness mark per
-// decision). KEYMANAGER_SPAM_REQUESTS sets the count (default 30); the 10k figure comes from `npm run bench:spam`
-// (docs/performance.md).
+// decision). A second helper runs with open-request caps set low (watcher.*, docs/protocol.md#limits): the spam hits
+// them, its database holds no more than they allow, and it still serves a real newcomer. KEYMANAGER_SPAM_REQUESTS sets
+// the count (default 30); the 10k figure comes from `npm run bench:spam` (docs/performance.md).
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,10 +25,13 @@ import { DEVNET_MEASUREMENT_LABEL } from '../src/devnet/network.ts'
 import { registerReportData } from '../src/keys/reportData.ts'
 import { addressOfPublicKey } from '../src/keys/signature.ts'
 import { VERIFY_LIMIT } from '../src/node/node.ts'
+import { DEFAULT_MAX_OPEN_PER_REQUESTER } from '../src/config.ts'
 import { fund } from './attacker.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
 const SPAM = Number(process.env.KEYMANAGER_SPAM_REQUESTS ?? 30)
+/** The capped helper's caps: one key's spam hits the per-requester cap, and the total cap below it. */
+const CAPS = { maxOpenPerRequester: 10, maxOpenRequests: 5 }
 
 describe('spam: a flood of bad onboarding requests', () => {
   let devnet: Devnet
@@ -41,7 +45,8 @@ describe('spam: a flood of bad onboarding requests', () => {
       const blobs = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM blobs').get() as { n: number; bytes: number }
       const requests = db.prepare('SELECT decision, COUNT(*) AS n FROM requests GROUP BY decision').all() as { decision: string; n: number }[]
       const unanswered = (db.prepare('SELECT COUNT(*) AS n FROM watched_requests WHERE onboarded_block IS NULL').get() as { n: number }).n
-      return { blobs: blobs.n, blobBytes: blobs.bytes, requests: Object.fromEntries(requests.map((r) => [r.decision, r.n])) as Record<string, number>, unanswered }
+      const watchedTo = (db.prepare('SELECT COALESCE(MAX(number), 0) AS n FROM chain_blocks').get() as { n: number }).n
+      return { blobs: blobs.n, blobBytes: blobs.bytes, requests: Object.fromEntries(requests.map((r) => [r.decision, r.n])) as Record<string, number>, unanswered, watchedTo }
     } finally {
       db.close()
     }
@@ -49,8 +54,11 @@ describe('spam: a flood of bad onboarding requests', () => {
   const rpc = (method: string, params: unknown[]) =>
     fetch(devnet.anvil.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
 
+  let capped: Awaited<ReturnType<Devnet['addNode']>>
   before(async () => {
     devnet = await runDevnet({ nodes: 2, dir: mkdtempSync(join(tmpdir(), 'km-spam-')), print: (l) => lines.push(l) })
+    capped = await devnet.addNode({ configure: (settings) => void (settings.host.watcher = CAPS) })
+    await devnet.onboard(capped, devnet.info.nodes[0]!)
   })
   after(async () => {
     await devnet?.stop()
@@ -76,7 +84,7 @@ describe('spam: a flood of bad onboarding requests', () => {
       await devnet.publicClient.waitForTransactionReceipt({ hash })
     }
     await setTtl(400n)
-    const spam: { requestId: bigint }[] = []
+    const spam: { requestId: bigint; blockNumber: bigint }[] = []
     for (let i = 0; i < SPAM; i++) {
       // Each request references the newest block (the devnet beacon server mines blocks between them as nodes follow
       // the chain), so each is judged on its quote, not refused as a stale reference.
@@ -86,25 +94,45 @@ describe('spam: a flood of bad onboarding requests', () => {
       )
       const blobs = envelopeToBlobs({ kind: 'register', teeType: 'tdx', quote, pubkey64: victim, refBlockNumber: head.number, refBlockHash: hexToBytes(head.hash), settingsDigest: digest })
       const sent = await sendBlobTransaction({ walletClient: spammer, publicClient: devnet.publicClient, to: devnet.registry, data: registry.calldata.requestOnboard(bytesToHex(victim), head.number), blobs })
-      spam.push({ requestId: registry.requestIdFromReceipt(sent.receipt, addressOfPublicKey(victim))! })
+      spam.push({ requestId: registry.requestIdFromReceipt(sent.receipt, addressOfPublicKey(victim))!, blockNumber: sent.receipt.blockNumber })
     }
     assert.equal(new Set(spam.map((r) => r.requestId)).size, SPAM)
 
     const reasons: string[] = []
-    for (const request of spam) {
+    for (const [i, request] of spam.entries()) {
       const res = await fetch(`${helper.hostUrl}/helper/${request.requestId}`, { method: 'POST', headers: { authorization: `Bearer ${helper.hostToken}` } })
-      const body = (await res.json()) as { error?: { reason?: string } }
+      const body = (await res.json()) as { error?: { reason?: string; code?: string } }
+      // Past the default per-requester cap (a count set above it), the key's oldest requests are no longer stored.
+      if (res.status === 404 && i < SPAM - DEFAULT_MAX_OPEN_PER_REQUESTER) continue
       assert.equal(res.status, 422, JSON.stringify(body))
       reasons.push(body.error!.reason!)
     }
-    const budget = Math.min(SPAM, VERIFY_LIMIT.count)
+    const budget = Math.min(reasons.length, VERIFY_LIMIT.count)
     assert.deepEqual(reasons.slice(0, budget), Array(budget).fill('report_data_mismatch'))
-    assert.deepEqual(reasons.slice(budget), Array(SPAM - budget).fill('rate_limited'))
+    assert.deepEqual(reasons.slice(budget), Array(reasons.length - budget).fill('rate_limited'))
 
     const afterSpam = dbCounts(helperDir)
     assert.equal(afterSpam.blobs, before.blobs, 'no spam blob is archived')
     assert.equal(afterSpam.blobBytes, before.blobBytes)
-    assert.equal(afterSpam.requests.refused, (before.requests.refused ?? 0) + SPAM)
+    assert.equal(afterSpam.requests.refused, (before.requests.refused ?? 0) + reasons.length)
+
+    // The capped helper watched the same spam: its database holds the caps, and it says so in its log.
+    const lastSpamBlock = Number(spam.at(-1)!.blockNumber)
+    let cappedCounts = dbCounts(capped.dir)
+    for (let i = 0; cappedCounts.watchedTo < lastSpamBlock; i++) {
+      assert.ok(i < 600, `the capped helper's watcher reached block ${cappedCounts.watchedTo}, not ${lastSpamBlock}`)
+      await new Promise((r) => setTimeout(r, 200))
+      cappedCounts = dbCounts(capped.dir)
+    }
+    assert.ok(SPAM > CAPS.maxOpenPerRequester, 'the spam is larger than the caps it is meant to hit')
+    assert.ok(cappedCounts.unanswered <= CAPS.maxOpenRequests, `${cappedCounts.unanswered} unanswered requests stored, cap ${CAPS.maxOpenRequests}`)
+    assert.equal(cappedCounts.unanswered, CAPS.maxOpenRequests, 'the spam\'s latest requests fill the cap')
+    assert.match(readFileSync(join(capped.dir, 'node.log'), 'utf8'), /open-request cap hit: \d+ stored requests evicted \(watcher\.maxOpenPerRequester 10, watcher\.maxOpenRequests 5\)/)
+    // A real newcomer is served by the capped helper: the spam's own rows make room for its request.
+    const cappedNewcomer = await devnet.addNode()
+    await devnet.onboard(cappedNewcomer, capped)
+    assert.equal((await hostCall<{ state: string }>(cappedNewcomer, 'GET', '/status')).state, 'ready')
+    assert.ok(dbCounts(capped.dir).unanswered <= CAPS.maxOpenRequests)
 
     // A real newcomer is served by the same helper.
     const newcomer = await devnet.addNode()

@@ -124,7 +124,17 @@ export function createChainWatcher(options: ChainWatcherOptions) {
         events.push({ kind: 'Bootstrapped', blockNumber: log.blockNumber })
       }
     }
-    store.advance({ number: to, hash: after.hash }, events, [...eventBlocks].map(([number, hash]) => ({ number, hash })))
+    const evicted = store.advance({ number: to, hash: after.hash }, events, [...eventBlocks].map(([number, hash]) => ({ number, hash })))
+    if (evicted) {
+      // docs/protocol.md#limits: which rows go, and why a newcomer's open request is never among them.
+      const { maxOpenPerRequester, maxOpenRequests } = store.caps
+      const counts = { ...evicted, maxOpenPerRequester, maxOpenRequests }
+      if (evicted.overCap > 0) {
+        logger.warn(counts, `open-request cap exceeded: ${evicted.open} unanswered requests stored, each the only one of its requester and not yet judged (watcher.maxOpenRequests ${maxOpenRequests}); kept until judged or expired`)
+      } else {
+        logger.warn(counts, `open-request cap hit: ${evicted.perRequester + evicted.refused + evicted.levelled} stored requests evicted (watcher.maxOpenPerRequester ${maxOpenPerRequester}, watcher.maxOpenRequests ${maxOpenRequests}); each requester's latest kept`)
+      }
+    }
     if (events.length > 0) {
       logger.debug({ from: from.toString(), to: to.toString(), events: events.length }, 'registry events processed')
       options.onEvents?.(events)

@@ -253,7 +253,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registrations: createRegistrationStore(db),
     requests: instrumentRequestStore(createRequestStore(db), metrics),
     blobs: createBlobArchive(db, { maxBytes: config.blobs.archiveMaxBytes }),
-    cursor: createCursorStore(db),
+    cursor: createCursorStore(db, config.watcher),
   }
   const now = () => Math.floor(Date.now() / 1000)
   const chainView = chainViewFromSettings(chainViewCore(measured), {
