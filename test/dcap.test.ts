@@ -71,6 +71,8 @@ test('default: TDX v4 quote → UpToDate', async () => {
     reportData: m.reportData,
     collateralIssuedAt: seconds('2025-06-19T10:00:35Z'),
     tcbEvaluationDataNumber: 17,
+    // The exact collateral it was checked against, for a helper to keep with its decision.
+    collateral: tdxCollateral,
   } satisfies VerifiedQuote)
   assert.ok(verified.measurements.mrTd!.startsWith('0x91eb2b44d141d4ec'))
   assert.equal(verified.measurements.rtMr3, `0x${'00'.repeat(48)}`)

@@ -6,7 +6,11 @@ import { randomBytes } from '@noble/hashes/utils.js'
 import pino from 'pino'
 import { publicKey64 } from '../keys/signature.ts'
 import { createMetrics } from '../monitor/metrics.ts'
-import { bootstrapped, nodeOn, registerBlob, removeNodeDirs, unsigned } from '../../test/inProcessNode.ts'
+import { bytesToHex } from 'viem'
+import { bootstrapped, nodeOn, pki, registerBlob, removeNodeDirs, unsigned } from '../../test/inProcessNode.ts'
+import { blobsToEnvelope } from '../chain/envelope.ts'
+import { keptCollateralReader } from '../store/keptCollateral.ts'
+import { parseKeptCollateral, verifyWithKeptCollateral } from '../tee/keptCollateral.ts'
 import { createHostApp } from './host.ts'
 
 after(removeNodeDirs)
@@ -108,6 +112,46 @@ test('security: the public /blobs route is rate-limited for all callers together
   assert.deepEqual(n.map((r) => r.status), [200, 200, 200, 429, 429], 'refilled up to the burst, not beyond')
   // The token-guarded routes are not counted.
   assert.equal((await app.request('/status', { headers: auth })).status, 200)
+})
+
+test('default: a helper keeps the collateral it judged an answered quote with; /collateral serves it without the token, and it verifies at the decision time', async () => {
+  const { chain, helper } = await bootstrapped()
+  const newcomer = nodeOn(chain)
+  await newcomer.node.start()
+  let seconds = 0
+  const app = createHostApp({
+    node: helper.node,
+    blobs: helper.stores.blobs,
+    keptCollateral: keptCollateralReader(helper.db),
+    token: TOKEN,
+    logger: pino({ level: 'silent' }),
+    monitor: { snapshot: async () => ({}) as never },
+    metrics: createMetrics({ processMetrics: false }),
+    collateralRate: { perSecond: 1, burst: 3, now: () => seconds },
+  })
+  const registered = await json(await hostAppOf(newcomer).request('/register', { method: 'POST', headers: auth }))
+  const request = chain.mineRequest(unsigned(registered))
+  assert.equal((await json(await app.request(`/helper/${request.requestId}`, { method: 'POST', headers: auth }))).decision, 'fulfilled')
+  // A request refused (its quote binds another key) keeps nothing: only answered quotes cost the node storage.
+  const bad = await registerBlob(chain, { quoteFor: publicKey64(randomBytes(32)) })
+  const refused = chain.addRequest(bad.pubkey64, bad.quoteBlobHash, bad.refBlockNumber)
+  assert.equal((await app.request(`/helper/${refused.requestId}`, { headers: auth })).status, 422)
+
+  const res = await app.request(`/collateral/${request.quoteBlobHash}`)
+  assert.equal(res.status, 200)
+  const kept = parseKeptCollateral(await json(res), request.quoteBlobHash)
+  assert.ok(Math.abs(kept.judgedAt - Math.floor(Date.now() / 1000)) < 600, 'judged at the verified block time, about now on this chain')
+  const { quote } = blobsToEnvelope([bytesToHex(chain.blobs.get(request.quoteBlobHash)!)]) as { quote: Uint8Array }
+  const verified = await verifyWithKeptCollateral(quote, kept, { notBefore: kept.judgedAt, notAfter: kept.judgedAt, trustedRootCaDer: [pki.rootCaDer] })
+  assert.equal(verified.status, 'UpToDate')
+  assert.equal((await json(await app.request(`/collateral/${refused.quoteBlobHash}`))).error?.code, 'not_found')
+  assert.equal((await json(await app.request(`/collateral/0x02${'00'.repeat(31)}`))).error?.code, 'bad_request')
+  // Public, so rate-limited for all callers together.
+  const limited = await app.request(`/collateral/${request.quoteBlobHash}`)
+  assert.equal(limited.status, 429)
+  assert.equal(limited.headers.get('retry-after'), '1')
+  seconds = 1
+  assert.equal((await app.request(`/collateral/${request.quoteBlobHash}`)).status, 200)
 })
 
 test('security: a refused request is a 422 with its reason, and no transaction', async () => {

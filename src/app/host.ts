@@ -1,12 +1,14 @@
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Logger } from 'pino'
-import { getAddress, type Address } from 'viem'
+import { getAddress, type Address, type Hex } from 'viem'
 import { KeymanagerError } from '../errors.ts'
 import { parseHex, toHex0x } from '../keys/bytes.ts'
 import { addressOfPublicKey } from '../keys/signature.ts'
 import type { HelpResult, KeymanagerNode } from '../node/node.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
+import type { KeptRow } from '../store/keptCollateral.ts'
+import { MAX_KEPT_COLLATERAL_BYTES } from '../tee/keptCollateral.ts'
 import type { GasSpent } from '../monitor/instrument.ts'
 import type { Metrics } from '../monitor/metrics.ts'
 import type { Monitor } from '../monitor/monitor.ts'
@@ -26,12 +28,19 @@ export type HostAppDeps = {
   metrics: Pick<Metrics, 'registry'>
   /** Rate of the public `/blobs` route (docs/protocol.md#limits); tests pass a clock. */
   blobsRate?: { perSecond: number; burst: number; now?: () => number }
+  /** Collateral kept with the decisions (docs/protocol.md#node-state), served publicly at `/collateral/:quoteBlobHash`. */
+  keptCollateral?: { get(quoteBlobHash: Hex): KeptRow | undefined }
+  /** Rate of the public `/collateral` route; tests pass a clock. */
+  collateralRate?: { perSecond: number; burst: number; now?: () => number }
   /** Gas the node's own transactions used, per onboarding (src/monitor/instrument.ts); absent without a gas key. */
   gasSpent?: (() => GasSpent) | undefined
 }
 
 /** `/blobs` answers at most this many blobs per second (6.5 MB/s), bursts up to `burst`, to all callers together. */
 export const BLOBS_RATE = { perSecond: 50, burst: 100 }
+
+/** `/collateral` answers at most this many records per second (each at most MAX_KEPT_COLLATERAL_BYTES), to all callers together. */
+export const COLLATERAL_RATE = { perSecond: 10, burst: 20 }
 
 /** A token bucket: `take()` is false once `burst` tokens are spent faster than `perSecond` come back. */
 export function createTokenBucket({ perSecond, burst, now = () => performance.now() / 1000 }: { perSecond: number; burst: number; now?: () => number }) {
@@ -96,6 +105,22 @@ export function createHostApp(deps: HostAppDeps) {
     const blob = deps.blobs.get(toHex0x(hash))
     if (!blob) return errorJson(c, 'not_found', 'blob not in this node archive')
     return c.body(blob as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' })
+  })
+  // Collateral kept with a decision (docs/protocol.md#http-api): public Intel data, read by `audit --peer` without the
+  // host token, which checks it in full. Rate-limited for all callers together, one record of bounded size per call.
+  const collateralBucket = createTokenBucket(deps.collateralRate ?? COLLATERAL_RATE)
+  app.get('/collateral/:quoteBlobHash', (c) => {
+    if (!collateralBucket.take()) {
+      c.header('retry-after', '1')
+      return errorJson(c, 'too_many_requests', `over ${(deps.collateralRate ?? COLLATERAL_RATE).perSecond} collateral records per second; retry later`)
+    }
+    const hash = parseInput(() => parseHex(c.req.param('quoteBlobHash'), { name: 'quoteBlobHash', length: 32, prefix: 'required' }))
+    if (hash[0] !== 0x01) throw new KeymanagerError('bad_request', 'quoteBlobHash must start with 0x01 (EIP-4844 KZG version)')
+    const row = deps.keptCollateral?.get(toHex0x(hash))
+    if (!row || Buffer.byteLength(row.collateral) > MAX_KEPT_COLLATERAL_BYTES) return errorJson(c, 'not_found', 'no collateral kept with a decision on this quote blob')
+    // The stored canonical JSON goes out as it is: its bytes are what collateralHash is taken over.
+    const body = `{"quoteBlobHash":${JSON.stringify(row.quoteBlobHash)},"collateralHash":${JSON.stringify(row.collateralHash)},"judgedAt":${row.judgedAt},"collateral":${row.collateral}}`
+    return c.body(body, 200, { 'content-type': 'application/json' })
   })
   const sessions = createSessions({ token: deps.token })
   // The status page and its sign-in handle their own session; everything after this needs the token (session.ts).

@@ -473,6 +473,28 @@ export function hostOpenApiDocument() {
           },
         },
       },
+      '/collateral/{quoteBlobHash}': {
+        get: {
+          summary:
+            'The DCAP collateral this node judged a quote with, kept with the decision it acted on, for audit --peer (public Intel data: callers check its hash, signatures and chain to the Intel root)',
+          security: [],
+          parameters: [pathParameter('quoteBlobHash', 'versioned hash of the quote blob (the request\'s quoteBlobHash)', '^0x01[0-9a-fA-F]{62}$')],
+          responses: {
+            '200': {
+              description: 'the kept record (at most 256 KiB of collateral)',
+              content: json(
+                z.object({
+                  quoteBlobHash: z.string(),
+                  collateralHash: z.string().describe('keccak256 of the collateral object as served (fields in a fixed order)'),
+                  judgedAt: z.number().int().describe('unix seconds: the verified block time the quote was judged at'),
+                  collateral: z.record(z.string(), z.string()).describe('dcap-qvl collateral shape'),
+                }),
+              ),
+            },
+            ...errors([400, 404, 429]),
+          },
+        },
+      },
       '/metrics': {
         get: {
           summary: 'Prometheus metrics (text exposition format 0.0.4)',

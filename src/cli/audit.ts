@@ -9,9 +9,11 @@
 // After pruning (docs/protocol.md#limits): blobs come from several sources, tried in order: node archives (`--archive`,
 // a node's data directory or database file, read only), the beacon node or anvil (`--blobs`), then peers' public
 // archives (`--peer`, a node's host listener); every blob is checked against its on-chain versioned hash, so any
-// source will do. Each quote is judged at the time of its block, with the collateral of that time (`--collateral`
-// files, repeatable, picked by date: src/tee/datedCollateral.ts); when only newer collateral is at hand (a PCCS
-// serves today's), the quote is judged now and the entry says so (`judgedAt`).
+// source will do. Each quote is judged with the collateral of its time, in this order (the entry's `collateral` says
+// which): the collateral the helper kept with its decision (src/tee/keptCollateral.ts), read from the same archives
+// and peers, checked in full (hash, signatures, chain to the trusted root) and used at the time the helper judged;
+// else the `--collateral` file whose window covers the quote's block time (src/tee/datedCollateral.ts); else (a PCCS
+// serves only today's) the quote is judged now and the entry says so (`judgedAt`).
 import { bytesToHex, createPublicClient, getAddress, http, isAddress, type Address, type Hex, type PublicClient } from 'viem'
 import { chainFor } from '../chain/chain.ts'
 import { existsSync, statSync } from 'node:fs'
@@ -28,7 +30,16 @@ import { bootstrapReportData, registerReportData } from '../keys/reportData.ts'
 import { createDcapVerifier } from '../tee/dcap.ts'
 import { datedCollateral } from '../tee/datedCollateral.ts'
 import { checkPolicy } from '../tee/policy.ts'
-import { QuoteVerificationError, type QuoteVerifier } from '../tee/types.ts'
+import {
+  KEPT_COLLATERAL_FAULTS,
+  parseKeptCollateral,
+  peerKeptCollateralSource,
+  verifyWithKeptCollateral,
+  type KeptCollateral,
+  type KeptCollateralSource,
+} from '../tee/keptCollateral.ts'
+import { keptCollateralReader } from '../store/keptCollateral.ts'
+import { QuoteVerificationError, type QuoteVerifier, type VerifiedQuote } from '../tee/types.ts'
 import { parseFlags, UsageError } from './args.ts'
 import { loadTrustedRoots, quoteVerifierFromOptions } from './quote.ts'
 
@@ -50,13 +61,41 @@ export type AuditEntry = {
   status: string | null
   /** The on-chain policy and allow-list applied today. */
   policyNow: string
-  /** `block time`: verified at its block's time with the collateral of then; `now`: only newer collateral was at hand. */
-  judgedAt: 'block time' | 'now' | null
+  /**
+   * `decision time`: with the collateral kept with the helper's decision, at the time the helper judged it; `block time`:
+   * at its block's time with the collateral of then; `now`: only newer collateral was at hand.
+   */
+  judgedAt: JudgedAt | null
+  /** Which collateral judged it: `kept` with the decision, a dated `file`, or the `pccs`'s (today's). */
+  collateral: CollateralUsed | null
+  /** Kept collateral found for this quote but refused (forged, broken, or not valid when it claims), with why. */
+  keptRefused: string | null
 }
 
+type JudgedAt = 'decision time' | 'block time' | 'now'
+type CollateralUsed = 'kept' | 'file' | 'pccs'
+type Verdict = { judgedAt: JudgedAt; collateral: CollateralUsed; keptRefused: string | null }
+
 type Judged =
-  | { ok: true; measurementId: Hex; settingsDigest: Hex; status: string; policyNow: string; judgedAt: 'block time' | 'now' }
-  | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null; judgedAt: 'block time' | 'now' | null }
+  | ({ ok: true; measurementId: Hex; settingsDigest: Hex; status: string; policyNow: string } & Verdict)
+  | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null; judgedAt: JudgedAt | null; collateral: CollateralUsed | null; keptRefused: string | null }
+
+/**
+ * The collateral kept with the decision on this quote blob, from the first source that has one that reads back
+ * correctly (src/tee/keptCollateral.ts `parseKeptCollateral`). Sources that fail or hold a broken record are noted.
+ */
+async function findKept(sources: readonly KeptCollateralSource[], quoteBlobHash: Hex): Promise<{ kept?: KeptCollateral; refused: string[] }> {
+  const refused: string[] = []
+  for (const source of sources) {
+    try {
+      const value = await source.get(quoteBlobHash)
+      if (value !== undefined) return { kept: parseKeptCollateral(value, quoteBlobHash), refused }
+    } catch (error) {
+      refused.push(`${source.name}: ${error instanceof QuoteVerificationError ? `${error.reason}: ` : ''}${(error as Error).message}`)
+    }
+  }
+  return { refused }
+}
 
 async function judgeQuote(args: {
   registry: RegistryClient
@@ -66,6 +105,12 @@ async function judgeQuote(args: {
   blockHash: Hex
   blockTimestamp: bigint
   quoteBlobHash: Hex
+  /** Where kept collateral is looked for, and the latest time the decision could have been made (request expiry or head). */
+  kept: readonly KeptCollateralSource[]
+  decidedBy: bigint
+  trustedRootCaDer: readonly Uint8Array[]
+  /** What judges without kept collateral: `file` (dated --collateral files) or `pccs` (today's). */
+  fallback: 'file' | 'pccs'
   expect: (envelope: ReturnType<typeof blobsToEnvelope>) => { reportData: Uint8Array } | string
 }): Promise<Judged> {
   let envelope
@@ -81,27 +126,50 @@ async function judgeQuote(args: {
     // The first line, and the facts that say what to do (a pruned blob names the archives and peers to use).
     const { message, metaMessages } = error as Error & { metaMessages?: string[] }
     const facts = (metaMessages ?? []).filter((line) => line.length > 0).join('; ')
-    return { ok: false, reason: `blob: ${message.split('\n')[0]}${facts ? ` (${facts})` : ''}`, measurementId: null, settingsDigest: null, status: null, judgedAt: null }
+    return { ok: false, reason: `blob: ${message.split('\n')[0]}${facts ? ` (${facts})` : ''}`, measurementId: null, settingsDigest: null, status: null, judgedAt: null, collateral: null, keptRefused: null }
   }
   const settingsDigest = envelope.kind === 'onboard' ? null : bytesToHex(envelope.settingsDigest)
   const expected = args.expect(envelope)
-  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, settingsDigest, status: null, judgedAt: null }
+  if (typeof expected === 'string') return { ok: false, reason: expected, measurementId: null, settingsDigest, status: null, judgedAt: null, collateral: null, keptRefused: null }
   const quote = envelope.kind === 'onboard' ? new Uint8Array() : envelope.quote
-  let verified
-  let judgedAt: 'block time' | 'now' = 'block time'
-  try {
+  let verified: VerifiedQuote | undefined
+  // First the collateral the helper kept with its decision: untrusted until the verifier has checked it at that time.
+  // One that is itself bad (KEPT_COLLATERAL_FAULTS) is refused, said so, and the quote judged as without it; any other
+  // failure is that collateral's verdict on the quote.
+  const found = await findKept(args.kept, args.quoteBlobHash)
+  const refusedKept = [...found.refused]
+  let verdict: Verdict = { judgedAt: 'block time', collateral: args.fallback, keptRefused: null }
+  if (found.kept) {
     try {
-      verified = await args.verifier.verify(quote, { now: Number(args.blockTimestamp) })
+      verified = await verifyWithKeptCollateral(quote, found.kept, {
+        notBefore: Number(args.blockTimestamp),
+        notAfter: Number(args.decidedBy),
+        trustedRootCaDer: args.trustedRootCaDer,
+      })
+      verdict = { judgedAt: 'decision time', collateral: 'kept', keptRefused: null }
     } catch (error) {
-      // Collateral issued after the quote's time cannot judge it then: judge it now, and say so.
-      if (!(error instanceof QuoteVerificationError) || (error.reason !== 'collateral_not_yet_valid' && error.reason !== 'collateral_unavailable')) throw error
-      judgedAt = 'now'
-      verified = await args.verifier.verify(quote)
+      if (!(error instanceof QuoteVerificationError)) throw error
+      if (!KEPT_COLLATERAL_FAULTS.has(error.reason))
+        return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null, judgedAt: 'decision time', collateral: 'kept', keptRefused: null }
+      refusedKept.push(`${found.kept.collateralHash}: ${error.reason}: ${error.message}`)
     }
-  } catch (error) {
-    if (error instanceof QuoteVerificationError)
-      return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null, judgedAt }
-    throw error
+  }
+  if (refusedKept.length > 0) verdict.keptRefused = refusedKept.join('; ')
+  if (!verified) {
+    try {
+      try {
+        verified = await args.verifier.verify(quote, { now: Number(args.blockTimestamp) })
+      } catch (error) {
+        // Collateral issued after the quote's time cannot judge it then: judge it now, and say so.
+        if (!(error instanceof QuoteVerificationError) || (error.reason !== 'collateral_not_yet_valid' && error.reason !== 'collateral_unavailable')) throw error
+        verdict.judgedAt = 'now'
+        verified = await args.verifier.verify(quote)
+      }
+    } catch (error) {
+      if (error instanceof QuoteVerificationError)
+        return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null, ...verdict }
+      throw error
+    }
   }
   if (!constantTimeEqual(verified.reportData, expected.reportData))
     return {
@@ -110,7 +178,7 @@ async function judgeQuote(args: {
       measurementId: verified.measurementId,
       settingsDigest,
       status: verified.status,
-      judgedAt,
+      ...verdict,
     }
   const policy = await args.registry.tcbPolicy()
   const now = await checkPolicy(
@@ -118,7 +186,7 @@ async function judgeQuote(args: {
     { ...policy, isFmspcAllowed: (f: Hex) => args.registry.isFmspcAllowed(f), isMeasurementAllowed: (id: Hex) => args.registry.isMeasurementAllowed(id) },
     Math.floor(Date.now() / 1000),
   )
-  return { ok: true, measurementId: verified.measurementId, settingsDigest: settingsDigest!, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason, judgedAt }
+  return { ok: true, measurementId: verified.measurementId, settingsDigest: settingsDigest!, status: verified.status, policyNow: now.ok ? 'accepted' : now.reason, ...verdict }
 }
 
 export async function runAudit(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
@@ -169,9 +237,9 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     (_roots, message) => err(`warning: ${message}`),
   )
   // Collateral files: the one valid at each quote's time (src/tee/datedCollateral.ts).
-  const verifier = values.collateral
-    ? createDcapVerifier({ collateral: datedCollateral(values.collateral), trustedRootCaDer: loadTrustedRoots(values['root-ca']).map((r) => r.der) })
-    : pccsVerifier
+  const trustedRootCaDer = loadTrustedRoots(values['root-ca']).map((r) => r.der)
+  const verifier = values.collateral ? createDcapVerifier({ collateral: datedCollateral(values.collateral), trustedRootCaDer }) : pccsVerifier
+  const fallback = values.collateral ? 'file' : 'pccs'
   const transport = http(values.rpc)
   const chainId = await createPublicClient({ transport }).getChainId()
   const chain = chainFor(chainId, values.rpc)
@@ -184,12 +252,15 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     ...(values.blobs ? [values['blobs-kind'] === 'anvil' ? anvilBlobSource(values.blobs) : beaconBlobSource(values.blobs, { chainId })] : []),
     ...peers.map((peer) => peerArchiveBlobSource(peer)),
   ]
+  // Kept collateral lives beside the blobs: in the same archives, and at the same peers.
+  const kept: KeptCollateralSource[] = [...archiveFiles.map(archiveKeptCollateralSource), ...peers.map((peer) => peerKeptCollateralSource(peer))]
   const blockTime = async (blockNumber: bigint) => (await publicClient.getBlock({ blockNumber })).timestamp
 
   const entries: AuditEntry[] = []
   // Every registry event since the deployment block, read range by range (docs/protocol.md#limits).
   const head = await publicClient.getBlockNumber()
   err(`reading registry events from block ${fromBlock} to ${head}, ${maxLogRange} blocks per request…`)
+  const headTime = await blockTime(head)
   const logs = await getLogsBounded({
     publicClient: publicClient as PublicClient,
     address,
@@ -211,6 +282,11 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
       blockHash: log.blockHash!,
       blockTimestamp,
       quoteBlobHash: a.quoteBlobHash,
+      // Nobody judges the bootstrap quote before it is taken: kept collateral for it could only claim its block's time.
+      kept,
+      decidedBy: blockTimestamp,
+      trustedRootCaDer,
+      fallback,
       expect: (envelope) =>
         envelope.kind !== 'bootstrap'
           ? `bad_envelope: expected bootstrap, got ${envelope.kind}`
@@ -224,6 +300,9 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
   for (const request of requests) {
     err(`checking request ${request.requestId} (block ${request.blockNumber})…`)
     const blockTimestamp = await blockTime(request.blockNumber)
+    const stored = await registry.getRequest(request.requestId)
+    // A helper decides before the request expires (fulfillOnboard reverts after): the latest time it can have judged.
+    const decidedBy = stored.expiresAt > 0n && stored.expiresAt < head ? await blockTime(stored.expiresAt) : headTime
     const judged = await judgeQuote({
       registry,
       verifier,
@@ -232,6 +311,10 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
       blockHash: request.blockHash,
       blockTimestamp,
       quoteBlobHash: request.quoteBlobHash,
+      kept,
+      decidedBy,
+      trustedRootCaDer,
+      fallback,
       expect: (envelope) => {
         if (envelope.kind !== 'register') return `bad_envelope: expected register, got ${envelope.kind}`
         return {
@@ -246,7 +329,6 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
         }
       },
     })
-    const stored = await registry.getRequest(request.requestId)
     entries.push({ what: `request ${request.requestId}`, onChain: stored.status, block: String(request.blockNumber), blockTime: Number(blockTimestamp), ...entryOf(judged) })
   }
 
@@ -257,8 +339,10 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
     for (const e of entries)
       out(
         `${e.ok ? '[ok]  ' : e.onChain === 'pending' ? '[refused]' : '[FAIL]'} ${e.what} (${e.onChain}, block ${e.block}): ${
-          e.ok ? `${e.status} at ${e.judgedAt}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}` : e.reason
-        }`,
+          e.ok
+            ? `${e.status} at ${e.judgedAt} with ${e.collateral === 'kept' ? 'the collateral kept with the decision' : e.collateral === 'file' ? 'a dated collateral file' : "the PCCS's collateral"}, measurement ${e.measurementId}, settings ${e.settingsDigest}, policy now ${e.policyNow}`
+            : e.reason
+        }${e.keptRefused ? ` [kept collateral refused: ${e.keptRefused}]` : ''}`,
       )
     out(breaches.length === 0 ? `audit passed: ${entries.length} quotes, every secret handed out went to a verified quote` : `AUDIT FAILED: ${breaches.length} secret(s) went to quotes that do not verify`)
   }
@@ -267,8 +351,8 @@ export async function runAudit(argv: string[], out: (line: string) => void, err:
 
 function entryOf(judged: Judged): Omit<AuditEntry, 'what' | 'onChain' | 'block' | 'blockTime'> {
   return judged.ok
-    ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow, judgedAt: judged.judgedAt }
-    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-', judgedAt: judged.judgedAt }
+    ? { ok: true, reason: null, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: judged.policyNow, judgedAt: judged.judgedAt, collateral: judged.collateral, keptRefused: judged.keptRefused }
+    : { ok: false, reason: judged.reason, measurementId: judged.measurementId, settingsDigest: judged.settingsDigest, status: judged.status, policyNow: '-', judgedAt: judged.judgedAt, collateral: judged.collateral, keptRefused: judged.keptRefused }
 }
 
 /**
@@ -285,6 +369,29 @@ function archiveBlobSource(file: string): BlobSource {
         const row = get.get(hash.toLowerCase())
         return row ? [new Uint8Array(row.data)] : []
       })
+    },
+  }
+}
+
+/**
+ * The collateral a node's archive kept with its decisions (docs/protocol.md#node-state), read only; a database from a
+ * build that kept none has none. Untrusted like the rest of the archive: the caller checks it in full.
+ */
+function archiveKeptCollateralSource(file: string): KeptCollateralSource {
+  let reader: ReturnType<typeof keptCollateralReader> | undefined
+  return {
+    name: `archive ${file}`,
+    async get(quoteBlobHash: Hex): Promise<unknown> {
+      reader ??= keptCollateralReader(new Database(file, { readonly: true, fileMustExist: true }))
+      const row = reader.get(quoteBlobHash)
+      if (!row) return undefined
+      let collateral: unknown
+      try {
+        collateral = JSON.parse(row.collateral)
+      } catch {
+        throw new QuoteVerificationError('collateral_invalid', 'kept collateral is not JSON')
+      }
+      return { quoteBlobHash: row.quoteBlobHash, collateralHash: row.collateralHash, judgedAt: row.judgedAt, collateral }
     },
   }
 }

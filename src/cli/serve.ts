@@ -59,6 +59,7 @@ import { loadProductionSettings } from '../tee/launchSettings.ts'
 import { dstackSealProvider } from '../secret/dstackSeal.ts'
 import { gramineSealProvider } from '../secret/gramineSeal.ts'
 import { noneSealProvider, type SealProvider } from '../secret/seal.ts'
+import { createKeptCollateralStore } from '../store/keptCollateral.ts'
 import { createBlobArchive } from '../store/blobArchive.ts'
 import { createCursorStore } from '../store/cursor.ts'
 import { openDatabase } from '../store/database.ts'
@@ -253,6 +254,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
     registrations: createRegistrationStore(db),
     requests: instrumentRequestStore(createRequestStore(db), metrics),
     blobs: createBlobArchive(db, { maxBytes: config.blobs.archiveMaxBytes }),
+    keptCollateral: createKeptCollateralStore(db),
     cursor: createCursorStore(db, config.watcher),
   }
   const now = () => Math.floor(Date.now() / 1000)
@@ -423,7 +425,7 @@ export async function startNode(setup: NodeSetup, logger: Logger = pino({ level:
       return serveUnixSocket(withPodMetrics(app, metrics), { path, ...(mode === undefined ? {} : { mode }) })
     }),
   )
-  const hostApp = createHostApp({ node, blobs: stores.blobs, token, logger, monitor, metrics, gasSpent: outbox?.gasSpent })
+  const hostApp = createHostApp({ node, blobs: stores.blobs, keptCollateral: stores.keptCollateral, token, logger, monitor, metrics, gasSpent: outbox?.gasSpent })
   const pod = await listen(podApp, config.pod.host, config.pod.port)
   const host = await listen(hostApp, config.host.host, config.host.port)
   monitor.start()

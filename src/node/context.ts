@@ -8,6 +8,7 @@ import type { Freshness } from '../chain/view/freshness.ts'
 import type { Outbox } from '../chain/outbox.ts'
 import type { RegistryClient } from '../chain/registry.ts'
 import type { SealProvider } from '../secret/seal.ts'
+import type { KeptCollateralStore } from '../store/keptCollateral.ts'
 import type { BlobArchive } from '../store/blobArchive.ts'
 import type { CursorStore } from '../store/cursor.ts'
 import type { Db } from '../store/database.ts'
@@ -57,6 +58,8 @@ export type NodeContext = {
     registrations: RegistrationStore
     requests: RequestStore
     blobs: BlobArchive
+    /** Collateral kept with the decisions acted on (docs/protocol.md#node-state); made from `db` when absent. */
+    keptCollateral?: KeptCollateralStore
     /** The chain watcher's store: requests and answers are looked up here, never by scanning logs (docs/protocol.md#limits). */
     cursor: CursorStore
   }

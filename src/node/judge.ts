@@ -12,6 +12,7 @@ import type { FreshView } from '../chain/view/freshness.ts'
 import { KeymanagerError } from '../errors.ts'
 import { constantTimeEqual } from '../keys/bytes.ts'
 import { registerReportData } from '../keys/reportData.ts'
+import type { Collateral } from '../tee/collateral.ts'
 import { checkPolicy } from '../tee/policy.ts'
 import { QuoteVerificationError, type QuoteVerifier } from '../tee/types.ts'
 
@@ -99,7 +100,7 @@ export function createJudge(ctx: JudgeDeps) {
   async function judge(
     request: OnboardRequest,
     fresh: FreshView,
-  ): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined }> {
+  ): Promise<{ pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined; collateral: Collateral | undefined; judgedAt: number }> {
     const { header } = fresh
     const now = Number(header.timestamp)
     const atRequest = await ctx.chainView.read(header, { requests: [request.requestId], policy: true, master: true })
@@ -200,6 +201,8 @@ export function createJudge(ctx: JudgeDeps) {
         )
       throw refuse(decision.reason, decision.message, verified.measurementId)
     }
-    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest, blob }
+    // The collateral and the time this quote was judged with, kept with the decision if the node acts on it
+    // (docs/protocol.md#node-state), for a later audit.
+    return { pubkey64: envelope.pubkey64, measurementId: verified.measurementId, settingsDigest, blob, collateral: verified.collateral, judgedAt: now }
   }
 }

@@ -25,6 +25,9 @@ import type { NodeContext, TxOutcome } from './context.ts'
 import { noKill } from './killPoints.ts'
 import type { Registration } from '../store/registrations.ts'
 import { createJudge, Refusal } from './judge.ts'
+import { createKeptCollateralStore } from '../store/keptCollateral.ts'
+import type { Collateral } from '../tee/collateral.ts'
+import { MAX_KEPT_COLLATERAL_BYTES } from '../tee/keptCollateral.ts'
 
 export type NodeState = 'uninitialized' | 'bootstrapping' | 'registering' | 'ready'
 
@@ -46,6 +49,7 @@ export const VERIFY_LIMIT = { count: 6, windowSeconds: 600 }
 
 export function createNode(ctx: NodeContext) {
   const { registry, stores, logger } = ctx
+  const keptCollateral = stores.keptCollateral ?? createKeptCollateralStore(ctx.db)
   /** Test-only crash hook (src/node/killPoints.ts): a no-op in every normal run. */
   const kill = ctx.killPoint ?? noKill
   const judge = createJudge({ ...ctx, verifyLimit: VERIFY_LIMIT, hostNow: ctx.now, reanswerStale: true, fetchEnvelope: (hash, at) => fetchBlobEnvelope(hash, at) })
@@ -192,6 +196,15 @@ export function createNode(ctx: NodeContext) {
         { versionedHash, maxBytes: stores.blobs.maxBytes },
         'blob archive full: blob not archived (raise blobs.archiveMaxBytes in the host settings, or serve it from another archive)',
       )
+  }
+
+  /**
+   * Keeps the collateral a quote this node answered was judged with, and when (docs/protocol.md#node-state): each
+   * distinct collateral once, by hash. Only for answers (a signed fulfillOnboard), so spam costs nothing here.
+   */
+  function keepCollateral(quoteBlobHash: Hex, collateral: Collateral, judgedAt: number): void {
+    if (keptCollateral.keep(quoteBlobHash, collateral, judgedAt, ctx.now()) === 'too_large')
+      logger.warn({ quoteBlobHash }, `collateral over ${MAX_KEPT_COLLATERAL_BYTES} bytes: not kept with the decision (audit judges this quote with other collateral)`)
   }
 
   /** Keeps blobs this node made, so peers can fetch them from its archive once beacon nodes have pruned them. */
@@ -950,7 +963,7 @@ export function createNode(ctx: NodeContext) {
       return [...resumed, ...requests.map((request) => recordRefusal(request, refusal))]
     }
     const results: HelpResult[] = [...resumed]
-    const accepted: { request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined }[] = []
+    const accepted: Array<{ request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined } & Pick<Awaited<ReturnType<typeof judge>>, 'collateral' | 'judgedAt'>> = []
     const failures: unknown[] = []
     for (const request of requests) {
       try {
@@ -1023,8 +1036,9 @@ export function createNode(ctx: NodeContext) {
       onboardResponseDigest({ chainId: ctx.chainId, registry: ctx.registryAddress, requestIds, responseBlobHash, generation: gen }),
     )
     const outcome = await submit('fulfillOnboard', registry.calldata.fulfillOnboard(requestIds, bytesToHex(signature)), blobs)
-    for (const { request, measurementId, settingsDigest, blob } of accepted) {
+    for (const { request, measurementId, settingsDigest, blob, collateral, judgedAt } of accepted) {
       if (blob) archive(request.quoteBlobHash, blob)
+      if (collateral) keepCollateral(request.quoteBlobHash, collateral, judgedAt)
       stores.requests.record({
         requestId: request.requestId,
         requester: request.requester,

@@ -129,6 +129,21 @@ const MIGRATIONS: string[] = [
   DELETE FROM watched_requests;
   DELETE FROM chain_blocks;
   `,
+  `
+  -- Collateral kept with the decisions (docs/protocol.md#node-state): the exact DCAP collateral each quote this node
+  -- acted on was judged with, stored once per content hash, and which one each decision used, so that audit judges
+  -- an old quote with the collateral of its time. Public Intel data; never pruned (one row per decision acted on).
+  CREATE TABLE kept_collateral (
+    hash TEXT PRIMARY KEY,
+    collateral TEXT NOT NULL,
+    stored_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE decision_collateral (
+    quote_blob_hash TEXT PRIMARY KEY,
+    collateral_hash TEXT NOT NULL REFERENCES kept_collateral (hash),
+    judged_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ]
 
 /**

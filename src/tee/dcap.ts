@@ -166,6 +166,7 @@ export function createDcapVerifier(options: DcapVerifierOptions): QuoteVerifier 
         // would reject every fresh collateral. It still has to be inside its own validity window.
         collateralIssuedAt: Math.min(tcbIssuedAt, qeIssuedAt, pckCrl.thisUpdate),
         tcbEvaluationDataNumber,
+        collateral,
       } satisfies VerifiedQuote
     },
   }

@@ -1,6 +1,7 @@
 // The seams between the sidecar and the TEE (docs/protocol.md#tee-providers). Production and simulated quotes pass through the
 // same interfaces, so the devnet exercises the code path a real node runs.
 import type { Hex } from 'viem'
+import type { Collateral } from './collateral.ts'
 import type { TdxEvent } from './eventLog.ts'
 import { KeymanagerError } from '../errors.ts'
 
@@ -77,6 +78,11 @@ export type VerifiedQuote = {
    * platform is (docs/protocol.md#measurements-and-tcb-policy, `minTcbEvaluationDataNumber`).
    */
   tcbEvaluationDataNumber: number
+  /**
+   * The exact collateral the quote was checked against (public Intel data), so a node can keep it with its decision
+   * for a later audit (docs/protocol.md#node-state). Absent from verifiers that do not use DCAP collateral.
+   */
+  collateral?: Collateral
 }
 
 /** Verifies a quote's signatures and TCB level; throws `QuoteVerificationError` with a reason when it fails. */
