@@ -4,6 +4,7 @@
 // after the beacon node pruned the blobs, from the nodes' archives and from peers.
 import assert from 'node:assert/strict'
 import { mkdtempSync, writeFileSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -49,6 +50,17 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     assert.ok(live.beacon.answered.blobs >= 4, JSON.stringify(live.beacon.answered))
     assert.equal(live.beacon.answered.commaJoined, 0)
     assert.equal(live.beacon.answered.sidecars410, 0)
+    // The two answers our client never provokes, asked for directly: Grandine's 400 on comma-joined hashes, and 410 on
+    // the deprecated blob_sidecars route.
+    const hash = `0x01${'00'.repeat(31)}`
+    const joined = await fetch(`${live.beacon.url}/eth/v1/beacon/blobs/1?versioned_hashes=${hash},${hash}`)
+    assert.equal(joined.status, 400)
+    assert.match(((await joined.json()) as { message: string }).message, /versioned_hashes: expected a 32-byte hex hash per parameter/)
+    assert.equal(live.beacon.answered.commaJoined, 1)
+    const sidecars = await fetch(`${live.beacon.url}/eth/v1/beacon/blob_sidecars/1`)
+    assert.equal(sidecars.status, 410)
+    assert.match(((await sidecars.json()) as { message: string }).message, /blob_sidecars is deprecated since Fulu/)
+    assert.equal(live.beacon.answered.sidecars410, 1)
   })
 
   test('error: the strict RPC refuses a v0 sidecar with reth\'s message, a log range over 1,000 blocks, and a burst over its rate', async () => {
@@ -140,7 +152,13 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     const run = async (extra: string[]) => {
       const out: string[] = []
       const code = await runAudit([...base, ...extra], (l) => out.push(l), () => {})
-      return { code, report: JSON.parse(out.join('\n')) as { ok: boolean; entries: { what: string; onChain: string; block: string; blockTime: number; ok: boolean; reason: string | null; judgedAt: string | null }[] } }
+      return {
+        code,
+        report: JSON.parse(out.join('\n')) as {
+          ok: boolean
+          entries: { what: string; onChain: string; block: string; blockTime: number; ok: boolean; reason: string | null; judgedAt: string | null; collateral: string | null; keptRefused: string | null }[]
+        },
+      }
     }
     // The collateral of the bootstrap's time, as an operator keeps it (issued an hour before the bootstrap block).
     const bootstrapBlock = await devnet.publicClient.getBlock({ blockNumber: 1n })
@@ -157,16 +175,51 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     assert.match(bootstrap.reason!, /--archive/)
     assert.ok(live.beacon.answered.pruned > 0)
 
-    // From the nodes' archives, each quote judged at its block's time with the collateral kept from then.
+    // From the nodes' archives: every answered request judged with the collateral its helper kept with the decision, at
+    // the time the helper judged it; the bootstrap quote (judged by no helper) with the operator's file, at its block time.
     const fromArchives = await run(['--blobs', live.beacon.url, '--collateral', kept, ...devnet.nodes.flatMap((n) => ['--archive', n.dir])])
     assert.equal(fromArchives.code, 0, JSON.stringify(fromArchives.report.entries.filter((e) => !e.ok)))
     const judged = handedOut(fromArchives.report)
-    assert.ok(judged.length >= 5 && judged.every((e) => e.ok && e.judgedAt === 'block time'), JSON.stringify(judged))
+    assert.ok(judged.length >= 5, JSON.stringify(judged))
+    assert.deepEqual(
+      judged.map((e) => [e.what, e.ok, e.collateral, e.judgedAt, e.keptRefused]),
+      judged.map((e) => (e.what === 'bootstrap' ? [e.what, true, 'file', 'block time', null] : [e.what, true, 'kept', 'decision time', null])),
+    )
+
+    // A tampered archive: a copy of the archive of the node that kept the most, its collateral edited (a TCB level
+    // re-rated). The audit refuses that collateral, says so, and takes the same decision's collateral from a peer.
+    const keptBy = devnet.nodes
+      .map((n) => {
+        const db = new Database(join(n.dir, 'keymanager.sqlite'), { readonly: true })
+        try {
+          return { node: n, decisions: (db.prepare('SELECT COUNT(*) AS n FROM decision_collateral').get() as { n: number }).n }
+        } finally {
+          db.close()
+        }
+      })
+      .sort((a, b) => b.decisions - a.decisions)[0]!
+    assert.ok(keptBy.decisions >= 1, 'a helper kept the collateral of the quotes it answered')
+    const tampered = join(devnet.devnetDir, 'tampered.sqlite')
+    const source = new Database(join(keptBy.node.dir, 'keymanager.sqlite'), { readonly: true })
+    await source.backup(tampered)
+    source.close()
+    const edit = new Database(tampered)
+    assert.ok(edit.prepare("UPDATE kept_collateral SET collateral = replace(collateral, 'OutOfDate', 'UpToDate')").run().changes >= 1)
+    edit.close()
+    const fromTampered = await run(['--blobs', live.beacon.url, '--collateral', kept, '--archive', tampered, ...devnet.nodes.flatMap((n) => ['--archive', n.dir])])
+    assert.equal(fromTampered.code, 0, JSON.stringify(fromTampered.report.entries.filter((e) => !e.ok)))
+    const refusedKept = handedOut(fromTampered.report).filter((e) => e.keptRefused !== null)
+    assert.equal(refusedKept.length, keptBy.decisions, JSON.stringify(fromTampered.report.entries))
+    for (const entry of refusedKept) {
+      assert.match(entry.keptRefused!, /archive .*tampered\.sqlite: collateral_invalid: kept collateral does not hash to its address/)
+      assert.deepEqual([entry.ok, entry.collateral, entry.judgedAt], [true, 'kept', 'decision time'])
+    }
 
     // From peers' public archives, with only today's collateral (the devnet PCCS mints it at its first request, dated a
-    // minute before): a quote whose block is older than the collateral's issue date cannot be judged at its time, so it
-    // is judged now and the entry says so; a later one is judged at its time. Which quotes fall on which side depends on
-    // how fast the devnet started, so the expectation is computed per entry from its block time and the issue date.
+    // minute before): every answered request is judged with the collateral its helper kept, served by the peers. The
+    // bootstrap quote has none: if its block is older than the PCCS collateral's issue date it cannot be judged at its
+    // time, so it is judged now and the entry says so, else at its time. Which side it falls on depends on how fast the
+    // devnet started, so the expectation is computed from its block time and the issue date.
     const fromPeers = await run(['--pccs', devnet.pccsUrl, ...devnet.nodes.flatMap((n) => ['--peer', n.hostUrl])])
     assert.equal(fromPeers.code, 0, JSON.stringify(fromPeers.report.entries.filter((e) => !e.ok)))
     const tcb = (await (await fetch(`${devnet.pccsUrl}/tdx/certification/v4/tcb?fmspc=${DEVNET_FMSPC.slice(2)}`)).json()) as { tcbInfo: { issueDate: string } }
@@ -176,11 +229,15 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     assert.ok(peers.length >= 5, JSON.stringify(peers))
     for (const entry of peers) {
       assert.ok(entry.ok, JSON.stringify(entry))
-      assert.equal(entry.judgedAt, entry.blockTime < issued ? 'now' : 'block time', `${entry.what} in block ${entry.block} at ${entry.blockTime}, collateral issued ${issued}`)
+      if (entry.what !== 'bootstrap') assert.deepEqual([entry.collateral, entry.judgedAt], ['kept', 'decision time'], JSON.stringify(entry))
+      else {
+        assert.equal(entry.collateral, 'pccs')
+        assert.equal(entry.judgedAt, entry.blockTime < issued ? 'now' : 'block time', `${entry.what} in block ${entry.block} at ${entry.blockTime}, collateral issued ${issued}`)
+      }
     }
 
     // The same with a collateral file issued one second after the bootstrap block (and valid now): the bootstrap quote
-    // is older than every collateral at hand, so it alone is judged now; every request, in a later block, at its time.
+    // is older than every collateral at hand, so it is judged now with the file; every request with its kept collateral.
     const later = join(devnet.devnetDir, 'collateral-after-bootstrap.json')
     const bootstrapEntry = peers.find((e) => e.what === 'bootstrap')!
     const issuedAfter = bootstrapEntry.blockTime + 1
@@ -190,8 +247,8 @@ describe('devnet, live-like: strict RPC proxy and beacon node simulator in front
     assert.equal(fromPeersDated.code, 0, JSON.stringify(fromPeersDated.report.entries.filter((e) => !e.ok)))
     const dated = handedOut(fromPeersDated.report)
     assert.deepEqual(
-      dated.map((e) => [e.what, e.ok, e.judgedAt]),
-      dated.map((e) => [e.what, true, e.what === 'bootstrap' ? 'now' : 'block time']),
+      dated.map((e) => [e.what, e.ok, e.collateral, e.judgedAt]),
+      dated.map((e) => [e.what, true, ...(e.what === 'bootstrap' ? ['file', 'now'] : ['kept', 'decision time'])]),
     )
     // Through the whole suite (onboarding, helping, the member-set and event-hint reads of auto mode), the only range the
     // strict RPC refused is the test's own over-wide read above.

@@ -81,17 +81,35 @@ type Judged =
   | { ok: false; reason: string; measurementId: Hex | null; settingsDigest: Hex | null; status: string | null; judgedAt: JudgedAt | null; collateral: CollateralUsed | null; keptRefused: string | null }
 
 /**
- * The collateral kept with the decision on this quote blob, from the first source that has one that reads back
- * correctly (src/tee/keptCollateral.ts `parseKeptCollateral`). Sources that fail or hold a broken record are noted.
+ * Judges the quote with the collateral kept with its decision, from the first source whose record reads back correctly
+ * (src/tee/keptCollateral.ts `parseKeptCollateral`) and passes the DCAP checks on itself at the time it claims. A source
+ * that fails, or whose collateral is itself bad (KEPT_COLLATERAL_FAULTS: forged, broken, another root, a time outside
+ * the window), is noted and the next one tried, so one lying archive cannot hide another's genuine copy. Any other
+ * failure is that collateral's verdict on the quote.
  */
-async function findKept(sources: readonly KeptCollateralSource[], quoteBlobHash: Hex): Promise<{ kept?: KeptCollateral; refused: string[] }> {
+async function judgeWithKept(
+  sources: readonly KeptCollateralSource[],
+  quoteBlobHash: Hex,
+  quote: Uint8Array,
+  window: Parameters<typeof verifyWithKeptCollateral>[2],
+): Promise<{ verified?: VerifiedQuote; verdict?: QuoteVerificationError; refused: string[] }> {
   const refused: string[] = []
   for (const source of sources) {
+    let kept: KeptCollateral
     try {
       const value = await source.get(quoteBlobHash)
-      if (value !== undefined) return { kept: parseKeptCollateral(value, quoteBlobHash), refused }
+      if (value === undefined) continue
+      kept = parseKeptCollateral(value, quoteBlobHash)
     } catch (error) {
       refused.push(`${source.name}: ${error instanceof QuoteVerificationError ? `${error.reason}: ` : ''}${(error as Error).message}`)
+      continue
+    }
+    try {
+      return { verified: await verifyWithKeptCollateral(quote, kept, window), refused }
+    } catch (error) {
+      if (!(error instanceof QuoteVerificationError)) throw error
+      if (!KEPT_COLLATERAL_FAULTS.has(error.reason)) return { verdict: error, refused }
+      refused.push(`${source.name}: collateral ${kept.collateralHash}: ${error.reason}: ${error.message}`)
     }
   }
   return { refused }
@@ -136,23 +154,27 @@ async function judgeQuote(args: {
   // First the collateral the helper kept with its decision: untrusted until the verifier has checked it at that time.
   // One that is itself bad (KEPT_COLLATERAL_FAULTS) is refused, said so, and the quote judged as without it; any other
   // failure is that collateral's verdict on the quote.
-  const found = await findKept(args.kept, args.quoteBlobHash)
-  const refusedKept = [...found.refused]
+  const withKept = await judgeWithKept(args.kept, args.quoteBlobHash, quote, {
+    notBefore: Number(args.blockTimestamp),
+    notAfter: Number(args.decidedBy),
+    trustedRootCaDer: args.trustedRootCaDer,
+  })
+  const refusedKept = withKept.refused
   let verdict: Verdict = { judgedAt: 'block time', collateral: args.fallback, keptRefused: null }
-  if (found.kept) {
-    try {
-      verified = await verifyWithKeptCollateral(quote, found.kept, {
-        notBefore: Number(args.blockTimestamp),
-        notAfter: Number(args.decidedBy),
-        trustedRootCaDer: args.trustedRootCaDer,
-      })
-      verdict = { judgedAt: 'decision time', collateral: 'kept', keptRefused: null }
-    } catch (error) {
-      if (!(error instanceof QuoteVerificationError)) throw error
-      if (!KEPT_COLLATERAL_FAULTS.has(error.reason))
-        return { ok: false, reason: `${error.reason}: ${error.message}`, measurementId: null, settingsDigest, status: null, judgedAt: 'decision time', collateral: 'kept', keptRefused: null }
-      refusedKept.push(`${found.kept.collateralHash}: ${error.reason}: ${error.message}`)
+  if (withKept.verdict)
+    return {
+      ok: false,
+      reason: `${withKept.verdict.reason}: ${withKept.verdict.message}`,
+      measurementId: null,
+      settingsDigest,
+      status: null,
+      judgedAt: 'decision time',
+      collateral: 'kept',
+      keptRefused: refusedKept.length > 0 ? refusedKept.join('; ') : null,
     }
+  if (withKept.verified) {
+    verified = withKept.verified
+    verdict = { judgedAt: 'decision time', collateral: 'kept', keptRefused: null }
   }
   if (refusedKept.length > 0) verdict.keptRefused = refusedKept.join('; ')
   if (!verified) {
