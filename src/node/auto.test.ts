@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import pino from 'pino'
 import type { Address } from 'viem'
-import { FakeChain, fakeChainView } from '../../test/inProcessNode.ts'
+import { FakeChain, fakeChainView, nodeOn, pki, provider, registerBlob, unsigned } from '../../test/inProcessNode.ts'
+import { createDcapVerifier } from '../tee/dcap.ts'
+import { measurementOf } from '../tee/measurement.ts'
 import type { OnboardRequest } from '../chain/registry.ts'
 import type { CursorStore, WatchedRequest } from '../store/cursor.ts'
 import { createAutoRunner } from './auto.ts'
@@ -354,4 +356,82 @@ test('error: an escrow that fails (a lying host, a reverted transaction) never s
   assert.equal(net.published.length, 0)
   assert.equal(failing.escrows, 0)
   assert.equal(net.answeredBy.get(10n), names.get(designated.memberId), 'the same step answered the pending request')
+})
+
+test('default: a request refused for now (collateral_unavailable) is judged again after a doubling backoff, then answered', async () => {
+  // A real helper in process (test/inProcessNode.ts: real DCAP verification, real SQLite, real judgement) whose PCCS
+  // fails twice, then serves. The runner's clock moves only when the test moves it.
+  const chain = new FakeChain()
+  chain.allowed.add(measurementOf(await provider.getQuote(new Uint8Array(64))).measurementId)
+  let outages = 0
+  let asked = 0
+  const quoteVerifier = createDcapVerifier({
+    collateral: {
+      get: async () => {
+        asked++
+        if (outages > 0) {
+          outages--
+          throw new Error('PCCS: HTTP 503')
+        }
+        return pki.collateral()
+      },
+    },
+    trustedRootCaDer: [pki.rootCaDer],
+  })
+  const helper = nodeOn(chain, { context: { quoteVerifier } })
+  await helper.node.start()
+  chain.mineBootstrap(unsigned(await helper.node.bootstrap()))
+  await helper.node.bootstrap()
+  assert.equal(helper.node.state, 'ready')
+
+  const logs: { msg: string; requestId?: string; reason?: string; retryInMs?: number }[] = []
+  let now = 0
+  const BASE = 40
+  const runner = createAutoRunner({
+    node: helper.node,
+    registry: chain.registry,
+    chainView: fakeChainView(chain),
+    cursor: helper.stores.cursor,
+    stores: helper.stores,
+    logger: pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) }),
+    register: false,
+    help: true,
+    jitterMs: [0, 0],
+    slotMs: TURN_MS,
+    retryBaseMs: BASE,
+    retryMaxMs: 10 * BASE,
+    monotonicNow: () => now,
+  })
+  outages = 2
+  const blob = await registerBlob(chain)
+  const request = chain.addRequest(blob.pubkey64, blob.quoteBlobHash, blob.refBlockNumber)
+  const decision = () => helper.stores.requests.get(request.requestId)
+  const retried = () => logs.filter((l) => l.msg === 'temporary refusal: judged again later')
+
+  // First judgement: the PCCS is down.
+  await runner.helpRound()
+  assert.equal(decision()?.decision, 'refused')
+  assert.equal(decision()?.reason, 'collateral_unavailable')
+  assert.deepEqual(retried().map((l) => [l.requestId, l.reason, l.retryInMs]), [[request.requestId.toString(), 'collateral_unavailable', BASE]])
+  // Before its backoff has run out the request is left alone.
+  now += BASE - 1
+  assert.equal(await runner.helpRound(), 0)
+  assert.equal(asked, 1, 'no second collateral fetch inside the backoff')
+  // Second judgement, still down: the wait doubles.
+  now += 1
+  await runner.helpRound()
+  assert.equal(asked, 2)
+  assert.equal(decision()?.reason, 'collateral_unavailable')
+  assert.deepEqual(retried().map((l) => l.retryInMs), [BASE, 2 * BASE])
+  now += 2 * BASE - 1
+  assert.equal(await runner.helpRound(), 0)
+  assert.equal(asked, 2)
+  // Third judgement: the PCCS is back; the request is answered.
+  now += 1
+  assert.equal(await runner.helpRound(), 1)
+  // Answered: the node, without a gas key here, built its fulfillOnboard and hands it to the host to send.
+  assert.equal(decision()?.decision, 'pending')
+  assert.equal(decision()?.reason, null)
+  assert.equal(retried().length, 2, 'no further retry scheduled')
+  assert.equal(asked, 3)
 })
