@@ -437,6 +437,22 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
       })()`) as Promise<[number, number, number]>
     }
 
+    /** The RGB of each pixel of row `y` from `x0` to `x1` (exclusive) of a PNG, decoded once as in `pixel`. */
+    async function pixelRow(page: import('playwright-core').Page, png: Buffer, x0: number, x1: number, y: number): Promise<[number, number, number][]> {
+      const flat = (await page.evaluate(`(async () => {
+        const image = new Image()
+        image.src = 'data:image/png;base64,${png.toString('base64')}'
+        await image.decode()
+        const canvas = document.createElement('canvas')
+        canvas.width = image.width
+        canvas.height = image.height
+        const context = canvas.getContext('2d')
+        context.drawImage(image, 0, 0)
+        return Array.from(context.getImageData(${x0}, ${y}, ${x1 - x0}, 1).data)
+      })()`)) as number[]
+      return Array.from({ length: x1 - x0 }, (_, i) => [flat[4 * i]!, flat[4 * i + 1]!, flat[4 * i + 2]!])
+    }
+
     test('default: sign in with the token, read the node at a glance, watch it refresh, sign out', async () => {
       mkdirSync(shots, { recursive: true })
       const browser = await launchChromium()
@@ -508,6 +524,10 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
         const tcb = (await page.getByTestId('tcb-status').boundingBox())!
         const [tr, tg, tb] = await pixel(scratch, png, Math.round(tcb.x + 4), Math.round(tcb.y + tcb.height / 2))
         assert.ok(Math.abs(tr - 0x1a) < 24 && Math.abs(tg - 0x7f) < 24 && Math.abs(tb - 0x37) < 24, `TCB badge pixel rgb(${tr}, ${tg}, ${tb})`)
+        // The alert strip: "no alerts" in the same green.
+        const none = (await page.getByTestId('alerts-none').boundingBox())!
+        const [ar, ag, ab] = await pixel(scratch, png, Math.round(none.x + 4), Math.round(none.y + none.height / 2))
+        assert.ok(Math.abs(ar - 0x1a) < 24 && Math.abs(ag - 0x7f) < 24 && Math.abs(ab - 0x37) < 24, `alert strip pixel rgb(${ar}, ${ag}, ${ab})`)
 
         await scratch.close()
         await page.getByTestId('logout').click()
@@ -516,6 +536,44 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
         assert.deepEqual(problems, [], 'no script error and no CSP violation')
       } finally {
         await browser.close()
+      }
+    })
+
+    test('default: an active alert is an amber badge naming it, in the screenshot too', async () => {
+      // A third node whose operator wants more gas than a devnet account holds: gas_balance_low is up from its first
+      // balance reading (the real alert path: balance from the RPC, threshold from its host settings).
+      const node = await devnet.addNode({
+        configure: (settings) => {
+          settings.host.alerts = { minGasBalanceWei: (10n ** 30n).toString() }
+        },
+      })
+      const browser = await launchChromium()
+      try {
+        const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' })
+        const page = await context.newPage()
+        await page.goto(node.hostUrl + '/')
+        await page.fill('#token', node.hostToken)
+        await page.click('button[type=submit]')
+        const badge = page.getByTestId('alert-gas_balance_low')
+        // The page refreshes itself: the badge appears once the monitor has read the balance.
+        await badge.waitFor({ timeout: 60_000 })
+        assert.match((await badge.textContent())!, /^⚠ gas balance [\d.]+ ETH is below 1000000000000 ETH$/)
+        assert.equal(await page.getByTestId('alerts-none').count(), 0)
+
+        const png = await page.screenshot({ ...SHOT, fullPage: true })
+        writeFileSync(join(shots, 'alert.png'), png)
+        const box = (await badge.boundingBox())!
+        const scratch = await context.newPage()
+        // The badge's amber (--warn, #9a6700) at its left edge, and white text somewhere across it.
+        const [r, g, b] = await pixel(scratch, png, Math.round(box.x + 4), Math.round(box.y + box.height / 2))
+        assert.ok(Math.abs(r - 0x9a) < 24 && Math.abs(g - 0x67) < 24 && Math.abs(b - 0x00) < 24, `alert badge pixel rgb(${r}, ${g}, ${b})`)
+        const across = await pixelRow(scratch, png, Math.round(box.x + 12), Math.round(box.x + box.width - 8), Math.round(box.y + box.height / 2))
+        const light = across.filter(([pr, pg, pb]) => pr > 200 && pg > 200 && pb > 200).length
+        assert.ok(light > 3, `the badge's text shows in the screenshot (${light} light pixels across it)`)
+        await scratch.close()
+      } finally {
+        await browser.close()
+        node.child.kill('SIGTERM')
       }
     })
   })
