@@ -118,8 +118,13 @@ export const podsSchema = z
             domain: z.string().min(1).max(253).optional(),
           })
           .default({ replicaIndex: true }),
-        /** Seconds a confirmed name is reused before DNS is asked again (capped by the answer's TTL). */
-        cacheSeconds: z.number().int().min(0).max(300).default(5),
+        /**
+         * Seconds a confirmed name is reused before DNS is asked again (capped by the answer's TTL). Default 0: every
+         * call confirms the name again, so a name is never served after its forward record moved. Above 0 is an
+         * operator's choice, with its window: an address that another container takes over inside it gets the
+         * previous pod's name and keys (docs/protocol.md#pod-identity).
+         */
+        cacheSeconds: z.number().int().min(0).max(300).default(0),
       })
       .optional(),
     /**

@@ -8,6 +8,7 @@ import { startDnsServer } from '../../test/dnsServer.ts'
 import { toHex0x } from '../keys/bytes.ts'
 import { appIdForPod } from '../keys/derive.ts'
 import { createMasterSecret } from '../secret/masterSecret.ts'
+import { parseMeasuredSettings } from '../config.ts'
 import { createPodApp } from './pod.ts'
 import { checkResolverAddress, servicePodName, sourceRangeList, type DnsIdentityOptions } from './podIdentity.ts'
 
@@ -59,11 +60,24 @@ test('error: source ranges and resolver addresses are checked', () => {
 describe('forward-confirmed reverse DNS against a DNS server on loopback', () => {
   let dns: Awaited<ReturnType<typeof startDnsServer>>
   let clock = 1_000_000
+  // pods.dns as the measured settings fill it in when the image leaves cacheSeconds out.
+  const measuredDns = () =>
+    parseMeasuredSettings(
+      {
+        version: 1,
+        chain: { chainId: 1, registry: '0x0000000000000000000000000000000000000001' },
+        quote: { provider: 'tdx' },
+        seal: 'none',
+        pods: { dns: { resolver: dns.resolver, sourceRanges: ['10.0.0.0/16'], rule: { project: 'myapp', replicaIndex: true, domain: 'myapp_default' } } },
+        chainView: {
+          registryCodeHash: `0x${'00'.repeat(31)}01`,
+          lightClient: { network: 'mainnet', checkpointRoot: `0x${'00'.repeat(31)}02` },
+        },
+      },
+      'test',
+    ).pods.dns!
   const options = (over: Partial<DnsIdentityOptions> = {}): DnsIdentityOptions => ({
-    resolver: dns.resolver,
-    sourceRanges: ['10.0.0.0/16'],
-    rule: { project: 'myapp', replicaIndex: true, domain: 'myapp_default' },
-    cacheSeconds: 5,
+    ...measuredDns(),
     timeoutMs: 1000,
     now: () => clock,
     ...over,
@@ -114,22 +128,45 @@ describe('forward-confirmed reverse DNS against a DNS server on loopback', () =>
     assert.equal(a0.key, a1.key, 'replicas within a namespace still share')
   })
 
-  test('security: a cached name is dropped once it no longer resolves to the address', async () => {
+  test('security: by default every call confirms the name again: the very next call after the A record moves is refused', async () => {
+    assert.equal(measuredDns().cacheSeconds, 0, 'the measured default')
     dns.set('10.0.0.9', 'myapp-billing-1.myapp_default')
-    const app = podApp(options({ cacheSeconds: 5 }))
+    const app = podApp(options())
     assert.equal((await sealkey(app, '10.0.0.9')).status, 200)
     const asked = dns.queries.length
-    clock += 4_000
     assert.equal((await sealkey(app, '10.0.0.9')).status, 200)
-    assert.equal(dns.queries.length, asked, 'within cacheSeconds the confirmed name is reused')
+    assert.ok(dns.queries.length > asked, 'the second call asked DNS again, with the clock standing still')
     // The billing container is replaced; its name now points at another address, and 10.0.0.9 is someone else's.
     dns.records.a.set('myapp-billing-1.myapp_default', ['10.0.0.10'])
+    const moved = await sealkey(app, '10.0.0.9')
+    assert.equal(moved.status, 403)
+    assert.equal(moved.key, undefined)
+    // The new holder of the address, under its own name, gets its own service's key, never billing's.
+    dns.set('10.0.0.9', 'myapp-reports-1.myapp_default')
+    const renamed = await sealkey(app, '10.0.0.9')
+    assert.equal(renamed.status, 200)
+    assert.equal(renamed.appId, toHex0x(appIdForPod('reports')))
+  })
+
+  test('security: with an explicit cacheSeconds a confirmed name is reused for that window only, then dropped once it no longer resolves to the address', async () => {
+    dns.set('10.0.0.19', 'myapp-billing-1.myapp_default')
+    const app = podApp(options({ cacheSeconds: 5 }))
+    const first = await sealkey(app, '10.0.0.19')
+    assert.equal(first.status, 200)
+    const asked = dns.queries.length
+    // The A record moves inside the window: the documented risk, the previous name is still served until it ends.
+    dns.records.a.set('myapp-billing-1.myapp_default', ['10.0.0.10'])
+    clock += 4_000
+    const inside = await sealkey(app, '10.0.0.19')
+    assert.equal(inside.status, 200)
+    assert.equal(inside.appId, first.appId)
+    assert.equal(dns.queries.length, asked, 'within cacheSeconds the confirmed name is reused without asking DNS')
     clock += 2_000
-    const after = await sealkey(app, '10.0.0.9')
+    const after = await sealkey(app, '10.0.0.19')
     assert.equal(after.status, 403)
     assert.ok(dns.queries.length > asked, 'the name was confirmed again')
     clock += 10_000
-    assert.equal((await sealkey(app, '10.0.0.9')).status, 403, 'and it stays refused: nothing negative is cached, nothing stale is served')
+    assert.equal((await sealkey(app, '10.0.0.19')).status, 403, 'and it stays refused: nothing negative is cached, nothing stale is served')
   })
 
   test('security: only allowed source ranges are looked up at all', async () => {

@@ -13,9 +13,13 @@
 // - A PTR answer alone proves nothing (whoever controls the reverse zone writes it); the forward lookup of that name
 //   through the measured resolver must contain the caller's address. Every PTR name is checked; if the confirmed
 //   names give different pod names the caller is refused as ambiguous.
-// - A confirmed name is reused for at most `cacheSeconds` (and never beyond the smallest TTL of the A/AAAA answer),
-//   then confirmed again; if the forward lookup no longer contains the address, the name is dropped and the caller
-//   refused. Lookups in flight for one address are shared. Answers are never cached negatively.
+// - By default (`cacheSeconds` 0) every call confirms the name again (PTR, then A/AAAA): the first call after the
+//   forward record moved is refused, so an address a new container took over never gets the previous pod's keys.
+//   Only concurrent calls from one address share one lookup. A cache is the operator's explicit choice
+//   (`cacheSeconds` > 0): a confirmed name is then reused for at most that long (never beyond the smallest TTL of the
+//   A/AAAA answer), and inside that window a reused address gets the previous pod's name; after it the name is
+//   confirmed again and dropped if the forward lookup no longer contains the address. Answers are never cached
+//   negatively.
 // - DNS failures (timeout, SERVFAIL, no record) refuse the caller (403): a pod name is never guessed.
 // - Names are compared lowercase without the trailing dot; labels may hold `_` (docker network names do).
 import { BlockList, isIP } from 'node:net'
