@@ -133,6 +133,7 @@ export function createNode(ctx: NodeContext) {
     fetchEnvelope: (hash, at) => fetchEnvelope(hash, at),
     archiveOwn: (blobs) => archiveOwn(blobs),
     onCurrent: switchCurrent,
+    keepCollateral: (hash, collateral, judgedAt) => keepCollateral(hash, collateral, judgedAt),
   })
 
   /** xPub and generation as the verified view proves them (at `header`, default its newest). */

@@ -180,6 +180,7 @@ function memberOn(chain: RotatingChain, index: number) {
   keyring.add(1, chain.m1)
   keyring.setCurrent(1)
   const sent: { label: string; data: Hex; blobs?: Hex[] }[] = []
+  const kept: { quoteBlobHash: Hex; collateral: unknown; judgedAt: number }[] = []
   const generations = {
     confirmedIds: async () => chain.members.map((m) => m.memberId),
     proposedEvent: async (id: bigint) => chain.events.get(id),
@@ -215,8 +216,9 @@ function memberOn(chain: RotatingChain, index: number) {
     },
     archiveOwn: () => {},
     onCurrent: () => {},
+    keepCollateral: (quoteBlobHash, collateral, judgedAt) => kept.push({ quoteBlobHash, collateral, judgedAt }),
   })
-  return { me, rotation, keyring, meta, sent }
+  return { me, rotation, keyring, meta, sent, kept }
 }
 
 type Forgery = {
@@ -346,6 +348,7 @@ test('security: a member refuses a bad rotation proposal with its reason, and ac
     assert.deepEqual(member.sent, [], `${what}: nothing acknowledged`)
     assert.equal(member.keyring.proposed, undefined, `${what}: nothing adopted`)
     assert.ok(!member.meta.get('proposed_secret'), `${what}: nothing sealed`)
+    assert.deepEqual(member.kept, [], `${what}: no collateral kept`)
     // Judged once: asked again, the member gives the same refusal without acknowledging.
     await assert.rejects(member.rotation.acknowledge(), { reason })
     assert.deepEqual(member.sent, [])
@@ -383,6 +386,11 @@ test('security: a member refuses a bad rotation proposal with its reason, and ac
   )
   assert.equal(member.keyring.proposed?.secret.address, proposed.xPub, 'the proposed secret is held and sealed')
   assert.ok(member.meta.get('proposed_secret'))
+  // The collateral the proposer's quote was judged with is kept under the proposal blob, at the verified time.
+  assert.deepEqual(
+    member.kept.map((k) => [k.quoteBlobHash, k.judgedAt, typeof k.collateral]),
+    [[chain.proposal!.blobHash, Number(chain.header().timestamp), 'object']],
+  )
   chain.acks.add(`${id}/${member.me.memberId}`)
   await assert.rejects(member.rotation.acknowledge(), { reason: 'already_acknowledged' })
   assert.equal(member.sent.length, 1, 'acknowledged once')

@@ -32,6 +32,7 @@ import { addressOfPublicKey, compressPublicKey, signDigest } from '../keys/signa
 import { generationAckDigest, generationProposalDigest } from '../keys/typedData.ts'
 import { createMasterSecret, generateMasterSecret, type MasterSecret } from '../secret/masterSecret.ts'
 import { checkPolicy } from '../tee/policy.ts'
+import type { Collateral } from '../tee/collateral.ts'
 import { QuoteVerificationError, type QuoteProvider, type QuoteVerifier } from '../tee/types.ts'
 import type { MemberFlowDeps } from './context.ts'
 
@@ -76,6 +77,11 @@ export type RotationDeps = MemberFlowDeps & {
   archiveOwn(blobs: readonly Hex[]): void
   /** A generation became current on this node. */
   onCurrent(generation: number): void
+  /**
+   * Keeps the collateral the proposer's quote was judged with, once this member takes the proposal's secret
+   * (docs/protocol.md#collateral-kept-with-the-decision), under the proposal blob's versioned hash.
+   */
+  keepCollateral?(quoteBlobHash: Hex, collateral: Collateral, judgedAt: number): void
 }
 
 export type ProvenMember = { memberId: bigint; pubkey64: Uint8Array }
@@ -267,6 +273,7 @@ export function createRotation(deps: RotationDeps) {
       secret.expire()
       throw new RotationRefusal('not_proposed_key', 'the decrypted secret is not the proposed master key')
     }
+    if (verified.collateral) deps.keepCollateral?.(p.blobHash, verified.collateral, Number(header.timestamp))
     return secret
   }
 
