@@ -117,3 +117,14 @@ test('error: a peer serving more than a kept record\'s size cap is cut off befor
   await assert.rejects(source.get(`0x01${'cd'.repeat(31)}`), (error: unknown) => error instanceof QuoteVerificationError && /over \d+ bytes/.test(error.message))
   assert.equal(await source.get(`0x01${'ef'.repeat(31)}`), undefined)
 })
+
+test('default: the kept collateral\'s verdict on a quote is the verdict of its time: a platform it rated Revoked fails, and that is not a fault of the collateral', async () => {
+  const revokedPlatform = pki.mintPlatform({ now: t0 - 10 * DAY, tcbStatus: 'Revoked' })
+  const revokedQuote = await simulatedQuoteProvider({ platform: revokedPlatform, measurement: simulatedMeasurement('kept-collateral-test') }).getQuote(new Uint8Array(64).fill(9))
+  await assert.rejects(verifyWithKeptCollateral(revokedQuote, parseKeptCollateral(record(), quoteBlobHash), window), (error: unknown) => {
+    assert.ok(error instanceof QuoteVerificationError, String(error))
+    assert.equal(error.reason, 'tcb_revoked', error.message)
+    assert.ok(!KEPT_COLLATERAL_FAULTS.has(error.reason), 'audit reports it as the quote failing, not as a refused collateral')
+    return true
+  })
+})
