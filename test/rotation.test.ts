@@ -2,18 +2,22 @@
 // itself) rotate while pods are served, a fourth joins after the rotation and receives both generations, a revoked
 // node gets no share of an emergency rotation that ends the older generations' signatures, and a proposer killed
 // with SIGKILL between its proposal and the commit finds the committed generation when it restarts, and a newcomer
-// answered under one generation while the next commits before its confirmation is answered again with every generation.
+// answered under one generation while the next commits before its confirmation is answered again with every generation;
+// then the owner purges generation 1: members erase it (410 to pods) and a node onboarded after it never receives it.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import Database from 'better-sqlite3'
 import { type Address, type Hex } from 'viem'
 import { blobsToEnvelope } from '../src/chain/envelope.ts'
 import { createGenerationsClient, generationCalldata } from '../src/chain/generations.ts'
+import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
+import { runGenerations } from '../src/cli/generations.ts'
 import { createRegistryClient } from '../src/chain/registry.ts'
-import { DEVNET_AUTO_ROTATE, hostCall, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
+import { DEVNET_AUTO_ROTATE, devAccount, hostCall, runDevnet, waitUntilReady, type NodeProcess } from '../src/devnet/network.ts'
 import { toHex0x } from '../src/keys/bytes.ts'
 import { waitFor } from './wait.ts'
 
@@ -147,22 +151,29 @@ describe('generations on a devnet', () => {
   })
 
   test('kill -9 of the proposer between propose and commit, then a restart: the rotation completes', async () => {
+    const ids = await Promise.all(nodes.slice(0, 3).map((n) => memberIdOf(n)))
     await owner(generationCalldata.startRotation(false, 600n, 0n))
     // The proposer is the first member by id to see the rotation; kill it the moment its proposal is on chain.
     const proposal = await waitFor('a proposal', async () => {
       const p = await generations.proposal()
       return p.id !== 0n ? p : undefined
     }, 120_000)
-    const ids = await Promise.all(nodes.slice(0, 3).map((n) => memberIdOf(n)))
     const proposer = nodes[ids.indexOf(proposal.proposerId)]!
     assert.ok(proposer, `proposer ${proposal.proposerId} is one of the nodes (${ids})`)
     proposer.child.kill('SIGKILL')
     await new Promise((r) => proposer.child.once('exit', r))
+    // The kill landed between propose and commit: the proposal is still pending and generation 3 still current.
+    assert.equal((await generations.proposal()).id, proposal.id, 'the proposal is still pending after the kill')
+    assert.equal(await registry.generation(), 3n, 'not committed before the kill')
+    const requestsBefore = await requestCount()
     const others = nodes.slice(0, 3).filter((n) => n !== proposer)
     await waitFor('generation 4 committed', async () => (await registry.generation()) === 4n)
     await waitFor('generation 4 on the others', async () => (await Promise.all(others.map(currentGeneration))).every((g) => g === 4))
     await devnet.restartNode(proposer, { env: {} })
     await waitUntilReady(proposer, 120_000)
+    // Its node key came back from its sealed state: the same member, with no new onboarding request.
+    assert.equal(await memberIdOf(proposer), proposal.proposerId)
+    assert.equal(await requestCount(), requestsBefore, 'the restarted proposer did not register again')
     await waitFor('generation 4 on the restarted proposer', async () => (await currentGeneration(proposer)) === 4)
     assert.equal((await sealkey(proposer)).key, (await sealkey(others[0]!)).key)
     assert.equal((await sealkey(proposer, 1)).key, before1)
@@ -174,6 +185,7 @@ describe('generations on a devnet', () => {
     const late = await devnet.addNode()
     const reg = await hostCall<{ enckey: Address; requestId: string }>(late, 'POST', '/register')
     const requestId = BigInt(reg.requestId)
+    lateId = requestId
     await waitFor('the members answer it', async () => (await registry.getRequest(requestId)).status === 'fulfilled')
     assert.equal(await generations.requestGeneration(requestId), 4n)
     await owner(generationCalldata.startRotation(false, 3600n, 0n))
@@ -208,6 +220,71 @@ describe('generations on a devnet', () => {
     // Which of the two ways the race went (both end as checked above).
     t.diagnostic(`stale answer: ${becameReady ? 'ready on generation 4, then the new answer' : 'old answer refused, then the new answer'} (${first.split('\n')[0]})`)
   })
+
+  test('purge generation 1: members erase it and answer 410 for it; a node onboarded after it never receives it', async (t) => {
+    const started = Date.now()
+    const mark = (what: string) => t.diagnostic(`${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    // The host-driven member of the test before leaves the member set: a newcomer's designated helper is then always an
+    // auto-mode member (a member nobody drives would cost the newcomer a whole help turn).
+    await owner(generationCalldata.revokeNode(lateId))
+    // The owner's CLI; generation 1 stopped verifying when the emergency rotation committed, so it may be purged.
+    const ownerKeyFile = join(dir, 'owner.key')
+    writeFileSync(ownerKeyFile, toHex0x(devAccount(0).getHdKey().privateKey!), { mode: 0o600 })
+    const said: string[] = []
+    const flags = ['--rpc', devnet.info.rpcUrl, '--registry', devnet.registry, '--owner-key-file', ownerKeyFile]
+    assert.equal(await runGenerations('purge', ['generation', '1', ...flags], (l) => said.push(l), (l) => said.push(l)), 0, said.join('\n'))
+    assert.equal((await generations.generationInfo(1n)).purged, true)
+    mark('purged')
+    // A newcomer registers from now on (it starts while the members erase generation 1).
+    const joining = devnet.addNode({ auto: DEVNET_AUTO_ROTATE })
+    const members = nodes.slice(0, 3)
+    await waitFor('generation 1 erased on the members', async () => (await Promise.all(members.map((n) => heldGenerations(n)))).every((held) => !held.includes(1)))
+    mark('erased on the members')
+    for (const member of members) {
+      await assertPurged(member, 1)
+      assert.equal((await sealkey(member, 4)).key, (await sealkey(members[0]!, 4)).key, 'the other generations stay')
+      // The sealed copy is gone from its disk too; the generations it keeps are still there.
+      const db = new Database(join(member.dir, 'keymanager.sqlite'), { readonly: true })
+      try {
+        const sealed = db.prepare('SELECT generation FROM sealed_secrets ORDER BY generation').all() as { generation: number }[]
+        assert.ok(!sealed.some((r) => r.generation === 1), `generation 1 still sealed: ${JSON.stringify(sealed)}`)
+        assert.ok(sealed.some((r) => r.generation === 5))
+      } finally {
+        db.close()
+      }
+    }
+    // A newcomer takes an answer only when it holds exactly the unpurged generations (wrong_generations otherwise).
+    const later = await joining
+    await waitUntilReady(later, 240_000)
+    mark('newcomer ready')
+    assert.deepEqual(await heldGenerations(later), [2, 3, 4, 5])
+    await assertPurged(later, 1)
+    assert.equal((await sealkey(later)).key, (await sealkey(members[0]!)).key)
+    assert.equal((await sealkey(later, 2)).revoked, true)
+  })
+
+  let lateId: bigint
+
+  async function requestCount(): Promise<bigint> {
+    return (await devnet.publicClient.readContract({ address: devnet.registry, abi: keyManagerAbi, functionName: 'requestCount' })) as bigint
+  }
+
+  async function heldGenerations(node: { podUrl: string }): Promise<number[]> {
+    const res = await fetch(`${node.podUrl}/generations`, asPod('app'))
+    const body = (await res.json()) as { generations: { generation: number; held: boolean }[] }
+    return body.generations.filter((g) => g.held).map((g) => g.generation)
+  }
+
+  async function assertPurged(node: { podUrl: string }, g: number) {
+    const res = await fetch(`${node.podUrl}/sealkey?generation=${g}`, asPod('app'))
+    assert.equal(res.status, 410)
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'gone')
+    const listed = ((await (await fetch(`${node.podUrl}/generations`, asPod('app'))).json()) as { generations: { generation: number; purged: boolean; held: boolean }[] }).generations
+    assert.deepEqual(
+      listed.filter((e) => e.generation === g).map((e) => [e.purged, e.held]),
+      [[true, false]],
+    )
+  }
 
   async function generationInfoXPub(g: bigint): Promise<Address> {
     return (await generations.generationInfo(g)).xPub
