@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
-import { DEVNET_AUTO, runDevnet } from '../src/devnet/network.ts'
+import { DEVNET_AUTO, hostCall, runDevnet } from '../src/devnet/network.ts'
 import { assertNoNonceGapOrReuse, fulfillTransactions, outboxAgainstChain } from './chainChecks.ts'
 
 type Devnet = Awaited<ReturnType<typeof runDevnet>>
@@ -43,5 +43,7 @@ describe('auto: six nodes join by themselves', () => {
     }
     assert.equal(confirmed, 5, 'every newcomer confirmed by itself')
     for (let i = 1; i <= 6; i++) assertNoNonceGapOrReuse(await outboxAgainstChain(devnet, i), `node ${i}`)
+    // Auto mode decided on the verified chain view: every node's light client, none on trusted RPC reads.
+    for (const node of devnet.info.nodes) assert.equal((await hostCall<{ chainView: { mode: string } }>(node, 'GET', '/status')).chainView.mode, 'light-client')
   })
 })

@@ -62,8 +62,11 @@ describe('devnet: onboarding end to end', () => {
     const registry = createRegistryClient({ publicClient: devnet.publicClient, address: devnet.registry })
     const xPub = await registry.xPub()
     for (const node of devnet.info.nodes) {
-      const status = await hostCall<{ state: string; xPub: Address; generation: number }>(node, 'GET', '/status')
+      const status = await hostCall<{ state: string; xPub: Address; generation: number; chainView: { mode: string; head: { blockNumber: string } | null } }>(node, 'GET', '/status')
       assert.equal(status.state, 'ready')
+      // The walk-through ran on the verified chain view: light-client headers from the devnet beacon chain.
+      assert.equal(status.chainView.mode, 'light-client')
+      assert.ok(status.chainView.head !== null && BigInt(status.chainView.head.blockNumber) > 0n, 'a verified header')
       assert.equal(status.xPub.toLowerCase(), xPub.toLowerCase())
       assert.equal(status.generation, 1)
     }
