@@ -37,7 +37,7 @@ import type { QuoteProvider } from '../src/tee/types.ts'
 import { createNode, type HelpResult } from '../src/node/node.ts'
 import type { NodeContext } from '../src/node/context.ts'
 import type { ChainView, ViewHeader } from '../src/chain/view/chainView.ts'
-import { KEY_MANAGER_LAYOUT, generationSlot, measurementSlot, requestSlot } from '../src/chain/view/layout.ts'
+import { KEY_MANAGER_LAYOUT, freshnessSlot, generationSlot, measurementSlot, requestSlot } from '../src/chain/view/layout.ts'
 import { querySlots, registryState } from '../src/chain/view/registryState.ts'
 import { REQUEST_STATUS } from '../src/chain/registry.ts'
 
@@ -73,6 +73,8 @@ export class FakeChain {
   /** Lets a test make the master-key slot disagree with the generation's record (the helper's last check before encrypting). */
   masterSlotXPub: Address | undefined
   allowed = new Set<Hex>()
+  /** Freshness marks on chain (`markFresh`), by the block they were mined in. */
+  marks = new Map<Hex, bigint>()
   blobs = new Map<Hex, Uint8Array>()
   requests = new Map<bigint, StoredRequest>()
   events: OnboardRequest[] = []
@@ -145,6 +147,17 @@ export class FakeChain {
       this.blobs.set(hash, hexToBytes(blob))
       return hash
     })
+  }
+
+  /** A freshness mark the node handed to its host (`needs_mark`), mined in a new block. */
+  mineMark(tx: { to: Address; data: Hex }): Hex {
+    assert.equal(tx.to.toLowerCase(), REGISTRY.toLowerCase(), 'sent to the registry')
+    const call = decodeFunctionData({ abi: keyManagerAbi, data: tx.data })
+    assert.equal(call.functionName, 'markFresh')
+    const mark = (call.args as readonly [Hex])[0]
+    this.head += 1n
+    this.marks.set(mark, this.head)
+    return mark
   }
 
   mineBootstrap(tx: { data: Hex; blobs?: Hex[] }) {
@@ -233,6 +246,7 @@ export function fakeChainView(chain: FakeChain): ChainView {
     // requestCount, requestTtl, acceptedTcbStatuses (UpToDate only), no collateral age, allow-list off, no minimum.
     values.set(KEY_MANAGER_LAYOUT.requestCount.slot, BigInt(chain.requests.size) | (TTL << 64n) | (1n << 128n))
     for (const id of chain.allowed) values.set(measurementSlot(id), 1n)
+    for (const [mark, block] of chain.marks) values.set(freshnessSlot(mark), block)
     for (let g = 1n; g <= chain.generation; g++) values.set(generationSlot(g), BigInt(chain.xPub))
     for (const [id, r] of chain.requests) {
       const status = BigInt(REQUEST_STATUS.indexOf(r.status))

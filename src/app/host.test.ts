@@ -7,9 +7,11 @@ import pino from 'pino'
 import { publicKey64 } from '../keys/signature.ts'
 import { createMetrics } from '../monitor/metrics.ts'
 import { bytesToHex } from 'viem'
-import { bootstrapped, nodeOn, pki, registerBlob, removeNodeDirs, unsigned } from '../../test/inProcessNode.ts'
+import { bootstrapped, fakeChainView, FakeChain, nodeOn, pki, provider, registerBlob, removeNodeDirs, unsigned } from '../../test/inProcessNode.ts'
 import { blobsToEnvelope } from '../chain/envelope.ts'
+import { createFreshness } from '../chain/view/freshness.ts'
 import { keptCollateralReader } from '../store/keptCollateral.ts'
+import { measurementOf } from '../tee/measurement.ts'
 import { parseKeptCollateral, verifyWithKeptCollateral } from '../tee/keptCollateral.ts'
 import { createHostApp } from './host.ts'
 
@@ -192,4 +194,35 @@ test('error: bad parameters, unknown routes, large bodies and conflicts are JSON
     assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`)
     assert.equal(body.error?.code, code, path)
   }
+})
+
+test('default: a helper without a gas key answers 202 needs_mark with its markFresh transaction; once the mark is on chain the same call answers', async () => {
+  // The real freshness rule over the in-process chain: the helper decides only on a view that proves its own mark.
+  const chain = new FakeChain()
+  chain.allowed.add(measurementOf(await provider.getQuote(new Uint8Array(64))).measurementId)
+  const helperNode = nodeOn(chain, { context: { freshness: createFreshness({ view: fakeChainView(chain), timeoutMs: 60_000, pollMs: 10 }) } })
+  await helperNode.node.start()
+  chain.mineBootstrap(unsigned(await helperNode.node.bootstrap()))
+  await helperNode.node.bootstrap()
+  const helper = hostAppOf(helperNode)
+  const newcomer = nodeOn(chain)
+  await newcomer.node.start()
+  const request = chain.mineRequest(unsigned(await newcomer.node.register()))
+
+  const first = await helper.request(`/helper/${request.requestId}`, { method: 'POST', headers: auth })
+  assert.equal(first.status, 202)
+  const asked = await json(first)
+  assert.equal(asked.decision, 'needs_mark')
+  const tx = asked.tx as { to: `0x${string}`; data: `0x${string}`; chainId: number }
+  // Nothing was decided before the mark: no answer exists, and asking again hands back the same mark.
+  assert.equal(chain.requests.get(request.requestId)!.status, 'pending')
+  const again = await json(await helper.request(`/helper/${request.requestId}`, { method: 'POST', headers: auth }))
+  assert.equal(again.decision, 'needs_mark')
+  assert.deepEqual(again.tx, tx, 'the same mark until it is on chain')
+
+  chain.mineMark(tx)
+  const answered = await helper.request(`/helper/${request.requestId}`, { method: 'POST', headers: auth })
+  assert.equal(answered.status, 200)
+  const body = await json(answered)
+  assert.equal(body.decision, 'fulfilled', JSON.stringify(body))
 })
