@@ -202,6 +202,14 @@ sealkey_s=$(elapsed "$started" "$first_sealkey")
 log "checking the app's answers against the devnet"
 node --import tsx scripts/image-test.ts check --dir "$WORK" --app-log "$WORK/app.log" || fail "the app's answers (see $WORK/app.log)"
 
+# /healthz from the app container, by service name (the compose health check asks it inside the sidecar).
+healthz=$(docker exec app node -e "
+  fetch('http://dstack-keymanager/healthz').then(async r => console.log(r.status, JSON.stringify(await r.json())))") || fail "the app cannot reach http://dstack-keymanager/healthz"
+case "$healthz" in
+  '200 {"ok":true,"state":"ready"}') echo "✓ app: GET http://dstack-keymanager/healthz answers 200, state ready" ;;
+  *) fail "http://dstack-keymanager/healthz from the app answered: $healthz" ;;
+esac
+
 # 9. The host listener, published on loopback only: the status page's sign-in form and /metrics with the token.
 curl -fsS "http://$HOST_LISTEN/" | grep -qi '<form' || fail "the status page on $HOST_LISTEN has no sign-in form"
 curl -fsS -H "authorization: Bearer $TOKEN" "http://$HOST_LISTEN/metrics" | grep -q '^keymanager_pod_requests_total{' || fail "/metrics has no pod request counter"
