@@ -25,13 +25,17 @@ commands:
   quote verify FILE [--collateral F | --pccs URL] [--root-ca FILE]... [--now UNIX] [--json]
                                  verify a DCAP quote (binary or hex) with its collateral
   quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified
-  policy add|remove|list|tcb|bootstrapper --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
-                                 the registry's measurement allow-list, TCB policy and bootstrapper
-  rotate start|status --rpc URL --registry ADDR [--owner-key-file F] [--emergency] [--overlap S] [--force-delay S]
-                                 the owner starts a master-secret rotation; its state (docs/protocol.md#generations)
-  revoke node MEMBER_ID|generation G --rpc URL --registry ADDR --owner-key-file F
+  Every owner action below takes --owner-key-file F, or --unsigned to print a Safe Transaction Builder batch instead.
+  policy add|remove|list|tcb|bootstrapper|owner|request-ttl --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
+                                 the registry's measurement allow-list, TCB policy, bootstrapper, owner
+                                 (owner ADDR|none|accept: two-step transfer) and onboarding request TTL
+  rotate start|status|cancel|force-commit PROPOSAL_ID --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
+       [--emergency] [--overlap S] [--force-delay S]
+                                 the owner starts, cancels or force-commits a master-secret rotation; its state
+                                 (docs/protocol.md#generations)
+  revoke node MEMBER_ID|generation G --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
                                  revoke a member node or a generation
-  purge generation G --rpc URL --registry ADDR --owner-key-file F
+  purge generation G --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
                                  purge a generation that no longer verifies: nodes erase it, pods get 410
   guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR
            (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G]
@@ -40,7 +44,9 @@ commands:
                                  open recovery's enclave after judging its quote on a fresh verified view
   escrow publish --node HOST_URL | escrow status --rpc URL --registry ADDR
                                  a node escrows its generations to the active guardian set; escrow state
-  recover start REQUEST_ID|cancel --rpc URL --registry ADDR --owner-key-file F | recover ENCKEY --node HOST_URL
+  escrow guardians (PUBKEY... --threshold K | none) --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
+                                 the owner names the guardians (setGuardians), active after the measurement delay
+  recover start REQUEST_ID|cancel --rpc URL --registry ADDR (--owner-key-file F | --unsigned) | recover ENCKEY --node HOST_URL
                                  the owner opens a recovery for a fresh enclave's request; the enclave reassembles
                                  its generations from released shares and confirms
   audit --rpc URL --registry ADDR [--blobs URL [--blobs-kind anvil|beacon]] [--archive DIR]... [--peer URL]... [--root-ca F] [--pccs URL | --collateral F...]

@@ -15,6 +15,7 @@ import { deployKeyManager } from '../src/chain/deploy.ts'
 import { createRegistryClient, type RegistryClient } from '../src/chain/registry.ts'
 import { devAccount } from '../src/devnet/network.ts'
 import { runPolicy } from '../src/cli/policy.ts'
+import { keyManagerAbi } from '../src/chain/keyManagerArtifact.ts'
 import { createDevnetPki } from '../src/devnet/pki.ts'
 import { measurementOf } from '../src/tee/measurement.ts'
 import { simulatedMeasurement, simulatedQuoteProvider } from '../src/devnet/simulated.ts'
@@ -210,6 +211,63 @@ describe('policy', () => {
     assert.equal((await policy('bootstrapper', ...on(), '--unsigned')).code, 2)
   })
 
+  test('default: owner and request-ttl: shown; set signed and with --unsigned (the printed batch, sent by the owner, does the same); ownership moves in two steps', async () => {
+    const chain = { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } }
+    const publicClient = createPublicClient({ chain, transport: http(anvil.rpcUrl), pollingInterval: 50 })
+    const wallet = (index: number) => createWalletClient({ account: devAccount(index), chain, transport: http(anvil.rpcUrl) })
+    // A registry of its own: its ownership moves here.
+    const own = await deployKeyManager({ walletClient: wallet(0), publicClient, owner: devAccount(0).address, measurementDelay: 0n })
+    const read = <T>(functionName: string) => publicClient.readContract({ address: own, abi: keyManagerAbi, functionName } as never) as Promise<T>
+    async function sendBatch(result: { code: number; out: string[]; err: string[] }, from: number) {
+      assert.equal(result.code, 0, result.err.join('\n'))
+      const batch = JSON.parse(result.out.join('\n')) as { meta: { createdFromSafeAddress: Address }; transactions: { to: Address; value: string; data: Hex }[] }
+      assert.deepEqual([batch.meta.createdFromSafeAddress, batch.transactions.length], [devAccount(from).address, 1])
+      const tx = batch.transactions[0]!
+      await publicClient.waitForTransactionReceipt({ hash: await wallet(from).sendTransaction({ to: tx.to, data: tx.data, value: BigInt(tx.value) }) })
+    }
+
+    // request-ttl: shown (the default), set signed, then with --unsigned.
+    const ttl = await policy('request-ttl', ...on(own))
+    assert.deepEqual([ttl.code, ttl.out], [0, ['request TTL 7200 blocks']])
+    const set = await policy('request-ttl', '600', ...on(own), '--owner-key-file', ownerKeyFile)
+    assert.equal(set.code, 0, set.err.join('\n'))
+    assert.equal(set.out[0], '✓ request TTL 600 blocks')
+    assert.equal(await read<bigint>('requestTtl'), 600n)
+    const unsignedTtl = await policy('request-ttl', '1200', ...on(own), '--unsigned')
+    assert.equal(await read<bigint>('requestTtl'), 600n, 'nothing was sent')
+    await sendBatch(unsignedTtl, 0)
+    assert.deepEqual(JSON.parse((await policy('request-ttl', ...on(own), '--json')).out.join('\n')), { requestTtl: 1200 })
+
+    // owner: two steps. Signed: 0 names 2, 2 accepts with its key. --unsigned: 2 (a Safe) names 3, 3's Safe accepts.
+    const shown = await policy('owner', ...on(own))
+    assert.deepEqual(shown.out, [`owner ${devAccount(0).address}`, 'no ownership transfer pending'])
+    const transfer = await policy('owner', devAccount(2).address, ...on(own), '--owner-key-file', ownerKeyFile)
+    assert.equal(transfer.code, 0, transfer.err.join('\n'))
+    assert.equal(await read<Address>('pendingOwner'), devAccount(2).address)
+    assert.equal(await read<Address>('owner'), devAccount(0).address, 'not before it is accepted')
+    assert.deepEqual(JSON.parse((await policy('owner', ...on(own), '--json')).out.join('\n')), { owner: devAccount(0).address, pendingOwner: devAccount(2).address })
+    const stranger = await policy('owner', 'accept', ...on(own), '--owner-key-file', strangerKeyFile)
+    assert.deepEqual([stranger.code, stranger.err], [1, [`keymanager policy: acceptOwnership refused: KeyManagerUnauthorizedAccount(${devAccount(1).address})`]])
+    const accepted = await policy('owner', 'accept', ...on(own), '--owner-key-file', file('owner2.key', keyHex(2)))
+    assert.equal(accepted.code, 0, accepted.err.join('\n'))
+    assert.equal(await read<Address>('owner'), devAccount(2).address)
+    assert.equal(await read<Address>('pendingOwner'), '0x0000000000000000000000000000000000000000')
+    // --unsigned: the batch is simulated from (and named for) the current owner, 2; accept's from the pending owner, 3.
+    await sendBatch(await policy('owner', devAccount(3).address, ...on(own), '--unsigned'), 2)
+    assert.equal(await read<Address>('pendingOwner'), devAccount(3).address)
+    await sendBatch(await policy('owner', 'accept', ...on(own), '--unsigned'), 3)
+    assert.equal(await read<Address>('owner'), devAccount(3).address)
+    // none cancels a pending transfer; accept with none pending is named.
+    const noneToAccept = await policy('owner', 'accept', ...on(own), '--unsigned')
+    assert.deepEqual([noneToAccept.code, noneToAccept.err], [1, ['keymanager policy: no ownership transfer is pending: the owner starts one with policy owner ADDR']])
+    await sendBatch(await policy('owner', devAccount(4).address, ...on(own), '--unsigned'), 3)
+    await sendBatch(await policy('owner', 'none', ...on(own), '--unsigned'), 3)
+    assert.equal(await read<Address>('pendingOwner'), '0x0000000000000000000000000000000000000000')
+    // The former owner can no longer act.
+    const former = await policy('request-ttl', '100', ...on(own), '--owner-key-file', ownerKeyFile)
+    assert.deepEqual([former.code, former.err], [1, [`keymanager policy: setRequestTtl refused: KeyManagerUnauthorizedAccount(${devAccount(0).address})`]])
+  })
+
   test('error: the chain refuses: exit 1 with the revert named in one line', async () => {
     const again = await policy('add', quoteFile, ...on(), '--owner-key-file', ownerKeyFile)
     assert.equal(again.code, 1)
@@ -232,7 +290,17 @@ describe('policy', () => {
   test('error: bad flags and arguments exit 2 with one line', async () => {
     const cases: [string[], string | RegExp][] = [
       [[], /^keymanager policy: policy needs a command: /],
-      [['show'], "keymanager policy: unknown policy command 'show' (add, remove, list, bootstrapper or tcb)"],
+      [['show'], "keymanager policy: unknown policy command 'show' (add, remove, list, tcb, bootstrapper, owner or request-ttl)"],
+      [['owner', 'someone', ...on(), '--owner-key-file', ownerKeyFile], "keymanager policy: policy owner takes a 0x address (transferOwnership), none (cancel a pending transfer) or accept, got 'someone'"],
+      [['owner', devAccount(3).address, devAccount(4).address, ...on()], 'keymanager policy: policy owner takes at most one argument, got 2'],
+      [['owner', devAccount(3).address, ...on()], "keymanager policy: this command sends a transaction: give --owner-key-file F (the registry owner's key)"],
+      [['owner', ...on(), '--unsigned'], 'keymanager policy: policy owner without an argument only reads: --unsigned does not apply'],
+      [['owner', 'accept', ...on(), '--unsigned', '--owner-key-file', ownerKeyFile], 'keymanager policy: --unsigned signs nothing: leave out --owner-key-file'],
+      [['request-ttl', '0', ...on(), '--owner-key-file', ownerKeyFile], "keymanager policy: policy request-ttl takes a number of blocks from 1 to 4294967295, got '0'"],
+      [['request-ttl', '4294967296', ...on(), '--unsigned'], "keymanager policy: policy request-ttl takes a number of blocks from 1 to 4294967295, got '4294967296'"],
+      [['request-ttl', '1h', ...on(), '--unsigned'], "keymanager policy: policy request-ttl takes a number of blocks from 1 to 4294967295, got '1h'"],
+      [['request-ttl', ...on(), '--unsigned'], 'keymanager policy: policy request-ttl without an argument only reads: --unsigned does not apply'],
+      [['request-ttl', '100', ...on(), '--accept', 'UpToDate'], 'keymanager policy: --accept belongs to policy tcb'],
       [['list'], 'keymanager policy: give --rpc URL'],
       [['list', '--rpc', 'ws://x', '--registry', registry], 'keymanager policy: --rpc must be an http(s) URL'],
       [['list', ...on('0x1234' as Address)], "keymanager policy: --registry must be a 0x address, got '0x1234'"],

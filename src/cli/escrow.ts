@@ -4,20 +4,25 @@
 //                                                             escrowed to the active guardian set (POST /escrow)
 //   escrow status --rpc URL --registry ADDR                   guardian sets and each generation's escrow (eth_call reads,
 //                                                             for people: a guardian decides with `guardian verify`)
-//   recover start REQUEST_ID|cancel --rpc URL --registry ADDR --owner-key-file F
+//   escrow guardians (PUBKEY… --threshold K | none) --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
+//                                                             the owner names the guardians: setGuardians(pubkeys, k),
+//                                                             active after measurementDelay; none: no further escrow
+//   recover start REQUEST_ID|cancel --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
 //                                                             the owner names a fresh enclave's request for recovery
 //   recover ENCKEY --node HOST_URL [--token-file F]           the enclave reassembles every escrowed generation from the
 //                                                             released shares, checks, seals and confirms (POST /recover)
+// --unsigned (owner verbs): print a Safe Transaction Builder batch for a multisig owner, send nothing (policy.ts).
 // Exit 0; 1 when the node or the chain refuses, or a recovery is still pending (one line); 2 on bad flags (one line).
-import { type Address, type Hex } from 'viem'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { parseEventLogs, type Address, type Hex } from 'viem'
 import { createGenerationsClient } from '../chain/generations.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
 import { parseFlags, UsageError } from './args.ts'
 import { call, nodeTarget } from './hostApi.ts'
-import { connect, PolicyError, readOwnerKey, send, short } from './policy.ts'
+import { checkSigner, connect, PolicyError, printUnsigned, readOwnerKey, send, short } from './policy.ts'
 
 export const ESCROW_USAGE =
-  'usage: keymanager escrow publish --node HOST_URL [--token-file F] | escrow status --rpc URL --registry ADDR | recover start REQUEST_ID|cancel --rpc URL --registry ADDR --owner-key-file F | recover ENCKEY --node HOST_URL [--token-file F] [--json]'
+  'usage: keymanager escrow publish --node HOST_URL [--token-file F] | escrow status --rpc URL --registry ADDR | escrow guardians (PUBKEY… --threshold K | none) --rpc URL --registry ADDR (--owner-key-file F | --unsigned) | recover start REQUEST_ID|cancel --rpc URL --registry ADDR (--owner-key-file F | --unsigned) | recover ENCKEY --node HOST_URL [--token-file F] [--json]'
 
 const FLAGS = {
   node: { type: 'string' },
@@ -26,7 +31,42 @@ const FLAGS = {
   registry: { type: 'string' },
   'owner-key-file': { type: 'string' },
   json: { type: 'boolean', default: false },
+  unsigned: { type: 'boolean', default: false },
+  confirmations: { type: 'string' },
+  threshold: { type: 'string' },
 } as const
+
+/** The contract's limit on a guardian set (KeyManager.sol MAX_GUARDIANS). */
+const MAX_GUARDIANS = 32
+
+/**
+ * Guardian public keys as `guardian keygen` prints them: 64 bytes of hex (x ‖ y), optionally 0x; each must be a point
+ * on secp256k1 and appear once (the contract refuses both, this names the key first). Returns them concatenated.
+ */
+function guardianKeys(positionals: string[], thresholdText: string | undefined): { pubkeys: Hex; threshold: number } {
+  if (positionals.length === 1 && positionals[0] === 'none') {
+    if (thresholdText !== undefined) throw new UsageError('escrow guardians none names no guardians: drop --threshold')
+    return { pubkeys: '0x', threshold: 0 }
+  }
+  if (positionals.length === 0) throw new UsageError('escrow guardians takes the guardians\' public keys (as guardian keygen prints them), in order, or none')
+  if (positionals.length > MAX_GUARDIANS) throw new UsageError(`escrow guardians takes at most ${MAX_GUARDIANS} keys, got ${positionals.length}`)
+  const keys = positionals.map((value, i) => {
+    const hex = value.replace(/^0x/, '').toLowerCase()
+    if (!/^[0-9a-f]{128}$/.test(hex)) throw new UsageError(`guardian key ${i + 1} must be 64 bytes of hex (x ‖ y, as guardian keygen prints it), got '${value.slice(0, 20)}${value.length > 20 ? '…' : ''}'`)
+    try {
+      secp256k1.Point.fromHex('04' + hex).assertValidity()
+    } catch {
+      throw new UsageError(`guardian key ${i + 1} is not a point on secp256k1`)
+    }
+    return hex
+  })
+  const duplicate = keys.findIndex((k, i) => keys.indexOf(k) !== i)
+  if (duplicate !== -1) throw new UsageError(`guardian key ${duplicate + 1} is given twice`)
+  if (thresholdText === undefined) throw new UsageError(`give --threshold K: how many of the ${keys.length} guardians together can recover`)
+  if (!/^[0-9]{1,2}$/.test(thresholdText) || Number(thresholdText) < 2 || Number(thresholdText) > keys.length)
+    throw new UsageError(`--threshold must be from 2 to the number of guardians (${keys.length}), got '${thresholdText}'`)
+  return { pubkeys: `0x${keys.join('')}`, threshold: Number(thresholdText) }
+}
 
 type Env = Record<string, string | undefined>
 type Out = (line: string) => void
@@ -46,9 +86,32 @@ type RecoverAnswer =
 
 async function escrow(argv: string[], env: Env, out: Out, err: Out): Promise<number> {
   const [verb, ...rest] = argv
-  if (verb !== 'publish' && verb !== 'status') throw new UsageError('escrow needs one of: publish, status')
+  if (verb !== 'publish' && verb !== 'status' && verb !== 'guardians') throw new UsageError('escrow needs one of: publish, status, guardians')
   const { values, positionals } = parseFlags(rest, FLAGS)
+  if (values.threshold !== undefined && verb !== 'guardians') throw new UsageError('--threshold belongs to escrow guardians')
+  if (verb === 'guardians') {
+    if (values.node !== undefined) throw new UsageError("escrow guardians is the owner's: give --rpc URL --registry ADDR, not --node")
+    checkSigner(values, undefined)
+    const { pubkeys, threshold } = guardianKeys(positionals, values.threshold)
+    const account = values.unsigned ? undefined : readOwnerKey(values['owner-key-file'])
+    const connection = await connect(values)
+    const call = { functionName: 'setGuardians', args: [pubkeys, threshold] }
+    const count = (pubkeys.length - 2) / 128
+    if (values.unsigned) return printUnsigned(connection, `escrow guardians ${count === 0 ? 'none' : `${threshold} of ${count}`}`, [call], out)
+    const txHash = await send(connection, account!, call.functionName, call.args, err)
+    // The set's number comes from this tx's own GuardiansProposed event, not from a later read.
+    const receipt = await connection.publicClient.getTransactionReceipt({ hash: txHash })
+    const [proposed] = parseEventLogs({ abi: keyManagerAbi, logs: receipt.logs, eventName: 'GuardiansProposed' } as never) as unknown as { args: { guardianSet: bigint; activatesAt: bigint } }[]
+    if (!proposed) throw new PolicyError(`setGuardians: tx ${txHash} emitted no GuardiansProposed`)
+    const { guardianSet, activatesAt } = proposed.args
+    const active = (await createGenerationsClient({ publicClient: connection.publicClient, address: connection.registry }).activeGuardianSet()) === guardianSet
+    if (values.json) return out(stringify({ action: 'guardians_proposed', guardianSet, threshold, count, activatesAt, active, txHash })), 0
+    out(`✓ guardian set ${guardianSet}: ${count === 0 ? 'no guardians (no further escrow)' : `${threshold} of ${count}`}, ${active ? 'active now' : `active from ${new Date(Number(activatesAt) * 1000).toISOString()}`}`)
+    out(`  tx ${txHash}`)
+    return 0
+  }
   if (positionals.length > 0) throw new UsageError(`escrow ${verb} takes no arguments`)
+  if (values.unsigned || values['owner-key-file'] !== undefined) throw new UsageError(`escrow ${verb} sends no owner call: --unsigned and --owner-key-file do not apply`)
   if (verb === 'publish') {
     if (values.rpc !== undefined || values.registry !== undefined) throw new UsageError('escrow publish talks to a node: give --node HOST_URL, not --rpc/--registry')
     const answer = await call<EscrowAnswer>(nodeTarget(values, env), 'POST', '/escrow')
@@ -105,13 +168,16 @@ async function recover(argv: string[], env: Env, out: Out, err: Out): Promise<nu
   const { values, positionals } = parseFlags(argv, FLAGS)
   const [first, second, ...extra] = positionals
   if (first === 'start' || first === 'cancel') {
-    if (values.node !== undefined) throw new UsageError(`recover ${first} is the owner's: give --rpc URL --registry ADDR --owner-key-file F, not --node`)
+    if (values.node !== undefined) throw new UsageError(`recover ${first} is the owner's: give --rpc URL --registry ADDR --owner-key-file F (or --unsigned), not --node`)
     if (first === 'start' && (second === undefined || !/^[1-9][0-9]{0,77}$/.test(second) || BigInt(second) >= 1n << 256n))
       throw new UsageError(`recover start takes the request id of the fresh enclave (a decimal integer), got '${second ?? ''}'`)
     if ((first === 'cancel' && second !== undefined) || extra.length > 0) throw new UsageError(`recover ${first} takes ${first === 'start' ? 'one argument' : 'no argument'}`)
-    const account = readOwnerKey(values['owner-key-file'])
+    checkSigner(values, undefined)
+    const account = values.unsigned ? undefined : readOwnerKey(values['owner-key-file'])
     const connection = await connect(values)
-    const txHash = first === 'start' ? await send(connection, account, 'startRecovery', [BigInt(second!)], err) : await send(connection, account, 'cancelRecovery', [], err)
+    const call = first === 'start' ? { functionName: 'startRecovery', args: [BigInt(second!)] } : { functionName: 'cancelRecovery', args: [] }
+    if (values.unsigned) return printUnsigned(connection, `recover ${first}${second ? ' ' + second : ''}`, [call], out)
+    const txHash = await send(connection, account!, call.functionName, call.args, err)
     if (values.json) out(stringify({ action: first === 'start' ? 'recovery_started' : 'recovery_cancelled', requestId: second ?? null, txHash }))
     else {
       out(first === 'start' ? `✓ recovery opened for request ${second}: guardians may now run keymanager guardian release` : '✓ recovery cancelled')
@@ -122,6 +188,8 @@ async function recover(argv: string[], env: Env, out: Out, err: Out): Promise<nu
   if (first === undefined || !/^0x[0-9a-fA-F]{40}$/.test(first) || second !== undefined)
     throw new UsageError(`recover takes the enclave's registration key ENCKEY (the address keymanager register printed), or start REQUEST_ID, or cancel; got '${positionals.join(' ')}'`)
   if (values.rpc !== undefined || values.registry !== undefined) throw new UsageError('recover ENCKEY talks to the node: give --node HOST_URL, not --rpc/--registry')
+  if (values.unsigned || values['owner-key-file'] !== undefined || values.threshold !== undefined)
+    throw new UsageError('recover ENCKEY talks to the node: --unsigned, --owner-key-file and --threshold do not apply')
   const answer = await call<RecoverAnswer>(nodeTarget(values, env), 'POST', `/recover/${first}`)
   if (values.json) out(stringify(answer))
   else if (answer.state === 'recovered')

@@ -1,7 +1,10 @@
-// `keymanager rotate|revoke`: every bad flag or argument exits 2 with one line naming it, before any RPC is reached.
-// (The verbs against a chain run in test/rotation.test.ts.)
+// `keymanager rotate|revoke|purge` and the owner's `escrow guardians` / `recover start|cancel`: every bad flag or
+// argument exits 2 with one line naming it, before any RPC is reached. (Every verb, signed and --unsigned, runs against
+// a registry on anvil in test/generations.test.ts.)
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { runEscrow } from './escrow.ts'
 import { runGenerations } from './generations.ts'
 
 async function run(group: 'rotate' | 'revoke' | 'purge', argv: string[]) {
@@ -15,7 +18,7 @@ const chain = ['--rpc', 'http://127.0.0.1:9', '--registry', '0x5FbDB2315678afecb
 
 test('error: bad verbs, flags and arguments exit 2 with a one-line reason', async () => {
   const cases: [group: 'rotate' | 'revoke' | 'purge', argv: string[], reason: RegExp][] = [
-    ['rotate', [], /rotate needs one of: start, status/],
+    ['rotate', [], /rotate needs one of: start, status, cancel, force-commit/],
     ['rotate', ['begin'], /rotate needs one of/],
     ['revoke', ['member', '1'], /revoke needs one of: node, generation/],
     ['rotate', ['start', '--overlap=-5', ...chain], /--overlap must be whole seconds from 0 to 31536000/],
@@ -35,6 +38,20 @@ test('error: bad verbs, flags and arguments exit 2 with a one-line reason', asyn
     ['purge', ['generation', '0', ...chain], /G must be a decimal integer from 1/],
     ['purge', ['generation', '2', ...chain], /give --owner-key-file F/],
     ['revoke', ['node', '1', '--overlap', '5', ...chain], /belong to rotate start/],
+    // --unsigned: a Safe batch instead of a signature, so never with a key; never on a read.
+    ['rotate', ['start', '--unsigned', '--owner-key-file', '/nonexistent', ...chain], /--unsigned signs nothing: leave out --owner-key-file/],
+    ['revoke', ['generation', '2', '--unsigned', '--owner-key-file', '/k', ...chain], /--unsigned signs nothing/],
+    ['rotate', ['status', '--unsigned', ...chain], /rotate status only reads: --unsigned does not apply/],
+    ['rotate', ['start', '--unsigned', '--overlap', 'x', ...chain], /--overlap must be whole seconds/],
+    ['purge', ['generation', '0', '--unsigned', ...chain], /G must be a decimal integer from 1/],
+    ['rotate', ['start', '--unsigned=yes', ...chain], /Option '--unsigned' does not take an argument/],
+    ['rotate', ['cancel', '1', ...chain], /rotate cancel takes no arguments/],
+    ['rotate', ['cancel', ...chain], /give --owner-key-file F/],
+    ['rotate', ['force-commit', ...chain], /rotate force-commit takes one argument, got 0/],
+    ['rotate', ['force-commit', '0', '--unsigned', ...chain], /PROPOSAL_ID must be a decimal integer from 1 to 2\^64-1/],
+    ['rotate', ['force-commit', '18446744073709551616', ...chain], /PROPOSAL_ID must be/],
+    ['rotate', ['force-commit', '3', '--emergency', ...chain], /belong to rotate start/],
+    ['rotate', ['cancel', '--confirmations', '0', '--unsigned', ...chain], /--confirmations must be a number of blocks from 1 to 999/],
   ]
   for (const [group, argv, reason] of cases) {
     const { code, err, out } = await run(group, argv)
@@ -61,5 +78,44 @@ test('error: a member id or generation out of range is a usage error naming it',
     const { code, err } = await run('revoke', [verb, value, ...chain, '--owner-key-file', keyFile])
     assert.equal(code, 2, `${verb} ${value}: ${err.join('|')}`)
     assert.match(err[0]!, reason)
+  }
+})
+
+test('error: escrow guardians and recover start|cancel: bad keys, thresholds and signer flags exit 2 with a one-line reason', async () => {
+  const key = (n: number) => {
+    // Real points: the generator's multiples 1G, 2G, 3G (x ‖ y, as guardian keygen prints them).
+    return '0x' + Buffer.from(secp256k1.Point.BASE.multiply(BigInt(n)).toBytes(false)).subarray(1).toString('hex')
+  }
+  const cases: [group: 'escrow' | 'recover', argv: string[], reason: RegExp][] = [
+    ['escrow', ['guardians', ...chain, '--owner-key-file', '/k'], /escrow guardians takes the guardians' public keys/],
+    ['escrow', ['guardians', key(1), key(2), ...chain], /give --threshold K: how many of the 2 guardians/],
+    ['escrow', ['guardians', key(1), key(2), '--threshold', '3', ...chain], /--threshold must be from 2 to the number of guardians \(2\), got '3'/],
+    ['escrow', ['guardians', key(1), key(2), '--threshold', '1', ...chain], /--threshold must be from 2/],
+    ['escrow', ['guardians', key(1), key(2), '--threshold', 'two', ...chain], /--threshold must be from 2/],
+    ['escrow', ['guardians', key(1), key(1), '--threshold', '2', ...chain], /guardian key 2 is given twice/],
+    ['escrow', ['guardians', key(1), '0x' + '00'.repeat(64), '--threshold', '2', ...chain], /guardian key 2 is not a point on secp256k1/],
+    ['escrow', ['guardians', key(1).slice(0, 66), '--threshold', '2', ...chain], /guardian key 1 must be 64 bytes of hex/],
+    ['escrow', ['guardians', ...Array.from({ length: 33 }, (_, i) => key(i + 1)), '--threshold', '2', ...chain], /at most 32 keys, got 33/],
+    ['escrow', ['guardians', 'none', '--threshold', '2', ...chain], /escrow guardians none names no guardians: drop --threshold/],
+    ['escrow', ['guardians', key(1), key(2), '--threshold', '2', ...chain], /give --owner-key-file F/],
+    ['escrow', ['guardians', 'none', '--unsigned', '--owner-key-file', '/k', ...chain], /--unsigned signs nothing/],
+    ['escrow', ['guardians', 'none', '--node', 'http://127.0.0.1:9', '--unsigned'], /escrow guardians is the owner's/],
+    ['escrow', ['status', '--unsigned', ...chain], /escrow status sends no owner call/],
+    ['escrow', ['status', '--threshold', '2', ...chain], /--threshold belongs to escrow guardians/],
+    ['escrow', ['rotate'], /escrow needs one of: publish, status, guardians/],
+    ['recover', ['start', '5', '--unsigned', '--owner-key-file', '/k', ...chain], /--unsigned signs nothing/],
+    ['recover', ['cancel', ...chain], /give --owner-key-file F/],
+    ['recover', ['start', 'x', '--unsigned', ...chain], /recover start takes the request id/],
+    ['recover', ['0x' + '11'.repeat(20), '--node', 'http://127.0.0.1:9', '--unsigned'], /recover ENCKEY talks to the node: --unsigned/],
+  ]
+  for (const [group, argv, reason] of cases) {
+    const out: string[] = []
+    const err: string[] = []
+    const code = await runEscrow(group, argv, {}, (l) => out.push(l), (l) => err.push(l))
+    assert.equal(code, 2, `${group} ${argv.join(' ').slice(0, 120)}: ${err.join('|')}`)
+    assert.equal(err.length, 1)
+    assert.match(err[0]!, reason)
+    assert.ok(err[0]!.startsWith(`keymanager ${group}: `))
+    assert.deepEqual(out, [])
   }
 })

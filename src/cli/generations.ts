@@ -4,17 +4,21 @@
 // acknowledge, commit) by themselves in auto mode, or through their host API (`POST /rotation/propose` …).
 //   rotate start [--emergency] [--overlap SECONDS] [--force-delay SECONDS]   startRotation(emergency, overlap, forceDelay)
 //   rotate status                                                            generation, rotation, pending proposal
+//   rotate cancel                                                            cancelRotation(): drops a pending proposal
+//   rotate force-commit PROPOSAL_ID                                          forceCommitGeneration(id), from forceDelay after it
 //   revoke node MEMBER_ID                                                    revokeNode(memberId)
 //   revoke generation G                                                      revokeGeneration(g)
 //   purge generation G                                                       purgeGeneration(g): nodes erase M_g, pods get 410
+// Every write takes --owner-key-file F, or --unsigned: the owner is a multisig, so the calls are simulated from its
+// address and printed as a Safe Transaction Builder batch (policy.ts printUnsigned), nothing is sent.
 // Exit 0; 1 when the chain refuses or cannot be reached (one line naming the revert); 2 on bad flags (one line).
 import { createGenerationsClient, type GenerationInfo } from '../chain/generations.ts'
 import { parseFlags, UsageError } from './args.ts'
 import { keyManagerAbi } from '../chain/keyManagerArtifact.ts'
-import { connect, PolicyError, readOwnerKey, send, short, type Connection } from './policy.ts'
+import { checkSigner, connect, PolicyError, printUnsigned, readOwnerKey, send, short, type Connection, type OwnerCall } from './policy.ts'
 
 export const GENERATIONS_USAGE =
-  'usage: keymanager rotate start [--emergency] [--overlap SECONDS] [--force-delay SECONDS] | rotate status | revoke node MEMBER_ID | revoke generation G | purge generation G --rpc URL --registry ADDR [--owner-key-file F] [--json]'
+  'usage: keymanager rotate start [--emergency] [--overlap SECONDS] [--force-delay SECONDS] | rotate status | rotate cancel | rotate force-commit PROPOSAL_ID | revoke node MEMBER_ID | revoke generation G | purge generation G --rpc URL --registry ADDR [--owner-key-file F | --unsigned] [--confirmations N] [--json]'
 
 const MAX_DELAY = 365 * 86_400
 
@@ -26,6 +30,8 @@ const FLAGS = {
   emergency: { type: 'boolean', default: false },
   overlap: { type: 'string' },
   'force-delay': { type: 'string' },
+  unsigned: { type: 'boolean', default: false },
+  confirmations: { type: 'string' },
 } as const
 
 function seconds(value: string | undefined, flag: string, fallback: number): bigint {
@@ -46,14 +52,24 @@ const iso = (s: bigint) => (s === 0n ? '-' : new Date(Number(s) * 1000).toISOStr
 
 async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const [verb, ...rest] = argv
-  const verbs = group === 'rotate' ? ['start', 'status'] : group === 'purge' ? ['generation'] : ['node', 'generation']
+  const verbs = group === 'rotate' ? ['start', 'status', 'cancel', 'force-commit'] : group === 'purge' ? ['generation'] : ['node', 'generation']
   if (verb === undefined || !verbs.includes(verb)) throw new UsageError(`${group} needs one of: ${verbs.join(', ')}`)
   const { values, positionals } = parseFlags(rest, FLAGS)
   const rotationFlags = values.emergency || values.overlap !== undefined || values['force-delay'] !== undefined
   if (rotationFlags && !(group === 'rotate' && verb === 'start')) throw new UsageError('--emergency, --overlap and --force-delay belong to rotate start')
-  const wantsId = group !== 'rotate'
+  const wantsId = group !== 'rotate' || verb === 'force-commit'
   if (positionals.length !== (wantsId ? 1 : 0))
     throw new UsageError(wantsId ? `${group} ${verb} takes one argument, got ${positionals.length}` : `rotate ${verb} takes no arguments`)
+  checkSigner(values, group === 'rotate' && verb === 'status' ? 'rotate status' : undefined)
+  // The signed path sends the calls; --unsigned prints them as a Safe batch instead (nothing is sent).
+  const ownerAction = async (connection: Connection, account: ReturnType<typeof readOwnerKey> | undefined, call: OwnerCall): Promise<string | undefined> => {
+    if (values.unsigned) {
+      await printUnsigned(connection, `${group} ${verb}${positionals.length ? ' ' + positionals[0] : ''}`, [call], out)
+      return undefined
+    }
+    return send(connection, account!, call.functionName, call.args, err)
+  }
+  const signer = () => (values.unsigned ? undefined : readOwnerKey(values['owner-key-file']))
   const emit = (json: unknown, lines: string[]) => {
     if (values.json) out(JSON.stringify(json, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2))
     else for (const line of lines) out(line)
@@ -63,9 +79,10 @@ async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out
     const overlap = seconds(values.overlap, 'overlap', values.emergency ? 0 : 86_400)
     const forceDelay = seconds(values['force-delay'], 'force-delay', 86_400)
     if (values.emergency && overlap !== 0n) throw new UsageError('an emergency rotation has no overlap (the outgoing generation is revoked at commit): drop --overlap')
-    const account = readOwnerKey(values['owner-key-file'])
+    const account = signer()
     const connection = await connect(values)
-    const txHash = await send(connection, account, 'startRotation', [values.emergency, overlap, forceDelay], err)
+    const txHash = await ownerAction(connection, account, { functionName: 'startRotation', args: [values.emergency, overlap, forceDelay] })
+    if (txHash === undefined) return 0
     const generations = createGenerationsClient({ publicClient: connection.publicClient, address: connection.registry })
     const rotation = await generations.rotation()
     const next = await currentGeneration(connection)
@@ -78,10 +95,27 @@ async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out
   }
 
   // Arguments are checked before anything is asked of the chain.
-  const target = group !== 'rotate' ? positiveId(positionals[0], verb === 'node' ? 'MEMBER_ID' : 'G', verb === 'node' ? 256 : 64) : 0n
-  const account = group !== 'rotate' ? readOwnerKey(values['owner-key-file']) : undefined
+  const target = wantsId ? positiveId(positionals[0], verb === 'node' ? 'MEMBER_ID' : verb === 'force-commit' ? 'PROPOSAL_ID' : 'G', verb === 'node' ? 256 : 64) : 0n
+  const account = group === 'rotate' && verb === 'status' ? undefined : signer()
   const connection = await connect(values)
   const generations = createGenerationsClient({ publicClient: connection.publicClient, address: connection.registry })
+
+  if (group === 'rotate' && verb === 'cancel') {
+    const txHash = await ownerAction(connection, account, { functionName: 'cancelRotation', args: [] })
+    if (txHash === undefined) return 0
+    emit({ action: 'rotation_cancelled', txHash }, ['✓ rotation cancelled (a pending proposal is dropped)', `  tx ${txHash}`])
+    return 0
+  }
+  if (group === 'rotate' && verb === 'force-commit') {
+    const txHash = await ownerAction(connection, account, { functionName: 'forceCommitGeneration', args: [target] })
+    if (txHash === undefined) return 0
+    const current = await currentGeneration(connection)
+    emit({ action: 'generation_force_committed', proposalId: target, generation: current, txHash }, [
+      `✓ proposal ${target} committed by the owner: generation ${current} is current`,
+      `  tx ${txHash}`,
+    ])
+    return 0
+  }
 
   if (group === 'rotate') {
     if (values['owner-key-file'] !== undefined) err('note: rotate status only reads; --owner-key-file is not used')
@@ -107,7 +141,8 @@ async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out
 
   if (verb === 'node') {
     const memberId = target
-    const txHash = await send(connection, account!, 'revokeNode', [memberId], err)
+    const txHash = await ownerAction(connection, account, { functionName: 'revokeNode', args: [memberId] })
+    if (txHash === undefined) return 0
     emit({ action: 'node_revoked', memberId, txHash }, [
       `✓ member ${memberId} revoked: it never again proposes, acknowledges or receives a generation`,
       `  tx ${txHash}`,
@@ -117,14 +152,16 @@ async function command(group: 'rotate' | 'revoke' | 'purge', argv: string[], out
   }
   const generation = target
   if (group === 'purge') {
-    const txHash = await send(connection, account!, 'purgeGeneration', [generation], err)
+    const txHash = await ownerAction(connection, account, { functionName: 'purgeGeneration', args: [generation] })
+    if (txHash === undefined) return 0
     emit({ action: 'generation_purged', generation, txHash }, [
       `✓ generation ${generation} purged: nodes erase its secret, pods get 410 for it, newcomers no longer receive it and it can no longer be recovered`,
       `  tx ${txHash}`,
     ])
     return 0
   }
-  const txHash = await send(connection, account!, 'revokeGeneration', [generation], err)
+  const txHash = await ownerAction(connection, account, { functionName: 'revokeGeneration', args: [generation] })
+  if (txHash === undefined) return 0
   emit({ action: 'generation_revoked', generation, txHash }, [`✓ generation ${generation} revoked: its signatures no longer verify`, `  tx ${txHash}`])
   return 0
 }

@@ -10,6 +10,10 @@
 //   bootstrapper [ADDR | none]   show the account that may send the bootstrap blob tx besides the owner; with an
 //                                argument setBootstrapper(ADDR or 0) (docs/protocol.md#bootstrap: a multisig owner
 //                                names one, with --unsigned, since it cannot send a blob tx itself)
+//   owner [ADDR | none | accept] show the owner and a pending owner; ADDR: transferOwnership(ADDR) (none cancels a
+//                                pending transfer); accept: acceptOwnership(), sent by the pending owner
+//   request-ttl [BLOCKS]         show the onboarding request TTL; with BLOCKS setRequestTtl(BLOCKS)
+// Every write takes --owner-key-file F, or --unsigned: print a Safe Transaction Builder batch instead (unsignedBatch).
 // Exit 0; 1 when the chain refuses or cannot be reached (one line naming the revert); 2 on bad flags (one line).
 import { existsSync, readFileSync } from 'node:fs'
 import {
@@ -39,7 +43,7 @@ import { readQuoteFile } from './quote.ts'
 import { KeymanagerError } from '../errors.ts'
 
 export const POLICY_USAGE =
-  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | bootstrapper [ADDR | none] | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--unsigned] [--json]'
+  'usage: keymanager policy add (QUOTE_FILE | RAW_HEX) | remove (ID | QUOTE_FILE) | list | bootstrapper [ADDR | none] | owner [ADDR | none | accept] | request-ttl [BLOCKS] | tcb [--accept S,…] [--max-collateral-age SECONDS] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]… [--min-tcb-evaluation N] --rpc URL --registry ADDR [--owner-key-file F] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--unsigned] [--json]'
 
 const writeErr = (line: string) => void process.stderr.write(line + '\n')
 
@@ -283,19 +287,24 @@ const FLAGS = {
 } as const
 const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc', 'min-tcb-evaluation'] as const
 
+/** One contract call of an owner action: what `send` signs, or what `--unsigned` prints. */
+export type OwnerCall = { functionName: string; args: readonly unknown[] }
+
 /**
- * `--unsigned`: the owner is a multisig (docs/protocol.md#bootstrap), so nothing is signed here. Each call is simulated
- * from the owner's address (a revert is named now, not in the Safe), then printed as a Safe Transaction Builder batch
- * (`{version, chainId, createdAt, meta, transactions: [{to, value, data}]}`) to import and sign in the Safe.
+ * `--unsigned` (every owner verb: policy, rotate, revoke, purge, recover start|cancel, escrow guardians): the owner is
+ * a multisig (docs/protocol.md#bootstrap), so nothing is signed here. Each call is simulated from the owner's address
+ * (or `from`: `policy owner accept` is the pending owner's) so a revert is named now, not in the Safe, then printed as
+ * a Safe Transaction Builder batch (`{version, chainId, createdAt, meta, transactions: [{to, value, data}]}`) to import
+ * and sign in the Safe.
  */
-async function unsignedBatch(connection: Connection, name: string, calls: { functionName: string; args: readonly unknown[] }[]) {
-  const owner = await reader(connection)<Address>('owner')
+export async function unsignedBatch(connection: Connection, name: string, calls: OwnerCall[], from?: Address) {
+  const sender = from ?? (await reader(connection)<Address>('owner'))
   const transactions = []
   for (const { functionName, args } of calls) {
     try {
-      await connection.publicClient.simulateContract({ address: connection.registry, abi: keyManagerAbi, functionName, args, account: owner } as never)
+      await connection.publicClient.simulateContract({ address: connection.registry, abi: keyManagerAbi, functionName, args, account: sender } as never)
     } catch (error) {
-      throw new PolicyError(`${functionName} would revert for the owner ${owner}: ${short(error)}`)
+      throw new PolicyError(`${functionName} would revert for the ${from === undefined ? 'owner' : 'sender'} ${sender}: ${short(error)}`)
     }
     transactions.push({ to: connection.registry, value: '0', data: encodeFunctionData({ abi: keyManagerAbi, functionName, args } as never), contractMethod: null, contractInputsValues: null })
   }
@@ -303,22 +312,36 @@ async function unsignedBatch(connection: Connection, name: string, calls: { func
     version: '1.0',
     chainId: String(connection.chain.id),
     createdAt: Date.now(),
-    meta: { name, description: `keymanager ${name} on registry ${connection.registry}`, txBuilderVersion: '1.16.5', createdFromSafeAddress: owner, createdFromOwnerAddress: '' },
+    meta: { name, description: `keymanager ${name} on registry ${connection.registry}`, txBuilderVersion: '1.16.5', createdFromSafeAddress: sender, createdFromOwnerAddress: '' },
     transactions,
   }
 }
 
+/** Prints the `--unsigned` batch of `calls` (one JSON document on stdout; nothing is sent). */
+export async function printUnsigned(connection: Connection, name: string, calls: OwnerCall[], out: (line: string) => void, from?: Address): Promise<number> {
+  out(JSON.stringify(await unsignedBatch(connection, name, calls, from), (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2))
+  return 0
+}
+
+/** `--unsigned` and `--owner-key-file` exclude each other; a verb that only reads takes neither. */
+export function checkSigner(values: { unsigned?: boolean; 'owner-key-file'?: string }, readsOnly: string | undefined): void {
+  if (values.unsigned && values['owner-key-file'] !== undefined) throw new UsageError('--unsigned signs nothing: leave out --owner-key-file')
+  if (values.unsigned && readsOnly !== undefined) throw new UsageError(`${readsOnly} only reads: --unsigned does not apply`)
+}
+
 async function policyCommand(verb: string | undefined, argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (verb === undefined) throw new UsageError(POLICY_USAGE.replace(/^usage: /, 'policy needs a command: '))
-  if (!['add', 'remove', 'list', 'tcb', 'bootstrapper'].includes(verb)) throw new UsageError(`unknown policy command '${verb}' (add, remove, list, bootstrapper or tcb)`)
+  if (!['add', 'remove', 'list', 'tcb', 'bootstrapper', 'owner', 'request-ttl'].includes(verb))
+    throw new UsageError(`unknown policy command '${verb}' (add, remove, list, tcb, bootstrapper, owner or request-ttl)`)
   const { values, positionals } = parseFlags(argv, FLAGS)
   if (verb !== 'tcb') {
     const stray = TCB_FLAGS.find((flag) => values[flag] !== undefined)
     if (stray) throw new UsageError(`--${stray} belongs to policy tcb`)
   }
   const wantsPositional = verb === 'add' || verb === 'remove'
-  if (verb === 'bootstrapper' && positionals.length > 1) throw new UsageError(`policy bootstrapper takes at most one argument, got ${positionals.length}`)
-  if (verb !== 'bootstrapper' && positionals.length !== (wantsPositional ? 1 : 0)) {
+  const optionalPositional = verb === 'bootstrapper' || verb === 'owner' || verb === 'request-ttl'
+  if (optionalPositional && positionals.length > 1) throw new UsageError(`policy ${verb} takes at most one argument, got ${positionals.length}`)
+  if (!optionalPositional && positionals.length !== (wantsPositional ? 1 : 0)) {
     throw new UsageError(wantsPositional ? `policy ${verb} takes one argument, got ${positionals.length}` : `policy ${verb} takes no arguments, got ${positionals.length}`)
   }
   const fromBlockText = values['from-block'] ?? '0'
@@ -332,8 +355,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     else for (const line of lines) out(line)
   }
 
-  if (values.unsigned && values['owner-key-file'] !== undefined) throw new UsageError('--unsigned signs nothing: leave out --owner-key-file')
-  if (values.unsigned && verb === 'list') throw new UsageError('policy list only reads: --unsigned does not apply')
+  checkSigner(values, verb === 'list' ? 'policy list' : optionalPositional && positionals.length === 0 ? `policy ${verb} without an argument` : undefined)
   if (verb === 'add' || verb === 'remove') {
     const argument = positionals[0]!
     const measurement = verb === 'add' ? measurementArgument(argument) : undefined
@@ -341,8 +363,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     if (values.unsigned) {
       const connection = await connect(values)
       const call = verb === 'add' ? { functionName: 'addMeasurement', args: [id, measurement!.raw] } : { functionName: 'removeMeasurement', args: [id] }
-      out(JSON.stringify(await unsignedBatch(connection, `policy ${verb} ${id}`, [call]), null, 2))
-      return 0
+      return printUnsigned(connection, `policy ${verb} ${id}`, [call], out)
     }
     const account = readOwnerKey(values['owner-key-file'])
     const connection = await connect(values)
@@ -363,7 +384,6 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   if (verb === 'bootstrapper') {
     const argument = positionals[0]
     if (argument === undefined) {
-      if (values.unsigned) throw new UsageError('policy bootstrapper without an argument only reads: --unsigned does not apply')
       const connection = await connect(values)
       const current = await reader(connection)<Address>('bootstrapper')
       const named = current !== zeroAddress
@@ -374,8 +394,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     const address = argument === 'none' ? zeroAddress : getAddress(argument.toLowerCase())
     if (values.unsigned) {
       const connection = await connect(values)
-      out(JSON.stringify(await unsignedBatch(connection, `policy bootstrapper ${argument}`, [{ functionName: 'setBootstrapper', args: [address] }]), null, 2))
-      return 0
+      return printUnsigned(connection, `policy bootstrapper ${argument}`, [{ functionName: 'setBootstrapper', args: [address] }], out)
     }
     const account = readOwnerKey(values['owner-key-file'])
     const connection = await connect(values)
@@ -384,6 +403,60 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
       address === zeroAddress ? '✓ bootstrapper removed: only the owner can send bootstrap' : `✓ bootstrapper ${address} may send bootstrap`,
       `  tx ${txHash}`,
     ])
+    return 0
+  }
+
+  if (verb === 'owner') {
+    // Two steps (docs/protocol.md#registry-contract): the owner names the next owner (transferOwnership), which then
+    // accepts (acceptOwnership, sent by the pending owner: its key in --owner-key-file, or --unsigned for its Safe).
+    const argument = positionals[0]
+    if (argument !== undefined && argument !== 'accept' && argument !== 'none' && !isAddress(argument, { strict: false }))
+      throw new UsageError(`policy owner takes a 0x address (transferOwnership), none (cancel a pending transfer) or accept, got '${argument}'`)
+    const account = argument === undefined || values.unsigned ? undefined : readOwnerKey(values['owner-key-file'])
+    const connection = await connect(values)
+    const read = reader(connection)
+    if (argument === undefined) {
+      const [current, pending] = await Promise.all([read<Address>('owner'), read<Address>('pendingOwner')])
+      emit({ owner: current, pendingOwner: pending === zeroAddress ? null : pending }, [
+        `owner ${current}`,
+        pending === zeroAddress ? 'no ownership transfer pending' : `pending owner ${pending} (it accepts with policy owner accept)`,
+      ])
+      return 0
+    }
+    if (argument === 'accept') {
+      const pending = await read<Address>('pendingOwner')
+      if (pending === zeroAddress) throw new PolicyError('no ownership transfer is pending: the owner starts one with policy owner ADDR')
+      if (values.unsigned) return printUnsigned(connection, 'policy owner accept', [{ functionName: 'acceptOwnership', args: [] }], out, pending)
+      const txHash = await send(connection, account!, 'acceptOwnership', [], err)
+      emit({ owner: account!.address, txHash }, [`✓ ${account!.address} is the registry's owner`, `  tx ${txHash}`])
+      return 0
+    }
+    const next = argument === 'none' ? zeroAddress : getAddress(argument.toLowerCase())
+    if (values.unsigned) return printUnsigned(connection, `policy owner ${argument}`, [{ functionName: 'transferOwnership', args: [next] }], out)
+    const txHash = await send(connection, account!, 'transferOwnership', [next], err)
+    emit({ pendingOwner: next === zeroAddress ? null : next, txHash }, [
+      next === zeroAddress ? '✓ no ownership transfer pending' : `✓ ownership transfer to ${next} started: it takes effect when ${next} sends policy owner accept`,
+      `  tx ${txHash}`,
+    ])
+    return 0
+  }
+
+  if (verb === 'request-ttl') {
+    // setRequestTtl(blocks): how long an onboarding request stays answerable (docs/protocol.md#registry-contract).
+    const argument = positionals[0]
+    if (argument !== undefined && (!/^[0-9]{1,10}$/.test(argument) || Number(argument) < 1 || Number(argument) > 0xffffffff))
+      throw new UsageError(`policy request-ttl takes a number of blocks from 1 to 4294967295, got '${argument}'`)
+    const account = argument === undefined || values.unsigned ? undefined : readOwnerKey(values['owner-key-file'])
+    const connection = await connect(values)
+    if (argument === undefined) {
+      const ttl = await reader(connection)<bigint>('requestTtl')
+      emit({ requestTtl: Number(ttl) }, [`request TTL ${ttl} blocks`])
+      return 0
+    }
+    const call = { functionName: 'setRequestTtl', args: [BigInt(argument)] }
+    if (values.unsigned) return printUnsigned(connection, `policy request-ttl ${argument}`, [call], out)
+    const txHash = await send(connection, account!, call.functionName, call.args, err)
+    emit({ requestTtl: Number(argument), txHash }, [`✓ request TTL ${argument} blocks`, `  tx ${txHash}`])
     return 0
   }
 
@@ -431,8 +504,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
     for (const fmspc of allow) calls.push({ functionName: 'setFmspc', args: [fmspc, true] })
     for (const fmspc of disallow) calls.push({ functionName: 'setFmspc', args: [fmspc, false] })
     if (minEvaluationText !== undefined) calls.push({ functionName: 'setMinTcbEvaluationDataNumber', args: [Number(minEvaluationText)] })
-    out(JSON.stringify(await unsignedBatch(connection, 'policy tcb', calls), null, 2))
-    return 0
+    return printUnsigned(connection, 'policy tcb', calls, out)
   }
   const account = writes ? readOwnerKey(values['owner-key-file']) : undefined
   const connection = await connect(values)
