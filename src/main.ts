@@ -38,7 +38,7 @@ commands:
   purge generation G --rpc URL --registry ADDR (--owner-key-file F | --unsigned)
                                  purge a generation that no longer verifies: nodes erase it, pods get 410
   guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR
-           (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G]
+           (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G] [--from-block N] [--max-log-range N]
            release: --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...
                                  a guardian's key, its check of its escrowed shares, and its release of them to the
                                  open recovery's enclave after judging its quote on a fresh verified view

@@ -42,6 +42,9 @@ test('error: bad verbs, flags and arguments exit 2 with a one-line reason', asyn
       [['release', '--guardian-key-file', key, '--gas-key-file', key, '--blobs', 'http://x', '--blobs-kind', 'ipfs', ...chain], /--blobs-kind is anvil or beacon/],
       [['release', '--guardian-key-file', key, '--gas-key-file', key, '--blobs', 'http://x', '--freshness-timeout', '0', ...chain], /--freshness-timeout is whole seconds/],
       [['verify', 'extra'], /guardian verify takes no arguments/],
+      [['verify', '--guardian-key-file', key, ...chain, '--insecure-trusted-rpc', '--from-block', 'latest'], /--from-block must be a block number, got 'latest'/],
+      [['verify', '--guardian-key-file', key, ...chain, '--insecure-trusted-rpc', '--from-block', '-1'], /--from-block' argument is ambiguous|--from-block must be a block number/],
+      [['release', '--guardian-key-file', key, '--gas-key-file', key, '--blobs', 'http://x', ...chain, '--insecure-trusted-rpc', '--max-log-range', '0'], /--max-log-range must be a number of blocks, 1 or more, got '0'/],
       [['verify', '--bogus'], /Unknown option '--bogus'/],
     ]
     for (const [argv, reason] of guardianCases) {

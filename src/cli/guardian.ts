@@ -38,12 +38,12 @@ import { publicKey64 } from '../keys/signature.ts'
 import { createJudge, Refusal } from '../node/judge.ts'
 import { provenEscrow } from '../node/escrow.ts'
 import { parseFlags, UsageError } from './args.ts'
-import { short } from './policy.ts'
+import { logRange, short } from './policy.ts'
 import { quoteVerifierFromOptions } from './quote.ts'
 import { parseSettingsJson } from '../config.ts'
 
 export const GUARDIAN_USAGE =
-  'usage: keymanager guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G] [--json]; release also --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...'
+  'usage: keymanager guardian keygen --key-file F | guardian verify|release --guardian-key-file F --rpc URL --registry ADDR (--view-settings F --beacon URL | --insecure-trusted-rpc) [--generation G] [--from-block N] [--max-log-range BLOCKS] [--json]; release also --gas-key-file F --blobs URL [--blobs-kind anvil|beacon] [--pccs URL] [--root-ca F]...'
 
 const FLAGS = {
   'key-file': { type: 'string' },
@@ -61,6 +61,8 @@ const FLAGS = {
   'root-ca': { type: 'string', multiple: true },
   'freshness-timeout': { type: 'string', default: '1800' },
   'max-reference-age': { type: 'string', default: '64' },
+  'from-block': { type: 'string' },
+  'max-log-range': { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const
 
@@ -106,6 +108,8 @@ async function openView(values: Values, err: (line: string) => void) {
   const rpc = parseUrl(values.rpc, 'rpc')
   if (!values.registry || !/^0x[0-9a-fA-F]{40}$/.test(values.registry)) throw new UsageError('--registry must be the registry address (0x and 40 hex digits)')
   const registry = getAddress(values.registry.toLowerCase())
+  // Event hints (requests, guardian sets, escrows) are read from --from-block, the registry's deployment block.
+  const { fromBlock, maxLogRange } = logRange(values)
   const trusted = values['insecure-trusted-rpc']
   if (trusted && (values['view-settings'] !== undefined || values.beacon !== undefined)) throw new UsageError('--insecure-trusted-rpc takes no --view-settings or --beacon')
   let settings: ReturnType<typeof parseViewSettings> | undefined
@@ -132,7 +136,7 @@ async function openView(values: Values, err: (line: string) => void) {
     })
     view = createChainView({ mode: 'light-client', headers, rpc: publicClient, registry, registryCodeHash: settings.registryCodeHash, logger, headerStatus: () => headers.status() })
   }
-  const generations = createGenerationsClient({ publicClient, address: registry })
+  const generations = createGenerationsClient({ publicClient, address: registry, fromBlock, maxRange: maxLogRange })
   return { view, publicClient, registry, chainId, generations, rpc }
 }
 

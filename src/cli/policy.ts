@@ -287,6 +287,19 @@ const FLAGS = {
 } as const
 const TCB_FLAGS = ['accept', 'max-collateral-age', 'fmspc-allowlist', 'allow-fmspc', 'disallow-fmspc', 'min-tcb-evaluation'] as const
 
+/**
+ * `--from-block N` (the registry's deployment block: logs before it cannot be the registry's) and `--max-log-range N`
+ * (blocks per `eth_getLogs`, default 1,000: public RPCs refuse wider ranges), for every verb that reads events
+ * (docs/protocol.md#limits).
+ */
+export function logRange(values: { 'from-block'?: string; 'max-log-range'?: string }): { fromBlock: bigint; maxLogRange: number } {
+  const fromBlockText = values['from-block'] ?? '0'
+  if (!/^[0-9]{1,15}$/.test(fromBlockText)) throw new UsageError(`--from-block must be a block number, got '${fromBlockText}'`)
+  const rangeText = values['max-log-range'] ?? String(DEFAULT_MAX_LOG_RANGE)
+  if (!/^[0-9]{1,7}$/.test(rangeText) || Number(rangeText) < 1) throw new UsageError(`--max-log-range must be a number of blocks, 1 or more, got '${rangeText}'`)
+  return { fromBlock: BigInt(fromBlockText), maxLogRange: Number(rangeText) }
+}
+
 /** One contract call of an owner action: what `send` signs, or what `--unsigned` prints. */
 export type OwnerCall = { functionName: string; args: readonly unknown[] }
 
@@ -344,12 +357,7 @@ async function policyCommand(verb: string | undefined, argv: string[], out: (lin
   if (!optionalPositional && positionals.length !== (wantsPositional ? 1 : 0)) {
     throw new UsageError(wantsPositional ? `policy ${verb} takes one argument, got ${positionals.length}` : `policy ${verb} takes no arguments, got ${positionals.length}`)
   }
-  const fromBlockText = values['from-block'] ?? '0'
-  if (!/^[0-9]{1,15}$/.test(fromBlockText)) throw new UsageError(`--from-block must be a block number, got '${fromBlockText}'`)
-  const fromBlock = BigInt(fromBlockText)
-  const rangeText = values['max-log-range'] ?? String(DEFAULT_MAX_LOG_RANGE)
-  if (!/^[0-9]{1,7}$/.test(rangeText) || Number(rangeText) < 1) throw new UsageError(`--max-log-range must be a number of blocks, 1 or more, got '${rangeText}'`)
-  const maxLogRange = Number(rangeText)
+  const { fromBlock, maxLogRange } = logRange(values)
   const emit = (json: unknown, lines: string[]) => {
     if (values.json) out(JSON.stringify(json, null, 2))
     else for (const line of lines) out(line)
