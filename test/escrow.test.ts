@@ -124,6 +124,15 @@ describe('guardian escrow on anvil', () => {
       assert.equal(code, 0, lines.join('\n'))
       assert.match(lines.join('\n'), new RegExp(`generation 1: share ${i + 1} of guardian set ${guardianSet} matches`))
     }
+    // Bounded event reads: from --from-block, at most --max-log-range blocks per eth_getLogs. From block 0 in 2-block
+    // ranges the logs are all found; from past the head the escrow log is not, and verify says so (exit 1).
+    const narrow: string[] = []
+    assert.equal(await runGuardian(['verify', '--guardian-key-file', guardianFiles[0]!, ...flags, '--from-block', '0', '--max-log-range', '2'], (l) => narrow.push(l), (l) => narrow.push(l)), 0, narrow.join('\n'))
+    assert.match(narrow.join('\n'), new RegExp(`generation 1: share 1 of guardian set ${guardianSet} matches`))
+    const late: string[] = []
+    const past = String((await publicClient.getBlockNumber({ cacheTime: 0 })) + 1n)
+    assert.equal(await runGuardian(['verify', '--guardian-key-file', guardianFiles[0]!, ...flags, '--from-block', past], (l) => late.push(l), (l) => late.push(l)), 1)
+    assert.match(late.join('\n'), /^keymanager guardian: no EscrowPublished log of generation 1 matches its proven escrow hash$/m)
     // A key that is not a guardian's.
     const stranger = join(dir, 'stranger.key')
     writeFileSync(stranger, bytesToHex(newKey()))
