@@ -27,6 +27,8 @@ commands:
   quote measure FILE [--json]    a quote's measurement id (docs/protocol.md#measurements-and-tcb-policy), unverified
   Every owner action below takes --owner-key-file F, or --unsigned to print a Safe Transaction Builder batch instead.
   policy add|remove|list|tcb|bootstrapper|owner|request-ttl --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
+       tcb [--accept S,…] [--max-collateral-age S] [--fmspc-allowlist on|off] [--allow-fmspc HEX]… [--disallow-fmspc HEX]…
+       [--min-tcb-evaluation N] [--from-block N] [--max-log-range BLOCKS] [--confirmations N] [--json]
                                  the registry's measurement allow-list, TCB policy, bootstrapper, owner
                                  (owner ADDR|none|accept: two-step transfer) and onboarding request TTL
   rotate start|status|cancel|force-commit PROPOSAL_ID --rpc URL --registry ADDR [--owner-key-file F | --unsigned]
@@ -50,11 +52,13 @@ commands:
                                  the owner opens a recovery for a fresh enclave's request; the enclave reassembles
                                  its generations from released shares and confirms
   audit --rpc URL --registry ADDR [--blobs URL [--blobs-kind anvil|beacon]] [--archive DIR]... [--peer URL]... [--root-ca F] [--pccs URL | --collateral F...]
+       [--from-block N] [--max-log-range BLOCKS] [--json]
                                  re-verify every quote the registry took; exit 1 if a secret went to a bad one
   compose-check FILE [--sidecar SERVICE] [--data-dir PATH] [--json]
                                  refuse a compose file where another service reaches the quote interface
                                  (dstack socket, configfs-tsm, /dev/attestation) or the sidecar's data
   status|bootstrap|register|help ADDR --node HOST_URL [--token-file F]
+       bootstrap [--rpc URL --owner-key-file F] (send bootstrap() too) | register [--complete ENCKEY]
                                  drive a node's host API as its operator
   help                           this text`
 

@@ -2,6 +2,7 @@
 // resolves, every docs/…md#anchor cited from code resolves, every test a doc cites exists in the suite, and no file
 // points at a specification outside the repository. Markdown is read by the small parser in test/markdown.ts.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { describe, test } from 'node:test'
@@ -166,5 +167,62 @@ describe('docs: the repository speaks for itself', () => {
       for (const pattern of tracking) if (pattern.test(text)) found.push(`${file}: ${pattern.exec(text)![0]}`)
     }
     assert.deepEqual(found, [])
+  })
+})
+
+describe('docs: command lines', () => {
+  /** Verb → every flag its entry in `keymanager help` names (an entry: a line at two spaces, then its indented lines). */
+  function helpFlags(usage: string): Map<string, Set<string>> {
+    const entries = new Map<string, Set<string>>()
+    let verbs: string[] = []
+    for (const line of usage.split('\n')) {
+      if (/^ {2}\S/.test(line)) verbs = line.trim().split(/\s+/)[0]!.split('|')
+      else if (!/^ {3,}\S/.test(line)) continue
+      for (const verb of verbs) {
+        const flags = entries.get(verb) ?? new Set<string>()
+        for (const flag of line.match(/--[a-z][a-z0-9-]*/g) ?? []) flags.add(flag)
+        entries.set(verb, flags)
+      }
+    }
+    return entries
+  }
+
+  /** `keymanager VERB …` lines of the fenced code blocks (continuations joined), with their flags. */
+  function commandLines(markdown: string): { verb: string; flags: string[]; line: string }[] {
+    const out: { verb: string; flags: string[]; line: string }[] = []
+    for (const block of markdown.matchAll(/```[a-z]*\n([\s\S]*?)```/g)) {
+      for (const line of block[1]!.replace(/\\\n\s*/g, ' ').split('\n')) {
+        const m = /^\s*(?:\$ )?keymanager\s+(\S+)(.*)$/.exec(line)
+        if (!m) continue
+        const rest = m[2]!.split(' #')[0]!
+        out.push({ verb: m[1]!, flags: [...rest.matchAll(/(?:^|\s)(--[a-z][a-z0-9-]*)/g)].map((f) => f[1]!), line: line.trim() })
+      }
+    }
+    return out
+  }
+
+  test('default: every keymanager command line in the README, deploy/README.md and docs/ uses a verb and flags that keymanager help names', () => {
+    const usage = execFileSync(process.execPath, [join(ROOT, 'bin/keymanager.js'), 'help'], { encoding: 'utf8' })
+    const known = helpFlags(usage)
+    assert.ok(known.get('policy')?.has('--unsigned') && known.get('audit')?.has('--archive'), 'the help text parses')
+    const lines = [...MARKDOWN, 'deploy/README.md'].flatMap((file) => commandLines(read(file)).map((c) => ({ ...c, file })))
+    assert.ok(lines.length > 30, `${lines.length} command lines`)
+    const unknown: string[] = []
+    for (const { file, verb, flags, line } of lines) {
+      const allowed = known.get(verb)
+      if (!allowed) unknown.push(`${file}: unknown verb '${verb}': ${line}`)
+      else for (const flag of flags) if (!allowed.has(flag)) unknown.push(`${file}: keymanager ${verb} has no ${flag}: ${line}`)
+    }
+    assert.deepEqual(unknown, [])
+  })
+
+  test('error: a flag or a verb the help does not name is caught', () => {
+    const known = helpFlags('  audit --rpc URL [--archive DIR]\n       [--json]\n  status|bootstrap ADDR --node HOST_URL\n')
+    assert.deepEqual([...known.get('audit')!].sort(), ['--archive', '--json', '--rpc'])
+    assert.deepEqual([...known.get('bootstrap')!], ['--node'])
+    const found = commandLines('```sh\nkeymanager audit --rpc URL \\\n  --archiv DIR   # typo\nkeymanager audti --rpc URL\n```\n')
+    assert.deepEqual(found.map((c) => [c.verb, c.flags]), [['audit', ['--rpc', '--archiv']], ['audti', ['--rpc']]])
+    assert.equal(known.get('audit')!.has('--archiv'), false)
+    assert.equal(known.has('audti'), false)
   })
 })
