@@ -28,6 +28,7 @@ import {
   BlobSourceError,
 } from './errors.ts'
 import { blobToCommitment, commitmentToVersionedHash } from './kzg.ts'
+import { readBoundedBody } from '../net/boundedBody.ts'
 
 // Re-exported for callers that take the fetch and its failure modes from one module; errors.ts is their home.
 export { BeaconChainMismatchError, BeaconNotSupernodeError, BlobHashMismatchError, BlobNotFoundError, BlobsPrunedError, BlobSourceError }
@@ -424,33 +425,11 @@ function createHttpClient(baseUrl: string, options: HttpSourceOptions) {
 }
 
 async function readBounded(response: Response, path: string, maxBytes: number, timeoutMs: number): Promise<string> {
-  const tooLarge = () =>
-    new BlobSourceError(path, 'Blob source response is too large.', response.status, { metaMessages: [`limit: ${maxBytes} bytes`] })
-  const declared = Number(response.headers.get('content-length') ?? NaN)
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined)
-    throw tooLarge()
-  }
-  if (response.body === null) return ''
-  const reader = response.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      total += value.length
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => undefined)
-        throw tooLarge()
-      }
-      chunks.push(value)
-    }
-  } catch (error) {
-    if (error instanceof BlobSourceError) throw error
-    throw transportError(path, error, timeoutMs)
-  }
-  return Buffer.concat(chunks, total).toString('utf8')
+  const body = await readBoundedBody(response, maxBytes, {
+    tooLarge: () => new BlobSourceError(path, 'Blob source response is too large.', response.status, { metaMessages: [`limit: ${maxBytes} bytes`] }),
+    broken: (error) => transportError(path, error, timeoutMs),
+  })
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
 }
 
 function transportError(path: string, error: unknown, timeoutMs: number): BlobSourceError {

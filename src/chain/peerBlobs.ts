@@ -5,6 +5,7 @@
 import type { Hex } from 'viem'
 import { fetchVerifiedBlobs, type BlobSource, type FetchBlobsParameters } from './beacon.ts'
 import { BeaconNotSupernodeError, BlobHashMismatchError, BlobsPrunedError, BlobSourceError } from './errors.ts'
+import { readBoundedBody } from '../net/boundedBody.ts'
 
 const BLOB_BYTES = 131072
 
@@ -44,26 +45,8 @@ async function readBlobBody(res: Response): Promise<Uint8Array> {
     await res.body?.cancel().catch(() => undefined)
     throw notABlob()
   }
-  if (res.body === null) throw notABlob()
-  const body = new Uint8Array(BLOB_BYTES)
-  let total = 0
-  const reader = res.body.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      if (total + value.length > BLOB_BYTES) {
-        await reader.cancel().catch(() => undefined)
-        throw notABlob()
-      }
-      body.set(value, total)
-      total += value.length
-    }
-  } catch (error) {
-    if (error instanceof BlobSourceError) throw error
-    throw new BlobSourceError('/blobs', 'Peer archive unreachable.')
-  }
-  if (total !== BLOB_BYTES) throw notABlob()
+  const body = await readBoundedBody(res, BLOB_BYTES, { tooLarge: notABlob, broken: () => new BlobSourceError('/blobs', 'Peer archive unreachable.') })
+  if (body.length !== BLOB_BYTES) throw notABlob()
   return body
 }
 

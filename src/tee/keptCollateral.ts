@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { parseCollateral, type Collateral } from './collateral.ts'
 import { createDcapVerifier } from './dcap.ts'
 import { QuoteVerificationError, type VerifiedQuote } from './types.ts'
+import { readBoundedBody } from '../net/boundedBody.ts'
 
 /**
  * The most bytes one kept collateral may take (its canonical JSON): real Intel collateral is about 20 KB (two issuer
@@ -140,27 +141,12 @@ export function peerKeptCollateralSource(hostUrl: string, options: { timeoutMs?:
         await res.body?.cancel().catch(() => undefined)
         throw new QuoteVerificationError('collateral_unavailable', `peer ${base}: HTTP ${res.status} for kept collateral`)
       }
-      const declared = res.headers.get('content-length')
-      const tooLarge = () => new QuoteVerificationError('collateral_invalid', `peer ${base}: kept collateral over ${limit} bytes`)
-      if (declared !== null && Number(declared) > limit) {
-        await res.body?.cancel().catch(() => undefined)
-        throw tooLarge()
-      }
-      const chunks: Uint8Array[] = []
-      let total = 0
-      const reader = res.body!.getReader()
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        total += value.length
-        if (total > limit) {
-          await reader.cancel().catch(() => undefined)
-          throw tooLarge()
-        }
-        chunks.push(value)
-      }
+      const body = await readBoundedBody(res, limit, {
+        tooLarge: () => new QuoteVerificationError('collateral_invalid', `peer ${base}: kept collateral over ${limit} bytes`),
+        broken: () => new QuoteVerificationError('collateral_unavailable', `peer ${base}: the answer broke off`),
+      })
       try {
-        return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+        return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'))
       } catch {
         throw new QuoteVerificationError('collateral_invalid', `peer ${base}: kept collateral is not JSON`)
       }

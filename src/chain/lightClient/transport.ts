@@ -11,6 +11,7 @@ import { ForkName, isForkPostCapella, MAX_REQUEST_LIGHT_CLIENT_UPDATES } from '@
 import { ssz, type LightClientBootstrap, type LightClientFinalityUpdate, type LightClientOptimisticUpdate, type LightClientUpdate } from '@lodestar/types'
 import type { Hex } from 'viem'
 import { LightClientError } from './errors.ts'
+import { readBoundedBody } from '../../net/boundedBody.ts'
 
 /** Forks whose light-client data this build verifies: post-Capella (the header carries the execution payload header). */
 export type LightClientFork = ForkName.capella | ForkName.deneb | ForkName.electra | ForkName.fulu
@@ -135,34 +136,18 @@ export function createLightClientTransport(options: LightClientTransportOptions)
 
 /** Reads at most `cap` bytes of body, refusing early on a larger Content-Length and mid-stream on a longer body. */
 async function readCapped(response: Response, cap: number, target: string, timeoutMs: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? NaN)
-  if (Number.isFinite(declared) && declared > cap) {
-    await response.body?.cancel().catch(() => {})
-    throw new LightClientError('response_too_large', `beacon node answer of ${declared} bytes exceeds the ${cap}-byte cap`, { metaMessages: [`request: GET ${target}`] })
-  }
-  if (!response.body) return ''
-  const reader = response.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > cap) {
-        await reader.cancel().catch(() => {})
-        throw new LightClientError('response_too_large', `beacon node answer exceeds the ${cap}-byte cap`, { metaMessages: [`request: GET ${target}`] })
-      }
-      chunks.push(value)
-    }
-  } catch (error) {
-    if (error instanceof LightClientError) throw error
-    throw new LightClientError('beacon_unavailable', `beacon node answer broke off: ${timedOut(error) ? `not complete within ${timeoutMs} ms` : describe(error)}`, {
-      metaMessages: [`request: GET ${target}`],
-      cause: error,
-    })
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const body = await readBoundedBody(response, cap, {
+    tooLarge: (declared) =>
+      new LightClientError('response_too_large', `beacon node answer ${declared === undefined ? '' : `of ${declared} bytes `}exceeds the ${cap}-byte cap`, {
+        metaMessages: [`request: GET ${target}`],
+      }),
+    broken: (error) =>
+      new LightClientError('beacon_unavailable', `beacon node answer broke off: ${timedOut(error) ? `not complete within ${timeoutMs} ms` : describe(error)}`, {
+        metaMessages: [`request: GET ${target}`],
+        cause: error,
+      }),
+  })
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
 }
 
 function timedOut(error: unknown): boolean {
