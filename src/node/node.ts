@@ -964,7 +964,7 @@ export function createNode(ctx: NodeContext) {
       return [...resumed, ...requests.map((request) => recordRefusal(request, refusal))]
     }
     const results: HelpResult[] = [...resumed]
-    const accepted: Array<{ request: OnboardRequest; pubkey64: Uint8Array; measurementId: Hex; settingsDigest: Hex; blob: Uint8Array | undefined } & Pick<Awaited<ReturnType<typeof judge>>, 'collateral' | 'judgedAt'>> = []
+    const accepted: Array<{ request: OnboardRequest } & Awaited<ReturnType<typeof judge>>> = []
     const failures: unknown[] = []
     for (const request of requests) {
       try {

@@ -1,7 +1,6 @@
 import type { Hex } from 'viem'
 import type { Collateral } from '../tee/collateral.ts'
-import { canonicalCollateralJson, MAX_KEPT_COLLATERAL_BYTES } from '../tee/keptCollateral.ts'
-import { keccak256, stringToHex } from 'viem'
+import { canonicalCollateralJson, canonicalJsonHash, MAX_KEPT_COLLATERAL_BYTES } from '../tee/keptCollateral.ts'
 import type { Db } from './database.ts'
 
 /** What `keep` did: stored a new collateral, reused one stored before (same hash), or kept nothing (over the size cap). */
@@ -25,11 +24,15 @@ export function createKeptCollateralStore(db: Db) {
     'SELECT (SELECT COUNT(*) FROM kept_collateral) AS collaterals, (SELECT COUNT(*) FROM decision_collateral) AS decisions',
   )
   const reader = keptCollateralReader(db)
+  // A helper answers a batch's quotes with the same collateral (one per platform type, refreshed about daily): its
+  // content hash (keccak of ~16 KB, about as costly as the quote verification itself) is taken once, not per answer.
+  let last: { json: string; hash: Hex } | undefined
   return {
     keep(quoteBlobHash: Hex, collateral: Collateral, judgedAt: number, now: number): KeepResult {
       const json = canonicalCollateralJson(collateral)
       if (Buffer.byteLength(json) > MAX_KEPT_COLLATERAL_BYTES) return 'too_large'
-      const hash = keccak256(stringToHex(json))
+      if (last?.json !== json) last = { json, hash: canonicalJsonHash(json) }
+      const hash = last.hash
       let stored = false
       db.transaction(() => {
         stored = putCollateral.run(hash, json, now).changes === 1

@@ -4,7 +4,7 @@
 // it was judged, instead of with today's collateral. What it reads back is untrusted: the content hash is recomputed,
 // the size is capped, the decision time must lie in the request's window, and the DCAP verifier checks every signature,
 // chain (to the trusted root), CRL and validity window of the collateral before the verdict counts.
-import { keccak256, stringToHex, type Hex } from 'viem'
+import { keccak256, stringToBytes, type Hex } from 'viem'
 import { z } from 'zod'
 import { parseCollateral, type Collateral } from './collateral.ts'
 import { createDcapVerifier } from './dcap.ts'
@@ -43,7 +43,10 @@ export function canonicalCollateralJson(c: Collateral): string {
   })
 }
 
-export const collateralHash = (c: Collateral): Hex => keccak256(stringToHex(canonicalCollateralJson(c)))
+/** The content hash of a collateral's canonical JSON text: keccak256 of its UTF-8 bytes. */
+export const canonicalJsonHash = (json: string): Hex => keccak256(stringToBytes(json))
+
+export const collateralHash = (c: Collateral): Hex => canonicalJsonHash(canonicalCollateralJson(c))
 
 const keptSchema = z.object({
   quoteBlobHash: z.string().regex(/^0x01[0-9a-fA-F]{62}$/),
@@ -70,7 +73,7 @@ export function parseKeptCollateral(value: unknown, quoteBlobHash: Hex): KeptCol
   const json = canonicalCollateralJson(collateral)
   if (Buffer.byteLength(json) > MAX_KEPT_COLLATERAL_BYTES)
     throw new QuoteVerificationError('collateral_invalid', `kept collateral is over ${MAX_KEPT_COLLATERAL_BYTES} bytes`)
-  const hash = keccak256(stringToHex(json))
+  const hash = canonicalJsonHash(json)
   if (hash !== record.collateralHash.toLowerCase())
     throw new QuoteVerificationError('collateral_invalid', `kept collateral does not hash to its address ${record.collateralHash} (it hashes to ${hash})`)
   return { quoteBlobHash: record.quoteBlobHash.toLowerCase() as Hex, collateralHash: hash, judgedAt: record.judgedAt, collateral }
