@@ -423,21 +423,10 @@ describe('operator: metrics, sign-in and OpenAPI on a running devnet', () => {
      * status page's CSP allows no data: images.
      */
     async function pixel(page: import('playwright-core').Page, png: Buffer, x: number, y: number): Promise<[number, number, number]> {
-      // Evaluated in the page (a string: this file is type-checked without the DOM library).
-      return page.evaluate(`(async () => {
-        const image = new Image()
-        image.src = 'data:image/png;base64,${png.toString('base64')}'
-        await image.decode()
-        const canvas = document.createElement('canvas')
-        canvas.width = image.width
-        canvas.height = image.height
-        const context = canvas.getContext('2d')
-        context.drawImage(image, 0, 0)
-        return Array.from(context.getImageData(${x}, ${y}, 1, 1).data.slice(0, 3))
-      })()`) as Promise<[number, number, number]>
+      return (await pixelRow(page, png, x, x + 1, y))[0]!
     }
 
-    /** The RGB of each pixel of row `y` from `x0` to `x1` (exclusive) of a PNG, decoded once as in `pixel`. */
+    /** The RGB of each pixel of row `y` from `x0` to `x1` (exclusive) of a PNG, decoded once by the page. */
     async function pixelRow(page: import('playwright-core').Page, png: Buffer, x0: number, x1: number, y: number): Promise<[number, number, number][]> {
       const flat = (await page.evaluate(`(async () => {
         const image = new Image()
