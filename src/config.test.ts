@@ -96,6 +96,10 @@ test('error: bad measured values are refused with the field named, in one line',
   for (const [value, expected] of cases) assert.throws(() => parseMeasuredSettings(value, 'measured'), oneLine(expected), JSON.stringify(value))
   assert.throws(() => loadBakedMeasuredSettings(write('{not json')), oneLine(/^measured settings .*JSON/))
   assert.throws(() => loadBakedMeasuredSettings(join(dir, 'missing.json')), oneLine(/^no measured settings in this build: .*missing\.json is missing/))
+  const dns = { resolver: '127.0.0.11', sourceRanges: ['10.210.0.0/24'] }
+  for (const cacheSeconds of [-1, 301, 1.5, '5'])
+    assert.throws(() => parseMeasuredSettings({ ...measured, pods: { ...measured.pods, dns: { ...dns, cacheSeconds } } }, 'measured'), oneLine(/pods\.dns\.cacheSeconds/), String(cacheSeconds))
+  assert.equal(parseMeasuredSettings({ ...measured, pods: { ...measured.pods, dns } }, 'measured').pods.dns?.cacheSeconds, 0, 'the default: confirm on every call')
 })
 
 test('security: a production build refuses every devnet-only measured setting', () => {
@@ -129,6 +133,11 @@ test('error: bad host values are refused with the field named, in one line', () 
     [{ ...host, auto: { escrow: 'yes' } }, /auto\.escrow/],
     [{ ...host, auto: { escrowCheckMs: 50 } }, /auto\.escrowCheckMs/],
     [{ ...host, auto: { escrowCheckMs: 1.5e9 } }, /auto\.escrowCheckMs/],
+    [{ ...host, watcher: { maxOpenPerRequester: 0 } }, /watcher\.maxOpenPerRequester/],
+    [{ ...host, watcher: { maxOpenPerRequester: 2.5 } }, /watcher\.maxOpenPerRequester/],
+    [{ ...host, watcher: { maxOpenRequests: -1 } }, /watcher\.maxOpenRequests/],
+    [{ ...host, watcher: { maxOpenRequests: '20000' } }, /watcher\.maxOpenRequests/],
+    [{ ...host, watcher: { maxOpen: 5 } }, /watcher: Unrecognized key.*maxOpen/],
   ]
   for (const [value, expected] of cases) assert.throws(() => loadHostSettings(write(value)), oneLine(expected), JSON.stringify(value))
   assert.throws(() => loadHostSettings(join(dir, 'missing.json')), /ENOENT/)
